@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // onnxruntime-node is a native addon: separate processes, not worker threads.
+    pool: 'forks',
+    // A synth with aws-cdk-lib's validation or a cold model load can pass vitest's default 5 s.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    env: { CDK_VALIDATION: 'false' },
+    server: {
+      deps: {
+        // Tests load the prebuilt bundles as Node loads them on Lambda, untransformed.
+        external: [/\/assets\//],
+      },
+    },
+  },
+});
