@@ -1,0 +1,3 @@
+export * from './protobuf-writer';
+export * from './model-builder';
+export * from './models';
