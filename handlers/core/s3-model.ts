@@ -1,0 +1,513 @@
+/**
+ * Fetches an S3 model to a local cache directory (Lambda's /tmp) at cold start.
+ *
+ * - The body is streamed to `<file>.partial` and renamed only once its length (and MD5, when the
+ *   ETag is one) has been checked, so a path this module returns always holds a whole object.
+ * - Beside the file, `<file>.json` records the ETag it was downloaded with. The next fetch (a warm
+ *   instance, a retry) sends it as If-None-Match: a 304 reuses the file, a new ETag replaces it.
+ * - `@aws-sdk/client-s3` is imported inside the function, never at the top, so a handler whose model
+ *   is a local file never loads it (the handler build's code splitting puts it in its own chunk).
+ *
+ * Nothing is logged here: the result says what happened and the caller logs it.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
+
+export type ModelFetchErrorCode =
+  | 'NotFound'
+  | 'AccessDenied'
+  | 'NoSpace'
+  | 'Interrupted'
+  | 'Timeout'
+  | 'Corrupt'
+  | 'InvalidUri'
+  | 'Unknown';
+
+export class ModelFetchError extends Error {
+  constructor(
+    readonly code: ModelFetchErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ModelFetchError';
+  }
+}
+
+export interface FetchS3ModelOptions {
+  /** `s3://bucket/key` of the model. */
+  readonly uri: string;
+  /**
+   * Object version to fetch.
+   * @default - the current version
+   */
+  readonly versionId?: string;
+  /** Directory the model is written to (created if missing). */
+  readonly cacheDir: string;
+  /**
+   * Longest time without a byte from S3 before the fetch fails with `Timeout`.
+   * @default 30000
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * Longest time to open a connection to S3 (used only when this module creates the client).
+   * @default 5000
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Client to use instead of one built from the environment (AWS_REGION,
+   * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, MODEL_S3_FORCE_PATH_STYLE). It is not destroyed here.
+   * @default - a client built from the environment, destroyed when the fetch ends
+   */
+  readonly client?: Pick<S3Client, 'send'>;
+  /**
+   * Free bytes of a directory.
+   * @default - `fs.statfs`: available blocks times block size
+   */
+  readonly freeBytes?: (directory: string) => Promise<number>;
+}
+
+export interface FetchedModel {
+  /** Local path of the complete model file. */
+  readonly path: string;
+  /** ETag as S3 returned it (quoted). */
+  readonly etag?: string;
+  /** Version S3 returned, or the one asked for. */
+  readonly versionId?: string;
+  readonly sizeBytes: number;
+  /** `false` when the file already in the cache was the current object and was reused. */
+  readonly downloaded: boolean;
+  readonly durationMs: number;
+}
+
+export interface S3Location {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+export function parseS3Uri(uri: string): S3Location {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+  if (!match) {
+    throw new ModelFetchError(
+      'InvalidUri',
+      `Invalid S3 model URI ${JSON.stringify(uri)}: expected s3://<bucket>/<key>, e.g. s3://my-bucket/models/model.onnx`,
+    );
+  }
+  return { bucket: match[1], key: match[2] };
+}
+
+/** What `<file>.json` holds: enough to ask S3 whether the cached file is still the object. */
+interface CacheRecord {
+  readonly bucket: string;
+  readonly key: string;
+  /** The version asked for (not the one returned), so a pinned and an unpinned fetch never share. */
+  readonly requestedVersionId: string | null;
+  readonly versionId: string | null;
+  readonly etag: string;
+  readonly sizeBytes: number;
+}
+
+interface CacheFiles {
+  readonly model: string;
+  readonly partial: string;
+  readonly record: string;
+}
+
+/** Facts about the download in progress, for error messages. */
+interface Progress {
+  bytes: number;
+  expectedBytes?: number;
+}
+
+const inFlight = new Map<string, Promise<FetchedModel>>();
+
+/**
+ * Fetches the model unless the cache already holds the current object. Concurrent calls for the
+ * same object share one download (they would otherwise write the same `.partial` file).
+ */
+export async function fetchS3Model(options: FetchS3ModelOptions): Promise<FetchedModel> {
+  const location = parseS3Uri(options.uri);
+  const files = cacheFilesFor(options.cacheDir, location, options.versionId);
+  const running = inFlight.get(files.model);
+  if (running) {
+    return running;
+  }
+  const fetching = fetchOnce(options, location, files).finally(() => inFlight.delete(files.model));
+  inFlight.set(files.model, fetching);
+  return fetching;
+}
+
+async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, files: CacheFiles): Promise<FetchedModel> {
+  const started = performance.now();
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const uri = `s3://${location.bucket}/${location.key}`;
+  const progress: Progress = { bytes: 0 };
+  let ownClient: S3Client | undefined;
+  const reused = (record: CacheRecord): FetchedModel => ({
+    path: files.model,
+    etag: record.etag,
+    versionId: record.versionId ?? undefined,
+    sizeBytes: record.sizeBytes,
+    downloaded: false,
+    durationMs: Math.round(performance.now() - started),
+  });
+  try {
+    await prepareCacheDir(options.cacheDir);
+    // A .partial file is only ever a crashed or failed attempt: it is never read, only removed.
+    await rm(files.partial, { force: true });
+    const cached = await readCacheRecord(files, location, options.versionId);
+    ownClient = options.client ? undefined : await createS3Client(idleTimeoutMs, options.connectTimeoutMs);
+    const client = options.client ?? ownClient!;
+    const response = await getObjectUnlessMatch(client, location, options.versionId, cached?.etag);
+    if (response === 'not-modified') {
+      return reused(cached!);
+    }
+    const body = nodeStreamOf(response, uri);
+    if (cached && response.ETag === cached.etag && response.ContentLength === cached.sizeBytes) {
+      // A server that ignores If-None-Match: the object is still the cached one.
+      body.destroy();
+      return reused(cached);
+    }
+    try {
+      const expectedBytes = requireContentLength(response, uri);
+      progress.expectedBytes = expectedBytes;
+      // The cached file is stale: free its space before the new one needs it.
+      await removeCacheEntry(files);
+      await ensureFreeSpace(options.cacheDir, expectedBytes, uri, options.freeBytes ?? statfsFreeBytes);
+      const md5 = await streamToFile(body, files.partial, idleTimeoutMs, progress);
+      verifyDownload(response, { bytes: progress.bytes, md5 }, expectedBytes, uri);
+    } finally {
+      body.destroy();
+    }
+    await rename(files.partial, files.model);
+    const record: CacheRecord = {
+      bucket: location.bucket,
+      key: location.key,
+      requestedVersionId: options.versionId ?? null,
+      versionId: response.VersionId ?? options.versionId ?? null,
+      etag: response.ETag ?? '',
+      sizeBytes: progress.bytes,
+    };
+    if (record.etag) {
+      await writeFileAtomically(files.record, JSON.stringify(record));
+    }
+    return {
+      path: files.model,
+      etag: response.ETag,
+      versionId: record.versionId ?? undefined,
+      sizeBytes: progress.bytes,
+      downloaded: true,
+      durationMs: Math.round(performance.now() - started),
+    };
+  } catch (error) {
+    // Best effort: a failure to delete must not hide why the fetch failed.
+    await rm(files.partial, { force: true }).catch(() => undefined);
+    throw toModelFetchError(error, { uri, versionId: options.versionId, idleTimeoutMs, progress, cacheDir: options.cacheDir });
+  } finally {
+    ownClient?.destroy();
+  }
+}
+
+/**
+ * One file per bucket/key/version: a short hash keeps names unique and bounded, the key's own
+ * file name keeps them readable (and keeps the extension onnxruntime may look at).
+ */
+function cacheFilesFor(cacheDir: string, location: S3Location, versionId: string | undefined): CacheFiles {
+  const identity = JSON.stringify([location.bucket, location.key, versionId ?? null]);
+  const hash = createHash('sha256').update(identity).digest('hex').slice(0, 16);
+  const baseName = path.posix.basename(location.key).replace(/[^A-Za-z0-9._-]/g, '_').slice(-100) || 'model';
+  const model = path.join(cacheDir, `${hash}-${baseName}`);
+  return { model, partial: `${model}.partial`, record: `${model}.json` };
+}
+
+async function prepareCacheDir(cacheDir: string): Promise<void> {
+  try {
+    await mkdir(cacheDir, { recursive: true });
+  } catch (error) {
+    throw new ModelFetchError(
+      'Unknown',
+      `Cannot create the model cache directory ${cacheDir}: ${messageOf(error)}. ` +
+        'Point MODEL_CACHE_DIR at a writable directory (on Lambda, under /tmp).',
+      { cause: error },
+    );
+  }
+}
+
+/** The record of a complete cached file for this object, or undefined when there is none to reuse. */
+async function readCacheRecord(
+  files: CacheFiles,
+  location: S3Location,
+  versionId: string | undefined,
+): Promise<CacheRecord | undefined> {
+  try {
+    const record = JSON.parse(await readFile(files.record, 'utf8')) as Partial<CacheRecord>;
+    const { size } = await stat(files.model);
+    const matches =
+      record.bucket === location.bucket &&
+      record.key === location.key &&
+      record.requestedVersionId === (versionId ?? null) &&
+      typeof record.etag === 'string' &&
+      record.etag !== '' &&
+      record.sizeBytes === size;
+    return matches ? (record as CacheRecord) : undefined;
+  } catch {
+    // No record, no file or an unreadable record: nothing to reuse, the object is downloaded.
+    return undefined;
+  }
+}
+
+/** The record goes first, so a model file without a matching record is never taken for current. */
+async function removeCacheEntry(files: CacheFiles): Promise<void> {
+  await rm(files.record, { force: true });
+  await rm(files.model, { force: true });
+}
+
+async function writeFileAtomically(file: string, content: string): Promise<void> {
+  const temporary = `${file}.partial`;
+  await writeFile(temporary, content);
+  await rename(temporary, file);
+}
+
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+
+async function loadS3Sdk(): Promise<S3Sdk> {
+  const loaded = (await import('@aws-sdk/client-s3')) as S3Sdk & { default?: S3Sdk };
+  // esbuild with code splitting exposes a CommonJS package (the SDK's `main`) behind a dynamic
+  // import only as `default`; Node and tsc expose the named exports.
+  return typeof loaded.S3Client === 'function' ? loaded : loaded.default!;
+}
+
+async function createS3Client(idleTimeoutMs: number, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<S3Client> {
+  const { S3Client } = await loadS3Sdk();
+  return new S3Client({
+    // The SDK reads AWS_REGION and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself.
+    forcePathStyle: process.env.MODEL_S3_FORCE_PATH_STYLE === 'true',
+    // A model bucket in another region than the function still works.
+    followRegionRedirects: true,
+    // Options, not an instance: the SDK builds its own NodeHttpHandler from them, so this module
+    // needs no direct dependency on @smithy/node-http-handler. socketTimeout is the idle timeout
+    // and also covers the body stream; requestTimeout would cap the whole download.
+    requestHandler: { connectionTimeout: connectTimeoutMs, socketTimeout: idleTimeoutMs },
+  });
+}
+
+async function getObjectUnlessMatch(
+  client: Pick<S3Client, 'send'>,
+  location: S3Location,
+  versionId: string | undefined,
+  etag: string | undefined,
+): Promise<GetObjectCommandOutput | 'not-modified'> {
+  const { GetObjectCommand } = await loadS3Sdk();
+  try {
+    return await client.send(
+      new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag }),
+    );
+  } catch (error) {
+    // The SDK turns a 304 into an exception whose name varies by server.
+    if (httpStatusOf(error) === 304) {
+      return 'not-modified';
+    }
+    throw error;
+  }
+}
+
+function nodeStreamOf(response: GetObjectCommandOutput, uri: string): Readable {
+  if (!(response.Body instanceof Readable)) {
+    throw new ModelFetchError(
+      'Unknown',
+      `S3 returned no Node.js stream for ${uri} (got ${typeof response.Body}); the fetch needs the SDK's Node.js HTTP handler.`,
+    );
+  }
+  return response.Body;
+}
+
+function requireContentLength(response: GetObjectCommandOutput, uri: string): number {
+  if (response.ContentLength === undefined) {
+    throw new ModelFetchError(
+      'Corrupt',
+      `S3 returned ${uri} without a Content-Length, so its size cannot be checked; the endpoint (or a proxy in between) must send one.`,
+    );
+  }
+  return response.ContentLength;
+}
+
+async function statfsFreeBytes(directory: string): Promise<number> {
+  const stats = await statfs(directory);
+  return stats.bavail * stats.bsize;
+}
+
+async function ensureFreeSpace(
+  cacheDir: string,
+  neededBytes: number,
+  uri: string,
+  freeBytes: (directory: string) => Promise<number>,
+): Promise<void> {
+  const available = await freeBytes(cacheDir);
+  if (neededBytes > available) {
+    throw new ModelFetchError(
+      'NoSpace',
+      `Not enough space in ${cacheDir} for ${uri}: the model is ${formatBytes(neededBytes)} but only ` +
+        `${formatBytes(available)} is free. Raise the function's ephemeral storage (up to 10240 MB) ` +
+        'or point MODEL_CACHE_DIR at a larger volume.',
+    );
+  }
+}
+
+/** Streams the body to `file`, counting bytes into `progress`; returns the body's MD5 (hex). */
+async function streamToFile(
+  body: Readable,
+  file: string,
+  idleTimeoutMs: number,
+  progress: Progress,
+): Promise<string> {
+  const md5 = createHash('md5');
+  let idleTimer: NodeJS.Timeout | undefined;
+  // The SDK's socket timeout covers a client this module built; this one also covers an injected client.
+  const armIdleTimer = () => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      body.destroy(Object.assign(new Error(`No data from S3 for ${idleTimeoutMs} ms`), { name: 'TimeoutError' }));
+    }, idleTimeoutMs);
+  };
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      armIdleTimer();
+      progress.bytes += chunk.length;
+      md5.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  armIdleTimer();
+  try {
+    // No fsync before the rename: the file only has to survive the process, not the machine.
+    await pipeline(body, meter, createWriteStream(file));
+  } finally {
+    clearTimeout(idleTimer);
+  }
+  return md5.digest('hex');
+}
+
+/**
+ * A plain MD5 ETag (32 hex digits) is checked. A multipart ETag (`-N` suffix) and the ETag of an
+ * SSE-KMS, DSSE-KMS or SSE-C object are not MD5s of the content, so only the length is checked.
+ */
+function verifyDownload(
+  response: GetObjectCommandOutput,
+  received: { bytes: number; md5: string },
+  expectedBytes: number,
+  uri: string,
+): void {
+  if (received.bytes !== expectedBytes) {
+    throw new ModelFetchError(
+      'Corrupt',
+      `Downloaded ${received.bytes} bytes of ${uri} but S3 announced ${expectedBytes} (Content-Length); the partial file was deleted, fetch again.`,
+    );
+  }
+  const expectedMd5 = plainMd5Of(response);
+  if (expectedMd5 !== undefined && expectedMd5 !== received.md5) {
+    throw new ModelFetchError(
+      'Corrupt',
+      `The download of ${uri} is corrupt: its MD5 is ${received.md5} but the ETag says ${expectedMd5}; the file was deleted, fetch again.`,
+    );
+  }
+}
+
+function plainMd5Of(response: GetObjectCommandOutput): string | undefined {
+  const etag = /^"?([0-9a-fA-F]{32})"?$/.exec(response.ETag ?? '');
+  const kmsOrCustomerKey =
+    response.ServerSideEncryption === 'aws:kms' ||
+    response.ServerSideEncryption === 'aws:kms:dsse' ||
+    response.SSECustomerAlgorithm !== undefined;
+  return etag && !kmsOrCustomerKey ? etag[1].toLowerCase() : undefined;
+}
+
+interface FailureContext {
+  readonly uri: string;
+  readonly versionId?: string;
+  readonly idleTimeoutMs: number;
+  readonly progress: Progress;
+  readonly cacheDir: string;
+}
+
+const INTERRUPTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED']);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function toModelFetchError(error: unknown, context: FailureContext): ModelFetchError {
+  if (error instanceof ModelFetchError) {
+    return error;
+  }
+  const { uri, versionId, idleTimeoutMs, progress } = context;
+  const name = (error as { name?: unknown } | undefined)?.name;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const status = httpStatusOf(error);
+  const object = versionId === undefined ? uri : `version ${versionId} of ${uri}`;
+  const make = (fetchCode: ModelFetchErrorCode, message: string) =>
+    new ModelFetchError(fetchCode, message, { cause: error });
+
+  if (name === 'NoSuchKey') {
+    return make('NotFound', `${uri} does not exist (NoSuchKey). Check MODEL_S3_URI and that the model was uploaded.`);
+  }
+  if (name === 'NoSuchBucket') {
+    return make('NotFound', `The bucket of ${uri} does not exist (NoSuchBucket). Check MODEL_S3_URI.`);
+  }
+  if (name === 'NoSuchVersion' || (versionId !== undefined && name === 'InvalidArgument')) {
+    return make('NotFound', `${object} does not exist (${String(name)}). Check MODEL_S3_VERSION_ID.`);
+  }
+  if (status === 403 || name === 'AccessDenied') {
+    return make(
+      'AccessDenied',
+      `Access denied to ${object} (${String(name)}). Grant the function's role s3:GetObject` +
+        `${versionId === undefined ? '' : ' and s3:GetObjectVersion'} on it (and kms:Decrypt if the bucket uses ` +
+        'SSE-KMS). Without s3:ListBucket on the bucket, S3 also answers 403 for a key that does not exist.',
+    );
+  }
+  if (name === 'TimeoutError' || code === 'ETIMEDOUT') {
+    return make(
+      'Timeout',
+      `Timed out fetching ${uri} after ${progress.bytes} bytes (idle timeout ${idleTimeoutMs} ms). Check the ` +
+        'network path to S3 (a function in a VPC needs an S3 gateway endpoint or a NAT) or raise MODEL_DOWNLOAD_TIMEOUT_MS.',
+    );
+  }
+  if (code === 'ENOSPC') {
+    return make(
+      'NoSpace',
+      `${context.cacheDir} ran out of space while writing ${uri} (${progress.bytes} of ${progress.expectedBytes ?? '?'} bytes). ` +
+        "Raise the function's ephemeral storage or point MODEL_CACHE_DIR at a larger volume.",
+    );
+  }
+  if (typeof code === 'string' && INTERRUPTION_CODES.has(code)) {
+    return make(
+      'Interrupted',
+      `The connection to S3 dropped after ${progress.bytes} of ${progress.expectedBytes ?? '?'} bytes of ${uri} ` +
+        `(${code}); the partial file was deleted, fetch again.`,
+    );
+  }
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) {
+    return make(
+      'Unknown',
+      `Cannot reach S3 for ${uri} (${code}). Check AWS_ENDPOINT_URL_S3 / AWS_REGION and the network path to S3.`,
+    );
+  }
+  return make('Unknown', `Fetching ${object} failed: ${String(name ?? 'Error')}: ${messageOf(error)}`);
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function formatBytes(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB (${bytes} bytes)`;
+}

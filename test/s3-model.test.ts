@@ -1,0 +1,562 @@
+/**
+ * fetchS3Model against a real S3-compatible server (s3rver on 127.0.0.1) through the real SDK.
+ * Most requests go through a small loopback proxy that records what crossed the wire and can
+ * inject faults: cut the connection, stop sending, flip a byte, rewrite headers.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { build, type BuildOptions } from 'esbuild';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
+import { startLocalS3, type LocalS3 } from '../tools/local-s3';
+
+const BUCKET = 'models';
+const MODULE_PATH = path.resolve(__dirname, '../handlers/core/s3-model.ts');
+
+/** The esbuild settings of scripts/build-handlers.ts that matter here: ESM, code splitting, a `require`. */
+const HANDLER_BUILD_OPTIONS: BuildOptions = {
+  bundle: true,
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  logLevel: 'silent',
+};
+
+interface Fault {
+  /** Forward this many body bytes, then destroy the connection. */
+  cutAfterBytes?: number;
+  /** Forward this many body bytes, then send nothing more (connection left open). */
+  stallAfterBytes?: number;
+  /** Accept the request and never answer it. */
+  stallBeforeHeaders?: boolean;
+  /** Invert the body byte at this offset. */
+  flipByteAt?: number;
+  /** Headers to add to or replace in a 200 response. */
+  setHeaders?: Record<string, string>;
+}
+
+interface SeenRequest {
+  method: string;
+  url: string;
+  ifNoneMatch?: string;
+  status?: number;
+  bodyBytes: number;
+}
+
+interface FaultProxy {
+  endpoint: string;
+  requests: SeenRequest[];
+  fault: Fault | undefined;
+  close(): Promise<void>;
+}
+
+/** Forwards to 127.0.0.1:targetPort; the fault applies to GET requests only. */
+async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
+  const sockets = new Set<Socket>();
+  const proxy: FaultProxy = { endpoint: '', requests: [], fault: undefined, close: async () => undefined };
+  const server = http.createServer((req, res) => {
+    const seen: SeenRequest = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      ifNoneMatch: req.headers['if-none-match'],
+      bodyBytes: 0,
+    };
+    proxy.requests.push(seen);
+    const fault = req.method === 'GET' ? proxy.fault : undefined;
+    if (fault?.stallBeforeHeaders) {
+      req.resume();
+      return;
+    }
+    const upstreamRequest = http.request(
+      { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
+      (upstream) => {
+        const status = upstream.statusCode ?? 502;
+        seen.status = status;
+        const faulty = status === 200 ? fault : undefined;
+        res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
+        let offset = 0;
+        upstream.on('data', (data: Buffer) => {
+          let chunk = data;
+          const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
+          const stop = limit !== undefined && offset + chunk.length > limit;
+          if (stop) {
+            chunk = chunk.subarray(0, limit - offset);
+          }
+          const flipAt = faulty?.flipByteAt;
+          if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
+            chunk = Buffer.from(chunk);
+            chunk[flipAt - offset] ^= 0xff;
+          }
+          offset += chunk.length;
+          seen.bodyBytes += chunk.length;
+          res.write(chunk);
+          if (stop) {
+            upstream.destroy();
+            if (faulty?.cutAfterBytes !== undefined) {
+              res.socket?.destroy();
+            }
+          }
+        });
+        upstream.on('end', () => res.end());
+      },
+    );
+    upstreamRequest.on('error', () => res.destroy());
+    req.pipe(upstreamRequest);
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  proxy.close = async () => {
+    for (const socket of sockets) {
+      socket.destroy();
+    }
+    await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+  };
+  return proxy;
+}
+
+function md5Hex(data: Buffer): string {
+  return createHash('md5').update(data).digest('hex');
+}
+
+async function sha256OfFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
+}
+
+async function expectFetchError(promise: Promise<unknown>, code: ModelFetchErrorCode): Promise<ModelFetchError> {
+  const error = await promise.then(
+    () => undefined,
+    (rejection: unknown) => rejection,
+  );
+  expect(error, `expected a ModelFetchError with code ${code}`).toBeInstanceOf(ModelFetchError);
+  expect((error as ModelFetchError).code).toBe(code);
+  return error as ModelFetchError;
+}
+
+let s3: LocalS3;
+let proxy: FaultProxy;
+let workDir: string;
+let cacheDir: string;
+let testNumber = 0;
+const originalEnv = { ...process.env };
+
+beforeAll(async () => {
+  s3 = await startLocalS3();
+  await s3.createBucket(BUCKET);
+  proxy = await startFaultProxy(s3.port);
+  workDir = await mkdtemp(path.join(tmpdir(), 's3-model-test-'));
+  // fetchS3Model builds its own client from the environment, as on Lambda, pointed at the proxy.
+  Object.assign(process.env, s3.env(), { AWS_ENDPOINT_URL_S3: proxy.endpoint });
+});
+
+afterAll(async () => {
+  process.env = originalEnv;
+  await proxy?.close();
+  await s3?.stop();
+  if (workDir) {
+    await rm(workDir, { recursive: true, force: true });
+  }
+});
+
+beforeEach(() => {
+  testNumber += 1;
+  cacheDir = path.join(workDir, `cache-${testNumber}`);
+  proxy.fault = undefined;
+  proxy.requests.length = 0;
+});
+
+async function upload(key: string, body: Buffer): Promise<string> {
+  const { etag } = await s3.putObject(BUCKET, key, body);
+  return etag;
+}
+
+describe('parseS3Uri', () => {
+  it('splits bucket and key, keeping slashes in the key', () => {
+    expect(parseS3Uri('s3://my-bucket/models/v2/model.onnx')).toEqual({ bucket: 'my-bucket', key: 'models/v2/model.onnx' });
+  });
+
+  it.each(['my-bucket/model.onnx', 's3://my-bucket', 's3://my-bucket/', 's3:///model.onnx', 'https://b.s3.amazonaws.com/k'])(
+    'rejects %s with InvalidUri naming the expected form',
+    (uri) => {
+      expect(() => parseS3Uri(uri)).toThrow(ModelFetchError);
+      expect(() => parseS3Uri(uri)).toThrow(/expected s3:\/\/<bucket>\/<key>/);
+    },
+  );
+});
+
+describe('fetchS3Model', () => {
+  it('downloads the object byte for byte and reports what it fetched', async () => {
+    const content = randomBytes(300_000);
+    await upload('plain/model.onnx', content);
+
+    const result = await fetchS3Model({ uri: `s3://${BUCKET}/plain/model.onnx`, cacheDir });
+
+    expect(result.downloaded).toBe(true);
+    expect(result.sizeBytes).toBe(content.length);
+    expect(result.etag).toBe(`"${md5Hex(content)}"`);
+    expect(path.dirname(result.path)).toBe(cacheDir);
+    expect(path.basename(result.path)).toMatch(/model\.onnx$/);
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    expect(Number.isInteger(result.durationMs) && result.durationMs >= 0).toBe(true);
+    // Only the model and its ETag record remain: no temporary file.
+    expect((await readdir(cacheDir)).sort()).toEqual([path.basename(result.path), `${path.basename(result.path)}.json`]);
+  });
+
+  it('reuses the cached file after a 304 without transferring the body again', async () => {
+    const content = randomBytes(200_000);
+    const etag = await upload('reuse/model.onnx', content);
+    const uri = `s3://${BUCKET}/reuse/model.onnx`;
+    const first = await fetchS3Model({ uri, cacheDir });
+    const mtimeBefore = (await stat(first.path)).mtimeMs;
+    proxy.requests.length = 0;
+
+    const second = await fetchS3Model({ uri, cacheDir });
+
+    expect(second).toMatchObject({ downloaded: false, path: first.path, etag, sizeBytes: content.length });
+    expect(proxy.requests).toEqual([
+      { method: 'GET', url: expect.stringContaining('/reuse/model.onnx'), ifNoneMatch: etag, status: 304, bodyBytes: 0 },
+    ]);
+    expect((await stat(first.path)).mtimeMs).toBe(mtimeBefore);
+    expect((await readFile(second.path)).equals(content)).toBe(true);
+  });
+
+  it('downloads again when the object has changed (new ETag)', async () => {
+    const uri = `s3://${BUCKET}/changing/model.onnx`;
+    await upload('changing/model.onnx', randomBytes(100_000));
+    const first = await fetchS3Model({ uri, cacheDir });
+    const newContent = randomBytes(150_000);
+    await upload('changing/model.onnx', newContent);
+
+    const second = await fetchS3Model({ uri, cacheDir });
+
+    expect(second.downloaded).toBe(true);
+    expect(second.path).toBe(first.path);
+    expect(second.etag).toBe(`"${md5Hex(newContent)}"`);
+    expect(second.sizeBytes).toBe(newContent.length);
+    expect((await readFile(second.path)).equals(newContent)).toBe(true);
+    const third = await fetchS3Model({ uri, cacheDir });
+    expect(third.downloaded).toBe(false);
+  });
+
+  it('downloads again when the cached file no longer has the recorded size', async () => {
+    const content = randomBytes(120_000);
+    await upload('truncated/model.onnx', content);
+    const uri = `s3://${BUCKET}/truncated/model.onnx`;
+    const first = await fetchS3Model({ uri, cacheDir });
+    await truncate(first.path, 1000);
+
+    const second = await fetchS3Model({ uri, cacheDir });
+
+    expect(second.downloaded).toBe(true);
+    expect((await readFile(second.path)).equals(content)).toBe(true);
+  });
+
+  it('removes a temporary file left by a crashed attempt and does not use it', async () => {
+    const content = randomBytes(50_000);
+    await upload('leftover/model.onnx', content);
+    const uri = `s3://${BUCKET}/leftover/model.onnx`;
+    const first = await fetchS3Model({ uri, cacheDir });
+    await writeFile(`${first.path}.partial`, 'half a model');
+
+    const second = await fetchS3Model({ uri, cacheDir });
+
+    expect(second.downloaded).toBe(false);
+    expect(await readdir(cacheDir)).not.toContain(`${path.basename(first.path)}.partial`);
+  });
+
+  it('shares one download between concurrent calls for the same object', async () => {
+    await upload('concurrent/model.onnx', randomBytes(80_000));
+    const uri = `s3://${BUCKET}/concurrent/model.onnx`;
+
+    const [a, b] = await Promise.all([fetchS3Model({ uri, cacheDir }), fetchS3Model({ uri, cacheDir })]);
+
+    expect(a).toBe(b);
+    expect(proxy.requests.filter((request) => request.method === 'GET')).toHaveLength(1);
+  });
+
+  it('passes a pinned versionId to S3 and caches it apart from the current version', async () => {
+    // s3rver has no versioning: it ignores versionId and returns no x-amz-version-id, so this
+    // checks what reaches the wire and how the cache keys it, not S3's version selection.
+    const content = randomBytes(40_000);
+    await upload('versioned/model.onnx', content);
+    const uri = `s3://${BUCKET}/versioned/model.onnx`;
+
+    const pinned = await fetchS3Model({ uri, versionId: 'v-2024.1', cacheDir });
+    const current = await fetchS3Model({ uri, cacheDir });
+
+    expect(proxy.requests[0].url).toContain('versionId=v-2024.1');
+    expect(proxy.requests[1].url).not.toContain('versionId');
+    expect(pinned.versionId).toBe('v-2024.1');
+    expect(current.versionId).toBeUndefined();
+    expect(pinned.path).not.toBe(current.path);
+    expect((await readFile(pinned.path)).equals(content)).toBe(true);
+    const pinnedAgain = await fetchS3Model({ uri, versionId: 'v-2024.1', cacheDir });
+    expect(pinnedAgain).toMatchObject({ downloaded: false, versionId: 'v-2024.1' });
+    expect(proxy.requests[2].url).toContain('versionId=v-2024.1');
+  });
+
+  it('uses an injected client as is and leaves it usable', async () => {
+    const content = randomBytes(30_000);
+    await upload('injected/model.onnx', content);
+    const client = s3.client();
+
+    const result = await fetchS3Model({ uri: `s3://${BUCKET}/injected/model.onnx`, cacheDir, client });
+
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    expect(proxy.requests).toHaveLength(0);
+    const again = await fetchS3Model({ uri: `s3://${BUCKET}/injected/model.onnx`, cacheDir, client });
+    expect(again.downloaded).toBe(false);
+  });
+
+  it('fails with NotFound naming the URI for a missing object', async () => {
+    const error = await expectFetchError(fetchS3Model({ uri: `s3://${BUCKET}/missing/model.onnx`, cacheDir }), 'NotFound');
+    expect(error.message).toContain(`s3://${BUCKET}/missing/model.onnx does not exist`);
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
+  it('fails with NotFound for a missing bucket', async () => {
+    const error = await expectFetchError(fetchS3Model({ uri: 's3://no-such-bucket/model.onnx', cacheDir }), 'NotFound');
+    expect(error.message).toMatch(/bucket of s3:\/\/no-such-bucket\/model\.onnx does not exist/);
+  });
+
+  it('fails with AccessDenied and says which permission to grant', async () => {
+    await upload('denied/model.onnx', randomBytes(1000));
+    const client = s3.client({ credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong' } });
+
+    const error = await expectFetchError(
+      fetchS3Model({ uri: `s3://${BUCKET}/denied/model.onnx`, cacheDir, client }),
+      'AccessDenied',
+    );
+
+    expect(error.message).toContain('s3:GetObject');
+  });
+
+  it('fails with a clear error when nothing listens at the endpoint', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const client = s3.client({ endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1 });
+
+    const error = await expectFetchError(fetchS3Model({ uri: `s3://${BUCKET}/any/model.onnx`, cacheDir, client }), 'Unknown');
+
+    expect(error.message).toContain('Cannot reach S3');
+    expect(error.message).toContain('ECONNREFUSED');
+  });
+
+  it('rejects a malformed URI before any request', async () => {
+    await expectFetchError(fetchS3Model({ uri: 'models/model.onnx', cacheDir }), 'InvalidUri');
+    expect(proxy.requests).toHaveLength(0);
+  });
+
+  it('fails with NoSpace naming both sizes when the cache dir is too small', async () => {
+    const content = randomBytes(64_000);
+    await upload('big/model.onnx', content);
+
+    const error = await expectFetchError(
+      fetchS3Model({ uri: `s3://${BUCKET}/big/model.onnx`, cacheDir, freeBytes: async () => content.length - 1 }),
+      'NoSpace',
+    );
+
+    expect(error.message).toContain(`(${content.length} bytes)`);
+    expect(error.message).toContain(`(${content.length - 1} bytes)`);
+    expect(error.message).toContain('ephemeral storage');
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
+  describe('faults on the wire', () => {
+    const content = randomBytes(1024 * 1024);
+    const key = 'faulty/model.onnx';
+    const uri = `s3://${BUCKET}/${key}`;
+
+    beforeAll(async () => {
+      await upload(key, content);
+    });
+
+    it('fails with Interrupted when the connection drops mid-body, keeps no file, then recovers', async () => {
+      proxy.fault = { cutAfterBytes: 300_000 };
+
+      const error = await expectFetchError(fetchS3Model({ uri, cacheDir }), 'Interrupted');
+
+      expect(error.message).toMatch(/after \d+ of 1048576 bytes/);
+      expect(await readdir(cacheDir)).toEqual([]);
+      proxy.fault = undefined;
+      const retry = await fetchS3Model({ uri, cacheDir });
+      expect(retry.downloaded).toBe(true);
+      expect((await readFile(retry.path)).equals(content)).toBe(true);
+    });
+
+    it('fails with Timeout within the idle timeout when the server stops sending mid-body', { timeout: 10_000 }, async () => {
+      proxy.fault = { stallAfterBytes: 200_000 };
+      const idleTimeoutMs = 600;
+      const started = Date.now();
+
+      const error = await expectFetchError(fetchS3Model({ uri, cacheDir, idleTimeoutMs }), 'Timeout');
+
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(idleTimeoutMs - 50);
+      expect(elapsed).toBeLessThan(idleTimeoutMs + 1500);
+      expect(error.message).toContain(`${idleTimeoutMs} ms`);
+      expect(await readdir(cacheDir)).toEqual([]);
+    });
+
+    it('applies the idle timeout to an injected client that has none of its own', { timeout: 10_000 }, async () => {
+      proxy.fault = { stallAfterBytes: 100_000 };
+      const client = s3.client({ endpoint: proxy.endpoint });
+      const idleTimeoutMs = 500;
+      const started = Date.now();
+
+      await expectFetchError(fetchS3Model({ uri, cacheDir, idleTimeoutMs, client }), 'Timeout');
+
+      expect(Date.now() - started).toBeLessThan(idleTimeoutMs + 1500);
+      expect(await readdir(cacheDir)).toEqual([]);
+    });
+
+    it('fails with Timeout when the server never answers (the SDK retries, each attempt bounded)', { timeout: 10_000 }, async () => {
+      proxy.fault = { stallBeforeHeaders: true };
+      const idleTimeoutMs = 400;
+      const started = Date.now();
+
+      await expectFetchError(fetchS3Model({ uri, cacheDir, idleTimeoutMs }), 'Timeout');
+
+      const attempts = proxy.requests.length;
+      expect(attempts).toBeGreaterThanOrEqual(1);
+      expect(Date.now() - started).toBeLessThan(attempts * idleTimeoutMs + 3000);
+    });
+
+    it('fails with Corrupt when a byte changes in transit (MD5 differs from the ETag)', async () => {
+      proxy.fault = { flipByteAt: 777_777 };
+
+      const error = await expectFetchError(fetchS3Model({ uri, cacheDir }), 'Corrupt');
+
+      expect(error.message).toContain(md5Hex(content));
+      expect(await readdir(cacheDir)).toEqual([]);
+    });
+
+    it('fails with Corrupt when a Content-Length shorter than the object truncates the body', async () => {
+      // Node's HTTP client stops reading at Content-Length, so the byte count matches it; the MD5
+      // is what catches the truncation.
+      proxy.fault = { setHeaders: { 'content-length': String(content.length - 10) } };
+
+      const error = await expectFetchError(fetchS3Model({ uri, cacheDir }), 'Corrupt');
+
+      expect(error.message).toContain(`the ETag says ${md5Hex(content)}`);
+      expect(error.message).toContain(md5Hex(content.subarray(0, content.length - 10)));
+      expect(await readdir(cacheDir)).toEqual([]);
+    });
+
+    it.each([
+      ['a multipart ETag', { etag: `"${'0'.repeat(32)}-3"` }],
+      ['an SSE-KMS object', { etag: `"${'0'.repeat(32)}"`, 'x-amz-server-side-encryption': 'aws:kms' }],
+    ])('does not compare the content with %s, which is not an MD5', async (_name, headers) => {
+      proxy.fault = { setHeaders: headers };
+
+      const result = await fetchS3Model({ uri, cacheDir });
+
+      expect(result.etag).toBe(headers.etag);
+      expect((await readFile(result.path)).equals(content)).toBe(true);
+    });
+  });
+});
+
+describe('fetchS3Model in a separate process (bundled as the handler is)', () => {
+  let bundleDir: string;
+
+  beforeAll(async () => {
+    bundleDir = await mkdtemp(path.join(tmpdir(), 's3-model-bundle-'));
+  });
+
+  afterAll(async () => {
+    if (bundleDir) {
+      await rm(bundleDir, { recursive: true, force: true });
+    }
+  });
+
+  /** Writes `sizeBytes` of random data to a file, uploads it and returns the SHA-256 of what was uploaded. */
+  async function uploadRandomFile(key: string, sizeBytes: number): Promise<string> {
+    const source = path.join(workDir, 'upload-source');
+    const sourceHash = createHash('sha256');
+    const writer = createWriteStream(source);
+    for (let written = 0; written < sizeBytes; written += 1024 * 1024) {
+      const chunk = randomBytes(Math.min(1024 * 1024, sizeBytes - written));
+      sourceHash.update(chunk);
+      if (!writer.write(chunk)) {
+        await new Promise<void>((resolve) => writer.once('drain', () => resolve()));
+      }
+    }
+    await new Promise<void>((resolve, reject) => writer.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    await s3.putObject(BUCKET, key, source);
+    await rm(source);
+    return sourceHash.digest('hex');
+  }
+
+  /** Fetches in a fresh Node process from the bundled runner; returns the result and the peak RSS. */
+  async function fetchInChildProcess(bundle: string, key: string, targetDir: string) {
+    const { stdout } = await promisify(execFile)(process.execPath, [bundle, `s3://${BUCKET}/${key}`, targetDir], {
+      env: { ...process.env, AWS_ENDPOINT_URL_S3: s3.endpoint },
+      timeout: 60_000,
+    });
+    return JSON.parse(stdout) as { result: { path: string; sizeBytes: number }; maxRssBytes: number };
+  }
+
+  it('streams a 200 MB model to disk: peak RSS does not grow with the object size', { timeout: 120_000 }, async () => {
+    const smallBytes = 20 * 1024 * 1024;
+    const largeBytes = 200 * 1024 * 1024;
+    const smallHash = await uploadRandomFile('small/model.onnx', smallBytes);
+    const largeHash = await uploadRandomFile('large/model.onnx', largeBytes);
+    const runner = path.join(bundleDir, 'runner.ts');
+    await writeFile(
+      runner,
+      `import { fetchS3Model } from ${JSON.stringify(MODULE_PATH)};
+const result = await fetchS3Model({ uri: process.argv[2], cacheDir: process.argv[3] });
+process.stdout.write(JSON.stringify({ result, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+`,
+    );
+    await build({ ...HANDLER_BUILD_OPTIONS, entryPoints: [runner], outdir: bundleDir });
+    const bundle = path.join(bundleDir, 'runner.mjs');
+
+    const small = await fetchInChildProcess(bundle, 'small/model.onnx', cacheDir);
+    const large = await fetchInChildProcess(bundle, 'large/model.onnx', cacheDir);
+
+    expect(small.result.sizeBytes).toBe(smallBytes);
+    expect(large.result.sizeBytes).toBe(largeBytes);
+    expect(await sha256OfFile(small.result.path)).toBe(smallHash);
+    expect(await sha256OfFile(large.result.path)).toBe(largeHash);
+    // Measured: ~100 MiB for both (Node, the SDK and garbage buffers awaiting GC); reading the
+    // body into memory first peaks at ~480 MiB for the large one.
+    expect(large.maxRssBytes).toBeLessThan(small.maxRssBytes + 32 * 1024 * 1024);
+    expect(large.maxRssBytes).toBeLessThan(largeBytes * 0.75);
+  });
+
+  it('can be imported where @aws-sdk/client-s3 does not resolve (the SDK loads only when fetching)', async () => {
+    const entry = path.join(bundleDir, 'import-only.ts');
+    await writeFile(entry, `import { fetchS3Model } from ${JSON.stringify(MODULE_PATH)};\nconsole.log(typeof fetchS3Model);\n`);
+    const bundle = path.join(bundleDir, 'import-only.mjs');
+    // bundleDir has no node_modules: a static import of the SDK would fail to link.
+    await build({ entryPoints: [entry], outfile: bundle, bundle: true, platform: 'node', format: 'esm', external: ['@aws-sdk/*'], logLevel: 'silent' });
+
+    const { stdout } = await promisify(execFile)(process.execPath, [bundle], { timeout: 20_000 });
+
+    expect(stdout.trim()).toBe('function');
+    const source = await readFile(bundle, 'utf8');
+    expect(source).toContain('import("@aws-sdk/client-s3")');
+  });
+});
