@@ -1,0 +1,34 @@
+/**
+ * An error that becomes an HTTP answer: the status and the Open Inference Protocol error body
+ * `{"error": message}`. Hooks throw it too (see `badRequest`) to reject a request with a 4xx.
+ */
+export class InferenceError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    /** Extra response headers, such as `Allow` on a 405. */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'InferenceError';
+  }
+}
+
+/** A 400 naming what is wrong with the request. */
+export function badRequest(message: string): InferenceError {
+  return new InferenceError(400, message);
+}
+
+export function notFound(message: string): InferenceError {
+  return new InferenceError(404, message);
+}
+
+export function methodNotAllowed(method: string, path: string, allowed: readonly string[]): InferenceError {
+  return new InferenceError(405, `method ${method} is not allowed on ${path}; use ${allowed.join(' or ')}`, {
+    Allow: allowed.join(', '),
+  });
+}
+
+export function isInferenceError(e: unknown): e is InferenceError {
+  return e instanceof InferenceError;
+}

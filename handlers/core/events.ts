@@ -1,0 +1,113 @@
+import { InferenceError } from './errors';
+import { WarmupRequest, readWarmup } from './warmup';
+
+/** An HTTP request, whatever Lambda event carried it. */
+export interface HttpRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The body as the event carries it. */
+  readonly rawBody?: string;
+  /** Whether `rawBody` is base64 (binary media types, Function URLs). */
+  readonly isBase64Encoded: boolean;
+}
+
+/** An HTTP answer, in the shape API Gateway (REST and HTTP APIs) and Function URLs all accept. */
+export interface HttpResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  readonly isBase64Encoded: false;
+}
+
+export type IncomingEvent =
+  | { readonly kind: 'http'; readonly request: HttpRequest }
+  | { readonly kind: 'warmup'; readonly warmup: WarmupRequest }
+  /** A direct invocation whose payload is the infer request body itself. */
+  | { readonly kind: 'direct'; readonly body: unknown };
+
+/**
+ * Tells apart the events the handler accepts: API Gateway REST proxy (v1), HTTP API and Function URL
+ * (payload 2.0), a warmer's ping, and a direct invocation (anything else).
+ */
+export function readEvent(event: unknown): IncomingEvent {
+  const warmup = readWarmup(event);
+  if (warmup) {
+    return { kind: 'warmup', warmup };
+  }
+  const e = (event ?? {}) as Record<string, any>;
+  if (typeof e.httpMethod === 'string' && e.requestContext) {
+    return { kind: 'http', request: httpRequest(e.httpMethod, e.path ?? '/', e.headers, e.body, e.isBase64Encoded) };
+  }
+  if (e.version === '2.0' && e.requestContext?.http) {
+    return {
+      kind: 'http',
+      request: httpRequest(e.requestContext.http.method, e.rawPath ?? '/', e.headers, e.body, e.isBase64Encoded),
+    };
+  }
+  return { kind: 'direct', body: event };
+}
+
+function httpRequest(
+  method: string,
+  path: string,
+  rawHeaders: Record<string, string | undefined> | null | undefined,
+  rawBody: string | null | undefined,
+  base64: boolean | undefined,
+): HttpRequest {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(rawHeaders ?? {})) {
+    if (v !== undefined) headers[k.toLowerCase()] = v;
+  }
+  return { method: method.toUpperCase(), path, headers, rawBody: rawBody ?? undefined, isBase64Encoded: !!base64 };
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function decodeBody(body: string, base64: boolean, maxBodyBytes: number): string {
+  if (!base64) {
+    if (Buffer.byteLength(body) > maxBodyBytes) throw tooLarge(Buffer.byteLength(body), maxBodyBytes);
+    return body;
+  }
+  const compact = body.replace(/\s+/g, '');
+  if (compact.length % 4 !== 0 || !BASE64.test(compact)) {
+    throw new InferenceError(400, 'the request body is marked base64-encoded but is not valid base64');
+  }
+  const size = (compact.length / 4) * 3 - (compact.endsWith('==') ? 2 : compact.endsWith('=') ? 1 : 0);
+  if (size > maxBodyBytes) throw tooLarge(size, maxBodyBytes);
+  return Buffer.from(compact, 'base64').toString('utf8');
+}
+
+function tooLarge(size: number, max: number): InferenceError {
+  return new InferenceError(413, `the request body is ${size} bytes; the limit is ${max} bytes`);
+}
+
+/** Parses a JSON request body, checking its content type and size first. */
+export function parseJsonBody(request: HttpRequest, maxBodyBytes: number): unknown {
+  const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (request.headers['inference-header-content-length'] !== undefined) {
+    throw new InferenceError(415, 'the binary tensor data extension is not supported; send the tensors as JSON');
+  }
+  if (type && type !== 'application/json' && !type.endsWith('+json') && type !== 'text/plain') {
+    throw new InferenceError(415, `Content-Type ${type} is not supported; send application/json`);
+  }
+  const body = request.rawBody === undefined ? '' : decodeBody(request.rawBody, request.isBase64Encoded, maxBodyBytes);
+  if (body.trim() === '') {
+    throw new InferenceError(400, 'the request has no body; send the inference request as JSON');
+  }
+  return parseJson(body, 'the request body');
+}
+
+/** JSON.parse with a 400 that says where the text broke. */
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InferenceError(400, `${what} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export function jsonResponse(statusCode: number, body: string, headers: Record<string, string> = {}): HttpResponse {
+  return { statusCode, headers: { 'Content-Type': 'application/json', ...headers }, body, isBase64Encoded: false };
+}

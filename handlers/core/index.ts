@@ -1,0 +1,15 @@
+/**
+ * The shared inference handler, for a user's own entry file with pre- and post-processing hooks:
+ *
+ *   import { createInferenceHandler } from 'cdk-serverless-inference/handler';
+ *   export const handler = await createInferenceHandler({ hooks: { preprocess, postprocess } });
+ */
+export { createInferenceHandler } from './handler';
+export type { InferenceHandler, InferenceHandlerOptions, InvocationContext } from './handler';
+export type { HookContext, InferenceHooks, PredictionsResponse } from './hooks';
+export type { InferResponse, ModelSignature } from './protocol';
+export type { OipTensor, TensorSpec } from './tensors';
+export type { Datatype } from './datatypes';
+export { InferenceError, badRequest } from './errors';
+export { ENV } from './environment';
+export { WARMER_SOURCE } from './warmup';

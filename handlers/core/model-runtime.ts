@@ -1,0 +1,191 @@
+import * as fs from 'node:fs';
+import type * as Ort from 'onnxruntime-node';
+import type { HandlerConfig } from './config';
+import { datatypeOfOrtType } from './datatypes';
+import type { ModelSignature } from './protocol';
+import type { TensorSpec } from './tensors';
+
+/** Where the loaded model came from, for logs and model metadata. */
+export interface ModelSource {
+  readonly path: string;
+  readonly sizeBytes: number;
+  readonly etag?: string;
+  readonly versionId?: string;
+  /** False when an S3 model was already on disk from an earlier load of this instance. */
+  readonly downloaded?: boolean;
+}
+
+export interface LoadedModel {
+  readonly session: Ort.InferenceSession;
+  readonly signature: ModelSignature;
+  readonly source: ModelSource;
+  readonly loadMs: number;
+}
+
+type State =
+  | { readonly status: 'idle' }
+  | { readonly status: 'loading'; readonly promise: Promise<LoadedModel> }
+  | { readonly status: 'ready'; readonly model: LoadedModel }
+  | { readonly status: 'failed'; readonly error: Error };
+
+/** A model that could not be loaded: the message says why and names the file or object. */
+export class ModelLoadError extends Error {
+  constructor(message: string, readonly cause?: unknown) {
+    super(message);
+    this.name = 'ModelLoadError';
+  }
+}
+
+export interface ModelRuntimeHooks {
+  onLoaded?(model: LoadedModel): void;
+  onFailed?(error: ModelLoadError): void;
+}
+
+/**
+ * Owns the instance's one inference session. It loads once and is shared by every request; a
+ * failed load is not kept as a broken instance forever: the next caller starts a new attempt.
+ * Concurrent callers during a load share that one attempt.
+ */
+export class ModelRuntime {
+  private state: State = { status: 'idle' };
+
+  constructor(
+    private readonly config: HandlerConfig,
+    private readonly hooks: ModelRuntimeHooks = {},
+  ) {}
+
+  get isReady(): boolean {
+    return this.state.status === 'ready';
+  }
+
+  /** The last load's error, while the model is not loaded. */
+  get lastError(): Error | undefined {
+    return this.state.status === 'failed' ? this.state.error : undefined;
+  }
+
+  get current(): LoadedModel | undefined {
+    return this.state.status === 'ready' ? this.state.model : undefined;
+  }
+
+  /** The loaded model, loading it first (again, after a failure) when needed. */
+  ensureLoaded(): Promise<LoadedModel> {
+    switch (this.state.status) {
+      case 'ready':
+        return Promise.resolve(this.state.model);
+      case 'loading':
+        return this.state.promise;
+      default: {
+        const promise = this.load().then(
+          (model) => {
+            this.state = { status: 'ready', model };
+            this.hooks.onLoaded?.(model);
+            return model;
+          },
+          (e: unknown) => {
+            const error = e instanceof ModelLoadError ? e : new ModelLoadError(`${this.describeLocation()}: ${(e as Error).message}`, e);
+            this.state = { status: 'failed', error };
+            this.hooks.onFailed?.(error);
+            throw error;
+          },
+        );
+        this.state = { status: 'loading', promise };
+        return promise;
+      }
+    }
+  }
+
+  private async load(): Promise<LoadedModel> {
+    const started = performance.now();
+    const source = await this.fetch();
+    const ort = loadOnnxRuntime();
+    let session: Ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(source.path, {
+        intraOpNumThreads: this.config.intraOpThreads,
+        interOpNumThreads: this.config.interOpThreads,
+        graphOptimizationLevel: this.config.graphOptimizationLevel,
+        executionMode: 'sequential',
+        logSeverityLevel: 3,
+      });
+    } catch (e) {
+      throw new ModelLoadError(`onnxruntime cannot load the model ${source.path}: ${(e as Error).message}`, e);
+    }
+    const signature = {
+      inputs: session.inputMetadata.map((m) => specOf(m, 'input')),
+      outputs: session.outputMetadata.map((m) => specOf(m, 'output')),
+    };
+    return { session, signature, source, loadMs: Math.round(performance.now() - started) };
+  }
+
+  private async fetch(): Promise<ModelSource> {
+    const loc = this.config.location;
+    if (loc.kind === 'file') {
+      let stat: fs.Stats;
+      try {
+        stat = await fs.promises.stat(loc.path);
+      } catch {
+        throw new ModelLoadError(`the model file ${loc.path} does not exist or cannot be read`);
+      }
+      return { path: loc.path, sizeBytes: stat.size };
+    }
+    // Imported here, not at the top: a function whose model is a local file never loads the S3 client.
+    const { fetchS3Model } = await import('./s3-model.js');
+    try {
+      const fetched = await fetchS3Model({
+        uri: loc.uri,
+        versionId: loc.versionId,
+        cacheDir: loc.cacheDir,
+        idleTimeoutMs: loc.idleTimeoutMs,
+      });
+      return {
+        path: fetched.path,
+        sizeBytes: fetched.sizeBytes,
+        etag: fetched.etag,
+        versionId: fetched.versionId,
+        downloaded: fetched.downloaded,
+      };
+    } catch (e) {
+      throw new ModelLoadError(`cannot fetch the model ${loc.uri}: ${(e as Error).message}`, e);
+    }
+  }
+
+  private describeLocation(): string {
+    const loc = this.config.location;
+    return loc.kind === 'file' ? loc.path : loc.uri;
+  }
+}
+
+function specOf(m: Ort.InferenceSession.ValueMetadata, kind: 'input' | 'output'): TensorSpec {
+  if (!m.isTensor) {
+    throw new ModelLoadError(`the model's ${kind} '${m.name}' is not a tensor; the inference protocol carries tensors only`);
+  }
+  const datatype = datatypeOfOrtType(m.type);
+  if (!datatype) {
+    throw new ModelLoadError(`the model's ${kind} '${m.name}' has element type ${m.type}, which the inference protocol cannot carry`);
+  }
+  return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : typeof d === 'string' && d ? d : -1)) };
+}
+
+let ort: typeof Ort | undefined;
+
+/**
+ * onnxruntime-node is a native addon that the ONNX Runtime layer provides under /opt/nodejs. It is
+ * loaded with `require` because Lambda finds layer packages through NODE_PATH, which ES module
+ * imports ignore.
+ */
+export function loadOnnxRuntime(): typeof Ort {
+  if (!ort) {
+    // onnxruntime 1.30's Linux build collects usage telemetry unless told not to; a model server
+    // has no business phoning home (and it costs ~10 ms of session creation).
+    process.env.ORT_DISABLE_TELEMETRY ??= '1';
+    try {
+      ort = require('onnxruntime-node') as typeof Ort;
+    } catch (e) {
+      throw new ModelLoadError(
+        `cannot load onnxruntime-node (${(e as Error).message}); on Lambda it comes from the ONNX Runtime layer, locally install it with npm`,
+        e,
+      );
+    }
+  }
+  return ort;
+}

@@ -1,0 +1,212 @@
+import { JsonValue, encodeValues } from './datatypes';
+import { badRequest } from './errors';
+import { OipTensor, TensorInit, TensorSpec, checkShapeAgainstModel, decodeInputTensor, encodeOutputTensor, flatten } from './tensors';
+
+/** The model's inputs and outputs, read from the loaded session. */
+export interface ModelSignature {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+}
+
+/** A request checked against the model: what to feed onnxruntime and what to send back. */
+export interface InferPlan {
+  /** `oip`: `{"inputs": [...]}` (Open Inference Protocol); `instances`: `{"instances": [...]}` (TF Serving / SageMaker style). */
+  readonly form: 'oip' | 'instances';
+  readonly id?: string;
+  readonly parameters?: Record<string, unknown>;
+  readonly feeds: ReadonlyMap<string, TensorInit>;
+  readonly outputs: readonly TensorSpec[];
+  /** Number of instances, for the `instances` form. */
+  readonly instanceCount?: number;
+}
+
+/** What onnxruntime returned for one output. */
+export interface OutputResult {
+  readonly dims: readonly number[];
+  readonly data: unknown;
+}
+
+/** The Open Inference Protocol's infer response. */
+export interface InferResponse {
+  readonly model_name: string;
+  readonly model_version?: string;
+  readonly id?: string;
+  readonly parameters?: Record<string, unknown>;
+  readonly outputs: OipTensor[];
+}
+
+const SHAPE_HINT = "send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]} (Open Inference Protocol) or {\"instances\": [...]}";
+
+/** Checks a parsed request body against the model and plans the inference. Throws 400s that say what is wrong. */
+export function planInference(body: unknown, signature: ModelSignature): InferPlan {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw badRequest(`the request body must be a JSON object: ${SHAPE_HINT}`);
+  }
+  const req = body as Record<string, unknown>;
+  if ('inputs' in req && 'instances' in req) {
+    throw badRequest(`the request has both 'inputs' and 'instances': ${SHAPE_HINT}`);
+  }
+  if ('instances' in req) {
+    return planInstances(req.instances, signature);
+  }
+  if (!('inputs' in req)) {
+    throw badRequest(`the request has no 'inputs': ${SHAPE_HINT}`);
+  }
+  if (req.id !== undefined && typeof req.id !== 'string') {
+    throw badRequest(`'id' must be a string, got: ${typeof req.id}`);
+  }
+  if (req.parameters !== undefined && !isPlainObject(req.parameters)) {
+    throw badRequest("'parameters' must be an object");
+  }
+  return {
+    form: 'oip',
+    id: req.id as string | undefined,
+    parameters: req.parameters as Record<string, unknown> | undefined,
+    feeds: readInputs(req.inputs, signature),
+    outputs: readRequestedOutputs(req.outputs, signature),
+  };
+}
+
+function readInputs(raw: unknown, signature: ModelSignature): Map<string, TensorInit> {
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw badRequest(`'inputs' must be a non-empty array of tensors, one per model input (${names(signature.inputs)})`);
+  }
+  const feeds = new Map<string, TensorInit>();
+  const symbols = new Map<string, number>();
+  raw.forEach((t, i) => {
+    if (!isPlainObject(t) || typeof t.name !== 'string') {
+      throw badRequest(`inputs[${i}] must be an object with a string 'name', 'shape', 'datatype' and 'data'`);
+    }
+    const spec = signature.inputs.find((s) => s.name === t.name);
+    if (!spec) {
+      throw badRequest(`unknown input '${t.name}'; the model's inputs are ${names(signature.inputs)}`);
+    }
+    if (feeds.has(spec.name)) {
+      throw badRequest(`input '${spec.name}' is given more than once`);
+    }
+    feeds.set(spec.name, decodeInputTensor(t, spec, symbols));
+  });
+  const missing = signature.inputs.filter((s) => !feeds.has(s.name));
+  if (missing.length > 0) {
+    throw badRequest(`missing input ${missing.map((s) => `'${s.name}'`).join(', ')}; the model's inputs are ${names(signature.inputs)}`);
+  }
+  return feeds;
+}
+
+function readRequestedOutputs(raw: unknown, signature: ModelSignature): TensorSpec[] {
+  if (raw === undefined || (Array.isArray(raw) && raw.length === 0)) {
+    return [...signature.outputs];
+  }
+  if (!Array.isArray(raw)) {
+    throw badRequest("'outputs' must be an array of {\"name\": ...}");
+  }
+  const chosen: TensorSpec[] = [];
+  raw.forEach((o, i) => {
+    if (!isPlainObject(o) || typeof o.name !== 'string') {
+      throw badRequest(`outputs[${i}] must be an object with a string 'name'`);
+    }
+    const spec = signature.outputs.find((s) => s.name === o.name);
+    if (!spec) {
+      throw badRequest(`unknown output '${o.name}'; the model's outputs are ${names(signature.outputs)}`);
+    }
+    if (!chosen.includes(spec)) chosen.push(spec);
+  });
+  return chosen;
+}
+
+/**
+ * `{"instances": [row, row, ...]}` for a single-input model: the rows are stacked into one tensor of
+ * shape [n, ...row shape] with the model's datatype.
+ */
+function planInstances(raw: unknown, signature: ModelSignature): InferPlan {
+  if (signature.inputs.length !== 1) {
+    throw badRequest(
+      `the 'instances' form needs a model with one input; this one has ${signature.inputs.length} (${names(signature.inputs)}): use 'inputs' (Open Inference Protocol)`,
+    );
+  }
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw badRequest("'instances' must be a non-empty array, one entry per instance");
+  }
+  const spec = signature.inputs[0];
+  const rowShape = shapeOf(raw[0]);
+  const shape = [raw.length, ...rowShape];
+  checkShapeAgainstModel(shape, spec, new Map());
+  const values = flatten(raw.map((r) => (Array.isArray(r) ? r : [r])), "'instances'");
+  const expected = shape.reduce((a, b) => a * b, 1);
+  if (values.length !== expected) {
+    throw badRequest(`'instances' must all have the shape of the first one, [${rowShape.join(',')}]`);
+  }
+  return {
+    form: 'instances',
+    feeds: new Map([[spec.name, { datatype: spec.datatype, data: encodeValues(values, spec.datatype, spec.name), shape }]]),
+    outputs: [...signature.outputs],
+    instanceCount: raw.length,
+  };
+}
+
+function shapeOf(v: unknown): number[] {
+  const shape: number[] = [];
+  let cur = v;
+  while (Array.isArray(cur)) {
+    if (shape.length > 32) throw badRequest("'instances' are nested too deeply");
+    shape.push(cur.length);
+    cur = cur[0];
+  }
+  return shape;
+}
+
+/** The response for a plan, in the form the request came in. */
+export function buildInferResponse(
+  plan: InferPlan,
+  results: ReadonlyMap<string, OutputResult>,
+  model: { readonly name: string; readonly version: string },
+): InferResponse | { predictions: unknown[] } {
+  const outputs = plan.outputs.map((spec) => {
+    const r = results.get(spec.name)!;
+    return encodeOutputTensor(spec.name, spec.datatype, r.dims, r.data);
+  });
+  if (plan.form === 'instances') {
+    return { predictions: toPredictions(outputs, plan.instanceCount!) };
+  }
+  return {
+    model_name: model.name,
+    model_version: model.version,
+    ...(plan.id !== undefined ? { id: plan.id } : {}),
+    outputs,
+  };
+}
+
+/** One prediction per instance: the row of the single output, or an object of every output's row. */
+function toPredictions(outputs: OipTensor[], n: number): unknown[] {
+  const rows = outputs.map((o) => {
+    if (o.shape[0] !== n) {
+      throw new Error(`output '${o.name}' has shape [${o.shape.join(',')}], which cannot be split into ${n} predictions`);
+    }
+    return splitRows(o.data, o.shape);
+  });
+  if (outputs.length === 1) {
+    return rows[0];
+  }
+  return Array.from({ length: n }, (_, i) => Object.fromEntries(outputs.map((o, j) => [o.name, rows[j][i]])));
+}
+
+function splitRows(data: readonly JsonValue[], shape: readonly number[]): unknown[] {
+  const rest = shape.slice(1);
+  const size = rest.reduce((a, b) => a * b, 1);
+  return Array.from({ length: shape[0] }, (_, i) => nest(data.slice(i * size, (i + 1) * size), rest));
+}
+
+function nest(flat: readonly JsonValue[], shape: readonly number[]): unknown {
+  if (shape.length === 0) return flat[0];
+  if (shape.length === 1) return [...flat];
+  const size = shape.slice(1).reduce((a, b) => a * b, 1);
+  return Array.from({ length: shape[0] }, (_, i) => nest(flat.slice(i * size, (i + 1) * size), shape.slice(1)));
+}
+
+function names(specs: readonly TensorSpec[]): string {
+  return specs.map((s) => `'${s.name}'`).join(', ');
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

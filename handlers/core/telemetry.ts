@@ -1,0 +1,48 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+
+/**
+ * Structured JSON logs and CloudWatch embedded metrics, through Powertools for AWS Lambda. Names
+ * can be changed with Powertools' own variables (POWERTOOLS_SERVICE_NAME,
+ * POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL, POWERTOOLS_METRICS_DISABLED).
+ */
+export interface Telemetry {
+  readonly logger: Logger;
+  /** Records a figure of the current invocation; sent with `flush()`. */
+  record(name: MetricName, value: number): void;
+  /** Sends the invocation's figures as one embedded-metrics log line. */
+  flush(): void;
+}
+
+export type MetricName = 'ColdStart' | 'ModelLoadMs' | 'InferenceMs' | 'ModelLoadFailed';
+
+const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = {
+  ColdStart: MetricUnit.Count,
+  ModelLoadFailed: MetricUnit.Count,
+  ModelLoadMs: MetricUnit.Milliseconds,
+  InferenceMs: MetricUnit.Milliseconds,
+};
+
+export function createTelemetry(modelName: string): Telemetry {
+  const serviceName = process.env.POWERTOOLS_SERVICE_NAME || 'cdk-serverless-inference';
+  const logger = new Logger({ serviceName, persistentKeys: { model: modelName } });
+  const metrics = new Metrics({
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || 'CdkServerlessInference',
+    serviceName,
+    defaultDimensions: { model: modelName },
+  });
+  let pending = false;
+  return {
+    logger,
+    record(name, value) {
+      metrics.addMetric(name, UNITS[name], value);
+      pending = true;
+    },
+    flush() {
+      if (pending) {
+        metrics.publishStoredMetrics();
+        pending = false;
+      }
+    },
+  };
+}

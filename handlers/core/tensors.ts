@@ -1,0 +1,128 @@
+import { Datatype, JsonValue, TensorData, decodeValues, encodeValues, isDatatype } from './datatypes';
+import { badRequest } from './errors';
+
+/**
+ * One of the model's inputs or outputs as onnxruntime reports it. A dimension is a number when the
+ * model fixes it, a string when it is symbolic (e.g. `batch`), and -1 when it is unknown.
+ */
+export interface TensorSpec {
+  readonly name: string;
+  readonly datatype: Datatype;
+  readonly shape: ReadonlyArray<number | string>;
+}
+
+/** A tensor of the Open Inference Protocol, as it stands in JSON. */
+export interface OipTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly datatype: Datatype;
+  readonly parameters?: Record<string, unknown>;
+  readonly data: readonly JsonValue[];
+}
+
+/** What onnxruntime's Tensor constructor takes. */
+export interface TensorInit {
+  readonly datatype: Datatype;
+  readonly data: TensorData;
+  readonly shape: readonly number[];
+}
+
+/** Deeper than any real tensor: refuses nesting meant to exhaust the stack. */
+const MAX_NESTING = 32;
+/** Dimensions past 2^31 are not allocatable anyway; the element count is checked against the data. */
+const MAX_DIM = 2 ** 31 - 1;
+
+/**
+ * Checks one request tensor against the model's input and turns it into onnxruntime's form. Every
+ * check runs before anything is allocated for the tensor: a claimed shape of 10^9 elements whose
+ * data does not match is refused on the count alone.
+ */
+export function decodeInputTensor(raw: unknown, spec: TensorSpec, symbols: Map<string, number>): TensorInit {
+  const t = raw as Record<string, unknown>;
+  const name = spec.name;
+  if (!isDatatype(t.datatype)) {
+    throw badRequest(`input '${name}': datatype must be one of the protocol's datatypes, got: ${JSON.stringify(t.datatype)}`);
+  }
+  if (t.datatype !== spec.datatype) {
+    throw badRequest(`input '${name}': the model expects datatype ${spec.datatype}, got: ${t.datatype}`);
+  }
+  const shape = readShape(t.shape, `input '${name}'`);
+  checkShapeAgainstModel(shape, spec, symbols);
+
+  const values = flatten(t.data, `input '${name}'`);
+  const expected = shape.reduce((a, b) => a * b, 1);
+  if (values.length !== expected) {
+    throw badRequest(
+      `input '${name}': shape [${shape.join(',')}] holds ${expected} elements but data has ${values.length}`,
+    );
+  }
+  return { datatype: spec.datatype, data: encodeValues(values, spec.datatype, name), shape };
+}
+
+/** An output tensor of onnxruntime in the protocol's JSON form. */
+export function encodeOutputTensor(name: string, datatype: Datatype, dims: readonly number[], data: unknown): OipTensor {
+  return { name, datatype, shape: [...dims], data: decodeValues(data, datatype) };
+}
+
+export function readShape(raw: unknown, what: string): number[] {
+  if (!Array.isArray(raw)) {
+    throw badRequest(`${what}: shape must be an array of non-negative integers, got: ${JSON.stringify(raw) ?? 'nothing'}`);
+  }
+  for (const d of raw) {
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_DIM) {
+      throw badRequest(`${what}: shape must be an array of non-negative integers up to ${MAX_DIM}, got: ${JSON.stringify(raw)}`);
+    }
+  }
+  return raw as number[];
+}
+
+/**
+ * The request's shape must have the model's rank, match every fixed dimension, and give one value
+ * to each symbolic dimension across all inputs (two inputs sharing `batch` must agree on it).
+ */
+export function checkShapeAgainstModel(shape: readonly number[], spec: TensorSpec, symbols: Map<string, number>): void {
+  const model = spec.shape;
+  const describe = () => `[${model.map((d) => (typeof d === 'string' ? d : d < 0 ? '?' : d)).join(',')}]`;
+  if (shape.length !== model.length) {
+    throw badRequest(`input '${spec.name}': the model expects shape ${describe()} (rank ${model.length}), got: [${shape.join(',')}]`);
+  }
+  model.forEach((dim, i) => {
+    if (typeof dim === 'number') {
+      if (dim >= 0 && dim !== shape[i]) {
+        throw badRequest(`input '${spec.name}': the model expects shape ${describe()}, got: [${shape.join(',')}] (dimension ${i})`);
+      }
+      return;
+    }
+    const bound = symbols.get(dim);
+    if (bound === undefined) {
+      symbols.set(dim, shape[i]);
+    } else if (bound !== shape[i]) {
+      throw badRequest(`input '${spec.name}': dimension '${dim}' is ${shape[i]} here but ${bound} in another input`);
+    }
+  });
+}
+
+/**
+ * The protocol sends data flat in row-major order; nested arrays (as many clients send) are
+ * flattened in the same order.
+ */
+export function flatten(data: unknown, what: string): unknown[] {
+  if (!Array.isArray(data)) {
+    throw badRequest(`${what}: data must be an array, got: ${data === undefined ? 'nothing' : typeof data}`);
+  }
+  if (!data.some(Array.isArray)) {
+    return data;
+  }
+  const out: unknown[] = [];
+  const walk = (a: unknown[], depth: number): void => {
+    if (depth > MAX_NESTING) {
+      throw badRequest(`${what}: data is nested deeper than ${MAX_NESTING} levels`);
+    }
+    for (const v of a) {
+      if (Array.isArray(v)) walk(v, depth + 1);
+      else out.push(v);
+    }
+  };
+  walk(data, 1);
+  return out;
+}

@@ -1,0 +1,87 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ENV } from '../../handlers/core/environment';
+import { startInferenceServer } from './inference-server';
+import { loadInferenceHandler } from './load-handler';
+
+const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1]
+
+Serves the library's inference handler over HTTP on this machine, so a model can be tried before
+any deploy. Each request reaches the handler as an API Gateway (REST proxy) event.
+
+Options:
+  --model PATH     the .onnx file (or set MODEL_S3_URI and the AWS variables to fetch it from S3)
+  --name NAME      the model's name in the routes (default: model)
+  --port N         the port (default: 8080; 0 picks a free one)
+  --host HOST      the address to listen on (default: 127.0.0.1)
+  --handler FILE   a bundled entry file of your own (with hooks) instead of the library's handler
+  -h, --help       this text`;
+
+/** Runs the command line; returns the process exit code, or undefined while the server runs. */
+export async function main(argv: string[]): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help') {
+    console.log(USAGE);
+    return command ? 0 : 1;
+  }
+  if (command !== 'serve') {
+    console.error(`unknown command '${command}'\n\n${USAGE}`);
+    return 1;
+  }
+  let args;
+  try {
+    args = parseArgs({
+      args: rest,
+      options: {
+        model: { type: 'string' },
+        name: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        handler: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 1;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const port = args.port === undefined ? 8080 : Number(args.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`--port must be a port number (0-65535), got: ${args.port}`);
+    return 1;
+  }
+  if (args.model) {
+    const model = path.resolve(args.model);
+    if (!fs.existsSync(model)) {
+      console.error(`--model: ${model} does not exist`);
+      return 1;
+    }
+    process.env[ENV.MODEL_PATH] = model;
+    delete process.env[ENV.MODEL_S3_URI];
+  } else if (!process.env[ENV.MODEL_PATH] && !process.env[ENV.MODEL_S3_URI]) {
+    console.error(`give --model PATH (or set ${ENV.MODEL_S3_URI})\n\n${USAGE}`);
+    return 1;
+  }
+  if (args.name) process.env[ENV.MODEL_NAME] = args.name;
+  // Quiet by default: the handler's per-request logs and metrics are for CloudWatch.
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+
+  const handler = await loadInferenceHandler(args.handler);
+  const server = await startInferenceServer({ handler, port, host: args.host });
+  const name = process.env[ENV.MODEL_NAME] || 'model';
+  console.log(`Serving model '${name}' at ${server.url}`);
+  console.log(`  curl -s ${server.url}/v2/models/${name}`);
+  console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);
+  const stop = () => {
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return undefined;
+}
