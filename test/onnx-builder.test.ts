@@ -154,6 +154,21 @@ describe('mlpModel', () => {
     expectClose(probabilities.data as Float32Array, model.predict(rows).flat(), 1e-5);
   });
 
+  it('adds an int64 label output, the ArgMax of the probabilities, when asked', async () => {
+    const model = mlpModel({ inputs: 4, hidden: 16, classes: 3, seed: 21, label: true });
+    const rows = randomRows(20, 4, 7);
+    const session = await load(model.bytes);
+    expect(session.outputNames).toEqual(['probabilities', 'label']);
+    const { probabilities, label } = await session.run({ input: new ort.Tensor('float32', Float32Array.from(rows.flat()), [20, 4]) });
+    expect(label.type).toBe('int64');
+    expect(label.dims).toEqual([20]);
+    const expected = model.predict(rows).map((p) => p.indexOf(Math.max(...p)));
+    expect(new Set(expected).size).toBeGreaterThan(1);
+    expect(Array.from(label.data as BigInt64Array, Number)).toEqual(expected);
+    expect(model.predictLabels(rows)).toEqual(expected);
+    expect(probabilities.dims).toEqual([20, 3]);
+  });
+
   it('computes a softmax over relu(x·W1 + b1)·W2 + b2 in its reference', () => {
     const model = mlpModel({ inputs: 1, hidden: 2, classes: 2, seed: 8 });
     const [[a, b]] = model.hiddenWeights;
@@ -257,6 +272,14 @@ describe('padded models', () => {
     const session = await ort.InferenceSession.create(filePath, QUIET);
     const { y } = await session.run({ x: new ort.Tensor('float32', Float32Array.from([2]), [1]) });
     expect(Array.from(y.data as Float32Array)).toEqual([2 + written.addend]);
+  });
+
+  it('write the same bytes sparse, with the padding left as a hole', () => {
+    const sizeBytes = 2 * 1024 * 1024 + 5;
+    const dense = writePaddedModel(path.join(tempDir, 'dense.onnx'), sizeBytes);
+    const sparse = writePaddedModel(path.join(tempDir, 'sparse.onnx'), sizeBytes, { sparse: true });
+    expect(sparse).toEqual({ ...dense, path: sparse.path });
+    expect(fs.readFileSync(sparse.path).equals(fs.readFileSync(dense.path))).toBe(true);
   });
 
   it('refuse a size smaller than the model without padding', () => {

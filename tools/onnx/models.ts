@@ -89,10 +89,24 @@ export interface MlpModel {
   readonly outputBias: readonly number[];
   /** softmax(relu(row · W1 + b1) · W2 + b2) for each row, computed in plain JS. */
   predict(rows: readonly (readonly number[])[]): number[][];
+  /** The most probable class of each row (what the `label` output holds, when it has one). */
+  predictLabels(rows: readonly (readonly number[])[]): number[];
 }
 
-/** A two-layer perceptron: Gemm, Relu, MatMul, Add, Softmax → `probabilities`. */
-export function mlpModel(options: { inputs?: number; hidden?: number; classes?: number; seed?: number } = {}): MlpModel {
+export interface MlpModelOptions {
+  readonly inputs?: number;
+  readonly hidden?: number;
+  readonly classes?: number;
+  readonly seed?: number;
+  /** Adds an INT64 `label` output, [batch]: the index of the most probable class (ArgMax). */
+  readonly label?: boolean;
+}
+
+/**
+ * A two-layer perceptron: Gemm, Relu, MatMul, Add, Softmax → `probabilities`, and with `label`
+ * also ArgMax → `label`.
+ */
+export function mlpModel(options: MlpModelOptions = {}): MlpModel {
   const inputs = options.inputs ?? 4;
   const hidden = options.hidden ?? 16;
   const classes = options.classes ?? 3;
@@ -106,7 +120,10 @@ export function mlpModel(options: { inputs?: number; hidden?: number; classes?: 
   const spec: OnnxModelSpec = {
     graphName: 'mlp',
     inputs: [{ name: 'input', elemType: 'float32', shape: ['batch', inputs] }],
-    outputs: [{ name: 'probabilities', elemType: 'float32', shape: ['batch', classes] }],
+    outputs: [
+      { name: 'probabilities', elemType: 'float32', shape: ['batch', classes] },
+      ...(options.label ? [{ name: 'label', elemType: 'int64' as const, shape: ['batch'] }] : []),
+    ],
     initializers: [
       { name: 'hidden_weights', elemType: 'float32', dims: [inputs, hidden], values: w1 },
       { name: 'hidden_bias', elemType: 'float32', dims: [hidden], values: b1 },
@@ -124,7 +141,21 @@ export function mlpModel(options: { inputs?: number; hidden?: number; classes?: 
       { opType: 'MatMul', inputs: ['hidden_activation', 'output_weights'], outputs: ['output_product'] },
       { opType: 'Add', inputs: ['output_product', 'output_bias'], outputs: ['logits'] },
       { opType: 'Softmax', inputs: ['logits'], outputs: ['probabilities'], attributes: { axis: attr.int(1) } },
+      ...(options.label
+        ? [{ opType: 'ArgMax', inputs: ['probabilities'], outputs: ['label'], attributes: { axis: attr.int(1), keepdims: attr.int(0) } }]
+        : []),
     ],
+  };
+  const predict = (rows: readonly (readonly number[])[]): number[][] => {
+    checkRowWidth(rows, inputs, 'mlpModel.predict');
+    return rows.map((row) => {
+      const activation = b1.map((bias, j) => Math.max(0, row.reduce((sum, x, i) => sum + x * hiddenWeights[i][j], bias)));
+      const logits = b2.map((bias, k) => activation.reduce((sum, a, j) => sum + a * outputWeights[j][k], bias));
+      const max = Math.max(...logits);
+      const exps = logits.map((l) => Math.exp(l - max));
+      const total = exps.reduce((a, b) => a + b, 0);
+      return exps.map((e) => e / total);
+    });
   };
   return {
     bytes: buildOnnxModel(spec),
@@ -136,17 +167,8 @@ export function mlpModel(options: { inputs?: number; hidden?: number; classes?: 
     hiddenBias: b1,
     outputWeights,
     outputBias: b2,
-    predict(rows) {
-      checkRowWidth(rows, inputs, 'mlpModel.predict');
-      return rows.map((row) => {
-        const activation = b1.map((bias, j) => Math.max(0, row.reduce((sum, x, i) => sum + x * hiddenWeights[i][j], bias)));
-        const logits = b2.map((bias, k) => activation.reduce((sum, a, j) => sum + a * outputWeights[j][k], bias));
-        const max = Math.max(...logits);
-        const exps = logits.map((l) => Math.exp(l - max));
-        const total = exps.reduce((a, b) => a + b, 0);
-        return exps.map((e) => e / total);
-      });
-    },
+    predict,
+    predictLabels: (rows) => predict(rows).map((p) => p.indexOf(Math.max(...p))),
   };
 }
 
@@ -293,9 +315,18 @@ export interface PaddedModelFile {
   readonly addend: number;
 }
 
-/** Writes the model of {@link paddedModel} to `filePath` in 1 MiB chunks, never holding it in memory. */
-export function writePaddedModel(filePath: string, sizeBytes: number): PaddedModelFile {
+/**
+ * Writes the model of {@link paddedModel} to `filePath` in 1 MiB chunks, never holding it in memory.
+ * With `sparse`, the padding is left as a hole that reads as zeros: the same bytes, written at once
+ * and taking no disk, for tests of models too big to write (say, over S3's or Lambda's limits).
+ */
+export function writePaddedModel(filePath: string, sizeBytes: number, options: { sparse?: boolean } = {}): PaddedModelFile {
   const layout = paddedModelLayout(sizeBytes);
+  if (options.sparse) {
+    fs.writeFileSync(filePath, layout.prefix);
+    fs.truncateSync(filePath, layout.sizeBytes);
+    return { path: filePath, sizeBytes: layout.sizeBytes, paddingBytes: layout.paddingBytes, addend: PADDED_MODEL_ADDEND };
+  }
   const chunk = new Uint8Array(Math.min(1024 * 1024, Math.max(1, layout.paddingBytes)));
   const fd = fs.openSync(filePath, 'w');
   try {
