@@ -7,6 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { inferRequestSchema } from './model/request-schema';
 
 /** What an authorization choice contributes to every route of the API. */
 export interface InferenceApiAuthorizationConfig {
@@ -186,30 +187,8 @@ class CognitoAuthorization extends InferenceApiAuthorization {
   }
 }
 
-export interface InferenceApiProps {
-  /**
-   * The inference function (or an alias or version of it). It receives API Gateway REST proxy
-   * events and routes them itself.
-   */
-  readonly handler: lambda.IFunction;
-
-  /**
-   * Name of the model in the routes: `/v2/models/{modelName}/...`. Letters, digits, `.`, `_`, `-`.
-   *
-   * @default 'model'
-   */
-  readonly modelName?: string;
-
-  /**
-   * JSON schema (draft 4) of the infer request body, checked by API Gateway before the function is
-   * invoked. Derive it from the model's signature to reject wrong input names, datatypes or shapes
-   * without paying for an invocation.
-   *
-   * @default - a generic Open Inference Protocol request schema: an object with a non-empty `inputs`
-   * array whose items have `name`, `shape`, `datatype` and `data`
-   */
-  readonly requestSchema?: apigw.JsonSchema;
-
+/** What an endpoint lets its users choose about its API: everything but the function and the model. */
+export interface InferenceApiOptions {
   /**
    * Who may call the API.
    *
@@ -318,6 +297,31 @@ export interface InferenceApiProps {
    * @default - names the model
    */
   readonly description?: string;
+}
+
+export interface InferenceApiProps extends InferenceApiOptions {
+  /**
+   * The inference function (or an alias or version of it). It receives API Gateway REST proxy
+   * events and routes them itself.
+   */
+  readonly handler: lambda.IFunction;
+
+  /**
+   * Name of the model in the routes: `/v2/models/{modelName}/...`. Letters, digits, `.`, `_`, `-`.
+   *
+   * @default 'model'
+   */
+  readonly modelName?: string;
+
+  /**
+   * JSON schema (draft 4) of the infer request body, checked by API Gateway before the function is
+   * invoked. Derive it from the model's signature to reject wrong input names, datatypes or shapes
+   * without paying for an invocation.
+   *
+   * @default - a generic schema (`inferRequestSchema()`): `inputs` (the protocol's tensors, each with
+   * `name`, `shape`, `datatype` and `data`) or `instances`
+   */
+  readonly requestSchema?: apigw.JsonSchema;
 }
 
 const DEFAULT_MODEL_NAME = 'model';
@@ -431,7 +435,7 @@ export class InferenceApi extends Construct {
     this.requestModel = this.restApi.addModel('InferRequestModel', {
       contentType: 'application/json',
       description: `Infer request of the model ${this.modelName}`,
-      schema: props.requestSchema ?? genericInferRequestSchema(),
+      schema: props.requestSchema ?? inferRequestSchema(),
     });
 
     this.addRoutes(props.handler, auth);
@@ -671,45 +675,3 @@ function defaultAccessLogFormat(): apigw.AccessLogFormat {
   );
 }
 
-/** The request body every Open Inference Protocol infer call has, whatever the model. */
-function genericInferRequestSchema(): apigw.JsonSchema {
-  const tensor: apigw.JsonSchema = {
-    type: apigw.JsonSchemaType.OBJECT,
-    required: ['name', 'shape', 'datatype', 'data'],
-    properties: {
-      name: { type: apigw.JsonSchemaType.STRING, minLength: 1 },
-      shape: {
-        type: apigw.JsonSchemaType.ARRAY,
-        items: { type: apigw.JsonSchemaType.INTEGER, minimum: 0 },
-      },
-      datatype: {
-        type: apigw.JsonSchemaType.STRING,
-        enum: ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64',
-          'FP16', 'FP32', 'FP64', 'BYTES'],
-      },
-      parameters: { type: apigw.JsonSchemaType.OBJECT },
-    },
-  };
-  return {
-    schema: apigw.JsonSchemaVersion.DRAFT4,
-    title: 'InferenceRequest',
-    type: apigw.JsonSchemaType.OBJECT,
-    required: ['inputs'],
-    properties: {
-      id: { type: apigw.JsonSchemaType.STRING },
-      parameters: { type: apigw.JsonSchemaType.OBJECT },
-      inputs: { type: apigw.JsonSchemaType.ARRAY, minItems: 1, items: tensor },
-      outputs: {
-        type: apigw.JsonSchemaType.ARRAY,
-        items: {
-          type: apigw.JsonSchemaType.OBJECT,
-          required: ['name'],
-          properties: {
-            name: { type: apigw.JsonSchemaType.STRING, minLength: 1 },
-            parameters: { type: apigw.JsonSchemaType.OBJECT },
-          },
-        },
-      },
-    },
-  };
-}

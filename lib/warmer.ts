@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { acknowledge } from './private/acknowledge';
 import { builtAssetPath } from './private/package-paths';
 import { MAX_WARMER_CONCURRENCY, MAX_WARMUP_HOLD_MS, WARMER_ENV } from './warmer-contract';
 
@@ -20,13 +21,8 @@ const MAX_HOLD_TIME = Duration.millis(MAX_WARMUP_HOLD_MS);
  */
 const INVOKE_ALLOWANCE = Duration.seconds(45);
 
-export interface WarmerProps {
-  /**
-   * What to keep warm: a function, a version or an alias. The warmer invokes exactly this ARN
-   * (an unqualified function ARN means `$LATEST`) and may invoke nothing else.
-   */
-  readonly target: lambda.IFunction;
-
+/** How a warmer keeps its target warm: everything but the target. */
+export interface WarmerOptions {
   /**
    * How many execution environments to keep warm: the number of concurrent calls per run.
    * Between 1 and 100.
@@ -65,6 +61,14 @@ export interface WarmerProps {
    * @default logs.RetentionDays.ONE_WEEK
    */
   readonly logRetention?: logs.RetentionDays;
+}
+
+export interface WarmerProps extends WarmerOptions {
+  /**
+   * What to keep warm: a function, a version or an alias. The warmer invokes exactly this ARN
+   * (an unqualified function ARN means `$LATEST`) and may invoke nothing else.
+   */
+  readonly target: lambda.IFunction;
 }
 
 /**
@@ -160,9 +164,15 @@ export class Warmer extends Construct {
         description: 'Keeps Lambda execution environments warm',
         targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0 })],
       });
+      acknowledge(this.rule, ['Serverless-EventBusDLQ'], MISSED_PING);
     }
+    acknowledge(this.function, ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination'], MISSED_PING);
+    acknowledge(this.function, ['Serverless-LambdaTracing'], 'Tracing a keep-warm ping would cost a trace per ping and show nothing of interest.');
   }
 }
+
+/** Why the Serverless pack's failure-capture rules do not fit a warm-up ping. */
+const MISSED_PING = 'A missed warm-up ping is harmless and worthless to replay: the next scheduled run replaces it, so retries and failure capture are off on purpose.';
 
 function validateConcurrency(concurrency: number): void {
   if (Token.isUnresolved(concurrency)) {

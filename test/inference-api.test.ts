@@ -240,15 +240,16 @@ describe('InferenceApi request validation', () => {
     });
   });
 
-  it('defaults to a generic OIP request schema that requires inputs with name, shape, datatype and data', () => {
+  it('defaults to a generic schema: OIP inputs with name, shape, datatype and data, or instances', () => {
     const { template } = setup();
     template.hasResourceProperties('AWS::ApiGateway::Model', {
       ContentType: 'application/json',
       Schema: Match.objectLike({
         $schema: 'http://json-schema.org/draft-04/schema#',
         type: 'object',
-        required: ['inputs'],
+        oneOf: [{ required: ['inputs'] }, { required: ['instances'] }],
         properties: Match.objectLike({
+          instances: { type: 'array', minItems: 1 },
           inputs: Match.objectLike({
             type: 'array',
             minItems: 1,

@@ -1,0 +1,22 @@
+import { Validations } from 'aws-cdk-lib';
+import { IConstruct } from 'constructs';
+
+/**
+ * Acknowledges validation findings (cdk-nag rules) on a construct and its children, with the reason
+ * a reviewer reads. `Validations.acknowledge` refuses ids with more than one `::`, which granular
+ * findings such as `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:...]` have; those are recorded
+ * in the same metadata entry that `Validations` writes and cdk-nag reads.
+ */
+export function acknowledge(scope: IConstruct, ids: readonly string[], reason: string): void {
+  const plain = ids.filter((id) => id.split('::').length <= 2);
+  if (plain.length > 0) {
+    Validations.of(scope).acknowledge(...plain.map((id) => ({ id, reason })));
+  }
+  const granular = ids.filter((id) => id.split('::').length > 2);
+  if (granular.length > 0) {
+    scope.node.addMetadata(
+      Validations.ACKNOWLEDGED_RULES_METADATA_KEY,
+      Object.fromEntries(granular.map((id) => [`annotation::${id}`, reason])),
+    );
+  }
+}
