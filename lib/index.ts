@@ -1,0 +1,13 @@
+export * from './s3-model-endpoint';
+export * from './model-endpoint-base';
+export * from './inference-api';
+export * from './warmer';
+export { WARMUP_EVENT_SOURCE } from './warmer-contract';
+export type { WarmupEvent, WarmupResponse } from './warmer-contract';
+export { OnnxRuntimeLayer } from './onnxruntime-layer';
+export type { OnnxRuntimeLayerProps } from './onnxruntime-layer';
+export * from './model/model-source';
+export { readOnnxModelInfo } from './model/onnx-model-info';
+export type { OnnxModelInfo, TensorSignature, OnnxOpsetImport, OipDatatype } from './model/onnx-model-info';
+export { inferRequestSchema } from './model/request-schema';
+export * from './testing/mask-asset-hashes';
