@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Annotations, Duration, Names, Size, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -15,12 +14,14 @@ import { acknowledge } from './private/acknowledge';
 import {
   CodePart,
   ephemeralStorageForModel,
+  formatBytes,
   inferenceThreads,
   validateCodeSize,
   validateEphemeralStorage,
   validateMemorySize,
 } from './private/lambda-limits';
 import { builtAssetPath } from './private/package-paths';
+import { treeSize } from './private/staging';
 import { Warmer, WarmerOptions } from './warmer';
 
 /** onnxruntime's graph optimisation levels. */
@@ -77,7 +78,9 @@ export interface ModelEndpointProps {
 
   /**
    * The function's timeout. A cold start's model load counts against the first request's timeout
-   * once it outlasts the init phase.
+   * once it outlasts the init phase. API Gateway waits at most 29 s for the function, so a request
+   * that meets a load longer than that gets a 504 while the load goes on: keep big models warm
+   * (the warmer, or `provisionedConcurrency`).
    * @default Duration.seconds(60)
    */
   readonly timeout?: Duration;
@@ -124,8 +127,9 @@ export interface ModelEndpointProps {
   /**
    * How long the init phase waits for the model before handing over to the first request. Lambda
    * caps an on-demand init at 10 s; a load that takes longer finishes during the first request
-   * instead of failing every cold start.
-   * @default Duration.seconds(8)
+   * instead of failing every cold start. Provisioned instances may initialise for 130 s (or the
+   * timeout, if longer) and are frozen after init, so they wait for the whole load.
+   * @default - 8 seconds; with `provisionedConcurrency`, 10 s less than 130 s or the timeout, whichever is longer
    */
   readonly modelInitWait?: Duration;
 
@@ -152,6 +156,11 @@ export interface ModelEndpointProps {
 export interface ModelPackaging {
   /** Environment variables that tell the handler where the model is (MODEL_PATH or MODEL_S3_URI...). */
   readonly environment: Record<string, string>;
+  /**
+   * The function's code instead of the prebuilt inference handler: a code asset holding the handler
+   * and the model, or a container image (`image: true`).
+   */
+  readonly code?: PackagedCode;
   /** Layers besides the ONNX Runtime layer (a model layer). */
   readonly layers?: lambda.ILayerVersion[];
   /** Unzipped sizes of those layers and of any model in the code, for the 250 MB check. */
@@ -161,12 +170,33 @@ export interface ModelPackaging {
   /** The model's signature and size, when known at synth. */
   readonly info?: OnnxModelInfo;
   /** Grants the function's role access to the model. */
-  grantRead(role: iam.IRole): void;
+  grantRead?(role: iam.IRole): void;
   /** What must exist before the function runs (the model object, the file system). */
   readonly dependencies?: IDependable[];
+  /** The VPC, subnets and security groups of the function, for a model on a file system. */
+  readonly network?: PackagedNetwork;
+  /** A file system the function mounts. */
+  readonly filesystem?: lambda.FileSystem;
 }
 
-const INFERENCE_HANDLER_DIR = () => builtAssetPath('handlers', 'inference');
+/** Function code an endpoint brings instead of the prebuilt inference handler. */
+export interface PackagedCode {
+  readonly code: lambda.Code;
+  /** A container image: no runtime, handler or layers of its own; it brings onnxruntime itself. */
+  readonly image?: boolean;
+  /** What the code holds, unzipped, for the 250 MB check (zip code only). */
+  readonly parts?: CodePart[];
+}
+
+/** Where a function that mounts a file system runs. */
+export interface PackagedNetwork {
+  readonly vpc: ec2.IVpc;
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  readonly securityGroups: ec2.ISecurityGroup[];
+}
+
+/** The prebuilt inference handler bundle. */
+export const INFERENCE_HANDLER_DIR = (): string => builtAssetPath('handlers', 'inference');
 
 const TRACING_OPT_IN = 'X-Ray tracing is opt-in (the tracing prop): it is billed per trace, and the handler already emits latency metrics.';
 
@@ -187,8 +217,11 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
   public readonly api: InferenceApi;
   /** The warmer, when there is one. */
   public readonly warmer?: Warmer;
-  /** The ONNX Runtime layer the function uses (shared by the stack's endpoints). */
-  public readonly onnxRuntimeLayer: OnnxRuntimeLayer;
+  /**
+   * The ONNX Runtime layer the function uses (shared by the stack's endpoints); none for a
+   * container image, which brings onnxruntime itself.
+   */
+  public readonly onnxRuntimeLayer?: OnnxRuntimeLayer;
   /** The function's role. */
   public readonly role: iam.Role;
   /** The function's log group. */
@@ -230,16 +263,20 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
     const packaging = packageModel(this);
     this.modelInfo = packaging.info;
 
-    this.onnxRuntimeLayer = OnnxRuntimeLayer.forArchitecture(this, architecture);
-    const layers = [this.onnxRuntimeLayer, ...(packaging.layers ?? [])];
-    validateCodeSize(
-      [
-        { name: 'inference handler', bytes: directorySize(INFERENCE_HANDLER_DIR()) },
-        { name: 'ONNX Runtime layer', bytes: this.onnxRuntimeLayer.unzippedSizeBytes },
-        ...(packaging.codeParts ?? []),
-      ],
-      layers.length,
-    );
+    const image = packaging.code?.image === true;
+    // An image brings onnxruntime itself; zip code gets the stack's ONNX Runtime layer.
+    this.onnxRuntimeLayer = image ? undefined : OnnxRuntimeLayer.forArchitecture(this, architecture);
+    const layers = image ? [] : [this.onnxRuntimeLayer!, ...(packaging.layers ?? [])];
+    if (!image) {
+      validateCodeSize(
+        [
+          ...(packaging.code?.parts ?? [{ name: 'inference handler', bytes: treeSize(INFERENCE_HANDLER_DIR()) }]),
+          { name: 'ONNX Runtime layer', bytes: this.onnxRuntimeLayer!.unzippedSizeBytes },
+          ...(packaging.codeParts ?? []),
+        ],
+        layers.length,
+      );
+    }
 
     let ephemeralStorageSize = props.ephemeralStorageSize;
     if (ephemeralStorageSize) {
@@ -247,6 +284,8 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
     } else if (packaging.tmpBytes !== undefined) {
       ephemeralStorageSize = ephemeralStorageForModel(packaging.tmpBytes);
     }
+
+    warnIfModelOutgrowsMemory(this, memorySize, packaging.info?.sizeBytes);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH });
     // Its own role, with no managed policy: writing its own log group and reading its model.
@@ -256,28 +295,32 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
     });
     this.grantPrincipal = this.role;
     this.logGroup.grantWrite(this.role);
-    packaging.grantRead(this.role);
+    packaging.grantRead?.(this.role);
 
     this.function = new lambda.Function(this, 'Function', {
-      code: lambda.Code.fromAsset(INFERENCE_HANDLER_DIR()),
-      handler: 'index.handler',
-      runtime: props.runtime ?? lambda.Runtime.NODEJS_24_X,
+      code: packaging.code?.code ?? lambda.Code.fromAsset(INFERENCE_HANDLER_DIR()),
+      handler: image ? lambda.Handler.FROM_IMAGE : 'index.handler',
+      runtime: image ? lambda.Runtime.FROM_IMAGE : (props.runtime ?? lambda.Runtime.NODEJS_24_X),
       architecture,
       memorySize,
       ephemeralStorageSize,
       timeout,
       role: this.role,
       logGroup: this.logGroup,
-      layers,
+      layers: layers.length > 0 ? layers : undefined,
       tracing: props.tracing,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      vpc: packaging.network?.vpc,
+      vpcSubnets: packaging.network?.vpcSubnets,
+      securityGroups: packaging.network?.securityGroups,
+      filesystem: packaging.filesystem,
       description: `ONNX model '${this.modelName}' served over the Open Inference Protocol`,
       environment: {
         [ENV.MODEL_NAME]: this.modelName,
         [ENV.MODEL_VERSION]: props.modelVersion ?? '1',
         [ENV.ORT_INTRA_OP_THREADS]: String(props.intraOpThreads ?? inferenceThreads(memorySize)),
         [ENV.ORT_GRAPH_OPTIMIZATION_LEVEL]: props.graphOptimizationLevel ?? GraphOptimizationLevel.ALL,
-        [ENV.MODEL_INIT_WAIT_MS]: String((props.modelInitWait ?? Duration.seconds(8)).toMilliseconds()),
+        [ENV.MODEL_INIT_WAIT_MS]: String(modelInitWait(props, timeout).toMilliseconds()),
         ORT_DISABLE_TELEMETRY: '1',
         POWERTOOLS_SERVICE_NAME: this.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
@@ -285,6 +328,15 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
         ...props.environment,
       },
     });
+    if (packaging.network) {
+      // aws-cdk-lib attaches this only to a role it creates; the function's network interfaces need it.
+      this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'));
+      acknowledge(
+        this.role,
+        ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]'],
+        "aws-cdk-lib attaches AWS's managed policy for the network interfaces of a function in a VPC; EC2 does not let those actions be scoped to resources.",
+      );
+    }
     for (const d of packaging.dependencies ?? []) {
       this.function.node.addDependency(d);
     }
@@ -386,18 +438,36 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
   }
 }
 
+/**
+ * On demand, Lambda caps the init phase at 10 s, so the handler hands over after 8 s and finishes a
+ * longer load in the first request. Provisioned instances may initialise for 130 s or the timeout,
+ * whichever is longer, and are frozen after init until their first request: they wait for the
+ * whole load instead.
+ */
+function modelInitWait(props: ModelEndpointProps, timeout: Duration): Duration {
+  if (props.modelInitWait) return props.modelInitWait;
+  if (props.provisionedConcurrency === undefined || Token.isUnresolved(timeout.toSeconds())) return Duration.seconds(8);
+  return Duration.seconds(Math.max(130, timeout.toSeconds()) - 10);
+}
+
+/**
+ * onnxruntime holds the whole model in memory, plus its working buffers and Node.js itself: a
+ * function with less than about 1.5 times the model and 256 MiB runs out of memory at cold start.
+ */
+function warnIfModelOutgrowsMemory(scope: Construct, memoryMiB: number, modelBytes: number | undefined): void {
+  if (modelBytes === undefined || Token.isUnresolved(memoryMiB)) return;
+  const neededMiB = Math.ceil((modelBytes * 1.5) / (1024 * 1024) + 256);
+  if (memoryMiB < neededMiB) {
+    Annotations.of(scope).addWarningV2(
+      'cdk-serverless-inference:memory',
+      `memorySize is ${memoryMiB} MiB, but a ${formatBytes(modelBytes)} model needs about ${neededMiB} MiB (1.5 times the model, for onnxruntime, and 256 MiB for the runtime): raise memorySize`,
+    );
+  }
+}
+
 function validateCount(value: number | undefined, prop: string, min: number): void {
   if (value === undefined || Token.isUnresolved(value)) return;
   if (!Number.isInteger(value) || value < min) {
     throw new Error(`${prop} must be a whole number of at least ${min}, got: ${value}`);
   }
-}
-
-function directorySize(dir: string): number {
-  let total = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    total += entry.isDirectory() ? directorySize(p) : fs.statSync(p).size;
-  }
-  return total;
 }

@@ -10,6 +10,7 @@ import { ENV } from '../handlers/core/environment';
 import { ModelEndpointBase, ModelEndpointProps, ModelPackaging } from './model-endpoint-base';
 import { ModelSource, ModelSourceConfig } from './model/model-source';
 import { acknowledge } from './private/acknowledge';
+import { grantReadModelObject } from './private/grants';
 import { formatBytes } from './private/lambda-limits';
 
 export interface S3ModelEndpointProps extends ModelEndpointProps {
@@ -76,7 +77,8 @@ interface PlacedModel {
   readonly version?: string;
   readonly source: ModelSourceConfig;
   readonly deployment?: cr.AwsCustomResource;
-  readonly assetHash?: string;
+  /** The endpoint made the bucket: it holds only models. */
+  readonly ownBucket?: boolean;
 }
 
 function placeModel(scope: Construct, props: S3ModelEndpointProps): PlacedModel {
@@ -102,10 +104,13 @@ function placeModel(scope: Construct, props: S3ModelEndpointProps): PlacedModel 
     throw new Error('serverAccessLogsBucket applies to the bucket the endpoint creates; give it to your own bucket instead');
   }
   const bucket = props.bucket ?? createModelBucket(scope, props.serverAccessLogsBucket);
-  const key = `models/${props.modelName ?? 'model'}/${path.basename(localPath)}`;
   const asset = new s3assets.Asset(scope, 'ModelAsset', { path: localPath });
+  // A key per model content: a deploy never overwrites the object an older function version
+  // reads (during the deploy, or after a rollback), and endpoints sharing a bucket never collide.
+  const stem = path.basename(localPath, '.onnx');
+  const key = `models/${props.modelName ?? 'model'}/${stem}-${asset.assetHash.slice(0, 16)}.onnx`;
   const deployment = copyAssetIntoBucket(scope, asset, bucket, key);
-  return { bucket, key, source, deployment, assetHash: asset.assetHash };
+  return { bucket, key, source, deployment, ownBucket: props.bucket === undefined };
 }
 
 /**
@@ -118,7 +123,7 @@ function copyAssetIntoBucket(scope: Construct, asset: s3assets.Asset, bucket: s3
     service: 'S3',
     action: 'copyObject',
     parameters: { Bucket: bucket.bucketName, Key: key, CopySource: `${asset.s3BucketName}/${asset.s3ObjectKey}` },
-    physicalResourceId: cr.PhysicalResourceId.of(`${key}@${asset.assetHash}`),
+    physicalResourceId: cr.PhysicalResourceId.of(key),
   };
   const statements = [
     new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [asset.bucket.arnForObjects(asset.s3ObjectKey)] }),
@@ -134,11 +139,23 @@ function copyAssetIntoBucket(scope: Construct, asset: s3assets.Asset, bucket: s3
     installLatestAwsSdk: false,
     timeout: Duration.minutes(5),
     memorySize: 256,
-    logGroup: new logs.LogGroup(scope, 'ModelCopyLogGroup', { retention: logs.RetentionDays.ONE_MONTH }),
+    logGroup: copyLogGroup(scope),
   });
   acknowledgeAwsCustomResourceProvider(scope);
   return deployment;
 }
+
+/**
+ * The log group of the copy's provider function. That function is one per stack, configured by the
+ * first `AwsCustomResource` made, so its log group is one per stack too.
+ */
+function copyLogGroup(scope: Construct): logs.ILogGroup {
+  const stack = Stack.of(scope);
+  const existing = stack.node.tryFindChild(COPY_LOG_GROUP_ID) as logs.LogGroup | undefined;
+  return existing ?? new logs.LogGroup(stack, COPY_LOG_GROUP_ID, { retention: logs.RetentionDays.ONE_MONTH });
+}
+
+const COPY_LOG_GROUP_ID = 'CdkServerlessInferenceModelCopyLogs';
 
 /** The provider function of `AwsCustomResource` is a stack-wide singleton that aws-cdk-lib owns. */
 function acknowledgeAwsCustomResourceProvider(scope: Construct): void {
@@ -168,6 +185,7 @@ function createModelBucket(scope: Construct, accessLogs: s3.IBucket | undefined)
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
       removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
     });
   if (!accessLogs) {
     acknowledge(serverAccessLogsBucket, ['AwsSolutions-S1'], 'This is the access log bucket of the model bucket; logging it into itself would loop.');
@@ -180,6 +198,8 @@ function createModelBucket(scope: Construct, accessLogs: s3.IBucket | undefined)
     removalPolicy: RemovalPolicy.RETAIN,
     serverAccessLogsBucket,
     serverAccessLogsPrefix: 'model-bucket/',
+    // Overwritten models stay recoverable for a month; multi-GB versions are not kept forever.
+    lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) }],
   });
 }
 
@@ -189,33 +209,10 @@ function packaging(placed: PlacedModel): ModelPackaging {
     environment: {
       [ENV.MODEL_S3_URI]: `s3://${bucket.bucketName}/${key}`,
       ...(version ? { [ENV.MODEL_S3_VERSION_ID]: version } : {}),
-      // A new model file means a new function version, so the alias moves to instances that load it.
-      ...(placed.assetHash ? { MODEL_ASSET_HASH: placed.assetHash } : {}),
     },
     tmpBytes: source.size?.toBytes(),
     info: source.info,
-    grantRead: (role) => grantReadModel(role, bucket, key, version),
+    grantRead: (role) => grantReadModelObject(role, bucket, key, version, { listBucket: placed.ownBucket }),
     dependencies: placed.deployment ? [placed.deployment] : [],
   };
-}
-
-/**
- * Read access to the one model object: GetObject on its key (and version), and ListBucket limited
- * to that key so that a missing object reads as "does not exist", not "access denied".
- */
-function grantReadModel(role: iam.IRole, bucket: s3.IBucket, key: string, version: string | undefined): void {
-  role.addToPrincipalPolicy(
-    new iam.PolicyStatement({
-      actions: version ? ['s3:GetObject', 's3:GetObjectVersion'] : ['s3:GetObject'],
-      resources: [bucket.arnForObjects(key)],
-    }),
-  );
-  role.addToPrincipalPolicy(
-    new iam.PolicyStatement({
-      actions: ['s3:ListBucket'],
-      resources: [bucket.bucketArn],
-      conditions: { StringEquals: { 's3:prefix': key } },
-    }),
-  );
-  bucket.encryptionKey?.grantDecrypt(role);
 }

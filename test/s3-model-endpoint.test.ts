@@ -8,6 +8,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import {
@@ -57,22 +58,21 @@ describe('S3ModelEndpoint defaults', () => {
       Architectures: ['x86_64'],
       MemorySize: 2048,
       Timeout: 60,
-      Layers: [ref(f.endpoint.onnxRuntimeLayer)],
+      Layers: [ref(f.endpoint.onnxRuntimeLayer!)],
       Role: { 'Fn::GetAtt': [ref(f.endpoint.role).Ref, 'Arn'] },
       LoggingConfig: { LogGroup: ref(f.endpoint.logGroup) },
     });
     expect(fn(f).TracingConfig).toBeUndefined();
     expect(fn(f).ReservedConcurrentExecutions).toBeUndefined();
-    expect(f.endpoint.onnxRuntimeLayer.architecture).toBe(lambda.Architecture.X86_64);
+    expect(f.endpoint.onnxRuntimeLayer!.architecture).toBe(lambda.Architecture.X86_64);
   });
 
   it('tells the handler where the model is and how to run it', () => {
     expect(env(f)).toEqual({
       MODEL_NAME: 'model',
       MODEL_VERSION: '1',
-      MODEL_S3_URI: { 'Fn::Join': ['', ['s3://', ref(f.endpoint.bucket), '/models/model/demo.onnx']] },
-      // The model file's hash: a new model is a new function version, so the alias moves.
-      MODEL_ASSET_HASH: expect.stringMatching(/^[0-9a-f]{64}$/),
+      // The key carries the model's hash: a new model is a new key, so a new function version.
+      MODEL_S3_URI: { 'Fn::Join': ['', ['s3://', ref(f.endpoint.bucket), `/${f.endpoint.modelObjectKey}`]] },
       // 2,048 MiB buys a little more than one vCPU (1,769 MiB each).
       ORT_INTRA_OP_THREADS: '1',
       ORT_GRAPH_OPTIMIZATION_LEVEL: 'all',
@@ -81,7 +81,7 @@ describe('S3ModelEndpoint defaults', () => {
       POWERTOOLS_SERVICE_NAME: expect.stringMatching(/^StackEndpoint/),
       POWERTOOLS_METRICS_NAMESPACE: 'CdkServerlessInference',
     });
-    expect(f.endpoint.modelObjectKey).toBe('models/model/demo.onnx');
+    expect(f.endpoint.modelObjectKey).toBe(`models/model/demo-${(f.endpoint.node.findChild('ModelAsset') as s3assets.Asset).assetHash.slice(0, 16)}.onnx`);
   });
 
   it("sizes /tmp at Lambda's minimum for a small model", () => {
@@ -98,6 +98,8 @@ describe('S3ModelEndpoint defaults', () => {
       BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
       PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
       LoggingConfiguration: { DestinationBucketName: expect.anything(), LogFilePrefix: 'model-bucket/' },
+      // Replaced model versions are kept a month, not forever.
+      LifecycleConfiguration: { Rules: [expect.objectContaining({ NoncurrentVersionExpiration: { NoncurrentDays: 30 }, Status: 'Enabled' })] },
     });
     f.template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: bucketId },
@@ -113,8 +115,9 @@ describe('S3ModelEndpoint defaults', () => {
   it('grants the function read access to the model object alone', () => {
     const bucketArn = { 'Fn::GetAtt': [ref(f.endpoint.bucket).Ref, 'Arn'] };
     expect(s3Statements(f)).toEqual([
-      { Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [bucketArn, '/models/model/demo.onnx']] } },
-      { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringEquals: { 's3:prefix': 'models/model/demo.onnx' } } },
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [bucketArn, `/${f.endpoint.modelObjectKey}`]] } },
+      // The bucket holds only models: listing it lets a missing model read as 404, not 403.
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn },
     ]);
   });
 
@@ -123,6 +126,20 @@ describe('S3ModelEndpoint defaults', () => {
     const actions = roleStatements(f.template, f.endpoint.role).flatMap((s) => [s.Action].flat());
     expect(actions.filter((a: string) => a.includes('*'))).toEqual([]);
     expect(actions).toEqual(expect.arrayContaining(['logs:CreateLogStream', 'logs:PutLogEvents']));
+  });
+
+  it('writes the copy-provider logs to one log group per stack', () => {
+    const { stack } = newStack();
+    new S3ModelEndpoint(stack, 'A', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: 'a' });
+    new S3ModelEndpoint(stack, 'B', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: 'b' });
+    const template = Template.fromStack(stack);
+    const provider = Object.values(template.findResources('AWS::Lambda::Function')).filter((r) => r.Properties.LoggingConfig?.LogGroup?.Ref?.startsWith('CdkServerlessInferenceModelCopyLogs'));
+    expect(provider).toHaveLength(1);
+    // Every log group in the stack is used by something.
+    const used = JSON.stringify(template.toJSON().Resources);
+    for (const id of Object.keys(template.findResources('AWS::Logs::LogGroup'))) {
+      expect(used.split(`"${id}"`).length - 1).toBeGreaterThan(1);
+    }
   });
 
   it('copies the model asset into the bucket at deploy, again when the file changes', () => {
@@ -134,10 +151,10 @@ describe('S3ModelEndpoint defaults', () => {
     expect(create).toMatchObject({
       service: 'S3',
       action: 'copyObject',
-      parameters: { Bucket: 'REF', Key: 'models/model/demo.onnx', CopySource: expect.stringMatching(/^cdk-[a-z0-9]+-assets-123456789012-eu-west-1\/[0-9a-f]{64}\.onnx$/) },
+      parameters: { Bucket: 'REF', Key: f.endpoint.modelObjectKey, CopySource: expect.stringMatching(/^cdk-[a-z0-9]+-assets-123456789012-eu-west-1\/[0-9a-f]{64}\.onnx$/) },
     });
-    // The physical id carries the asset hash: a changed file is an update, which copies again.
-    expect(create.physicalResourceId.id).toMatch(/^models\/model\/demo\.onnx@[0-9a-f]{64}$/);
+    // The key, and so the physical id, carries the model's hash: a changed file is copied to a new key.
+    expect(create.physicalResourceId.id).toBe(f.endpoint.modelObjectKey);
     expect(call(copy[0].Properties.Update)).toEqual(create);
     // The function is created after the copy, so its first cold start finds the model.
     expect(f.template.toJSON().Resources[ref(f.endpoint.function).Ref].DependsOn).toEqual(
@@ -194,7 +211,7 @@ describe('S3ModelEndpoint props', () => {
   it('modelName names the routes, the env and the object key', () => {
     const f = setup({ modelName: 'churn', modelVersion: '7' });
     expect(env(f)).toMatchObject({ MODEL_NAME: 'churn', MODEL_VERSION: '7' });
-    expect(f.endpoint.modelObjectKey).toBe('models/churn/demo.onnx');
+    expect(f.endpoint.modelObjectKey).toMatch(/^models\/churn\/demo-[0-9a-f]{16}\.onnx$/);
     const paths = Object.values(f.template.findResources('AWS::ApiGateway::Resource')).map((r) => r.Properties.PathPart);
     expect(paths).toContain('churn');
     expect(paths).not.toContain('model');
@@ -216,7 +233,7 @@ describe('S3ModelEndpoint props', () => {
   it('architecture arm64 uses the arm64 layer and warns about the open onnxruntime crash', () => {
     const f = setup({ architecture: lambda.Architecture.ARM_64 });
     expect(fn(f).Architectures).toEqual(['arm64']);
-    expect(resourceProps(f.template, f.endpoint.onnxRuntimeLayer).CompatibleArchitectures).toEqual(['arm64']);
+    expect(resourceProps(f.template, f.endpoint.onnxRuntimeLayer!).CompatibleArchitectures).toEqual(['arm64']);
     const warnings = Annotations.fromStack(f.stack).findWarning('*', Match.stringLikeRegexp('microsoft/onnxruntime#10038'));
     expect(warnings).toHaveLength(1);
     expect(Annotations.fromStack(setup().stack).findWarning('*', Match.stringLikeRegexp('10038'))).toHaveLength(0);
@@ -334,19 +351,15 @@ describe('S3ModelEndpoint with ModelSource.fromBucket', () => {
     expect(f.endpoint.modelInfo).toBeUndefined();
     expect(env(f)).toMatchObject({ MODEL_S3_URI: { 'Fn::Join': ['', ['s3://', ref(f.bucket), '/team/model.onnx']] } });
     expect(env(f).MODEL_S3_VERSION_ID).toBeUndefined();
-    expect(env(f).MODEL_ASSET_HASH).toBeUndefined();
     // Without a signature, the API validates the generic request form.
     const model = Object.values(f.template.findResources('AWS::ApiGateway::Model'))[0];
     expect(model.Properties.Schema.properties.inputs.items.properties.name).toEqual({ type: 'string', minLength: 1 });
   });
 
-  it('grants GetObject on the key and ListBucket on that prefix alone', () => {
+  it('grants GetObject on the key alone: no listing of a bucket that is not only models', () => {
     const f = fromBucket();
     const bucketArn = { 'Fn::GetAtt': [ref(f.bucket).Ref, 'Arn'] };
-    expect(s3Statements(f)).toEqual([
-      { Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [bucketArn, '/team/model.onnx']] } },
-      { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringEquals: { 's3:prefix': 'team/model.onnx' } } },
-    ]);
+    expect(s3Statements(f)).toEqual([{ Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [bucketArn, '/team/model.onnx']] } }]);
   });
 
   it('pins a version: the handler asks for it and may read it', () => {
