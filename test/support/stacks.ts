@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { App, CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
@@ -42,4 +43,9 @@ export function nagFindings(app: App): string[] {
   return [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) =>
     pack.validateScope(app).violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} @ ${r.constructPath}`)),
   );
+}
+
+/** The folder of a zip asset in the synthesized cloud assembly, from its S3 key. */
+export function assetFolder(app: App, s3Key: string): string {
+  return path.join(app.synth().directory, `asset.${s3Key.replace(/\.zip$/, '')}`);
 }

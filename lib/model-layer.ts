@@ -1,0 +1,64 @@
+import * as path from 'node:path';
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { ModelSource } from './model/model-source';
+import { requireLocalModel } from './private/local-model';
+import type { OnnxModelInfo } from './model/onnx-model-info';
+import { formatBytes, LAMBDA_LIMITS } from './private/lambda-limits';
+import { STAGING_EXCLUDE, stageFiles } from './private/staging';
+
+/** Where model layers put their files: `/opt/models/<file name>` in the function. */
+export const MODEL_LAYER_DIR = '/opt/models';
+
+export interface ModelLayerProps {
+  /** The model: a local file (`ModelSource.fromAsset`). A layer is built from local files. */
+  readonly model: ModelSource;
+
+  /**
+   * The layer's description.
+   * @default - names the model file
+   */
+  readonly description?: string;
+
+  /**
+   * What happens to the layer version when it is replaced or the stack is deleted. Functions that
+   * use a deleted version keep working; new functions cannot use it.
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * An ONNX model packaged as a Lambda layer, at `/opt/models/<file name>` in the functions that use
+ * it, so several functions can share one copy. A changed model file is a new layer version; the
+ * functions that use it get a new version too (see the README).
+ */
+export class ModelLayer extends lambda.LayerVersion {
+  /** Where the model is in a function that uses this layer. */
+  public readonly modelPath: string;
+  /** The model's size and signature, read at synth. */
+  public readonly modelInfo: OnnxModelInfo;
+  /** The layer's size unzipped (the model), for Lambda's 250 MB limit. */
+  public readonly unzippedSizeBytes: number;
+
+  constructor(scope: Construct, id: string, props: ModelLayerProps) {
+    const source = requireLocalModel(props.model, 'ModelLayer');
+    const fileName = path.basename(source.localPath);
+    if (source.info.sizeBytes > LAMBDA_LIMITS.maxUnzippedCodeBytes) {
+      throw new Error(
+        `ModelLayer: model ${source.localPath} is ${formatBytes(source.info.sizeBytes)}, over Lambda's limit of 250 MiB for a function's code and layers, unzipped: ` +
+          'serve it from S3 (S3ModelEndpoint), EFS (EfsModelEndpoint) or a container image (ContainerModelEndpoint)',
+      );
+    }
+    const staged = stageFiles('model-layer', [{ source: source.localPath, destination: path.posix.join('models', fileName) }]);
+    super(scope, id, {
+      code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE }),
+      description: props.description ?? `ONNX model ${fileName} at ${MODEL_LAYER_DIR}/${fileName}`,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
+    });
+    this.modelPath = `${MODEL_LAYER_DIR}/${fileName}`;
+    this.modelInfo = source.info;
+    this.unzippedSizeBytes = source.info.sizeBytes;
+  }
+}
