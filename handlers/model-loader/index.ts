@@ -1,0 +1,181 @@
+/**
+ * Custom resource (`custom-resources` Provider framework, onEvent) that copies an ONNX model from S3
+ * onto an EFS mount at deploy time, so the inference function reads it with no download.
+ *
+ * - Create/Update: fetchS3Model downloads (and verifies) into `<MountPath>/.incoming/<random>/`, on
+ *   the same file system as the model, and the file is renamed to `<MountPath>/<ModelFileName>`. A
+ *   rename within one file system is atomic, so a function opening that name sees the old file or
+ *   the new one, never a partial one. The object is copied every time: CloudFormation sends Create
+ *   or Update only when something changed, on a retry or on a rollback, and an unpinned object may
+ *   have changed behind the same URI, so a file that merely has the right size proves nothing.
+ * - Delete: removes the file the physical id names, if it is a model file directly inside
+ *   MountPath. Anything else (the framework's default id after a failed Create) is left alone.
+ */
+import { randomUUID } from 'node:crypto';
+import { readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fetchS3Model, ModelFetchError } from '../core/s3-model';
+import { parseMountPath, parseProperties, problemWithFileName, type LoaderProperties } from './properties';
+
+export interface ModelLoaderEvent {
+  readonly RequestType: 'Create' | 'Update' | 'Delete';
+  readonly ResourceProperties: Record<string, unknown>;
+  readonly OldResourceProperties?: Record<string, unknown>;
+  readonly PhysicalResourceId?: string;
+  readonly LogicalResourceId?: string;
+}
+
+export interface ModelLoaderResponse {
+  readonly PhysicalResourceId: string;
+  readonly Data?: {
+    readonly ModelPath: string;
+    readonly SizeBytes: number;
+    /** As S3 returns it, quoted. */
+    readonly ETag?: string;
+  };
+}
+
+/** Directory of MountPath where downloads are staged; its name can never be a model file name. */
+export const STAGING_DIR_NAME = '.incoming';
+
+/**
+ * Staging directories older than this belong to attempts that died (a Lambda function runs at
+ * most 15 minutes) and are removed, since EFS bills for every byte they hold.
+ */
+const STALE_STAGING_MS = 60 * 60 * 1000;
+
+export async function handler(event: ModelLoaderEvent): Promise<ModelLoaderResponse> {
+  const started = performance.now();
+  const log = (fields: Record<string, unknown>, failed = false) => {
+    const line = JSON.stringify({
+      requestType: event.RequestType,
+      logicalResourceId: event.LogicalResourceId,
+      ...fields,
+      durationMs: Math.round(performance.now() - started),
+    });
+    if (failed) console.error(line);
+    else console.log(line);
+  };
+  try {
+    switch (event.RequestType) {
+      case 'Create':
+      case 'Update':
+        return await copyModel(parseProperties(event.ResourceProperties), log);
+      case 'Delete':
+        return await deleteModel(event, log);
+      default:
+        throw new Error(`Unknown RequestType ${JSON.stringify((event as { RequestType?: unknown }).RequestType)}`);
+    }
+  } catch (error) {
+    log({ message: 'model loader failed', error: messageOf(error) }, true);
+    throw error;
+  }
+}
+
+type Log = (fields: Record<string, unknown>) => void;
+
+async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelLoaderResponse> {
+  const { modelS3Uri, versionId, mountPath, modelPath } = properties;
+  await requireDirectory(mountPath);
+  const stagingRoot = path.join(mountPath, STAGING_DIR_NAME);
+  await removeStaleStaging(stagingRoot);
+  // One directory per attempt: concurrent loaders on the same file system (two endpoints, or a
+  // retry while a timed-out attempt still runs) must not share fetchS3Model's `.partial` file.
+  const stagingDir = path.join(stagingRoot, randomUUID());
+  const source = versionId === undefined ? modelS3Uri : `version ${versionId} of ${modelS3Uri}`;
+  try {
+    const fetched = await fetchS3Model({ uri: modelS3Uri, versionId, cacheDir: stagingDir });
+    await rename(fetched.path, modelPath);
+    log({ message: 'model copied', source: modelS3Uri, versionId, modelPath, sizeBytes: fetched.sizeBytes, etag: fetched.etag });
+    return {
+      PhysicalResourceId: modelPath,
+      Data: { ModelPath: modelPath, SizeBytes: fetched.sizeBytes, ...(fetched.etag ? { ETag: fetched.etag } : {}) },
+    };
+  } catch (error) {
+    const reason = error instanceof ModelFetchError ? `${error.code}: ${error.message}` : messageOf(error);
+    throw new Error(`Copying ${source} to ${modelPath} failed. ${reason}`, { cause: error });
+  } finally {
+    // Also removes fetchS3Model's `.json` record, which only a cache directory needs.
+    await rm(stagingDir, { recursive: true, force: true }).catch(() => undefined);
+    // Fails while another loader stages a download, which is fine: that one removes it.
+    await rmdir(stagingRoot).catch(() => undefined);
+  }
+}
+
+async function deleteModel(event: ModelLoaderEvent, log: Log): Promise<ModelLoaderResponse> {
+  const physicalId = event.PhysicalResourceId ?? '';
+  const skip = (reason: string): ModelLoaderResponse => {
+    log({ message: 'nothing deleted', physicalResourceId: physicalId, reason });
+    return { PhysicalResourceId: physicalId };
+  };
+  // A Delete that throws blocks the stack's deletion or rollback, so doubt means leaving the file.
+  let mountPath: string;
+  try {
+    mountPath = parseMountPath(event.ResourceProperties?.MountPath);
+  } catch (error) {
+    return skip(messageOf(error));
+  }
+  const isModelFile =
+    path.posix.isAbsolute(physicalId) &&
+    path.posix.normalize(physicalId) === physicalId &&
+    path.posix.dirname(physicalId) === mountPath &&
+    problemWithFileName(path.posix.basename(physicalId)) === undefined;
+  if (!isModelFile) {
+    return skip(`not a model file directly inside MountPath ${mountPath}`);
+  }
+  try {
+    await unlink(physicalId);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return skip('already absent');
+    }
+    throw new Error(`Deleting ${physicalId} failed: ${messageOf(error)}`, { cause: error });
+  }
+  log({ message: 'model deleted', modelPath: physicalId });
+  return { PhysicalResourceId: physicalId };
+}
+
+/** The mount must exist already: creating it would write to the function's own read-only disk. */
+async function requireDirectory(mountPath: string): Promise<void> {
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(mountPath)).isDirectory();
+  } catch (error) {
+    throw new Error(
+      `MountPath ${mountPath} cannot be read (${(error as NodeJS.ErrnoException).code ?? messageOf(error)}): ` +
+        "is the file system mounted there (the function's FileSystemConfig LocalMountPath)?",
+      { cause: error },
+    );
+  }
+  if (!isDirectory) {
+    throw new Error(`MountPath ${mountPath} is not a directory`);
+  }
+}
+
+/** Best effort: a failure here must not fail the copy. */
+async function removeStaleStaging(stagingRoot: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(stagingRoot);
+  } catch {
+    return;
+  }
+  const cutoff = Date.now() - STALE_STAGING_MS;
+  await Promise.all(
+    entries.map(async (entry) => {
+      const entryPath = path.join(stagingRoot, entry);
+      try {
+        if ((await stat(entryPath)).mtimeMs < cutoff) {
+          await rm(entryPath, { recursive: true, force: true });
+        }
+      } catch {
+        // Removed by another loader meanwhile, or unreadable: not this attempt's concern.
+      }
+    }),
+  );
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

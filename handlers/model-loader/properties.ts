@@ -1,0 +1,87 @@
+/**
+ * Validation of the custom resource's properties. Every message names the property, because it is
+ * what CloudFormation shows as the reason a deployment failed.
+ */
+import path from 'node:path';
+import { parseS3Uri } from '../core/s3-model';
+
+export interface LoaderProperties {
+  readonly modelS3Uri: string;
+  readonly versionId?: string;
+  /** Normalized: absolute, no trailing slash. */
+  readonly mountPath: string;
+  /** `${mountPath}/${ModelFileName}`: the physical resource id. */
+  readonly modelPath: string;
+}
+
+/** Longest file name most file systems (EFS included) accept, in bytes. */
+const MAX_FILE_NAME_BYTES = 255;
+
+export function parseProperties(raw: unknown): LoaderProperties {
+  const properties = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const modelS3Uri = requireString(properties, 'ModelS3Uri');
+  try {
+    parseS3Uri(modelS3Uri);
+  } catch {
+    throw new Error(`ModelS3Uri must be s3://<bucket>/<key>, got ${JSON.stringify(modelS3Uri)}`);
+  }
+  const mountPath = parseMountPath(properties.MountPath);
+  const fileNameProblem = problemWithFileName(properties.ModelFileName);
+  if (fileNameProblem) {
+    throw new Error(`ModelFileName ${fileNameProblem}, got ${JSON.stringify(properties.ModelFileName)}`);
+  }
+  const modelPath = path.posix.join(mountPath, properties.ModelFileName as string);
+  if (path.posix.dirname(modelPath) !== mountPath) {
+    throw new Error(`ModelFileName must name a file directly inside MountPath ${mountPath}, got ${JSON.stringify(properties.ModelFileName)}`);
+  }
+  return { modelS3Uri, versionId: parseVersionId(properties.ModelS3VersionId), mountPath, modelPath };
+}
+
+/** The mount path, normalized, or an error naming MountPath. */
+export function parseMountPath(value: unknown): string {
+  if (typeof value !== 'string' || !path.posix.isAbsolute(value)) {
+    throw new Error(`MountPath must be an absolute path (where the file system is mounted, e.g. /mnt/models), got ${JSON.stringify(value)}`);
+  }
+  return path.posix.resolve(value);
+}
+
+/** Why `value` is not a model file name the loader would write, or undefined when it is one. */
+export function problemWithFileName(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value === '') {
+    return 'must be a non-empty string';
+  }
+  if (/[/\\\0]/.test(value)) {
+    return 'must be a plain file name, without a path separator';
+  }
+  // A name with no separator can only escape as "..", which the extension already excludes;
+  // refusing any ".." keeps the rule obvious to whoever reads the error.
+  if (value.includes('..')) {
+    return 'must not contain ".."';
+  }
+  if (!value.endsWith('.onnx') || value === '.onnx') {
+    return 'must end in .onnx';
+  }
+  if (Buffer.byteLength(value) > MAX_FILE_NAME_BYTES) {
+    return `must be at most ${MAX_FILE_NAME_BYTES} bytes long`;
+  }
+  return undefined;
+}
+
+function requireString(properties: Record<string, unknown>, name: string): string {
+  const value = properties[name];
+  if (typeof value !== 'string' || value === '') {
+    throw new Error(`${name} is required (a non-empty string), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** CloudFormation passes property values as strings; an empty one means "not pinned". */
+function parseVersionId(value: unknown): string | undefined {
+  if (value === undefined || value === '') {
+    return undefined;
+  }
+  if (typeof value !== 'string') {
+    throw new Error(`ModelS3VersionId must be a string, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}

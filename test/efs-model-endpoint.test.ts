@@ -1,0 +1,125 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as efs from 'aws-cdk-lib/aws-efs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { describe, expect, it } from 'vitest';
+import { DEMO_MODEL_FILE } from '../demo/demo-model';
+import { EfsModelEndpoint, type EfsModelEndpointProps, ModelSource } from '../lib';
+import { logisticRegressionModel } from '../tools/onnx';
+import { writeModel } from './support/handler';
+import { newStack, ref, resourceProps, roleStatements } from './support/stacks';
+
+function setup(props: Partial<EfsModelEndpointProps> = {}) {
+  const { app, stack } = newStack();
+  const endpoint = new EfsModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), ...props });
+  return { app, stack, endpoint, template: Template.fromStack(stack) };
+}
+
+const actionsOf = (statements: Array<Record<string, any>>) => statements.flatMap((s) => [s.Action].flat());
+
+describe('EfsModelEndpoint defaults', () => {
+  const f = setup();
+  const fn = () => resourceProps(f.template, f.endpoint.function);
+
+  it('mounts the access point at /mnt/models and reads the model there, after the copy', () => {
+    expect(fn().FileSystemConfigs).toEqual([{ Arn: f.stack.resolve(f.endpoint.accessPoint.accessPointArn), LocalMountPath: '/mnt/models' }]);
+    expect(JSON.stringify(fn().FileSystemConfigs)).toContain(ref(f.endpoint.accessPoint).Ref);
+    expect(fn().Environment.Variables.MODEL_PATH).toMatch(/^\/mnt\/models\/demo-[0-9a-f]{16}\.onnx$/);
+    expect(fn().Environment.Variables.MODEL_PATH).toBe(f.endpoint.modelPath);
+    expect(fn().EphemeralStorage).toBeUndefined();
+    expect(f.template.toJSON().Resources[ref(f.endpoint.function).Ref].DependsOn).toEqual(expect.arrayContaining([ref(f.endpoint.modelCopy).Ref]));
+  });
+
+  it('runs in a new VPC of isolated subnets, without NAT, with an S3 gateway endpoint and rejected-traffic flow logs', () => {
+    f.template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    f.template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    f.template.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway', ServiceName: { 'Fn::Join': ['', ['com.amazonaws.', { Ref: 'AWS::Region' }, '.s3']] } });
+    f.template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'REJECT' });
+    const subnets = fn().VpcConfig.SubnetIds;
+    expect(subnets).toHaveLength(2);
+  });
+
+  it('keeps the model on an encrypted file system with elastic throughput, behind a POSIX access point', () => {
+    const fsResource = f.template.toJSON().Resources[ref(f.endpoint.fileSystem).Ref];
+    expect(fsResource.Properties).toMatchObject({ Encrypted: true, ThroughputMode: 'elastic', PerformanceMode: 'generalPurpose' });
+    expect(fsResource.DeletionPolicy).toBe('Delete');
+    expect(resourceProps(f.template, f.endpoint.accessPoint)).toMatchObject({
+      PosixUser: { Uid: '1001', Gid: '1001' },
+      RootDirectory: { Path: '/models', CreationInfo: { OwnerUid: '1001', OwnerGid: '1001', Permissions: '750' } },
+    });
+  });
+
+  it('lets the function mount and read the file system, never write it', () => {
+    const statements = roleStatements(f.template, f.endpoint.role);
+    expect(actionsOf(statements)).toContain('elasticfilesystem:ClientMount');
+    expect(actionsOf(statements)).not.toContain('elasticfilesystem:ClientWrite');
+    expect(actionsOf(statements).filter((a) => a.startsWith('s3:'))).toEqual([]);
+    // A function in a VPC needs Lambda's network-interface permissions on its own role.
+    expect(JSON.stringify(resourceProps(f.template, f.endpoint.role).ManagedPolicyArns)).toContain('service-role/AWSLambdaVPCAccessExecutionRole');
+  });
+
+  it('opens NFS only between the functions and the file system', () => {
+    const ingress = Object.values(f.template.findResources('AWS::EC2::SecurityGroupIngress')).map((r) => r.Properties);
+    expect(ingress.length).toBeGreaterThanOrEqual(2);
+    for (const rule of ingress) {
+      expect(rule).toMatchObject({ IpProtocol: 'tcp', FromPort: 2049, ToPort: 2049, SourceSecurityGroupId: expect.anything() });
+    }
+    const functionSg = Object.values(f.template.findResources('AWS::EC2::SecurityGroup')).find((r) => r.Properties.GroupDescription.startsWith('Inference function'));
+    expect(functionSg?.Properties.SecurityGroupEgress).toBeUndefined();
+    const egress = Object.values(f.template.findResources('AWS::EC2::SecurityGroupEgress')).map((r) => r.Properties.FromPort);
+    expect(egress.every((port) => port === 2049)).toBe(true);
+  });
+
+  it('copies the model at deploy with the loader: the prebuilt handler, reading the asset alone, writing the file system', () => {
+    const copy = resourceProps(f.template, f.endpoint.modelCopy);
+    expect(copy).toMatchObject({
+      ModelS3Uri: expect.anything(),
+      MountPath: '/mnt/models',
+      ModelFileName: f.endpoint.modelPath.split('/').pop(),
+    });
+    const loader = resourceProps(f.template, f.endpoint.modelLoader);
+    expect(loader).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x', Timeout: 900, FileSystemConfigs: [{ LocalMountPath: '/mnt/models' }] });
+    const statements = roleStatements(f.template, f.endpoint.modelLoader.role!);
+    expect(actionsOf(statements)).toEqual(expect.arrayContaining(['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite', 's3:GetObject']));
+    const s3Statement = statements.find((s) => s.Action === 's3:GetObject');
+    expect(JSON.stringify(s3Statement?.Resource)).toMatch(/cdk-[a-z0-9]+-assets-123456789012-eu-west-1\/[0-9a-f]{64}\.onnx/);
+  });
+});
+
+describe('EfsModelEndpoint props', () => {
+  it('a new model is a new file name (older function versions keep theirs)', () => {
+    const other = setup({ model: ModelSource.fromAsset(writeModel(logisticRegressionModel().bytes, 'demo.onnx')) });
+    expect(other.endpoint.modelPath).toMatch(/^\/mnt\/models\/demo-[0-9a-f]{16}\.onnx$/);
+    expect(other.endpoint.modelPath).not.toBe(setup().endpoint.modelPath);
+  });
+
+  it('copies a fromBucket model, again when its pinned version changes', () => {
+    const { stack } = newStack();
+    const bucket = new s3.Bucket(stack, 'Models');
+    const v1 = new EfsModelEndpoint(stack, 'V1', { model: ModelSource.fromBucket(bucket, 'team/ranker.onnx', { version: 'v1' }) });
+    const v2 = new EfsModelEndpoint(stack, 'V2', { model: ModelSource.fromBucket(bucket, 'team/ranker.onnx', { version: 'v2' }) });
+    const template = Template.fromStack(stack);
+    expect(resourceProps(template, v1.modelCopy)).toMatchObject({ ModelS3VersionId: 'v1', ModelS3Uri: { 'Fn::Join': ['', ['s3://', ref(bucket), '/team/ranker.onnx']] } });
+    expect(v1.modelPath).toMatch(/^\/mnt\/models\/ranker-[0-9a-f]{16}\.onnx$/);
+    expect(v1.modelPath).not.toBe(v2.modelPath);
+    const loaderActions = actionsOf(roleStatements(template, v1.modelLoader.role!));
+    expect(loaderActions).toEqual(expect.arrayContaining(['s3:GetObject', 's3:GetObjectVersion']));
+    expect(loaderActions).not.toContain('s3:ListBucket');
+  });
+
+  it('uses the given VPC and subnets, creating none', () => {
+    const { stack } = newStack();
+    const vpc = new ec2.Vpc(stack, 'Own', { natGateways: 1 });
+    const endpoint = new EfsModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS } });
+    expect(endpoint.vpc).toBe(vpc);
+    Template.fromStack(stack).resourceCountIs('AWS::EC2::VPC', 1);
+  });
+
+  it('throughputMode and fileSystemRemovalPolicy', () => {
+    const f = setup({ throughputMode: efs.ThroughputMode.BURSTING, fileSystemRemovalPolicy: RemovalPolicy.RETAIN });
+    const fsResource = f.template.toJSON().Resources[ref(f.endpoint.fileSystem).Ref];
+    expect(fsResource.Properties.ThroughputMode).toBe('bursting');
+    expect(fsResource.DeletionPolicy).toBe('Retain');
+  });
+});
