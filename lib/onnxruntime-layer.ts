@@ -140,7 +140,8 @@ function supportedArchitectureName(architecture: lambda.Architecture): OnnxRunti
   return name;
 }
 
-function readManifest(): OnnxRuntimeLayerManifest {
+/** The manifest of the built layer zips (versions, sizes). */
+export function readManifest(): OnnxRuntimeLayerManifest {
   const manifestPath = builtAssetPath('layers', MANIFEST_FILE);
   const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Partial<OnnxRuntimeLayerManifest>;
   if (typeof manifest.onnxruntimeVersion !== 'string' || !manifest.layers) {
