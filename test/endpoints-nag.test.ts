@@ -1,0 +1,35 @@
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { describe, expect, it } from 'vitest';
+import { DEMO_MODEL_FILE } from '../demo/demo-model';
+import { BundledModelEndpoint, ContainerModelEndpoint, EfsModelEndpoint, LayerModelEndpoint, maskAssetHashes, ModelSource } from '../lib';
+import { nagFindings, newStack } from './support/stacks';
+
+const model = () => ModelSource.fromAsset(DEMO_MODEL_FILE);
+
+/** Each packaging with its defaults (the S3 one has its own file). */
+const endpoints: Record<string, (stack: Stack) => void> = {
+  LayerModelEndpoint: (stack) => new LayerModelEndpoint(stack, 'Endpoint', { model: model() }),
+  BundledModelEndpoint: (stack) => new BundledModelEndpoint(stack, 'Endpoint', { model: model() }),
+  ContainerModelEndpoint: (stack) => new ContainerModelEndpoint(stack, 'Endpoint', { model: model() }),
+  EfsModelEndpoint: (stack) => new EfsModelEndpoint(stack, 'Endpoint', { model: model() }),
+  'EfsModelEndpoint from a bucket': (stack) =>
+    new EfsModelEndpoint(stack, 'Endpoint', { model: ModelSource.fromBucket(s3.Bucket.fromBucketName(stack, 'Models', 'team-models'), 'ranker/model.onnx', { version: 'v1' }) }),
+};
+
+describe('cdk-nag (AwsSolutions and Serverless packs) on each endpoint', () => {
+  it.each(Object.entries(endpoints))('%s: no unacknowledged finding', (_name, make) => {
+    const { app, stack } = newStack();
+    make(stack);
+    expect(nagFindings(app)).toEqual([]);
+  });
+});
+
+describe('snapshots of each endpoint, asset hashes masked', () => {
+  it.each(Object.entries(endpoints).filter(([name]) => !name.includes('from a bucket')))('%s', (_name, make) => {
+    const { stack } = newStack();
+    make(stack);
+    expect(maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
+  });
+});
