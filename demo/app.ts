@@ -1,10 +1,17 @@
 // The app of `cdk.json`: `npx cdk synth` (or deploy) with no credentials, network or Docker.
+// `CdkServerlessInferenceDemo` is the quick start's stack (the model in S3); the others serve the
+// same model with each of the library's other packagings (`npx cdk deploy <stack>`).
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
-import { DemoStack } from './demo-stack';
+import { DEMO_ENDPOINTS, DemoPackaging, DemoStack } from './demo-stack';
 
 const app = new App();
 new DemoStack(app, 'CdkServerlessInferenceDemo');
+for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
+  if (packaging !== 'S3') {
+    new DemoStack(app, `CdkServerlessInference${packaging}Demo`, { packaging });
+  }
+}
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);

@@ -24,7 +24,9 @@ async function main(): Promise<void> {
   execFileSync(path.join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', out], { cwd: ROOT, stdio: 'inherit' });
   const template = JSON.parse(fs.readFileSync(path.join(out, 'CdkServerlessInferenceDemo.template.json'), 'utf8'));
   const types = Object.values<{ Type: string }>(template.Resources).map((r) => r.Type);
-  console.log(`   ${types.length} resources, cdk-nag clean: ${count(types, 'AWS::Lambda::Function')} functions, ${count(types, 'AWS::S3::Bucket')} buckets, an API Gateway REST API`);
+  const stacks = fs.readdirSync(out).filter((f) => f.endsWith('.template.json')).map((f) => f.replace('.template.json', ''));
+  console.log(`   ${stacks.length} stacks, cdk-nag clean: ${stacks.join(', ')}`);
+  console.log(`   the quick start's: ${types.length} resources, ${count(types, 'AWS::Lambda::Function')} functions, ${count(types, 'AWS::S3::Bucket')} buckets, an API Gateway REST API`);
   fs.rmSync(out, { recursive: true, force: true });
 
   step('2/3', 'the model in a local S3 server, fetched by the real handler as on Lambda');
