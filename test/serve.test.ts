@@ -1,8 +1,12 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelLayer, ModelSource } from '../lib';
 import { logisticRegressionModel } from '../tools/onnx';
 import { writeModel } from './support/handler';
+import { assetFolder, resourceProps } from './support/stacks';
 
 const CLI = path.resolve(__dirname, '..', 'bin', 'cdk-serverless-inference.js');
 const lr = logisticRegressionModel({ features: 100, seed: 13 });
@@ -72,6 +76,38 @@ describe('cdk-serverless-inference serve, over real HTTP', () => {
   it('refuses a body over API Gateway’s 10 MB limit before the handler sees it', async () => {
     const res = await fetch(`${server.url}/v2/models/scorer/infer`, { method: 'POST', body: 'x'.repeat(10 * 1024 * 1024 + 1) });
     expect(res.status).toBe(413);
+  });
+});
+
+describe('serve --mount: an endpoint configuration, with local folders for its paths', () => {
+  it("serves a ModelLayer's content where the function finds it (/opt)", async () => {
+    const app = new App();
+    const stack = new Stack(app, 'S');
+    const layer = new ModelLayer(stack, 'Layer', { model: ModelSource.fromAsset(writeModel(lr.bytes, 'scorer.onnx')) });
+    // The layer's asset folder in the cloud assembly is what Lambda unpacks under /opt.
+    const layerDir = assetFolder(app, resourceProps(Template.fromStack(stack), layer).Content.S3Key);
+    const served = await startServe(['--model', layer.modelPath, '--mount', `/opt=${layerDir}`, '--port', '0']);
+    try {
+      const row = Array.from({ length: 100 }, (_, i) => (i % 5) / 5);
+      const res = await fetch(`${served.url}/v2/models/model/infer`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', data: row }] }),
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as any).outputs[0].data[0]).toBeCloseTo(lr.predict([row.map(Math.fround)])[0], 5);
+    } finally {
+      served.child.kill('SIGTERM');
+    }
+  });
+
+  it('names the mapped path when the model is not there, and refuses a relative target', async () => {
+    const missing = await runCli(['serve', '--model', '/mnt/models/m.onnx', '--mount', '/mnt/models=/nonexistent']);
+    expect(missing.code).toBe(1);
+    expect(missing.output).toMatch(/--model: \/nonexistent\/m\.onnx does not exist \(\/mnt\/models\/m\.onnx through --mount \/mnt\/models=\/nonexistent\)/);
+    const relative = await runCli(['serve', '--model', 'x.onnx', '--mount', 'opt=./x']);
+    expect(relative.code).toBe(1);
+    expect(relative.output).toMatch(/--mount must be PATH=DIR with an absolute PATH, got: opt=\.\/x/);
   });
 });
 

@@ -5,7 +5,7 @@ import { ENV } from '../../handlers/core/environment';
 import { startInferenceServer } from './inference-server';
 import { loadInferenceHandler } from './load-handler';
 
-const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1]
+const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--mount PATH=DIR]
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
 any deploy. Each request reaches the handler as an API Gateway (REST proxy) event.
@@ -16,6 +16,9 @@ Options:
   --port N         the port (default: 8080; 0 picks a free one)
   --host HOST      the address to listen on (default: 127.0.0.1)
   --handler FILE   a bundled entry file of your own (with hooks) instead of the library's handler
+  --mount PATH=DIR a local folder standing in for a path of the function, as an endpoint sets
+                   MODEL_PATH: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
+                   --mount /mnt/models=./efs (the EFS mount), --mount /var/task=./code (bundled)
   -h, --help       this text`;
 
 /** Runs the command line; returns the process exit code, or undefined while the server runs. */
@@ -39,6 +42,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
         port: { type: 'string' },
         host: { type: 'string' },
         handler: { type: 'string' },
+        mount: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -55,10 +59,21 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.error(`--port must be a port number (0-65535), got: ${args.port}`);
     return 1;
   }
-  if (args.model) {
-    const model = path.resolve(args.model);
+  const mounts: Array<[string, string]> = [];
+  for (const m of args.mount ?? []) {
+    const [target, dir] = m.split('=', 2);
+    if (!target || !dir || !path.posix.isAbsolute(target)) {
+      console.error(`--mount must be PATH=DIR with an absolute PATH, got: ${m}`);
+      return 1;
+    }
+    mounts.push([target.replace(/\/+$/, ''), path.resolve(dir)]);
+  }
+  const modelArg = args.model ?? (mounts.length > 0 ? process.env[ENV.MODEL_PATH] : undefined);
+  if (modelArg) {
+    const mount = mounts.find(([target]) => modelArg.startsWith(`${target}/`));
+    const model = mount ? path.join(mount[1], modelArg.slice(mount[0].length)) : path.resolve(modelArg);
     if (!fs.existsSync(model)) {
-      console.error(`--model: ${model} does not exist`);
+      console.error(`--model: ${model} does not exist${mount ? ` (${modelArg} through --mount ${mount[0]}=${mount[1]})` : ''}`);
       return 1;
     }
     process.env[ENV.MODEL_PATH] = model;
