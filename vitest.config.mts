@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
     // onnxruntime-node is a native addon: separate processes, not worker threads.
     pool: 'forks',
     // A synth with aws-cdk-lib's validation or a cold model load can pass vitest's default 5 s.

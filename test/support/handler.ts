@@ -19,11 +19,9 @@ export async function importCoreBundle(): Promise<any> {
   return import(pathToFileURL(CORE_BUNDLE).href);
 }
 
-/** A temp dir that is removed when the test process exits. */
+/** A temp dir, inside the test run's folder that the global setup removes when the run ends. */
 export function tempDir(prefix = 'csi-test-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return fs.mkdtempSync(path.join(process.env.CSI_TEST_TMP ?? os.tmpdir(), prefix));
 }
 
 /** Writes model bytes to a temp file and returns its path. */
