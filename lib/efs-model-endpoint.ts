@@ -91,6 +91,8 @@ export class EfsModelEndpoint extends ModelEndpointBase {
         dependencies: [storage.copy],
       };
     });
+    // The function's role exists only now; the file system lets it mount, read-only.
+    allowClient(storage.fileSystem, this.role, { write: false });
     this.vpc = storage.vpc;
     this.fileSystem = storage.fileSystem;
     this.accessPoint = storage.accessPoint;
@@ -126,6 +128,10 @@ function createModelStorage(scope: Construct, props: EfsModelEndpointProps): Mod
     throughputMode: props.throughputMode ?? efs.ThroughputMode.ELASTIC,
     performanceMode: efs.PerformanceMode.GENERAL_PURPOSE,
     removalPolicy: props.fileSystemRemovalPolicy ?? RemovalPolicy.DESTROY,
+    // The file system policy (allowClient below) names the only two clients: the loader may write,
+    // the function may only read. Any policy denies clients without IAM; `false` here would make
+    // aws-cdk-lib add a statement letting every IAM principal that reaches a mount target write.
+    allowAnonymousAccess: true,
   });
   const accessPoint = fileSystem.addAccessPoint('AccessPoint', {
     path: '/models',
@@ -164,6 +170,7 @@ function createModelStorage(scope: Construct, props: EfsModelEndpointProps): Mod
 
   const loader = createLoader(scope, vpc, vpcSubnets, fileSystem, accessPoint);
   grantSource(loader.role!);
+  allowClient(fileSystem, loader.role!, { write: true });
   const provider = createProvider(scope, loader);
   const copy = new CustomResource(scope, 'ModelCopy', {
     serviceToken: provider.serviceToken,
@@ -186,6 +193,20 @@ function createModelStorage(scope: Construct, props: EfsModelEndpointProps): Mod
     modelPath: `${EFS_MOUNT_PATH}/${modelFileName}`,
     info: source.info,
   };
+}
+
+/**
+ * A file system policy statement: `principal` may mount, and maybe write. (The principal's own
+ * policy limits it to the access point; naming the access point here would be a dependency cycle.)
+ */
+function allowClient(fileSystem: efs.FileSystem, principal: iam.IRole, options: { readonly write: boolean }): void {
+  fileSystem.addToResourcePolicy(
+    new iam.PolicyStatement({
+      principals: [principal],
+      actions: options.write ? ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite'] : ['elasticfilesystem:ClientMount'],
+      resources: ['*'],
+    }),
+  );
 }
 
 function createVpc(scope: Construct): ec2.Vpc {

@@ -59,6 +59,16 @@ describe('EfsModelEndpoint defaults', () => {
     expect(JSON.stringify(resourceProps(f.template, f.endpoint.role).ManagedPolicyArns)).toContain('service-role/AWSLambdaVPCAccessExecutionRole');
   });
 
+  it("lets only the function (read-only) and the loader (read-write) in, by the file system's policy", () => {
+    const policy = resourceProps(f.template, f.endpoint.fileSystem).FileSystemPolicy;
+    const grants = policy.Statement.map((st: any) => ({ principal: st.Principal.AWS['Fn::GetAtt'][0], actions: [st.Action].flat() }));
+    expect(grants).toEqual([
+      { principal: ref(f.endpoint.modelLoader.role!).Ref, actions: ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite'] },
+      { principal: ref(f.endpoint.role).Ref, actions: ['elasticfilesystem:ClientMount'] },
+    ]);
+    expect(JSON.stringify(policy)).not.toContain('"AWS":"*"');
+  });
+
   it('opens NFS only between the functions and the file system', () => {
     const ingress = Object.values(f.template.findResources('AWS::EC2::SecurityGroupIngress')).map((r) => r.Properties);
     expect(ingress.length).toBeGreaterThanOrEqual(2);
