@@ -34,10 +34,13 @@ async function main(): Promise<void> {
   const key = `models/${DEMO_MODEL_NAME}/${path.basename(DEMO_MODEL_FILE)}`;
   await s3.createBucket('demo-models');
   await s3.putObject('demo-models', key, fs.readFileSync(DEMO_MODEL_FILE));
+  // The function's /tmp, removed when the demo ends.
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csi-demo-tmp-'));
+  process.once('exit', () => fs.rmSync(cacheDir, { recursive: true, force: true }));
   Object.assign(process.env, s3.env(), {
     MODEL_S3_URI: `s3://demo-models/${key}`,
     MODEL_NAME: DEMO_MODEL_NAME,
-    MODEL_CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'csi-demo-tmp-')),
+    MODEL_CACHE_DIR: cacheDir,
     POWERTOOLS_LOG_LEVEL: 'WARN',
     POWERTOOLS_METRICS_DISABLED: 'true',
   });

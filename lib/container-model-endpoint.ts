@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Annotations, Size } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
@@ -13,7 +12,7 @@ import { ModelSource } from './model/model-source';
 import { requireLocalModel } from './private/local-model';
 import { formatBytes } from './private/lambda-limits';
 import { builtAssetPath } from './private/package-paths';
-import { describeTree, treeSize } from './private/staging';
+import { describeTree, stagingDir, treeSize } from './private/staging';
 import { readManifest } from './onnxruntime-layer';
 
 export interface ContainerModelEndpointProps extends ModelEndpointProps {
@@ -106,7 +105,7 @@ function generatedImage(scope: Construct, props: ContainerModelEndpointProps, ar
   // Keyed by what goes in, so a repeated synth reuses the context instead of writing it again.
   const inputs = [source.localPath, INFERENCE_HANDLER_DIR(), builtAssetPath('layers', `onnxruntime-node-${arch}.zip`)].map(describeTree);
   const key = createHash('sha256').update(JSON.stringify([...inputs, arch, nodeMajor])).digest('hex').slice(0, 32);
-  const outDir = path.join(os.tmpdir(), 'cdk-serverless-inference', 'model-image', key);
+  const outDir = stagingDir('model-image', key);
   // Checked before the context is written: a model too big is never linked or copied.
   const runtimeBytes = treeSize(INFERENCE_HANDLER_DIR()) + readManifest().layers[arch].unzippedBytes;
   const imageBytes = source.info.sizeBytes + runtimeBytes + BASE_IMAGE_ALLOWANCE_BYTES;

@@ -22,7 +22,7 @@ export function stageFiles(kind: string, entries: readonly StagedEntry[]): strin
   for (const e of entries) {
     key.update(`${e.destination}\0${describeTree(e.source)}\0`);
   }
-  const dir = path.join(os.tmpdir(), 'cdk-serverless-inference', kind, key.digest('hex').slice(0, 32));
+  const dir = stagingDir(kind, key.digest('hex').slice(0, 32));
   if (fs.existsSync(path.join(dir, COMPLETE))) {
     return dir;
   }
@@ -37,6 +37,41 @@ export function stageFiles(kind: string, entries: readonly StagedEntry[]): strin
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   fs.renameSync(building, dir);
   return dir;
+}
+
+/**
+ * The folder for staged files of one kind and key, under the OS temp folder. Folders of the same
+ * kind unused for a day are removed: each new model or library version makes a new one, and a
+ * day is far longer than any synth that might still read one.
+ */
+export function stagingDir(kind: string, key: string): string {
+  const parent = path.join(os.tmpdir(), 'cdk-serverless-inference', kind);
+  const dir = path.join(parent, key);
+  const staleBefore = Date.now() - 24 * 60 * 60 * 1000;
+  for (const name of safeReaddir(parent)) {
+    const other = path.join(parent, name);
+    try {
+      if (other !== dir && fs.statSync(other).mtimeMs < staleBefore) {
+        fs.rmSync(other, { recursive: true, force: true });
+      }
+    } catch {
+      // Removed meanwhile by another synth.
+    }
+  }
+  if (fs.existsSync(dir)) {
+    // Marks it used, so it is not pruned while in use.
+    const now = new Date();
+    fs.utimesSync(dir, now, now);
+  }
+  return dir;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /** Marks a staged folder as complete; excluded from the asset by `STAGING_EXCLUDE`. */
