@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mlpModel } from '../tools/onnx';
 import { call, restEvent } from './support/events';
-import { Handler, tempDir, writeModel } from './support/handler';
+import { Handler, writeModel } from './support/handler';
+import { bundleUserEntry } from './support/user-entry';
 
 const ROOT = path.resolve(__dirname, '..');
 const mlp = mlpModel({ inputs: 4, hidden: 8, classes: 3, seed: 21 });
@@ -37,40 +37,16 @@ export const handler = await createInferenceHandler({
 });
 `;
 
-/**
- * Bundles the entry the way a user (or a construct) would: esbuild resolves
- * `cdk-serverless-inference/handler` through the package's exports to the prebuilt core.
- */
-async function bundleUserEntry(): Promise<string> {
-  const src = tempDir('csi-hooks-src-');
-  fs.mkdirSync(path.join(src, 'node_modules'));
-  fs.symlinkSync(ROOT, path.join(src, 'node_modules', 'cdk-serverless-inference'), 'dir');
-  fs.writeFileSync(path.join(src, 'handler.mjs'), ENTRY);
-  // Written inside the repo so that `require('onnxruntime-node')` finds the installed package, as
-  // the ONNX Runtime layer provides it on Lambda.
-  const out = path.join(ROOT, 'node_modules', '.cache', 'csi-tests', `hooks-${process.pid}`);
-  process.once('exit', () => fs.rmSync(out, { recursive: true, force: true }));
-  await build({
-    entryPoints: [path.join(src, 'handler.mjs')],
-    outdir: out,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    splitting: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['onnxruntime-node'],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    logLevel: 'error',
-  });
-  return path.join(out, 'handler.mjs');
-}
+// Bundled inside the repo so that `require('onnxruntime-node')` finds the installed package.
+fs.mkdirSync(path.join(ROOT, 'node_modules', '.cache'), { recursive: true });
+const BUNDLE_DIR = fs.mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'csi-hooks-'));
+afterAll(() => fs.rmSync(BUNDLE_DIR, { recursive: true, force: true }));
 
 describe('pre- and post-processing hooks in a user entry file', () => {
   let handler: Handler;
 
   beforeAll(async () => {
-    const bundle = await bundleUserEntry();
+    const bundle = await bundleUserEntry(ENTRY, BUNDLE_DIR);
     process.env.MODEL_PATH = writeModel(mlp.bytes);
     process.env.MODEL_NAME = 'iris';
     handler = (await import(pathToFileURL(bundle).href)).handler;

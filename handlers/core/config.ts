@@ -9,15 +9,28 @@ export type ModelLocation =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 's3'; readonly uri: string; readonly versionId?: string; readonly cacheDir: string; readonly idleTimeoutMs: number };
 
-export interface HandlerConfig {
+/** What every handler reads: the served model's name and version (routes) and the body limit. */
+export interface ServiceConfig {
   readonly modelName: string;
   readonly modelVersion: string;
+  readonly maxBodyBytes: number;
+}
+
+export interface HandlerConfig extends ServiceConfig {
   readonly location: ModelLocation;
   readonly intraOpThreads: number;
   readonly interOpThreads: number;
   readonly graphOptimizationLevel: GraphOptimizationLevel;
-  readonly maxBodyBytes: number;
   readonly initWaitMs: number;
+}
+
+/** The SageMaker proxy's configuration: the endpoint it invokes and how. */
+export interface SageMakerProxyConfig extends ServiceConfig {
+  readonly endpointName: string;
+  readonly contentType: string;
+  readonly accept: string;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
 }
 
 const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
@@ -51,15 +64,43 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
   }
 
   return {
-    modelName: env[ENV.MODEL_NAME] || 'model',
-    modelVersion: env[ENV.MODEL_VERSION] || '1',
+    ...readServiceConfig(env),
     location,
     // onnxruntime defaults to half the cores; Lambda's vCPUs are all ours.
     intraOpThreads: positiveInt(env, ENV.ORT_INTRA_OP_THREADS, os.availableParallelism()),
     interOpThreads: positiveInt(env, ENV.ORT_INTER_OP_THREADS, 1),
     graphOptimizationLevel: level,
-    maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, 6 * 1024 * 1024),
     initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, 8_000),
+  };
+}
+
+/** SageMaker's own rule for endpoint names; anything else (an ARN, a URL) is a wiring mistake. */
+const ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
+
+/** Reads the SageMaker proxy's configuration; like readConfig, a bad value throws with the variable's name. */
+export function readSageMakerProxyConfig(env: NodeJS.ProcessEnv = process.env): SageMakerProxyConfig {
+  const endpointName = env[ENV.SAGEMAKER_ENDPOINT_NAME];
+  if (!endpointName) {
+    throw new Error(`no SageMaker endpoint configured: set ${ENV.SAGEMAKER_ENDPOINT_NAME} to the name of the endpoint to invoke`);
+  }
+  if (!ENDPOINT_NAME.test(endpointName)) {
+    throw new Error(`${ENV.SAGEMAKER_ENDPOINT_NAME} must be an endpoint name (letters, digits and hyphens, at most 63), got: ${endpointName}`);
+  }
+  return {
+    ...readServiceConfig(env),
+    endpointName,
+    contentType: env[ENV.SAGEMAKER_CONTENT_TYPE] || 'application/json',
+    accept: env[ENV.SAGEMAKER_ACCEPT] || 'application/json',
+    timeoutMs: positiveInt(env, ENV.SAGEMAKER_TIMEOUT_MS, 25_000),
+    maxAttempts: positiveInt(env, ENV.SAGEMAKER_MAX_ATTEMPTS, 2),
+  };
+}
+
+function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
+  return {
+    modelName: env[ENV.MODEL_NAME] || 'model',
+    modelVersion: env[ENV.MODEL_VERSION] || '1',
+    maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, 6 * 1024 * 1024),
   };
 }
 

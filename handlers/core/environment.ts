@@ -1,5 +1,6 @@
 /**
- * The environment variables that configure the inference handler. The constructs set them; a user
+ * The environment variables that configure the handlers (the ONNX Runtime inference handler and the
+ * SageMaker proxy). The constructs set them; a user
  * running the handler elsewhere (or `serve`) sets them by hand. The README documents each one.
  *
  * This module is imported by the constructs too, so that both sides agree on the names.
@@ -32,6 +33,27 @@ export const ENV = {
   ORT_GRAPH_OPTIMIZATION_LEVEL: 'ORT_GRAPH_OPTIMIZATION_LEVEL',
   /** Largest request body accepted, in bytes. Default 6291456 (Lambda's synchronous payload limit). */
   MAX_BODY_BYTES: 'MAX_BODY_BYTES',
+  /** Name of the SageMaker endpoint a SageMaker proxy function invokes. Required there, unused elsewhere. */
+  SAGEMAKER_ENDPOINT_NAME: 'SAGEMAKER_ENDPOINT_NAME',
+  /** Content-Type of the request body sent to the SageMaker endpoint. Default `application/json`. */
+  SAGEMAKER_CONTENT_TYPE: 'SAGEMAKER_CONTENT_TYPE',
+  /**
+   * Accept header sent to the SageMaker endpoint. Default `application/json`; the proxy answers
+   * JSON only, so an endpoint that answers anything else gets a 502.
+   */
+  SAGEMAKER_ACCEPT: 'SAGEMAKER_ACCEPT',
+  /**
+   * How long the proxy waits for the SageMaker endpoint, in milliseconds, retries included.
+   * Default 25000: below API Gateway's 29 s integration timeout, so the caller gets the proxy's own
+   * 504 rather than the gateway's. The function's timeout must be longer than this plus the hooks.
+   */
+  SAGEMAKER_TIMEOUT_MS: 'SAGEMAKER_TIMEOUT_MS',
+  /**
+   * Attempts per request, the first included, for throttling and SageMaker's own 5xx answers (the
+   * SDK's standard retry mode), all within SAGEMAKER_TIMEOUT_MS. Default 2. A container's failure
+   * (ModelError) is never retried.
+   */
+  SAGEMAKER_MAX_ATTEMPTS: 'SAGEMAKER_MAX_ATTEMPTS',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

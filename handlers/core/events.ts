@@ -83,8 +83,17 @@ function tooLarge(size: number, max: number): InferenceError {
   return new InferenceError(413, `the request body is ${size} bytes; the limit is ${max} bytes`);
 }
 
-/** Parses a JSON request body, checking its content type and size first. */
-export function parseJsonBody(request: HttpRequest, maxBodyBytes: number): unknown {
+/** A JSON request body, parsed, with its text as the client sent it. */
+export interface JsonBody {
+  readonly value: unknown;
+  readonly text: string;
+}
+
+/**
+ * Parses a JSON request body, checking its content type and size first. The text is kept for a
+ * backend that forwards the body as it came.
+ */
+export function readJsonBody(request: HttpRequest, maxBodyBytes: number): JsonBody {
   const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (request.headers['inference-header-content-length'] !== undefined) {
     throw new InferenceError(415, 'the binary tensor data extension is not supported; send the tensors as JSON');
@@ -96,7 +105,7 @@ export function parseJsonBody(request: HttpRequest, maxBodyBytes: number): unkno
   if (body.trim() === '') {
     throw new InferenceError(400, 'the request has no body; send the inference request as JSON');
   }
-  return parseJson(body, 'the request body');
+  return { value: parseJson(body, 'the request body'), text: body };
 }
 
 /** JSON.parse with a 400 that says where the text broke. */

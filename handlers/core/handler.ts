@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type * as Ort from 'onnxruntime-node';
-import { HandlerConfig, readConfig } from './config';
-import { ORT_TYPE_OF } from './datatypes';
+import type { BackendModel, InferenceBackend } from './backend';
+import { HandlerConfig, SageMakerProxyConfig, ServiceConfig, readConfig, readSageMakerProxyConfig } from './config';
 import { InferenceError, isInferenceError } from './errors';
-import { HttpRequest, HttpResponse, jsonResponse, parseJsonBody, readEvent } from './events';
-import type { HookContext, InferenceHooks } from './hooks';
+import { HttpRequest, HttpResponse, jsonResponse, readEvent, readJsonBody } from './events';
+import type { HookContext, InferenceHooks, SageMakerProxyHooks } from './hooks';
 import { stringifyJson } from './json';
-import { LoadedModel, ModelRuntime, loadOnnxRuntime } from './model-runtime';
-import { InferPlan, OutputResult, buildInferResponse, planInference } from './protocol';
+import { ModelRuntime } from './model-runtime';
+import { OnnxBackend } from './onnx-backend';
 import { matchRoute } from './routes';
+import { createSageMakerBackend } from './sagemaker-backend';
 import { Telemetry, createTelemetry } from './telemetry';
 import { VERSION } from './version';
 import type { WarmupRequest } from './warmup';
@@ -56,18 +56,56 @@ export async function createInferenceHandler(options: InferenceHandlerOptions = 
   const loading = runtime.ensureLoaded().catch(() => undefined);
   // The timer must not keep a process alive on its own (tests, `serve`); Lambda's runtime does not care.
   await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
-  return new InferenceService(config, runtime, telemetry, options.hooks ?? {}).handle;
+  return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {}).handle;
 }
 
-class InferenceService {
+export interface SageMakerProxyOptions {
+  /** Pre- and post-processing around the endpoint's invocation. @default - none */
+  readonly hooks?: SageMakerProxyHooks;
+  /**
+   * Where the handler's configuration (SAGEMAKER_*, MODEL_NAME, ...) is read from. The AWS SDK
+   * reads its own settings (region, credentials, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) from
+   * process.env whatever this says.
+   * @default process.env
+   */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Creates the Lambda handler of a SageMaker proxy: the same Open Inference Protocol API, events,
+ * errors, warm-up, hooks and telemetry as createInferenceHandler, with each inference request sent
+ * to the SageMaker endpoint named by SAGEMAKER_ENDPOINT_NAME. Use it as
+ * `export const handler = await createSageMakerProxyHandler();` in an ES module.
+ */
+export async function createSageMakerProxyHandler(options: SageMakerProxyOptions = {}): Promise<InferenceHandler> {
+  let config: SageMakerProxyConfig;
+  try {
+    config = readSageMakerProxyConfig(options.env ?? process.env);
+  } catch (e) {
+    return misconfiguredHandler(e as Error);
+  }
+  const telemetry = createTelemetry(config.modelName);
+  // Awaited here, in the init phase, so that loading the SDK does not slow the first request.
+  const backend = await createSageMakerBackend(config);
+  return new InferenceService(config, backend, telemetry, options.hooks ?? {}).handle;
+}
+
+/** An inference answer: the value, and the JSON text to send as it is when the backend kept it. */
+interface InferAnswer {
+  readonly value: unknown;
+  readonly json?: string;
+}
+
+/** The request handling every handler shares; the backend runs the model. */
+class InferenceService<M extends BackendModel> {
   private coldStart = true;
   private readonly instanceId = randomUUID();
 
   constructor(
-    private readonly config: HandlerConfig,
-    private readonly runtime: ModelRuntime,
+    private readonly config: ServiceConfig,
+    private readonly backend: InferenceBackend<M>,
     private readonly telemetry: Telemetry,
-    private readonly hooks: InferenceHooks,
+    private readonly hooks: InferenceHooks<unknown>,
   ) {}
 
   readonly handle = async (event: unknown, context?: InvocationContext): Promise<unknown> => {
@@ -92,19 +130,16 @@ class InferenceService {
 
   private async warmup(warmup: WarmupRequest, coldStart: boolean) {
     // A cold instance is only warm once its model is loaded; a failure is reported, not thrown.
-    const error = await this.runtime.ensureLoaded().then(
-      () => undefined,
-      (e: Error) => e.message,
-    );
+    const error = await this.loadError();
     if (warmup.holdMs > 0) await sleep(warmup.holdMs);
     this.telemetry.logger.debug('warm-up', { sender: warmup.sender, coldStart });
-    return { warmed: true, instanceId: this.instanceId, coldStart, modelReady: this.runtime.isReady, ...(error ? { error } : {}) };
+    return { warmed: true, instanceId: this.instanceId, coldStart, modelReady: error === undefined, ...(error ? { error } : {}) };
   }
 
   /** A direct invocation answers with the response body itself; a failure is thrown so the caller sees a function error. */
   private async directInvoke(body: unknown, requestId: string): Promise<unknown> {
     try {
-      return await this.infer(body, requestId, undefined);
+      return (await this.infer(body, undefined, requestId, undefined)).value;
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);
       const err = new Error(`[${status}] ${message}`);
@@ -124,14 +159,22 @@ class InferenceService {
         case 'server-ready':
         case 'model-ready': {
           // The protocol answers readiness with the status code: 200 ready, 4xx not.
-          const model = await this.runtime.ensureLoaded().catch(() => undefined);
-          const body = route.kind === 'model-ready' ? { name: this.config.modelName, ready: !!model } : { ready: !!model };
-          return this.json(model ? 200 : 400, model ? body : { ...body, error: this.runtime.lastError?.message });
+          const error = await this.loadError();
+          const ready = error === undefined;
+          const body = route.kind === 'model-ready' ? { name: this.config.modelName, ready } : { ready };
+          return this.json(ready ? 200 : 400, ready ? body : { ...body, error });
         }
         case 'model-metadata':
-          return this.json(200, this.metadata(await this.model()));
-        case 'infer':
-          return this.json(200, await this.infer(parseJsonBody(request, this.config.maxBodyBytes), requestId, request));
+          return this.json(200, {
+            name: this.config.modelName,
+            versions: [this.config.modelVersion],
+            ...this.backend.metadata(await this.model()),
+          });
+        case 'infer': {
+          const body = readJsonBody(request, this.config.maxBodyBytes);
+          const answer = await this.infer(body.value, body.text, requestId, request);
+          return answer.json !== undefined ? jsonResponse(200, answer.json) : this.json(200, answer.value);
+        }
       }
     } catch (e) {
       const { status, message, headers } = this.describeFailure(e, requestId);
@@ -139,7 +182,8 @@ class InferenceService {
     }
   }
 
-  private async infer(body: unknown, requestId: string, http: HttpRequest | undefined): Promise<unknown> {
+  /** `text` is the body's JSON text, if it came as text, so that a backend may pass it on as it is. */
+  private async infer(body: unknown, text: string | undefined, requestId: string, http: HttpRequest | undefined): Promise<InferAnswer> {
     const model = await this.model();
     const context: HookContext = {
       requestId,
@@ -148,65 +192,31 @@ class InferenceService {
       logger: this.telemetry.logger,
       http,
     };
-    const request = this.hooks.preprocess ? await runHook('preprocess', () => this.hooks.preprocess!(body, context)) : body;
-    const plan = planInference(request, model.signature);
-    const started = performance.now();
-    const results = await this.run(model, plan);
-    this.telemetry.record('InferenceMs', performance.now() - started);
-    const response = buildInferResponse(plan, results, { name: this.config.modelName, version: this.config.modelVersion });
-    return this.hooks.postprocess
-      ? runHook('postprocess', () => this.hooks.postprocess!(response, { ...context, request: body }))
-      : response;
+    const request = this.hooks.preprocess
+      ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)) }
+      : { body, json: text };
+    const result = await this.backend.infer(model, request);
+    this.telemetry.record('InferenceMs', result.inferenceMs);
+    if (!this.hooks.postprocess) {
+      return { value: result.response, json: result.json };
+    }
+    return { value: await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body })) };
   }
 
-  private async run(model: LoadedModel, plan: InferPlan): Promise<Map<string, OutputResult>> {
-    const ort = loadOnnxRuntime();
-    const feeds: Record<string, Ort.Tensor> = {};
-    for (const [name, t] of plan.feeds) {
-      feeds[name] = new ort.Tensor(ORT_TYPE_OF[t.datatype] as any, t.data as any, t.shape);
-    }
-    let out: Ort.InferenceSession.OnnxValueMapType;
+  private async model(): Promise<M> {
     try {
-      // The failure is answered and logged here; onnxruntime's own log line would only repeat it.
-      out = await model.session.run(feeds, plan.outputs.map((o) => o.name), { logSeverityLevel: 4 });
-    } catch (e) {
-      const message = (e as Error).message;
-      // onnxruntime's own input checks (e.g. a symbolic dimension the graph constrains) are the
-      // client's mistake, not the model's.
-      if (/invalid dimensions|invalid rank|shape mismatch|incompatible dimensions/i.test(message)) {
-        throw new InferenceError(400, `the model rejected the input: ${message}`);
-      }
-      throw new InferenceError(500, `the model failed on this request: ${message}`);
-    }
-    const results = new Map<string, OutputResult>();
-    for (const o of plan.outputs) {
-      const t = out[o.name] as Ort.Tensor;
-      results.set(o.name, { dims: t.dims, data: t.data });
-    }
-    return results;
-  }
-
-  private async model(): Promise<LoadedModel> {
-    try {
-      return await this.runtime.ensureLoaded();
+      return await this.backend.load();
     } catch (e) {
       throw new InferenceError(503, `model '${this.config.modelName}' is not available: ${(e as Error).message}; the next request retries the load`);
     }
   }
 
-  private metadata(model: LoadedModel) {
-    const spec = (s: (typeof model.signature.inputs)[number]) => ({
-      name: s.name,
-      datatype: s.datatype,
-      shape: s.shape.map((d) => (typeof d === 'number' ? d : -1)),
-    });
-    return {
-      name: this.config.modelName,
-      versions: [this.config.modelVersion],
-      platform: 'onnxruntime_onnx',
-      inputs: model.signature.inputs.map(spec),
-      outputs: model.signature.outputs.map(spec),
-    };
+  /** Loads the model if needed; the reason it cannot be loaded, or undefined once it is. */
+  private loadError(): Promise<string | undefined> {
+    return this.backend.load().then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
   }
 
   /** The status and message a failure is answered with; unexpected errors are logged with their stack but never sent. */

@@ -7,7 +7,10 @@ export interface HookContext {
   /** The Lambda request id (or the API's, locally). */
   readonly requestId: string;
   readonly modelName: string;
-  /** The model's inputs and outputs, as onnxruntime reports them. */
+  /**
+   * The model's inputs and outputs, as onnxruntime reports them. Empty behind the SageMaker proxy,
+   * which does not know the endpoint's model.
+   */
   readonly signature: ModelSignature;
   /** The handler's structured logger. */
   readonly logger: Logger;
@@ -23,12 +26,14 @@ export interface PredictionsResponse {
 /**
  * Pre- and post-processing around inference: plain async functions in the user's own entry file,
  * which wraps the shared handler (see the README's "Hooks"). A hook that rejects a request throws
- * `badRequest("...")` for a 400; any other error it throws is a 500.
+ * `badRequest("...")` for a 400; any other error it throws is a 500. `Response` is what inference
+ * answers: the handler's own response, or whatever JSON a SageMaker endpoint returns.
  */
-export interface InferenceHooks {
+export interface InferenceHooks<Response = InferResponse | PredictionsResponse> {
   /**
    * Turns the parsed request body (any JSON) into an inference request: `{"inputs": [...]}` (Open
-   * Inference Protocol) or `{"instances": [...]}`.
+   * Inference Protocol) or `{"instances": [...]}`; behind the SageMaker proxy, any JSON object the
+   * endpoint takes.
    */
   preprocess?(body: unknown, context: HookContext): unknown | Promise<unknown>;
   /**
@@ -36,7 +41,10 @@ export interface InferenceHooks {
    * before `preprocess`.
    */
   postprocess?(
-    response: InferResponse | PredictionsResponse,
+    response: Response,
     context: HookContext & { readonly request: unknown },
   ): unknown | Promise<unknown>;
 }
+
+/** Hooks around a SageMaker endpoint: `postprocess` gets the endpoint's JSON answer as it is. */
+export type SageMakerProxyHooks = InferenceHooks<unknown>;

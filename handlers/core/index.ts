@@ -3,10 +3,12 @@
  *
  *   import { createInferenceHandler } from 'cdk-serverless-inference/handler';
  *   export const handler = await createInferenceHandler({ hooks: { preprocess, postprocess } });
+ *
+ * `createSageMakerProxyHandler` does the same in front of a SageMaker endpoint.
  */
-export { createInferenceHandler } from './handler';
-export type { InferenceHandler, InferenceHandlerOptions, InvocationContext } from './handler';
-export type { HookContext, InferenceHooks, PredictionsResponse } from './hooks';
+export { createInferenceHandler, createSageMakerProxyHandler } from './handler';
+export type { InferenceHandler, InferenceHandlerOptions, InvocationContext, SageMakerProxyOptions } from './handler';
+export type { HookContext, InferenceHooks, PredictionsResponse, SageMakerProxyHooks } from './hooks';
 export type { InferResponse, ModelSignature } from './protocol';
 export type { OipTensor, TensorSpec } from './tensors';
 export type { Datatype } from './datatypes';
