@@ -8,6 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { inferRequestSchema } from './model/request-schema';
+import { acknowledge } from './private/acknowledge';
 
 /** What an authorization choice contributes to every route of the API. */
 export interface InferenceApiAuthorizationConfig {
@@ -299,12 +300,45 @@ export interface InferenceApiOptions {
   readonly description?: string;
 }
 
+/** A route of the Open Inference Protocol, as `InferenceApiIntegrations` is asked for it. */
+export enum InferenceRoute {
+  /** `GET /v2` */
+  SERVER_METADATA = 'server-metadata',
+  /** `GET /v2/health/live` */
+  SERVER_LIVE = 'server-live',
+  /** `GET /v2/health/ready` */
+  SERVER_READY = 'server-ready',
+  /** `GET /v2/models/{name}` (and its versions route) */
+  MODEL_METADATA = 'model-metadata',
+  /** `GET /v2/models/{name}/ready` (and its versions route) */
+  MODEL_READY = 'model-ready',
+  /** `POST /v2/models/{name}/infer` (and its versions route) */
+  INFER = 'infer',
+}
+
+/** Integrations other than a Lambda proxy, route by route (for example, a direct service integration). */
+export interface InferenceApiIntegrations {
+  /** The integration of one route. */
+  integrationFor(route: InferenceRoute): apigw.Integration;
+  /** The method responses of one route (a non-proxy integration must declare its status codes). */
+  methodResponsesFor?(route: InferenceRoute): apigw.MethodResponse[];
+}
+
 export interface InferenceApiProps extends InferenceApiOptions {
   /**
    * The inference function (or an alias or version of it). It receives API Gateway REST proxy
-   * events and routes them itself.
+   * events and routes them itself. Give either this or `integrations`.
+   *
+   * @default - none: `integrations` answer the routes
    */
-  readonly handler: lambda.IFunction;
+  readonly handler?: lambda.IFunction;
+
+  /**
+   * The routes' integrations, instead of a function that answers them all.
+   *
+   * @default - none: `handler` answers the routes
+   */
+  readonly integrations?: InferenceApiIntegrations;
 
   /**
    * Name of the model in the routes: `/v2/models/{modelName}/...`. Letters, digits, `.`, `_`, `-`.
@@ -438,7 +472,7 @@ export class InferenceApi extends Construct {
       schema: props.requestSchema ?? inferRequestSchema(),
     });
 
-    this.addRoutes(props.handler, auth);
+    this.addRoutes(routeIntegrations(props), auth);
     this.addErrorResponses(props.cors);
 
     if (props.cloudWatchRole) {
@@ -459,6 +493,13 @@ export class InferenceApi extends Construct {
       });
     }
     this.acknowledgeNonCognitoAuthorization(auth);
+    if (!props.tracingEnabled) {
+      acknowledge(
+        this.restApi.deploymentStage,
+        ['Serverless-APIGWXrayEnabled'],
+        'X-Ray tracing is opt-in (tracingEnabled): it is billed per trace, and the stage already logs and measures every request.',
+      );
+    }
   }
 
   /**
@@ -493,10 +534,7 @@ export class InferenceApi extends Construct {
     return this.restApi.deploymentStage.metricServerError(props);
   }
 
-  private addRoutes(handler: lambda.IFunction, auth: InferenceApiAuthorizationConfig): void {
-    // One resource-policy statement for the whole API instead of two per method: the function's
-    // policy is limited to 20 KB.
-    const integration = new apigw.LambdaIntegration(handler, { scopePermissionToMethod: false });
+  private addRoutes(integrations: InferenceApiIntegrations, auth: InferenceApiAuthorizationConfig): void {
     const common: apigw.MethodOptions = {
       authorizationType: auth.authorizationType,
       authorizer: auth.authorizer,
@@ -508,26 +546,28 @@ export class InferenceApi extends Construct {
       ...common,
       requestParameters: { 'method.request.path.version': true },
     };
-    const infer = (options: apigw.MethodOptions): apigw.MethodOptions => ({
-      ...options,
-      requestModels: { 'application/json': this.requestModel },
-    });
+    const add = (resource: apigw.IResource, method: string, route: InferenceRoute, options: apigw.MethodOptions) =>
+      resource.addMethod(method, integrations.integrationFor(route), {
+        ...options,
+        methodResponses: integrations.methodResponsesFor?.(route),
+        ...(route === InferenceRoute.INFER ? { requestModels: { 'application/json': this.requestModel } } : {}),
+      });
 
     const v2 = this.restApi.root.addResource('v2');
-    v2.addMethod('GET', integration, common);
+    add(v2, 'GET', InferenceRoute.SERVER_METADATA, common);
     const health = v2.addResource('health');
-    health.addResource('live').addMethod('GET', integration, common);
-    health.addResource('ready').addMethod('GET', integration, common);
+    add(health.addResource('live'), 'GET', InferenceRoute.SERVER_LIVE, common);
+    add(health.addResource('ready'), 'GET', InferenceRoute.SERVER_READY, common);
 
     const model = v2.addResource('models').addResource(this.modelName);
-    model.addMethod('GET', integration, common);
-    model.addResource('ready').addMethod('GET', integration, common);
-    model.addResource('infer').addMethod('POST', integration, infer(common));
+    add(model, 'GET', InferenceRoute.MODEL_METADATA, common);
+    add(model.addResource('ready'), 'GET', InferenceRoute.MODEL_READY, common);
+    add(model.addResource('infer'), 'POST', InferenceRoute.INFER, common);
 
     const version = model.addResource('versions').addResource('{version}');
-    version.addMethod('GET', integration, withVersion);
-    version.addResource('ready').addMethod('GET', integration, withVersion);
-    version.addResource('infer').addMethod('POST', integration, infer(withVersion));
+    add(version, 'GET', InferenceRoute.MODEL_METADATA, withVersion);
+    add(version.addResource('ready'), 'GET', InferenceRoute.MODEL_READY, withVersion);
+    add(version.addResource('infer'), 'POST', InferenceRoute.INFER, withVersion);
   }
 
   /** API Gateway's own errors in the protocol's shape, so clients parse one error format. */
@@ -607,6 +647,18 @@ export class InferenceApi extends Construct {
       reason: `The API uses ${chosen}, chosen in InferenceApiProps.authorization, instead of a Cognito user pool.`,
     });
   }
+}
+
+/** A Lambda proxy answers every route itself; otherwise the given integrations do. */
+function routeIntegrations(props: InferenceApiProps): InferenceApiIntegrations {
+  if ((props.handler === undefined) === (props.integrations === undefined)) {
+    throw new Error('InferenceApi: give exactly one of handler (a function that answers every route) and integrations');
+  }
+  if (props.integrations) return props.integrations;
+  // One resource-policy statement for the whole API instead of two per method: the function's
+  // policy is limited to 20 KB.
+  const integration = new apigw.LambdaIntegration(props.handler!, { scopePermissionToMethod: false });
+  return { integrationFor: () => integration };
 }
 
 function validateProps(

@@ -186,6 +186,11 @@ export interface PackagedCode {
   readonly image?: boolean;
   /** What the code holds, unzipped, for the 250 MB check (zip code only). */
   readonly parts?: CodePart[];
+  /**
+   * Whether the code runs models with onnxruntime (zip code then gets the ONNX Runtime layer).
+   * @default true
+   */
+  readonly onnxRuntime?: boolean;
 }
 
 /** Where a function that mounts a file system runs. */
@@ -251,27 +256,27 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
       throw new Error(`timeout must be at most 15 minutes (Lambda's limit), got: ${timeout.toHumanString()}`);
     }
     const architecture = props.architecture ?? lambda.Architecture.X86_64;
-    if (architecture === lambda.Architecture.ARM_64) {
-      Annotations.of(this).addWarningV2(
-        'cdk-serverless-inference:arm64',
-        'onnxruntime has an open crash on Lambda arm64 (microsoft/onnxruntime#10038: cpuinfo reads /sys/devices/system/cpu/possible, absent in the sandbox); test the function before relying on it, or use x86_64',
-      );
-    }
-
     this.modelName = props.modelName ?? 'model';
     this.serviceName = Names.uniqueResourceName(this, { maxLength: 64 });
     const packaging = packageModel(this);
     this.modelInfo = packaging.info;
 
     const image = packaging.code?.image === true;
-    // An image brings onnxruntime itself; zip code gets the stack's ONNX Runtime layer.
-    this.onnxRuntimeLayer = image ? undefined : OnnxRuntimeLayer.forArchitecture(this, architecture);
-    const layers = image ? [] : [this.onnxRuntimeLayer!, ...(packaging.layers ?? [])];
+    const onnxRuntime = packaging.code?.onnxRuntime ?? true;
+    if (onnxRuntime && architecture === lambda.Architecture.ARM_64) {
+      Annotations.of(this).addWarningV2(
+        'cdk-serverless-inference:arm64',
+        'onnxruntime has an open crash on Lambda arm64 (microsoft/onnxruntime#10038: cpuinfo reads /sys/devices/system/cpu/possible, absent in the sandbox); test the function before relying on it, or use x86_64',
+      );
+    }
+    // An image brings onnxruntime itself; zip code that runs models gets the stack's ONNX Runtime layer.
+    this.onnxRuntimeLayer = image || !onnxRuntime ? undefined : OnnxRuntimeLayer.forArchitecture(this, architecture);
+    const layers = image ? [] : [...(this.onnxRuntimeLayer ? [this.onnxRuntimeLayer] : []), ...(packaging.layers ?? [])];
     if (!image) {
       validateCodeSize(
         [
           ...(packaging.code?.parts ?? [{ name: 'inference handler', bytes: treeSize(INFERENCE_HANDLER_DIR()) }]),
-          { name: 'ONNX Runtime layer', bytes: this.onnxRuntimeLayer!.unzippedSizeBytes },
+          ...(this.onnxRuntimeLayer ? [{ name: 'ONNX Runtime layer', bytes: this.onnxRuntimeLayer.unzippedSizeBytes }] : []),
           ...(packaging.codeParts ?? []),
         ],
         layers.length,
@@ -318,10 +323,14 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
       environment: {
         [ENV.MODEL_NAME]: this.modelName,
         [ENV.MODEL_VERSION]: props.modelVersion ?? '1',
-        [ENV.ORT_INTRA_OP_THREADS]: String(props.intraOpThreads ?? inferenceThreads(memorySize)),
-        [ENV.ORT_GRAPH_OPTIMIZATION_LEVEL]: props.graphOptimizationLevel ?? GraphOptimizationLevel.ALL,
-        [ENV.MODEL_INIT_WAIT_MS]: String(modelInitWait(props, timeout).toMilliseconds()),
-        ORT_DISABLE_TELEMETRY: '1',
+        ...(onnxRuntime
+          ? {
+              [ENV.ORT_INTRA_OP_THREADS]: String(props.intraOpThreads ?? inferenceThreads(memorySize)),
+              [ENV.ORT_GRAPH_OPTIMIZATION_LEVEL]: props.graphOptimizationLevel ?? GraphOptimizationLevel.ALL,
+              [ENV.MODEL_INIT_WAIT_MS]: String(modelInitWait(props, timeout).toMilliseconds()),
+              ORT_DISABLE_TELEMETRY: '1',
+            }
+          : {}),
         POWERTOOLS_SERVICE_NAME: this.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...packaging.environment,
@@ -365,9 +374,6 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
       modelName: this.modelName,
       requestSchema: inferRequestSchema(packaging.info?.inputs),
     });
-    if (!tracing) {
-      acknowledge(this.api.restApi.deploymentStage, ['Serverless-APIGWXrayEnabled'], TRACING_OPT_IN);
-    }
     this.url = this.api.url;
     this.inferUrl = this.api.inferUrl;
 

@@ -639,19 +639,21 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
     ]);
   });
 
-  it('acknowledges only the web ACL on the stage and Cognito on the API, which the rules do flag', () => {
+  it('acknowledges only the web ACL and X-Ray on the stage and Cognito on the API, which the rules do flag', () => {
     const { app, api } = setup();
     // The acknowledgements the construct recorded, by construct path.
     const acknowledged: Record<string, string[]> = {};
     for (const c of app.node.findAll()) {
       for (const m of c.node.metadata) {
         if (m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY) {
-          acknowledged[c.node.path] = Object.keys(m.data as object);
+          (acknowledged[c.node.path] ??= []).push(...Object.keys(m.data as object));
         }
       }
     }
+    // Each acknowledgement rewrites the construct's entry with all it holds so far.
+    for (const path of Object.keys(acknowledged)) acknowledged[path] = [...new Set(acknowledged[path])];
     expect(acknowledged).toEqual({
-      [api.restApi.deploymentStage.node.path]: ['annotation::AwsSolutions-APIG3'],
+      [api.restApi.deploymentStage.node.path]: ['annotation::AwsSolutions-APIG3', 'annotation::Serverless-APIGWXrayEnabled'],
       [api.restApi.node.path]: ['annotation::AwsSolutions-COG4'],
     });
     // The two rules themselves, run without the acknowledgement check, do flag these resources.
@@ -662,6 +664,7 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
         .filter((c) => rule(c) === NagRuleCompliance.NON_COMPLIANT)
         .map((c) => c.cfnResourceType);
     expect(flagged(nagRules.apigw.APIGWAssociatedWithWAF)).toEqual(['AWS::ApiGateway::Stage']);
+    expect(flagged(nagRules.apigw.APIGWXrayEnabled)).toEqual(['AWS::ApiGateway::Stage']);
     expect(flagged(nagRules.cognito.CognitoUserPoolAPIGWAuthorizer)).toEqual(
       Array(OIP_ROUTES('model').length).fill('AWS::ApiGateway::Method'),
     );
