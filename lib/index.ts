@@ -17,3 +17,5 @@ export * from './bundled-model-endpoint';
 export * from './efs-model-endpoint';
 export * from './container-model-endpoint';
 export type { CodePart } from './private/lambda-limits';
+export * from './sagemaker-proxy-endpoint';
+export * from './sagemaker/sagemaker-endpoint';
