@@ -1,7 +1,20 @@
 import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { BundledModelEndpoint, ContainerModelEndpoint, EfsModelEndpoint, LayerModelEndpoint, ModelEndpointBase, ModelSource, S3ModelEndpoint } from '../lib';
-import { DEMO_MODEL_FILE, DEMO_MODEL_NAME } from './demo-model';
+import {
+  BundledModelEndpoint,
+  ContainerModelEndpoint,
+  EfsModelEndpoint,
+  LayerModelEndpoint,
+  ModelArtifact,
+  ModelSource,
+  S3ModelEndpoint,
+  SageMakerEndpoint,
+  SageMakerProxyEndpoint,
+} from '../lib';
+import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, DEMO_MODEL_NAME } from './demo-model';
+
+/** SageMaker's Triton container in us-east-1; other regions have their own registry account. */
+const DEFAULT_TRITON_IMAGE = '785573368785.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3';
 
 /** How each demo stack packages the demo model: every endpoint of the library, with its defaults. */
 export const DEMO_ENDPOINTS = {
@@ -10,7 +23,20 @@ export const DEMO_ENDPOINTS = {
   Bundled: (scope: Construct) => new BundledModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   Container: (scope: Construct) => new ContainerModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   Efs: (scope: Construct) => new EfsModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
-} satisfies Record<string, (scope: Construct) => ModelEndpointBase>;
+  // The same API in front of a SageMaker endpoint: NVIDIA Triton, which speaks the same protocol,
+  // serving the same model on a CPU instance. The image is SageMaker's Triton container for the
+  // stack's region: set it with `-c tritonImage=<uri>` (see the README).
+  SageMaker: (scope: Construct) =>
+    new SageMakerProxyEndpoint(scope, 'DemoEndpoint', {
+      endpoint: SageMakerEndpoint.provisioned({
+        image: scope.node.tryGetContext('tritonImage') ?? DEFAULT_TRITON_IMAGE,
+        instanceType: 'ml.m5.large',
+        modelData: ModelArtifact.fromAsset(DEMO_MODEL_ARCHIVE),
+        environment: { SAGEMAKER_TRITON_DEFAULT_MODEL_NAME: DEMO_MODEL_NAME },
+      }),
+      modelName: DEMO_MODEL_NAME,
+    }),
+} satisfies Record<string, (scope: Construct) => { readonly inferUrl: string }>;
 
 export type DemoPackaging = keyof typeof DEMO_ENDPOINTS;
 
@@ -24,7 +50,7 @@ export interface DemoStackProps extends StackProps {
 
 /** The demo: the shipped demo model behind one of the library's endpoints, with its defaults. */
 export class DemoStack extends Stack {
-  public readonly endpoint: ModelEndpointBase;
+  public readonly endpoint: { readonly inferUrl: string };
 
   constructor(scope: Construct, id: string, props: DemoStackProps = {}) {
     super(scope, id, props);

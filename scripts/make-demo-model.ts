@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
-import { DEMO_MODEL_FILE, demoModel } from '../demo/demo-model';
+import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../demo/demo-model';
 
-// Rewrites the committed demo model; a test checks that the committed file still equals these bytes.
+// Rewrites the committed demo model and its Triton archive; a test checks that the committed files
+// still equal these bytes.
 fs.writeFileSync(DEMO_MODEL_FILE, demoModel().bytes);
-console.log(`wrote ${DEMO_MODEL_FILE}`);
+fs.writeFileSync(DEMO_MODEL_ARCHIVE, demoTritonArchive());
+console.log(`wrote ${DEMO_MODEL_FILE} and ${DEMO_MODEL_ARCHIVE}`);
