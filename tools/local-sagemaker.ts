@@ -12,8 +12,8 @@
  * What the model answers is up to each test: `respondWith(behaviour)`.
  */
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import { type RecordedRequest, type ServiceBehaviour, startRecordingServer } from './local-service';
 
 const REGION = 'us-east-1';
 const ACCOUNT = '123456789012';
@@ -21,20 +21,13 @@ const ACCESS_KEY_ID = 'AKIALOCALSAGEMAKER00';
 const SECRET_ACCESS_KEY = 'local-sagemaker-secret';
 
 /** One request the server received. */
-export interface Invocation {
-  readonly method: string;
+export interface Invocation extends RecordedRequest {
+  /** The path as sent (`rawPath` too). */
   readonly path: string;
   /** Decoded from the path; undefined when the path is not an invocation. */
   readonly endpointName?: string;
-  /** Header names in lower case, as Node gives them. */
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-  /** The body as UTF-8 text. */
-  readonly text: string;
   /** The `x-amzn-RequestId` answered. */
   readonly requestId: string;
-  /** Whether the client hung up before the answer was sent (a client-side timeout). */
-  abandoned: boolean;
 }
 
 /** What the endpoint answers to one invocation. */
@@ -51,7 +44,7 @@ export interface InvocationAnswer {
 }
 
 /** Answers an invocation; `attempt` counts the invocations since `respondWith`, from 0. */
-export type Behaviour = (invocation: Invocation, attempt: number) => InvocationAnswer | Promise<InvocationAnswer>;
+export type Behaviour = ServiceBehaviour<Invocation, InvocationAnswer>;
 
 export interface LocalSageMaker {
   /** `http://127.0.0.1:<port>` */
@@ -98,72 +91,38 @@ export function endpointNotFound(endpointName: string): InvocationAnswer {
 const INVOCATION_PATH = /^\/endpoints\/([^/]+)\/invocations$/;
 
 export async function startLocalSageMaker(): Promise<LocalSageMaker> {
-  const requests: Invocation[] = [];
-  let behaviour: Behaviour = (invocation) => endpointNotFound(invocation.endpointName ?? '');
-
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const path = (req.url ?? '/').split('?')[0];
-      const match = INVOCATION_PATH.exec(path);
-      const body = Buffer.concat(chunks);
-      const invocation: Invocation = {
-        method: req.method ?? '',
-        path,
+  const server = await startRecordingServer<Invocation, InvocationAnswer>({
+    describe: (request) => {
+      const match = INVOCATION_PATH.exec(request.rawPath);
+      return Object.assign(request, {
+        path: request.rawPath,
         endpointName: match ? decodeURIComponent(match[1]) : undefined,
-        headers: req.headers,
-        body,
-        text: body.toString('utf8'),
         requestId: randomUUID(),
-        abandoned: false,
-      };
-      requests.push(invocation);
-      res.on('close', () => {
-        if (!res.writableFinished) invocation.abandoned = true;
       });
-      const attempt = requests.length - 1;
-      answer(invocation, attempt).then(
-        (a) => send(res, invocation, a),
-        (e: Error) => send(res, invocation, sageMakerError('InternalFailure', 500, `the test's behaviour threw: ${e.message}`)),
-      );
-    });
+    },
+    initialBehaviour: (invocation) => endpointNotFound(invocation.endpointName ?? ''),
+    reject: (invocation) =>
+      invocation.method !== 'POST' || invocation.endpointName === undefined
+        ? sageMakerError('UnknownOperationException', 404, `no operation ${invocation.method} ${invocation.path}`)
+        : undefined,
+    behaviourFailed: (e) => sageMakerError('InternalFailure', 500, `the test's behaviour threw: ${e.message}`),
+    send,
   });
-
-  const answer = async (invocation: Invocation, attempt: number): Promise<InvocationAnswer> => {
-    if (invocation.method !== 'POST' || invocation.endpointName === undefined) {
-      return sageMakerError('UnknownOperationException', 404, `no operation ${invocation.method} ${invocation.path}`);
-    }
-    const a = await behaviour(invocation, attempt);
-    if (a.delayMs) await new Promise((resolve) => setTimeout(resolve, a.delayMs));
-    return a;
-  };
-
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
   return {
-    url,
-    requests,
+    url: server.url,
+    requests: server.requests,
     env: () => ({
-      AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: url,
+      AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: server.url,
       AWS_REGION: REGION,
       AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
       AWS_SECRET_ACCESS_KEY: SECRET_ACCESS_KEY,
     }),
-    respondWith(next) {
-      behaviour = next;
-      requests.length = 0;
-    },
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
-    },
+    respondWith: (behaviour) => server.respondWith(behaviour),
+    stop: () => server.stop(),
   };
 }
 
 function send(res: http.ServerResponse, invocation: Invocation, a: InvocationAnswer): void {
-  if (invocation.abandoned || res.destroyed) return;
   const body = a.body === undefined ? '' : typeof a.body === 'string' || Buffer.isBuffer(a.body) ? a.body : JSON.stringify(a.body);
   const status = a.status ?? 200;
   res.writeHead(status, {
