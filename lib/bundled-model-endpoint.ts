@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import { ENV } from '../handlers/core/environment';
 import { INFERENCE_HANDLER_DIR, ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { ModelSource } from './model/model-source';
-import { requireLocalModel } from './private/local-model';
+import { modelFingerprint, requireLocalModel } from './private/local-model';
 import { STAGING_EXCLUDE, stageFiles, treeSize } from './private/staging';
 
 export interface BundledModelEndpointProps extends ModelEndpointProps {
@@ -45,6 +45,7 @@ export class BundledModelEndpoint extends ModelEndpointBase {
           ],
         },
         info: source.info,
+        identity: modelFingerprint(source.localPath),
       };
     });
     this.modelPath = modelPath;

@@ -9,7 +9,7 @@ import { ENV } from '../handlers/core/environment';
 import { writeModelImageContext } from './container/model-image-context';
 import { INFERENCE_HANDLER_DIR, ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { ModelSource } from './model/model-source';
-import { requireLocalModel } from './private/local-model';
+import { modelFingerprint, requireLocalModel } from './private/local-model';
 import { formatBytes } from './private/lambda-limits';
 import { builtAssetPath } from './private/package-paths';
 import { describeTree, stagingDir, treeSize } from './private/staging';
@@ -71,6 +71,7 @@ export class ContainerModelEndpoint extends ModelEndpointBase {
         environment: { [ENV.MODEL_PATH]: image.modelPath },
         code: { code: lambda.Code.fromAssetImage(image.directory, { ...props.imageAssetOptions, platform }), image: true },
         info: props.model?.bind().info,
+        identity: props.model ? modelFingerprint(requireLocalModel(props.model, 'ContainerModelEndpoint').localPath) : undefined,
       };
     });
     this.imageDirectory = image.directory;

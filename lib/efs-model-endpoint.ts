@@ -89,6 +89,7 @@ export class EfsModelEndpoint extends ModelEndpointBase {
         network: { vpc: storage.vpc, vpcSubnets: storage.vpcSubnets, securityGroups: [storage.functionSecurityGroup] },
         filesystem: new AccessPointMount(storage.accessPoint, EFS_MOUNT_PATH, { write: false }),
         dependencies: [storage.copy],
+        identity: storage.identity,
       };
     });
     // The function's role exists only now; the file system lets it mount, read-only.
@@ -112,6 +113,8 @@ interface ModelStorage {
   readonly copy: CustomResource;
   readonly modelPath: string;
   readonly info?: ModelSourceInfo;
+  /** The asset hash, or the pinned S3 version. */
+  readonly identity?: string;
 }
 
 type ModelSourceInfo = NonNullable<ReturnType<ModelSource['bind']>['info']>;
@@ -192,6 +195,7 @@ function createModelStorage(scope: Construct, props: EfsModelEndpointProps): Mod
     copy,
     modelPath: `${EFS_MOUNT_PATH}/${modelFileName}`,
     info: source.info,
+    identity: source.localPath ? identity : versionId,
   };
 }
 

@@ -63,6 +63,7 @@ export class LayerModelEndpoint extends ModelEndpointBase {
         layers: [modelLayer, ...extra],
         codeParts: parts,
         info: modelLayer.modelInfo,
+        identity: modelLayer.modelFingerprint,
       };
     });
     this.modelLayer = modelLayer;

@@ -1,4 +1,5 @@
 import { Annotations, Duration, Names, Size, Token } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -22,6 +23,8 @@ import {
 } from './private/lambda-limits';
 import { builtAssetPath } from './private/package-paths';
 import { treeSize } from './private/staging';
+import { EndpointMonitoring, EndpointMonitoringOptions } from './operations/endpoint-monitoring';
+import { GradualRollout, GradualRolloutOptions } from './operations/gradual-rollout';
 import { Warmer, WarmerOptions } from './warmer';
 
 /** onnxruntime's graph optimisation levels. */
@@ -146,10 +149,61 @@ export interface ModelEndpointProps {
   readonly api?: InferenceApiOptions;
 
   /**
+   * Application Auto Scaling of `provisionedConcurrency`: between a minimum and a maximum, on
+   * utilisation and/or on a schedule.
+   * @default - a fixed `provisionedConcurrency`
+   */
+  readonly provisionedConcurrencyScaling?: ProvisionedConcurrencyScaling;
+
+  /**
+   * Alarms (5xx rate, p99 latency, throttles, cold-start rate, function errors) sent to an SNS topic
+   * or your actions, and a CloudWatch dashboard. `monitoring: {}` turns both on.
+   * @default - none
+   */
+  readonly monitoring?: EndpointMonitoringOptions;
+
+  /**
+   * Shift each new version (a new model or handler) to the live alias gradually with CodeDeploy,
+   * rolled back by the endpoint's alarms, optionally checked with a sample request first.
+   * @default - each deploy moves the alias at once
+   */
+  readonly rollout?: GradualRolloutOptions;
+
+  /**
    * The warmer that keeps instances warm (`enabled: false` for none).
    * @default - one instance pinged every 5 minutes, unless `provisionedConcurrency` is set
    */
   readonly warmer?: EndpointWarmerOptions;
+}
+
+/** Scaling of provisioned concurrency. */
+export interface ProvisionedConcurrencyScaling {
+  /** Fewest provisioned instances. */
+  readonly minCapacity: number;
+  /** Most provisioned instances. */
+  readonly maxCapacity: number;
+  /**
+   * Keep utilisation of the provisioned instances near this share (0.1 to 0.9).
+   * @default - no utilisation scaling
+   */
+  readonly utilizationTarget?: number;
+  /**
+   * Scheduled changes of the range (busy hours).
+   * @default - none
+   */
+  readonly schedules?: ProvisionedConcurrencySchedule[];
+}
+
+/** A scheduled change of the provisioned concurrency range. */
+export interface ProvisionedConcurrencySchedule {
+  /** A name for the action, unique within the endpoint. */
+  readonly name: string;
+  /** When: `appscaling.Schedule.cron({ hour: '8', minute: '0' })`. */
+  readonly schedule: appscaling.Schedule;
+  /** @default - unchanged */
+  readonly minCapacity?: number;
+  /** @default - unchanged */
+  readonly maxCapacity?: number;
 }
 
 /** How an endpoint packages its model, decided by each endpoint before the function exists. */
@@ -173,6 +227,11 @@ export interface ModelPackaging {
   grantRead?(role: iam.IRole): void;
   /** What must exist before the function runs (the model object, the file system). */
   readonly dependencies?: IDependable[];
+  /**
+   * What identifies the model's content (an asset hash, an S3 version id): the default model
+   * version in the API, and part of each function version's description.
+   */
+  readonly identity?: string;
   /** The VPC, subnets and security groups of the function, for a model on a file system. */
   readonly network?: PackagedNetwork;
   /** A file system the function mounts. */
@@ -222,6 +281,12 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
   public readonly api: InferenceApi;
   /** The warmer, when there is one. */
   public readonly warmer?: Warmer;
+  /** Alarms and dashboard, with `monitoring` (or the alarms alone, with `rollout`). */
+  public readonly monitoring?: EndpointMonitoring;
+  /** The gradual rollout, with `rollout`. */
+  public readonly rollout?: GradualRollout;
+  /** The version the API reports for the model: `modelVersion`, or the model's identity. */
+  public readonly modelVersion: string;
   /**
    * The ONNX Runtime layer the function uses (shared by the stack's endpoints); none for a
    * container image, which brings onnxruntime itself.
@@ -260,6 +325,8 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
     this.serviceName = Names.uniqueResourceName(this, { maxLength: 64 });
     const packaging = packageModel(this);
     this.modelInfo = packaging.info;
+    // A new model is a new version in the API unless the user names versions.
+    this.modelVersion = props.modelVersion ?? (packaging.identity ? packaging.identity.slice(0, 16) : '1');
 
     const image = packaging.code?.image === true;
     const onnxRuntime = packaging.code?.onnxRuntime ?? true;
@@ -320,9 +387,11 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
       securityGroups: packaging.network?.securityGroups,
       filesystem: packaging.filesystem,
       description: `ONNX model '${this.modelName}' served over the Open Inference Protocol`,
+      // Each version records which model it serves.
+      currentVersionOptions: packaging.identity ? { description: `model ${this.modelName} ${packaging.identity}` } : undefined,
       environment: {
         [ENV.MODEL_NAME]: this.modelName,
-        [ENV.MODEL_VERSION]: props.modelVersion ?? '1',
+        [ENV.MODEL_VERSION]: this.modelVersion,
         ...(onnxRuntime
           ? {
               [ENV.ORT_INTRA_OP_THREADS]: String(props.intraOpThreads ?? inferenceThreads(memorySize)),
@@ -381,6 +450,44 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
     if (warmerEnabled) {
       this.warmer = new Warmer(this, 'Warmer', { ...props.warmer, enabled: true, target: this.alias });
     }
+
+    if (props.provisionedConcurrencyScaling) {
+      this.scaleProvisionedConcurrency(props.provisionedConcurrencyScaling, props.provisionedConcurrency);
+    }
+    if (props.monitoring || props.rollout) {
+      // A rollout needs alarms to roll back on, even without the rest of the monitoring.
+      this.monitoring = new EndpointMonitoring(this, 'Monitoring', {
+        ...(props.monitoring ?? { dashboard: false }),
+        endpoint: this,
+        title: `Model ${this.modelName} (${this.node.path})`,
+      });
+    }
+    if (props.rollout) {
+      this.rollout = new GradualRollout(this, 'Rollout', {
+        ...props.rollout,
+        alias: this.alias,
+        version: this.function.currentVersion,
+        endpointAlarms: Object.values(this.monitoring!.alarms),
+      });
+    }
+  }
+
+  private scaleProvisionedConcurrency(scaling: ProvisionedConcurrencyScaling, provisioned: number | undefined): void {
+    if (provisioned === undefined) {
+      throw new Error('provisionedConcurrencyScaling scales provisionedConcurrency: set provisionedConcurrency too (the starting capacity)');
+    }
+    validateCount(scaling.minCapacity, 'provisionedConcurrencyScaling.minCapacity', 1);
+    validateCount(scaling.maxCapacity, 'provisionedConcurrencyScaling.maxCapacity', scaling.minCapacity);
+    const target = this.alias.addAutoScaling({ minCapacity: scaling.minCapacity, maxCapacity: scaling.maxCapacity });
+    if (scaling.utilizationTarget !== undefined) {
+      if (scaling.utilizationTarget < 0.1 || scaling.utilizationTarget > 0.9) {
+        throw new Error(`provisionedConcurrencyScaling.utilizationTarget must be between 0.1 and 0.9, got: ${scaling.utilizationTarget}`);
+      }
+      target.scaleOnUtilization({ utilizationTarget: scaling.utilizationTarget });
+    }
+    for (const s of scaling.schedules ?? []) {
+      target.scaleOnSchedule(s.name, { schedule: s.schedule, minCapacity: s.minCapacity, maxCapacity: s.maxCapacity });
+    }
   }
 
   /** Lets `grantee` call the API (with IAM authorization, the default). */
@@ -403,7 +510,27 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
     return this.alias.metricThrottles(props);
   }
 
-  /** The function's duration, p99 by default. */
+  /** Requests at the API (`Count`). */
+  public metricApiRequests(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.api.metricCount({ statistic: 'Sum', ...props });
+  }
+
+  /** 4XX answers at the API: bad requests, auth failures, throttling. */
+  public metricApiClientErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.api.metricClientError({ statistic: 'Sum', ...props });
+  }
+
+  /** 5XX answers at the API: model failures, load failures, timeouts. */
+  public metricApiServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.api.metricServerError({ statistic: 'Sum', ...props });
+  }
+
+  /** Use of the provisioned instances (0 to 1), with `provisionedConcurrency`. */
+  public metricProvisionedConcurrencyUtilization(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.alias.metric('ProvisionedConcurrencyUtilization', { statistic: 'Maximum', ...props });
+  }
+
+  /** The function's duration, p99 by default (`statistic: 'p50'` or `'p90'` for others). */
   public metricDuration(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.alias.metricDuration({ statistic: 'p99', ...props });
   }

@@ -3,7 +3,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { ModelSource } from './model/model-source';
-import { requireLocalModel } from './private/local-model';
+import { modelFingerprint, requireLocalModel } from './private/local-model';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import { formatBytes, LAMBDA_LIMITS } from './private/lambda-limits';
 import { STAGING_EXCLUDE, stageFiles } from './private/staging';
@@ -41,6 +41,8 @@ export class ModelLayer extends lambda.LayerVersion {
   public readonly modelInfo: OnnxModelInfo;
   /** The layer's size unzipped (the model), for Lambda's 250 MB limit. */
   public readonly unzippedSizeBytes: number;
+  /** The model's content hash. */
+  public readonly modelFingerprint: string;
 
   constructor(scope: Construct, id: string, props: ModelLayerProps) {
     const source = requireLocalModel(props.model, 'ModelLayer');
@@ -60,5 +62,6 @@ export class ModelLayer extends lambda.LayerVersion {
     this.modelPath = `${MODEL_LAYER_DIR}/${fileName}`;
     this.modelInfo = source.info;
     this.unzippedSizeBytes = source.info.sizeBytes;
+    this.modelFingerprint = modelFingerprint(source.localPath);
   }
 }

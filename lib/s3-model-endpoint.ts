@@ -79,6 +79,8 @@ interface PlacedModel {
   readonly deployment?: cr.AwsCustomResource;
   /** The endpoint made the bucket: it holds only models. */
   readonly ownBucket?: boolean;
+  /** The model's content hash or pinned version. */
+  readonly identity?: string;
 }
 
 function placeModel(scope: Construct, props: S3ModelEndpointProps): PlacedModel {
@@ -90,7 +92,7 @@ function placeModel(scope: Construct, props: S3ModelEndpointProps): PlacedModel 
     if (props.serverAccessLogsBucket) {
       throw new Error('serverAccessLogsBucket applies to the bucket the endpoint creates; a ModelSource.fromBucket model is read from its own bucket');
     }
-    return { bucket: source.bucket, key: source.objectKey, version: source.objectVersion, source };
+    return { bucket: source.bucket, key: source.objectKey, version: source.objectVersion, source, identity: source.objectVersion };
   }
   const localPath = source.localPath!;
   const sizeBytes = source.info!.sizeBytes;
@@ -110,7 +112,7 @@ function placeModel(scope: Construct, props: S3ModelEndpointProps): PlacedModel 
   const stem = path.basename(localPath, '.onnx');
   const key = `models/${props.modelName ?? 'model'}/${stem}-${asset.assetHash.slice(0, 16)}.onnx`;
   const deployment = copyAssetIntoBucket(scope, asset, bucket, key);
-  return { bucket, key, source, deployment, ownBucket: props.bucket === undefined };
+  return { bucket, key, source, deployment, ownBucket: props.bucket === undefined, identity: asset.assetHash };
 }
 
 /**
@@ -214,5 +216,6 @@ function packaging(placed: PlacedModel): ModelPackaging {
     info: source.info,
     grantRead: (role) => grantReadModelObject(role, bucket, key, version, { listBucket: placed.ownBucket }),
     dependencies: placed.deployment ? [placed.deployment] : [],
+    identity: placed.identity,
   };
 }

@@ -68,9 +68,11 @@ describe('S3ModelEndpoint defaults', () => {
   });
 
   it('tells the handler where the model is and how to run it', () => {
+    const assetHash = (f.endpoint.node.findChild('ModelAsset') as s3assets.Asset).assetHash;
     expect(env(f)).toEqual({
       MODEL_NAME: 'model',
-      MODEL_VERSION: '1',
+      // The model's identity: a new model is a new version in the API.
+      MODEL_VERSION: assetHash.slice(0, 16),
       // The key carries the model's hash: a new model is a new key, so a new function version.
       MODEL_S3_URI: { 'Fn::Join': ['', ['s3://', ref(f.endpoint.bucket), `/${f.endpoint.modelObjectKey}`]] },
       // 2,048 MiB buys a little more than one vCPU (1,769 MiB each).

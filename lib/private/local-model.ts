@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import { FileSystem } from 'aws-cdk-lib';
 import { ModelSource, ModelSourceConfig } from '../model/model-source';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 
@@ -8,4 +10,21 @@ export function requireLocalModel(model: ModelSource, construct: string): ModelS
     throw new Error(`${construct}: model must be a local file (ModelSource.fromAsset): it is packaged at synth`);
   }
   return config as ModelSourceConfig & { localPath: string; info: OnnxModelInfo };
+}
+
+const fingerprints = new Map<string, string>();
+
+/**
+ * The content hash of a local model (as aws-cdk-lib fingerprints assets), remembered per path,
+ * size and modification time so an app with several endpoints of one model reads it once.
+ */
+export function modelFingerprint(localPath: string): string {
+  const stat = fs.statSync(localPath);
+  const key = `${localPath}:${stat.size}:${stat.mtimeMs}`;
+  let hash = fingerprints.get(key);
+  if (!hash) {
+    hash = FileSystem.fingerprint(localPath);
+    fingerprints.set(key, hash);
+  }
+  return hash;
 }

@@ -1,0 +1,185 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+
+/** The metrics an endpoint offers to its monitoring. */
+export interface MonitoredEndpoint {
+  metricInvocations(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricThrottles(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricDuration(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricApiRequests(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricApiClientErrors(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricApiServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricColdStarts(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricModelLoadTime(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+  metricInferenceTime(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
+}
+
+/** Thresholds of the endpoint's alarms. */
+export interface EndpointAlarmThresholds {
+  /**
+   * Share of API requests answered 5xx, in percent, over 5 minutes (2 of 3 periods).
+   * @default 1
+   */
+  readonly serverErrorRatePercent?: number;
+  /**
+   * p99 latency at the API, over 5 minutes (2 of 3 periods).
+   * @default Duration.seconds(5)
+   */
+  readonly latencyP99?: Duration;
+  /**
+   * Throttled invocations in 5 minutes.
+   * @default 1
+   */
+  readonly throttles?: number;
+  /**
+   * Share of invocations that started an instance, in percent, over 15 minutes (2 of 2 periods).
+   * A high rate means users wait for model loads: warm more instances or provision them.
+   * @default 20
+   */
+  readonly coldStartRatePercent?: number;
+  /**
+   * Function errors in 5 minutes (crashes: the handler answers bad requests without one).
+   * @default 1
+   */
+  readonly functionErrors?: number;
+}
+
+/** Alarms and a dashboard for an endpoint. `monitoring: {}` turns on both with their defaults. */
+export interface EndpointMonitoringOptions {
+  /**
+   * Create the alarms.
+   * @default true
+   */
+  readonly alarms?: boolean;
+  /**
+   * The alarms' thresholds.
+   * @default - see `EndpointAlarmThresholds`
+   */
+  readonly thresholds?: EndpointAlarmThresholds;
+  /**
+   * Where alarms (and their return to OK) are sent. Give a topic, or `alarmActions` for any other
+   * action.
+   * @default - a new encrypted SNS topic, without subscriptions: subscribe to `endpoint.monitoring.alarmTopic`
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * Actions instead of a topic.
+   * @default - the topic's
+   */
+  readonly alarmActions?: cloudwatch.IAlarmAction[];
+  /**
+   * Create a CloudWatch dashboard of the endpoint.
+   * @default true
+   */
+  readonly dashboard?: boolean;
+}
+
+export interface EndpointMonitoringProps extends EndpointMonitoringOptions {
+  readonly endpoint: MonitoredEndpoint;
+  /** Shown on the dashboard. */
+  readonly title: string;
+}
+
+/**
+ * Alarms with sane thresholds (5xx rate, p99 latency, throttles, cold-start rate, function
+ * errors) sent to an SNS topic or your actions, and a dashboard of the endpoint.
+ */
+export class EndpointMonitoring extends Construct {
+  /** The alarms, by name. */
+  public readonly alarms: Record<string, cloudwatch.Alarm> = {};
+  /** The topic alarms go to, when actions are not given. */
+  public readonly alarmTopic?: sns.ITopic;
+  /** The dashboard. */
+  public readonly dashboard?: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: EndpointMonitoringProps) {
+    super(scope, id);
+    const e = props.endpoint;
+    if (props.alarms ?? true) {
+      const t = props.thresholds ?? {};
+      const fiveMinutes = Duration.minutes(5);
+      const serverErrorRate = new cloudwatch.MathExpression({
+        label: '5xx rate (%)',
+        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+        usingMetrics: { errors: e.metricApiServerErrors({ statistic: 'Sum', period: fiveMinutes }), requests: e.metricApiRequests({ statistic: 'Sum', period: fiveMinutes }) },
+        period: fiveMinutes,
+      });
+      const coldStartRate = new cloudwatch.MathExpression({
+        label: 'cold-start rate (%)',
+        expression: 'IF(invocations > 0, 100 * cold / invocations, 0)',
+        usingMetrics: {
+          cold: e.metricColdStarts({ statistic: 'Sum', period: Duration.minutes(15) }),
+          invocations: e.metricInvocations({ statistic: 'Sum', period: Duration.minutes(15) }),
+        },
+        period: Duration.minutes(15),
+      });
+      const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, evaluationPeriods: number, datapointsToAlarm: number, description: string) => {
+        this.alarms[name] = new cloudwatch.Alarm(this, name, {
+          metric,
+          threshold,
+          evaluationPeriods,
+          datapointsToAlarm,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          // No traffic is not a failure.
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          alarmDescription: `${props.title}: ${description}`,
+        });
+      };
+      alarm('ServerErrorRate', serverErrorRate, t.serverErrorRatePercent ?? 1, 3, 2, 'share of API requests answered 5xx, in percent');
+      alarm('LatencyP99', e.metricLatency({ statistic: 'p99', period: fiveMinutes }), (t.latencyP99 ?? Duration.seconds(5)).toMilliseconds(), 3, 2, 'p99 latency at the API, in milliseconds');
+      alarm('Throttles', e.metricThrottles({ statistic: 'Sum', period: fiveMinutes }), t.throttles ?? 1, 1, 1, 'throttled invocations: raise reserved concurrency or the account limit');
+      alarm('ColdStartRate', coldStartRate, t.coldStartRatePercent ?? 20, 2, 2, 'share of invocations that loaded the model, in percent: warm or provision more instances');
+      alarm('FunctionErrors', e.metricErrors({ statistic: 'Sum', period: fiveMinutes }), t.functionErrors ?? 1, 1, 1, 'function errors (crashes), see its logs');
+
+      let alarmActions = props.alarmActions;
+      if (!alarmActions) {
+        this.alarmTopic =
+          props.alarmTopic ??
+          new sns.Topic(this, 'AlarmTopic', {
+            displayName: `${props.title} alarms`,
+            masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+            enforceSSL: true,
+          });
+        alarmActions = [new actions.SnsAction(this.alarmTopic)];
+      }
+      for (const a of Object.values(this.alarms)) {
+        a.addAlarmAction(...alarmActions);
+        a.addOkAction(...alarmActions);
+      }
+    }
+
+    if (props.dashboard ?? true) {
+      this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
+      const graph = (title: string, left: cloudwatch.IMetric[], right?: cloudwatch.IMetric[]) =>
+        new cloudwatch.GraphWidget({ title, left, right, width: 12, height: 6 });
+      this.dashboard.addWidgets(
+        graph('Requests at the API', [e.metricApiRequests({ statistic: 'Sum', label: 'requests' })], [
+          e.metricApiClientErrors({ statistic: 'Sum', label: '4xx' }),
+          e.metricApiServerErrors({ statistic: 'Sum', label: '5xx' }),
+        ]),
+        graph('Latency at the API (ms)', ['p50', 'p90', 'p99'].map((statistic) => e.metricLatency({ statistic, label: statistic }))),
+      );
+      this.dashboard.addWidgets(
+        graph('Invocations', [e.metricInvocations({ statistic: 'Sum', label: 'invocations' })], [
+          e.metricErrors({ statistic: 'Sum', label: 'errors' }),
+          e.metricThrottles({ statistic: 'Sum', label: 'throttles' }),
+        ]),
+        graph('Function duration (ms)', ['p50', 'p90', 'p99'].map((statistic) => e.metricDuration({ statistic, label: statistic }))),
+      );
+      this.dashboard.addWidgets(
+        graph('Cold starts', [e.metricColdStarts({ label: 'cold starts' })], [e.metricModelLoadTime({ label: 'model load (ms, max)' })]),
+        graph('Inference time (ms)', ['p50', 'p90', 'p99'].map((statistic) => e.metricInferenceTime({ statistic, label: statistic }))),
+      );
+      const alarms = Object.values(this.alarms);
+      if (alarms.length > 0) {
+        this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: 24, height: 3 }));
+      }
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { acknowledge } from '../private/acknowledge';
+import { builtAssetPath } from '../private/package-paths';
+
+/** A gradual rollout of each new function version (a new model or handler) behind the live alias. */
+export interface GradualRolloutOptions {
+  /**
+   * How traffic moves to the new version.
+   * @default codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES
+   */
+  readonly deploymentConfig?: codedeploy.ILambdaDeploymentConfig;
+  /**
+   * An infer request sent to the new version before it gets any traffic; the deployment stops
+   * (and nothing moves) unless the answer has the protocol's shape.
+   * @default - no check before traffic
+   */
+  readonly sampleRequest?: Record<string, unknown>;
+  /**
+   * Output names the sample's answer must have.
+   * @default - any non-empty outputs
+   */
+  readonly expectedOutputs?: string[];
+  /**
+   * More alarms that roll the deployment back, besides the endpoint's own.
+   * @default - the endpoint's alarms only
+   */
+  readonly alarms?: cloudwatch.IAlarm[];
+}
+
+export interface GradualRolloutProps extends GradualRolloutOptions {
+  readonly alias: lambda.Alias;
+  /** The version being deployed (the function's current version). */
+  readonly version: lambda.IVersion;
+  /** The endpoint's alarms, which roll a deployment back. */
+  readonly endpointAlarms: cloudwatch.IAlarm[];
+}
+
+/**
+ * CodeDeploy shifts the live alias to each new version gradually (a canary by default), rolls back
+ * when an alarm goes off or the deployment fails, and, given a sample request, checks the new
+ * version's answer before any traffic reaches it.
+ */
+export class GradualRollout extends Construct {
+  /** The deployment group. */
+  public readonly deploymentGroup: codedeploy.LambdaDeploymentGroup;
+  /** The pre-traffic check, with `sampleRequest`. */
+  public readonly preTrafficCheck?: lambda.Function;
+
+  constructor(scope: Construct, id: string, props: GradualRolloutProps) {
+    super(scope, id);
+    const alarms = [...props.endpointAlarms, ...(props.alarms ?? [])];
+    this.deploymentGroup = new codedeploy.LambdaDeploymentGroup(this, 'DeploymentGroup', {
+      alias: props.alias,
+      deploymentConfig: props.deploymentConfig ?? codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES,
+      alarms,
+      autoRollback: { failedDeployment: true, stoppedDeployment: true, deploymentInAlarm: alarms.length > 0 },
+    });
+    acknowledge(
+      this.deploymentGroup.role,
+      ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]'],
+      "aws-cdk-lib gives CodeDeploy AWS's managed role policy for Lambda deployments: it may update aliases and read alarms, and invoke only the hooks granted to it.",
+    );
+
+    if (props.sampleRequest) {
+      this.preTrafficCheck = this.createPreTrafficCheck(props);
+      this.deploymentGroup.addPreHook(this.preTrafficCheck);
+      const checkId = Stack.of(this).getLogicalId(this.preTrafficCheck.node.defaultChild as lambda.CfnFunction);
+      acknowledge(
+        this.deploymentGroup.role,
+        [`AwsSolutions-IAM5[Resource::<${checkId}.Arn>:*]`],
+        "aws-cdk-lib lets CodeDeploy invoke any version of the one pre-traffic check it runs.",
+      );
+    }
+  }
+
+  private createPreTrafficCheck(props: GradualRolloutProps): lambda.Function {
+    const logGroup = new logs.LogGroup(this, 'PreTrafficCheckLogGroup', { retention: logs.RetentionDays.ONE_MONTH });
+    const role = new iam.Role(this, 'PreTrafficCheckRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Sends the sample request to the new version and reports the verdict to CodeDeploy',
+    });
+    logGroup.grantWrite(role);
+    props.version.grantInvoke(role);
+    const check = new lambda.Function(this, 'PreTrafficCheck', {
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'index.handler',
+      code: lambda.Code.fromAsset(builtAssetPath('handlers', 'pre-traffic-check')),
+      memorySize: 256,
+      // The new version's cold start (a model load) comes first.
+      timeout: Duration.minutes(3),
+      role,
+      logGroup,
+      description: 'Checks the new inference function version before it gets traffic',
+      environment: {
+        TARGET_VERSION_ARN: props.version.functionArn,
+        SAMPLE_REQUEST: Stack.of(this).toJsonString(props.sampleRequest),
+        CHECK_TIMEOUT_MS: String(Duration.minutes(2).toMilliseconds()),
+        ...(props.expectedOutputs ? { EXPECTED_OUTPUTS: JSON.stringify(props.expectedOutputs) } : {}),
+      },
+    });
+    acknowledge(
+      check,
+      ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
+      'CodeDeploy invokes the check once per deployment and fails the deployment when it does not report; there is nothing to retry or trace.',
+    );
+    return check;
+  }
+}
