@@ -11,7 +11,7 @@ import {
   SageMakerEndpoint,
   SageMakerProxyEndpoint,
 } from '../lib';
-import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, DEMO_MODEL_NAME } from './demo-model';
+import { DEMO_FEATURES, DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, DEMO_MODEL_NAME } from './demo-model';
 
 /** SageMaker's Triton container in us-east-1; other regions have their own registry account. */
 const DEFAULT_TRITON_IMAGE = '785573368785.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3';
@@ -20,7 +20,17 @@ const DEFAULT_TRITON_IMAGE = '785573368785.dkr.ecr.us-east-1.amazonaws.com/sagem
 export const DEMO_ENDPOINTS = {
   S3: (scope: Construct) => new S3ModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   Layer: (scope: Construct) => new LayerModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
-  Bundled: (scope: Construct) => new BundledModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
+  // With the operations props: alarms, a dashboard, and a canary rollout checked by a sample request.
+  Bundled: (scope: Construct) =>
+    new BundledModelEndpoint(scope, 'DemoEndpoint', {
+      model: ModelSource.fromAsset(DEMO_MODEL_FILE),
+      modelName: DEMO_MODEL_NAME,
+      monitoring: {},
+      rollout: {
+        sampleRequest: { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: DEMO_FEATURES }] },
+        expectedOutputs: ['probabilities', 'label'],
+      },
+    }),
   Container: (scope: Construct) => new ContainerModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   Efs: (scope: Construct) => new EfsModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   // The same API in front of a SageMaker endpoint: NVIDIA Triton, which speaks the same protocol,
