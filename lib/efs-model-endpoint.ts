@@ -136,6 +136,16 @@ function createModelStorage(scope: Construct, props: EfsModelEndpointProps): Mod
     // aws-cdk-lib add a statement letting every IAM principal that reaches a mount target write.
     allowAnonymousAccess: true,
   });
+  // In transit too: Lambda mounts with IAM authorization, which EFS only allows over TLS.
+  fileSystem.addToResourcePolicy(
+    new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['elasticfilesystem:*'],
+      resources: ['*'],
+      conditions: { Bool: { 'aws:SecureTransport': 'false' } },
+    }),
+  );
   const accessPoint = fileSystem.addAccessPoint('AccessPoint', {
     path: '/models',
     createAcl: { ownerUid: POSIX_ID, ownerGid: POSIX_ID, permissions: '750' },

@@ -61,12 +61,20 @@ describe('EfsModelEndpoint defaults', () => {
 
   it("lets only the function (read-only) and the loader (read-write) in, by the file system's policy", () => {
     const policy = resourceProps(f.template, f.endpoint.fileSystem).FileSystemPolicy;
-    const grants = policy.Statement.map((st: any) => ({ principal: st.Principal.AWS['Fn::GetAtt'][0], actions: [st.Action].flat() }));
+    // First, no access without TLS.
+    expect(policy.Statement[0]).toEqual({
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'elasticfilesystem:*',
+      Resource: '*',
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    });
+    const grants = policy.Statement.filter((st: any) => st.Effect === 'Allow').map((st: any) => ({ principal: st.Principal.AWS['Fn::GetAtt'][0], actions: [st.Action].flat() }));
     expect(grants).toEqual([
       { principal: ref(f.endpoint.modelLoader.role!).Ref, actions: ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite'] },
       { principal: ref(f.endpoint.role).Ref, actions: ['elasticfilesystem:ClientMount'] },
     ]);
-    expect(JSON.stringify(policy)).not.toContain('"AWS":"*"');
+    expect(policy.Statement.filter((st: any) => st.Effect === 'Allow' && JSON.stringify(st.Principal).includes('"*"'))).toEqual([]);
   });
 
   it('opens NFS only between the functions and the file system', () => {
