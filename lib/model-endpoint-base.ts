@@ -49,7 +49,8 @@ export interface ModelEndpointProps {
   /**
    * The version reported by `GET /v2/models/{modelName}` and accepted in
    * `/v2/models/{modelName}/versions/{modelVersion}/...` routes.
-   * @default '1'
+   * @default - the model's identity where it is known at synth (the first 16 hex digits of its
+   * content hash, or its pinned S3 version), else '1'
    */
   readonly modelVersion?: string;
 
@@ -304,6 +305,7 @@ export abstract class ModelEndpointBase extends Construct implements iam.IGranta
   public readonly url: string;
   /** `POST` here to infer. */
   public readonly inferUrl: string;
+  /** The function's role, as the principal of grants to the function. */
   public readonly grantPrincipal: iam.IPrincipal;
 
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
