@@ -54,6 +54,14 @@ describe('requests the handler refuses, with the status and a message naming the
     expect(Object.keys(r.body)).toEqual(['error']);
   });
 
+  it('bounds a message that quotes a huge part of the request', async () => {
+    const r = await infer(handler, { inputs: [{ ...valid.inputs[0], name: 'n'.repeat(100_000) }] });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatch(/^unknown input 'nnn/);
+    expect(r.body.error).toMatch(/… \(\d{6} characters\)$/);
+    expect(r.body.error.length).toBeLessThanOrEqual(1000);
+  });
+
   it('answers a body over the limit with 413', async () => {
     const big = { inputs: [{ ...valid.inputs[0], data: new Array(100).fill(0.123456789).concat('x'.repeat(200_000)) }] };
     const r = await infer(handler, big);

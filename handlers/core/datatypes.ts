@@ -93,6 +93,9 @@ const UINT64_MAX = 2n ** 64n - 1n;
  */
 const SPECIAL_FLOATS: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
 
+/** onnxruntime-node ends a string at its first NUL and replaces a lone surrogate: refused rather than changed. */
+const UNCARRIABLE = /\u0000|\p{Cs}/u;
+
 /**
  * Turns the flat JSON values of one tensor into the typed array onnxruntime takes, refusing any value
  * that is not of the datatype with a 400 that names the tensor, the index and the value.
@@ -118,6 +121,7 @@ export function encodeValues(values: readonly unknown[], datatype: Datatype, ten
       for (let i = 0; i < n; i++) {
         const v = values[i];
         if (typeof v !== 'string') fail(i, 'a string');
+        if (UNCARRIABLE.test(v as string)) fail(i, 'a string without NUL characters or lone surrogates, which onnxruntime cannot carry');
         out[i] = v as string;
       }
       return out;

@@ -9,9 +9,19 @@ export class InferenceError extends Error {
     /** Extra response headers, such as `Allow` on a 405. */
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    super(bounded(message));
     this.name = 'InferenceError';
   }
+}
+
+/**
+ * Messages quote parts of the request (names, shapes, values); a request made of huge names or
+ * shapes must not make an equally huge answer and log line.
+ */
+export const MAX_ERROR_MESSAGE_LENGTH = 1000;
+
+function bounded(message: string): string {
+  return message.length <= MAX_ERROR_MESSAGE_LENGTH ? message : `${message.slice(0, MAX_ERROR_MESSAGE_LENGTH - 30)}… (${message.length} characters)`;
 }
 
 /** A 400 naming what is wrong with the request. */

@@ -133,7 +133,8 @@ function planInstances(raw: unknown, signature: ModelSignature): InferPlan {
   checkShapeAgainstModel(shape, spec, new Map());
   const values = flatten(raw.map((r) => (Array.isArray(r) ? r : [r])), "'instances'");
   const expected = shape.reduce((a, b) => a * b, 1);
-  if (values.length !== expected) {
+  // The count alone would let ragged rows through, stacked out of line.
+  if (values.length !== expected || !raw.every((r) => hasShape(r, rowShape))) {
     throw badRequest(`'instances' must all have the shape of the first one, [${rowShape.join(',')}]`);
   }
   return {
@@ -153,6 +154,12 @@ function shapeOf(v: unknown): number[] {
     cur = cur[0];
   }
   return shape;
+}
+
+/** Whether `v` is nested exactly as `shape` says: a scalar for an empty shape. */
+function hasShape(v: unknown, shape: readonly number[], dim = 0): boolean {
+  if (dim === shape.length) return !Array.isArray(v);
+  return Array.isArray(v) && v.length === shape[dim] && v.every((x) => hasShape(x, shape, dim + 1));
 }
 
 /** The response for a plan, in the form the request came in. */
