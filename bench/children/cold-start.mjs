@@ -1,0 +1,38 @@
+// One cold start, in a fresh process: the handler bundle answering its first request, or the floor
+// (onnxruntime alone: load the model file, run once). Times are taken here, relative to the
+// parent's process.hrtime just before spawn() (BENCH_T0): CLOCK_MONOTONIC is shared by processes.
+const t0 = BigInt(process.env.BENCH_T0);
+const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
+const started = since();
+
+const { createRequire } = await import('node:module');
+const { availableParallelism } = await import('node:os');
+
+let ready;
+let answer;
+if (process.env.BENCH_MODE === 'handler') {
+  // The bundle reads its configuration (MODEL_PATH or MODEL_S3_URI, ...) from process.env and
+  // loads the model in its top-level await, as in Lambda's init phase.
+  const { handler } = await import(new URL('../../assets/handlers/inference/index.mjs', import.meta.url).href);
+  ready = since();
+  const response = await handler(JSON.parse(process.env.BENCH_EVENT), { awsRequestId: 'bench-cold-start' });
+  answer = { status: response.statusCode, body: JSON.parse(response.body) };
+} else {
+  const ort = createRequire(import.meta.url)('onnxruntime-node');
+  // The options the handler gives onnxruntime, so that only the handler's own work differs.
+  const session = await ort.InferenceSession.create(process.env.BENCH_MODEL_PATH, {
+    intraOpNumThreads: availableParallelism(),
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    logSeverityLevel: 3,
+  });
+  ready = since();
+  const input = JSON.parse(process.env.BENCH_INPUT);
+  const out = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
+  const [name] = session.outputNames;
+  answer = { status: 200, body: { outputs: [{ name, data: Array.from(out[name].data) }] } };
+}
+const answered = since();
+process.stdout.write(`BENCH_RESULT ${JSON.stringify({ started, ready, answered, answer })}\n`);
+process.exit(0);
