@@ -98,7 +98,7 @@ export interface ModelEndpointProps {
 
   /**
    * Instances kept initialised on the `live` alias, for strict latency. They are billed while idle;
-   * scale them on a schedule with `endpoint.alias.addAutoScaling(...)`. With it set, the warmer is
+   * scale them on utilisation or a schedule with `provisionedConcurrencyScaling`. With it set, the warmer is
    * off unless `warmer` asks for it.
    * @default - none
    */
