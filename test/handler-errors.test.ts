@@ -54,6 +54,15 @@ describe('requests the handler refuses, with the status and a message naming the
     expect(Object.keys(r.body)).toEqual(['error']);
   });
 
+  it('shows a number JSON cannot hold as itself in a message, not as null', async () => {
+    const body = JSON.stringify(valid).replace('"shape":[1,100]', '"shape":[1e999,100]');
+    const r = await call(handler, restEvent('POST', '/v2/models/model/infer', body));
+    expect(r.status).toBe(400);
+    expect(r.body.error).toContain('got: [Infinity,100]');
+    const value = JSON.stringify(valid).replace('"data":[0.5', '"data":[-1e999');
+    expect((await call(handler, restEvent('POST', '/v2/models/model/infer', value))).body.error).toMatch(/-Infinity/);
+  });
+
   it('bounds a message that quotes a huge part of the request', async () => {
     const r = await infer(handler, { inputs: [{ ...valid.inputs[0], name: 'n'.repeat(100_000) }] });
     expect(r.status).toBe(400);

@@ -1,4 +1,4 @@
-import { badRequest } from './errors';
+import { badRequest, describeJson } from './errors';
 import { floatToHalfBits, halfBitsToFloat } from './float16';
 
 /** The Open Inference Protocol's tensor datatypes that onnxruntime-node can run. */
@@ -220,6 +220,6 @@ function jsonFloat(v: number): number | string {
 }
 
 function preview(v: unknown): string {
-  const s = v === undefined ? 'undefined' : JSON.stringify(v);
+  const s = v === undefined ? 'undefined' : (describeJson(v) ?? String(v));
   return s.length > 40 ? `${s.slice(0, 40)}...` : s;
 }

@@ -42,3 +42,12 @@ export function methodNotAllowed(method: string, path: string, allowed: readonly
 export function isInferenceError(e: unknown): e is InferenceError {
   return e instanceof InferenceError;
 }
+
+/**
+ * JSON text of part of a request, for an error message: a number JSON cannot hold (`1e999` parses
+ * to Infinity) is shown as itself, where JSON.stringify would show `null`.
+ */
+export function describeJson(value: unknown): string | undefined {
+  const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `\u0000${v}` : v));
+  return text?.replace(/"\\u0000(-?Infinity|NaN)"/g, '$1');
+}

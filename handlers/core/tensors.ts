@@ -1,5 +1,5 @@
 import { Datatype, JsonValue, TensorData, decodeValues, encodeValues, isDatatype } from './datatypes';
-import { badRequest } from './errors';
+import { badRequest, describeJson } from './errors';
 
 /**
  * One of the model's inputs or outputs as onnxruntime reports it. A dimension is a number when the
@@ -66,11 +66,11 @@ export function encodeOutputTensor(name: string, datatype: Datatype, dims: reado
 
 export function readShape(raw: unknown, what: string): number[] {
   if (!Array.isArray(raw)) {
-    throw badRequest(`${what}: shape must be an array of non-negative integers, got: ${JSON.stringify(raw) ?? 'nothing'}`);
+    throw badRequest(`${what}: shape must be an array of non-negative integers, got: ${describeJson(raw) ?? 'nothing'}`);
   }
   for (const d of raw) {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_DIM) {
-      throw badRequest(`${what}: shape must be an array of non-negative integers up to ${MAX_DIM}, got: ${JSON.stringify(raw)}`);
+      throw badRequest(`${what}: shape must be an array of non-negative integers up to ${MAX_DIM}, got: ${describeJson(raw)}`);
     }
   }
   return raw as number[];
