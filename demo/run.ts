@@ -21,6 +21,8 @@ const once = process.argv.includes('--once');
 async function main(): Promise<void> {
   step('1/3', 'cdk synth of the demo app (no AWS account, no network, no Docker)');
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'csi-demo-cdk-out-'));
+  // Removed however the demo ends, a failed synth included.
+  process.once('exit', () => fs.rmSync(out, { recursive: true, force: true }));
   execFileSync(path.join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', out], { cwd: ROOT, stdio: 'inherit' });
   const template = JSON.parse(fs.readFileSync(path.join(out, 'CdkServerlessInferenceDemo.template.json'), 'utf8'));
   const types = Object.values<{ Type: string }>(template.Resources).map((r) => r.Type);
