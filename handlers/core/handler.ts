@@ -1,24 +1,19 @@
+/**
+ * The request handling every handler shares (events, routes, errors, hooks, warm-up, telemetry),
+ * over a backend that loads and runs the model. The handlers built on it are in onnx-handler.ts
+ * and sagemaker-proxy-handler.ts, kept apart so that each Lambda bundle holds only its own backend.
+ */
 import { randomUUID } from 'node:crypto';
 import type { BackendModel, InferenceBackend } from './backend';
-import { HandlerConfig, SageMakerProxyConfig, ServiceConfig, readConfig, readSageMakerProxyConfig } from './config';
+import type { ServiceConfig } from './config';
 import { InferenceError, isInferenceError } from './errors';
 import { HttpRequest, HttpResponse, jsonResponse, readEvent, readJsonBody } from './events';
-import type { HookContext, InferenceHooks, SageMakerProxyHooks } from './hooks';
+import type { HookContext, InferenceHooks } from './hooks';
 import { stringifyJson } from './json';
-import { ModelRuntime } from './model-runtime';
-import { OnnxBackend } from './onnx-backend';
 import { matchRoute } from './routes';
-import { createSageMakerBackend } from './sagemaker-backend';
-import { Telemetry, createTelemetry } from './telemetry';
+import type { Telemetry } from './telemetry';
 import { VERSION } from './version';
 import type { WarmupRequest } from './warmup';
-
-export interface InferenceHandlerOptions {
-  /** Pre- and post-processing around inference. @default - none */
-  readonly hooks?: InferenceHooks;
-  /** Where the configuration is read from. @default process.env */
-  readonly env?: NodeJS.ProcessEnv;
-}
 
 /** Minimal view of Lambda's context object: only the request id is used. */
 export interface InvocationContext {
@@ -27,69 +22,6 @@ export interface InvocationContext {
 
 export type InferenceHandler = (event: unknown, context?: InvocationContext) => Promise<unknown>;
 
-/**
- * Creates the Lambda handler. The model starts loading at once, during the function's init phase;
- * the returned promise resolves when it is loaded or after MODEL_INIT_WAIT_MS (8 s by default),
- * whichever comes first, so that a model too big to load within Lambda's 10 s init limit finishes
- * loading during the first request instead of failing every cold start. A failed load is answered
- * with a clear 503 and retried by the next request. Use it as
- * `export const handler = await createInferenceHandler();` in an ES module.
- */
-export async function createInferenceHandler(options: InferenceHandlerOptions = {}): Promise<InferenceHandler> {
-  let config: HandlerConfig;
-  try {
-    config = readConfig(options.env ?? process.env);
-  } catch (e) {
-    return misconfiguredHandler(e as Error);
-  }
-  const telemetry = createTelemetry(config.modelName);
-  const runtime = new ModelRuntime(config, {
-    onLoaded: (m) => {
-      telemetry.logger.info('model loaded', { source: m.source, loadMs: m.loadMs, signature: m.signature });
-      telemetry.record('ModelLoadMs', m.loadMs);
-    },
-    onFailed: (e) => {
-      telemetry.logger.error('model failed to load; the next request retries', { error: e.message, cause: describeCause(e.cause) });
-      telemetry.record('ModelLoadFailed', 1);
-    },
-  });
-  const loading = runtime.ensureLoaded().catch(() => undefined);
-  // The timer must not keep a process alive on its own (tests, `serve`); Lambda's runtime does not care.
-  await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
-  return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {}).handle;
-}
-
-export interface SageMakerProxyOptions {
-  /** Pre- and post-processing around the endpoint's invocation. @default - none */
-  readonly hooks?: SageMakerProxyHooks;
-  /**
-   * Where the handler's configuration (SAGEMAKER_*, MODEL_NAME, ...) is read from. The AWS SDK
-   * reads its own settings (region, credentials, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) from
-   * process.env whatever this says.
-   * @default process.env
-   */
-  readonly env?: NodeJS.ProcessEnv;
-}
-
-/**
- * Creates the Lambda handler of a SageMaker proxy: the same Open Inference Protocol API, events,
- * errors, warm-up, hooks and telemetry as createInferenceHandler, with each inference request sent
- * to the SageMaker endpoint named by SAGEMAKER_ENDPOINT_NAME. Use it as
- * `export const handler = await createSageMakerProxyHandler();` in an ES module.
- */
-export async function createSageMakerProxyHandler(options: SageMakerProxyOptions = {}): Promise<InferenceHandler> {
-  let config: SageMakerProxyConfig;
-  try {
-    config = readSageMakerProxyConfig(options.env ?? process.env);
-  } catch (e) {
-    return misconfiguredHandler(e as Error);
-  }
-  const telemetry = createTelemetry(config.modelName);
-  // Awaited here, in the init phase, so that loading the SDK does not slow the first request.
-  const backend = await createSageMakerBackend(config);
-  return new InferenceService(config, backend, telemetry, options.hooks ?? {}).handle;
-}
-
 /** An inference answer: the value, and the JSON text to send as it is when the backend kept it. */
 interface InferAnswer {
   readonly value: unknown;
@@ -97,7 +29,7 @@ interface InferAnswer {
 }
 
 /** The request handling every handler shares; the backend runs the model. */
-class InferenceService<M extends BackendModel> {
+export class InferenceService<M extends BackendModel> {
   private coldStart = true;
   private readonly instanceId = randomUUID();
 
@@ -249,7 +181,7 @@ async function runHook<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
 }
 
 /** A handler that answers every request with the configuration error, so it shows in every response and log. */
-function misconfiguredHandler(error: Error): InferenceHandler {
+export function misconfiguredHandler(error: Error): InferenceHandler {
   const message = `the inference function is misconfigured: ${error.message}`;
   console.error(JSON.stringify({ level: 'ERROR', message }));
   return async (event) => {
@@ -260,11 +192,11 @@ function misconfiguredHandler(error: Error): InferenceHandler {
   };
 }
 
-function describeCause(e: unknown): unknown {
+export function describeCause(e: unknown): unknown {
   return e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : e;
 }
 
-function sleep(ms: number, options: { unref?: boolean } = {}): Promise<void> {
+export function sleep(ms: number, options: { unref?: boolean } = {}): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
     if (options.unref) timer.unref();

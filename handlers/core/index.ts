@@ -6,8 +6,11 @@
  *
  * `createSageMakerProxyHandler` does the same in front of a SageMaker endpoint.
  */
-export { createInferenceHandler, createSageMakerProxyHandler } from './handler';
-export type { InferenceHandler, InferenceHandlerOptions, InvocationContext, SageMakerProxyOptions } from './handler';
+export { createInferenceHandler } from './onnx-handler';
+export type { InferenceHandlerOptions } from './onnx-handler';
+export { createSageMakerProxyHandler } from './sagemaker-proxy-handler';
+export type { SageMakerProxyOptions } from './sagemaker-proxy-handler';
+export type { InferenceHandler, InvocationContext } from './handler';
 export type { HookContext, InferenceHooks, PredictionsResponse, SageMakerProxyHooks } from './hooks';
 export type { InferResponse, ModelSignature } from './protocol';
 export type { OipTensor, TensorSpec } from './tensors';

@@ -1,0 +1,46 @@
+import { HandlerConfig, readConfig } from './config';
+import { InferenceHandler, InferenceService, describeCause, misconfiguredHandler, sleep } from './handler';
+import type { InferenceHooks } from './hooks';
+import { ModelRuntime } from './model-runtime';
+import { OnnxBackend } from './onnx-backend';
+import { createTelemetry } from './telemetry';
+
+export interface InferenceHandlerOptions {
+  /** Pre- and post-processing around inference. @default - none */
+  readonly hooks?: InferenceHooks;
+  /** Where the configuration is read from. @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Creates the Lambda handler. The model starts loading at once, during the function's init phase;
+ * the returned promise resolves when it is loaded or after MODEL_INIT_WAIT_MS (8 s by default),
+ * whichever comes first, so that a model too big to load within Lambda's 10 s init limit finishes
+ * loading during the first request instead of failing every cold start. A failed load is answered
+ * with a clear 503 and retried by the next request. Use it as
+ * `export const handler = await createInferenceHandler();` in an ES module.
+ */
+export async function createInferenceHandler(options: InferenceHandlerOptions = {}): Promise<InferenceHandler> {
+  let config: HandlerConfig;
+  try {
+    config = readConfig(options.env ?? process.env);
+  } catch (e) {
+    return misconfiguredHandler(e as Error);
+  }
+  const telemetry = createTelemetry(config.modelName);
+  const runtime = new ModelRuntime(config, {
+    onLoaded: (m) => {
+      telemetry.logger.info('model loaded', { source: m.source, loadMs: m.loadMs, signature: m.signature });
+      telemetry.record('ModelLoadMs', m.loadMs);
+    },
+    onFailed: (e) => {
+      telemetry.logger.error('model failed to load; the next request retries', { error: e.message, cause: describeCause(e.cause) });
+      telemetry.record('ModelLoadFailed', 1);
+    },
+  });
+  const loading = runtime.ensureLoaded().catch(() => undefined);
+  // The timer must not keep a process alive on its own (tests, `serve`); Lambda's runtime does not care.
+  await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
+  return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {}).handle;
+}
+

@@ -1,0 +1,37 @@
+import { SageMakerProxyConfig, readSageMakerProxyConfig } from './config';
+import { InferenceHandler, InferenceService, misconfiguredHandler } from './handler';
+import type { SageMakerProxyHooks } from './hooks';
+import { createSageMakerBackend } from './sagemaker-backend';
+import { createTelemetry } from './telemetry';
+
+export interface SageMakerProxyOptions {
+  /** Pre- and post-processing around the endpoint's invocation. @default - none */
+  readonly hooks?: SageMakerProxyHooks;
+  /**
+   * Where the handler's configuration (SAGEMAKER_*, MODEL_NAME, ...) is read from. The AWS SDK
+   * reads its own settings (region, credentials, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) from
+   * process.env whatever this says.
+   * @default process.env
+   */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Creates the Lambda handler of a SageMaker proxy: the same Open Inference Protocol API, events,
+ * errors, warm-up, hooks and telemetry as createInferenceHandler, with each inference request sent
+ * to the SageMaker endpoint named by SAGEMAKER_ENDPOINT_NAME. Use it as
+ * `export const handler = await createSageMakerProxyHandler();` in an ES module.
+ */
+export async function createSageMakerProxyHandler(options: SageMakerProxyOptions = {}): Promise<InferenceHandler> {
+  let config: SageMakerProxyConfig;
+  try {
+    config = readSageMakerProxyConfig(options.env ?? process.env);
+  } catch (e) {
+    return misconfiguredHandler(e as Error);
+  }
+  const telemetry = createTelemetry(config.modelName);
+  // Awaited here, in the init phase, so that loading the SDK does not slow the first request.
+  const backend = await createSageMakerBackend(config);
+  return new InferenceService(config, backend, telemetry, options.hooks ?? {}).handle;
+}
+
