@@ -5,13 +5,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startLocalS3, type LocalS3 } from '../tools/local-s3';
+import { type Fault, type FaultProxy, startFaultProxy } from './support/fault-proxy';
 
 const BUNDLE = path.resolve(__dirname, '../assets/handlers/model-loader/index.mjs');
 const BUCKET = 'models';
@@ -20,72 +19,8 @@ const SERVICE_TOKEN = 'arn:aws:lambda:us-east-1:123456789012:function:provider-f
 type RequestType = 'Create' | 'Update' | 'Delete';
 type Handler = (event: unknown) => Promise<any>;
 
-interface Fault {
-  /** Forward this many body bytes, then destroy the connection. */
-  cutAfterBytes?: number;
-  /** Invert the body byte at this offset. */
-  flipByteAt?: number;
-}
-
-interface Proxy {
-  endpoint: string;
-  /** URLs of the GET requests seen. */
-  gets: string[];
-  fault: Fault | undefined;
-  close(): Promise<void>;
-}
-
-/** Forwards to s3rver; the fault applies to 200 answers to GET requests. */
-async function startProxy(targetPort: number): Promise<Proxy> {
-  const sockets = new Set<Socket>();
-  const proxy: Proxy = { endpoint: '', gets: [], fault: undefined, close: async () => undefined };
-  const server = http.createServer((req, res) => {
-    if (req.method === 'GET') proxy.gets.push(req.url ?? '');
-    const fault = req.method === 'GET' ? proxy.fault : undefined;
-    const upstreamRequest = http.request(
-      { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
-      (upstream) => {
-        const faulty = upstream.statusCode === 200 ? fault : undefined;
-        res.writeHead(upstream.statusCode ?? 502, upstream.headers);
-        let offset = 0;
-        upstream.on('data', (data: Buffer) => {
-          let chunk = data;
-          const cut = faulty?.cutAfterBytes;
-          const stop = cut !== undefined && offset + chunk.length > cut;
-          if (stop) chunk = chunk.subarray(0, cut - offset);
-          const flipAt = faulty?.flipByteAt;
-          if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
-            chunk = Buffer.from(chunk);
-            chunk[flipAt - offset] ^= 0xff;
-          }
-          offset += chunk.length;
-          res.write(chunk);
-          if (stop) {
-            upstream.destroy();
-            res.socket?.destroy();
-          }
-        });
-        upstream.on('end', () => res.end());
-      },
-    );
-    upstreamRequest.on('error', () => res.destroy());
-    req.pipe(upstreamRequest);
-  });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  proxy.close = async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-  };
-  return proxy;
-}
-
 let s3: LocalS3;
-let proxy: Proxy;
+let proxy: FaultProxy;
 let handler: Handler;
 let workDir: string;
 /** The stand-in for the EFS mount, fresh for each test. */
@@ -99,7 +34,7 @@ beforeAll(async () => {
   }
   s3 = await startLocalS3();
   await s3.createBucket(BUCKET);
-  proxy = await startProxy(s3.port);
+  proxy = await startFaultProxy(s3.port);
   workDir = await mkdtemp(path.join(tmpdir(), 'model-loader-test-'));
   // The loader builds its S3 client from the environment, as on Lambda.
   Object.assign(process.env, s3.env(), { AWS_ENDPOINT_URL_S3: proxy.endpoint });
@@ -118,7 +53,7 @@ beforeEach(async () => {
   mount = path.join(workDir, `mount-${testNumber}`);
   await mkdir(mount);
   proxy.fault = undefined;
-  proxy.gets.length = 0;
+  proxy.requests.length = 0;
   // One JSON line per event is the handler's whole output; tests that read it use the spies.
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   vi.spyOn(console, 'error').mockImplementation(() => undefined);

@@ -16,7 +16,7 @@ import { notOnnxBytes, paddedModel, truncatedModel, unknownOpModel } from '../to
 import { startLocalS3, type LocalS3 } from '../tools/local-s3';
 import { call, infer, restEvent } from './support/events';
 import { Handler, createHandler, tempDir, writeModel } from './support/handler';
-import { startFaultProxy, type FaultProxy } from './support/reliability-fault-proxy';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy';
 import { answerMismatch, mlpUnderTest, render } from './support/reliability-requests';
 
 const mlp = mlpUnderTest('m');
@@ -188,9 +188,9 @@ describe('an S3 model, through the handler, with faults on the way', () => {
     expect(fs.readdirSync(cacheDir)).toEqual([]);
 
     // Concurrent requests share one attempt: one GET on the wire, the same 503 for all.
-    const getsBefore = proxy.gets;
+    const getsBefore = proxy.gets.length;
     const answers = await Promise.all([1, 2, 3, 4].map(() => infer(handler, request, 'm')));
-    expect(proxy.gets - getsBefore).toBe(1);
+    expect(proxy.gets.length - getsBefore).toBe(1);
     for (const a of answers) {
       expect(a.status).toBe(503);
       expect(a.body.error).toMatch(new RegExp(`connection to S3 dropped after \\d+ of ${model.sizeBytes} bytes of ${uri}`));

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ import { build, type BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
 import { startLocalS3, type LocalS3 } from '../tools/local-s3';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy';
 
 const BUCKET = 'models';
 const MODULE_PATH = path.resolve(__dirname, '../handlers/core/s3-model.ts');
@@ -32,102 +33,6 @@ const HANDLER_BUILD_OPTIONS: BuildOptions = {
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'silent',
 };
-
-interface Fault {
-  /** Forward this many body bytes, then destroy the connection. */
-  cutAfterBytes?: number;
-  /** Forward this many body bytes, then send nothing more (connection left open). */
-  stallAfterBytes?: number;
-  /** Accept the request and never answer it. */
-  stallBeforeHeaders?: boolean;
-  /** Invert the body byte at this offset. */
-  flipByteAt?: number;
-  /** Headers to add to or replace in a 200 response. */
-  setHeaders?: Record<string, string>;
-}
-
-interface SeenRequest {
-  method: string;
-  url: string;
-  ifNoneMatch?: string;
-  status?: number;
-  bodyBytes: number;
-}
-
-interface FaultProxy {
-  endpoint: string;
-  requests: SeenRequest[];
-  fault: Fault | undefined;
-  close(): Promise<void>;
-}
-
-/** Forwards to 127.0.0.1:targetPort; the fault applies to GET requests only. */
-async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
-  const sockets = new Set<Socket>();
-  const proxy: FaultProxy = { endpoint: '', requests: [], fault: undefined, close: async () => undefined };
-  const server = http.createServer((req, res) => {
-    const seen: SeenRequest = {
-      method: req.method ?? '',
-      url: req.url ?? '',
-      ifNoneMatch: req.headers['if-none-match'],
-      bodyBytes: 0,
-    };
-    proxy.requests.push(seen);
-    const fault = req.method === 'GET' ? proxy.fault : undefined;
-    if (fault?.stallBeforeHeaders) {
-      req.resume();
-      return;
-    }
-    const upstreamRequest = http.request(
-      { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
-      (upstream) => {
-        const status = upstream.statusCode ?? 502;
-        seen.status = status;
-        const faulty = status === 200 ? fault : undefined;
-        res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
-        let offset = 0;
-        upstream.on('data', (data: Buffer) => {
-          let chunk = data;
-          const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
-          const stop = limit !== undefined && offset + chunk.length > limit;
-          if (stop) {
-            chunk = chunk.subarray(0, limit - offset);
-          }
-          const flipAt = faulty?.flipByteAt;
-          if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
-            chunk = Buffer.from(chunk);
-            chunk[flipAt - offset] ^= 0xff;
-          }
-          offset += chunk.length;
-          seen.bodyBytes += chunk.length;
-          res.write(chunk);
-          if (stop) {
-            upstream.destroy();
-            if (faulty?.cutAfterBytes !== undefined) {
-              res.socket?.destroy();
-            }
-          }
-        });
-        upstream.on('end', () => res.end());
-      },
-    );
-    upstreamRequest.on('error', () => res.destroy());
-    req.pipe(upstreamRequest);
-  });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  proxy.close = async () => {
-    for (const socket of sockets) {
-      socket.destroy();
-    }
-    await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-  };
-  return proxy;
-}
 
 function md5Hex(data: Buffer): string {
   return createHash('md5').update(data).digest('hex');
