@@ -1,21 +1,11 @@
 import * as fs from 'node:fs';
+import type { Datatype } from '../../handlers/core/datatypes';
 
-/** Open Inference Protocol (KServe v2) tensor datatypes. */
-export type OipDatatype =
-  | 'BOOL'
-  | 'UINT8'
-  | 'UINT16'
-  | 'UINT32'
-  | 'UINT64'
-  | 'INT8'
-  | 'INT16'
-  | 'INT32'
-  | 'INT64'
-  | 'FP16'
-  | 'FP32'
-  | 'FP64'
-  | 'BYTES'
-  | 'BF16';
+/**
+ * Open Inference Protocol (KServe v2) tensor datatypes: those the handler runs, and BF16, which a
+ * model may declare but onnxruntime-node cannot feed.
+ */
+export type OipDatatype = Datatype | 'BF16';
 
 export interface TensorSignature {
   readonly name: string;

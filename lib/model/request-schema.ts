@@ -1,7 +1,7 @@
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
+// The datatypes the handler decodes: API Gateway accepts no other.
+import { DATATYPES } from '../../handlers/core/datatypes';
 import type { TensorSignature } from './onnx-model-info';
-
-const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
 
 const T = apigw.JsonSchemaType;
 
