@@ -117,7 +117,14 @@ function generatedImage(scope: Construct, props: ContainerModelEndpointProps, ar
         `${Size.bytes(MAX_IMAGE_BYTES).toGibibytes()} GiB for a container image: serve it from EFS (EfsModelEndpoint)`,
     );
   }
+  // The folder is keyed by every input, so one written before (it is swapped in whole) is this
+  // context already: writing it again would extract ONNX Runtime and copy the handler on every synth.
+  const record = `${outDir}.json`;
+  if (fs.existsSync(outDir) && fs.existsSync(record)) {
+    return { directory: outDir, modelPath: JSON.parse(fs.readFileSync(record, 'utf8')).modelPath };
+  }
   const context = writeModelImageContext({ modelFile: source.localPath, architecture: arch, nodeMajor, outDir });
+  fs.writeFileSync(record, JSON.stringify({ modelPath: context.modelPath }));
   return { directory: context.directory, modelPath: context.modelPath };
 }
 

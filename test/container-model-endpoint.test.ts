@@ -6,8 +6,9 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { ContainerModelEndpoint, type ContainerModelEndpointProps, ModelSource } from '../lib';
+import { logisticRegressionModel } from '../tools/onnx';
 import { modelOfSize } from './support/models';
-import { tempDir } from './support/handler';
+import { tempDir, writeModel } from './support/handler';
 import { newStack, resourceProps } from './support/stacks';
 
 function setup(props: Partial<ContainerModelEndpointProps> = {}) {
@@ -52,6 +53,20 @@ describe('ContainerModelEndpoint', () => {
     expect(fs.existsSync(path.join(dir, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64', 'onnxruntime_binding.node'))).toBe(true);
     expect(fs.existsSync(path.join(dir, 'handler', 'index.mjs'))).toBe(true);
     expect(endpoint.imageDirectory).toBe(fs.realpathSync(endpoint.imageDirectory));
+  });
+
+  it('reuses the context a synth of the same inputs wrote, and writes a new one for a new model', () => {
+    const first = setup().endpoint.imageDirectory;
+    const dockerfile = path.join(first, 'Dockerfile');
+    const written = fs.statSync(dockerfile);
+    const again = setup().endpoint.imageDirectory;
+    expect(again).toBe(first);
+    // Not rewritten: the same file, untouched.
+    expect(fs.statSync(dockerfile).ino).toBe(written.ino);
+    expect(fs.statSync(dockerfile).mtimeMs).toBe(written.mtimeMs);
+    const other = setup({ model: ModelSource.fromAsset(writeModel(logisticRegressionModel().bytes, 'other.onnx')) }).endpoint;
+    expect(other.imageDirectory).not.toBe(first);
+    expect(other.modelPath).toBe('/opt/ml/model/other.onnx');
   });
 
   it('arm64 and Node.js 22 give an arm64 image on the Node.js 22 base', () => {
