@@ -152,12 +152,13 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
   const uri = `s3://${location.bucket}/${location.key}`;
   const progress: Progress = { bytes: 0 };
   let ownClient: S3Client | undefined;
-  const reused = (record: CacheRecord): FetchedModel => ({
+  const fetched = (record: CacheRecord, downloaded: boolean): FetchedModel => ({
     path: files.model,
-    etag: record.etag,
+    // A record without an ETag is never written, so only a fresh download can lack one.
+    etag: record.etag || undefined,
     versionId: record.versionId ?? undefined,
     sizeBytes: record.sizeBytes,
-    downloaded: false,
+    downloaded,
     durationMs: Math.round(performance.now() - started),
   });
   try {
@@ -169,13 +170,13 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     const client = options.client ?? ownClient!;
     const response = await getObjectUnlessMatch(client, location, options.versionId, cached?.etag);
     if (response === 'not-modified') {
-      return reused(cached!);
+      return fetched(cached!, false);
     }
     const body = nodeStreamOf(response, uri);
     if (cached && response.ETag === cached.etag && response.ContentLength === cached.sizeBytes) {
       // A server that ignores If-None-Match: the object is still the cached one.
       body.destroy();
-      return reused(cached);
+      return fetched(cached, false);
     }
     try {
       const expectedBytes = requireContentLength(response, uri);
@@ -200,14 +201,7 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     if (record.etag) {
       await writeFileAtomically(files.record, JSON.stringify(record));
     }
-    return {
-      path: files.model,
-      etag: response.ETag,
-      versionId: record.versionId ?? undefined,
-      sizeBytes: progress.bytes,
-      downloaded: true,
-      durationMs: Math.round(performance.now() - started),
-    };
+    return fetched(record, true);
   } catch (error) {
     // Best effort: a failure to delete must not hide why the fetch failed.
     await rm(files.partial, { force: true }).catch(() => undefined);
