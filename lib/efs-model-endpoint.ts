@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CustomResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -12,7 +12,7 @@ import { Construct } from 'constructs';
 import { ENV } from '../handlers/core/environment';
 import { ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { ModelSource } from './model/model-source';
-import { acknowledge } from './private/acknowledge';
+import { acknowledge, invokeAnyVersionFinding } from './private/acknowledge';
 import { grantReadModelObject } from './private/grants';
 import { builtAssetPath } from './private/package-paths';
 
@@ -300,7 +300,7 @@ function createProvider(scope: Construct, loader: lambda.Function): cr.Provider 
   });
   acknowledge(
     role,
-    [`AwsSolutions-IAM5[Resource::<${Stack.of(scope).getLogicalId(loader.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`],
+    [invokeAnyVersionFinding(loader)],
     "aws-cdk-lib's provider framework may invoke any version of the one loader function it serves.",
   );
   acknowledge(

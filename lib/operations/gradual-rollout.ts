@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { acknowledge } from '../private/acknowledge';
+import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { builtAssetPath } from '../private/package-paths';
 
 /** A gradual rollout of each new function version (a new model or handler) behind the live alias. */
@@ -70,10 +70,9 @@ export class GradualRollout extends Construct {
     if (props.sampleRequest) {
       this.preTrafficCheck = this.createPreTrafficCheck(props);
       this.deploymentGroup.addPreHook(this.preTrafficCheck);
-      const checkId = Stack.of(this).getLogicalId(this.preTrafficCheck.node.defaultChild as lambda.CfnFunction);
       acknowledge(
         this.deploymentGroup.role,
-        [`AwsSolutions-IAM5[Resource::<${checkId}.Arn>:*]`],
+        [invokeAnyVersionFinding(this.preTrafficCheck)],
         "aws-cdk-lib lets CodeDeploy invoke any version of the one pre-traffic check it runs.",
       );
     }

@@ -1,4 +1,5 @@
-import { Validations } from 'aws-cdk-lib';
+import { Stack, Validations } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { IConstruct } from 'constructs';
 
 /**
@@ -19,4 +20,12 @@ export function acknowledge(scope: IConstruct, ids: readonly string[], reason: s
       Object.fromEntries(granular.map((id) => [`annotation::${id}`, reason])),
     );
   }
+}
+
+/**
+ * The id cdk-nag gives the finding for `fn.grantInvoke(...)`, which aws-cdk-lib writes as the
+ * function's ARN and `<ARN>:*` (any version): `AwsSolutions-IAM5[Resource::<LogicalId.Arn>:*]`.
+ */
+export function invokeAnyVersionFinding(fn: lambda.Function): string {
+  return `AwsSolutions-IAM5[Resource::<${Stack.of(fn).getLogicalId(fn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`;
 }
