@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { ENV } from '../handlers/core/environment';
+import { ENV } from '../contract/environment';
 import { INFERENCE_HANDLER_DIR, ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { ModelSource } from './model/model-source';
 import { modelFingerprint, requireLocalModel } from './private/local-model';

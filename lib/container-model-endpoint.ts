@@ -5,7 +5,7 @@ import { Annotations, Size } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { ENV } from '../handlers/core/environment';
+import { ENV } from '../contract/environment';
 import { writeModelImageContext } from './container/model-image-context';
 import { INFERENCE_HANDLER_DIR, ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { ModelSource } from './model/model-source';

@@ -9,7 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { ENV } from '../handlers/core/environment';
+import { ENV } from '../contract/environment';
 import { ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { ModelSource } from './model/model-source';
 import { acknowledge, invokeAnyVersionFinding } from './private/acknowledge';

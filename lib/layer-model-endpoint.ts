@@ -1,7 +1,7 @@
 import { Annotations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { ENV } from '../handlers/core/environment';
+import { ENV } from '../contract/environment';
 import { ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { ModelLayer } from './model-layer';
 import { ModelSource } from './model/model-source';

@@ -6,7 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct, IDependable } from 'constructs';
-import { ENV } from '../handlers/core/environment';
+import { ENV } from '../contract/environment';
 import { InferenceApi, InferenceApiOptions } from './inference-api';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import { inferRequestSchema } from './model/request-schema';

@@ -6,7 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { ENV } from '../handlers/core/environment';
+import { ENV } from '../contract/environment';
 import { ModelEndpointBase, ModelEndpointProps, ModelPackaging } from './model-endpoint-base';
 import { ModelSource, ModelSourceConfig } from './model/model-source';
 import { acknowledge } from './private/acknowledge';

@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
-import { ENV } from '../handlers/core/environment';
+import { ENV } from '../contract/environment';
 import { InferenceApi, InferenceApiIntegrations, InferenceApiOptions, InferenceRoute } from './inference-api';
 import { ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
 import { builtAssetPath } from './private/package-paths';

@@ -7,13 +7,13 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledge } from './private/acknowledge';
 import { builtAssetPath } from './private/package-paths';
-import { MAX_WARMER_CONCURRENCY, MAX_WARMUP_HOLD_MS, WARMER_ENV } from './warmer-contract';
+import { MAX_WARMER_CONCURRENCY, MAX_HOLD_MS, WARMER_ENV } from '../contract/warmup';
 
 /** How long a warm-up call holds its instance when `concurrency` > 1, unless `holdTime` says otherwise. */
 const DEFAULT_HOLD_WHEN_CONCURRENT = Duration.millis(100);
 
 /** Longest `holdTime` accepted: what the inference handler honours. */
-const MAX_HOLD_TIME = Duration.millis(MAX_WARMUP_HOLD_MS);
+const MAX_HOLD_TIME = Duration.millis(MAX_HOLD_MS);
 
 /**
  * Time the fan-out allows for a call on top of the hold: enough for a cold start of the target,

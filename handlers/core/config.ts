@@ -1,8 +1,16 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ENV } from './environment';
+import {
+  DEFAULT_MODEL_INIT_WAIT_MS,
+  DEFAULT_MODEL_NAME,
+  DEFAULT_MODEL_VERSION,
+  DEFAULT_SAGEMAKER_CONTENT_TYPE,
+  DEFAULT_SAGEMAKER_TIMEOUT_MS,
+  GraphOptimizationLevel,
+} from '../../contract/defaults';
+import { ENV } from '../../contract/environment';
 
-export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+export type { GraphOptimizationLevel };
 
 /** Where the model file comes from: exactly one of a local path or an S3 object. */
 export type ModelLocation =
@@ -33,7 +41,7 @@ export interface SageMakerProxyConfig extends ServiceConfig {
   readonly maxAttempts: number;
 }
 
-const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
+const OPTIMIZATION_LEVELS: readonly string[] = Object.values(GraphOptimizationLevel);
 
 /**
  * Reads the handler's configuration from environment variables (see `environment.ts`). A bad value
@@ -58,7 +66,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
         idleTimeoutMs: positiveInt(env, ENV.MODEL_DOWNLOAD_TIMEOUT_MS, 30_000),
       };
 
-  const level = (env[ENV.ORT_GRAPH_OPTIMIZATION_LEVEL] || 'all') as GraphOptimizationLevel;
+  const level = (env[ENV.ORT_GRAPH_OPTIMIZATION_LEVEL] || GraphOptimizationLevel.ALL) as GraphOptimizationLevel;
   if (!OPTIMIZATION_LEVELS.includes(level)) {
     throw new Error(`${ENV.ORT_GRAPH_OPTIMIZATION_LEVEL} must be one of ${OPTIMIZATION_LEVELS.join(', ')}, got: ${level}`);
   }
@@ -70,7 +78,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
     intraOpThreads: positiveInt(env, ENV.ORT_INTRA_OP_THREADS, os.availableParallelism()),
     interOpThreads: positiveInt(env, ENV.ORT_INTER_OP_THREADS, 1),
     graphOptimizationLevel: level,
-    initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, 8_000),
+    initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, DEFAULT_MODEL_INIT_WAIT_MS),
   };
 }
 
@@ -89,17 +97,17 @@ export function readSageMakerProxyConfig(env: NodeJS.ProcessEnv = process.env): 
   return {
     ...readServiceConfig(env),
     endpointName,
-    contentType: env[ENV.SAGEMAKER_CONTENT_TYPE] || 'application/json',
-    accept: env[ENV.SAGEMAKER_ACCEPT] || 'application/json',
-    timeoutMs: positiveInt(env, ENV.SAGEMAKER_TIMEOUT_MS, 25_000),
+    contentType: env[ENV.SAGEMAKER_CONTENT_TYPE] || DEFAULT_SAGEMAKER_CONTENT_TYPE,
+    accept: env[ENV.SAGEMAKER_ACCEPT] || DEFAULT_SAGEMAKER_CONTENT_TYPE,
+    timeoutMs: positiveInt(env, ENV.SAGEMAKER_TIMEOUT_MS, DEFAULT_SAGEMAKER_TIMEOUT_MS),
     maxAttempts: positiveInt(env, ENV.SAGEMAKER_MAX_ATTEMPTS, 2),
   };
 }
 
 function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
   return {
-    modelName: env[ENV.MODEL_NAME] || 'model',
-    modelVersion: env[ENV.MODEL_VERSION] || '1',
+    modelName: env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME,
+    modelVersion: env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION,
     maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, 6 * 1024 * 1024),
   };
 }

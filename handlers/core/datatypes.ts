@@ -1,21 +1,8 @@
 import { badRequest, describeJson } from './errors';
 import { floatToHalfBits, halfBitsToFloat } from './float16';
+import { DATATYPES, type Datatype } from '../../contract/datatypes';
 
-/** The Open Inference Protocol's tensor datatypes that onnxruntime-node can run. */
-export type Datatype =
-  | 'BOOL'
-  | 'UINT8'
-  | 'UINT16'
-  | 'UINT32'
-  | 'UINT64'
-  | 'INT8'
-  | 'INT16'
-  | 'INT32'
-  | 'INT64'
-  | 'FP16'
-  | 'FP32'
-  | 'FP64'
-  | 'BYTES';
+export { DATATYPES, type Datatype };
 
 /** onnxruntime's name for each datatype (`ort.Tensor.Type`). */
 export const ORT_TYPE_OF: Record<Datatype, string> = {
@@ -38,7 +25,6 @@ const DATATYPE_OF_ORT: Record<string, Datatype> = Object.fromEntries(
   Object.entries(ORT_TYPE_OF).map(([dt, ort]) => [ort, dt as Datatype]),
 );
 
-export const DATATYPES = Object.keys(ORT_TYPE_OF) as Datatype[];
 
 export function isDatatype(s: unknown): s is Datatype {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ORT_TYPE_OF, s);

@@ -3,6 +3,7 @@
  * over a backend that loads and runs the model. The handlers built on it are in onnx-handler.ts
  * and sagemaker-proxy-handler.ts, kept apart so that each Lambda bundle holds only its own backend.
  */
+import { METRIC } from '../../contract/metrics';
 import { randomUUID } from 'node:crypto';
 import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
@@ -43,7 +44,7 @@ export class InferenceService<M extends BackendModel> {
   readonly handle = async (event: unknown, context?: InvocationContext): Promise<unknown> => {
     const coldStart = this.coldStart;
     this.coldStart = false;
-    if (coldStart) this.telemetry.record('ColdStart', 1);
+    if (coldStart) this.telemetry.record(METRIC.COLD_START, 1);
     const incoming = readEvent(event);
     const requestId = context?.awsRequestId ?? (event as any)?.requestContext?.requestId ?? randomUUID();
     try {
@@ -128,7 +129,7 @@ export class InferenceService<M extends BackendModel> {
       ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)) }
       : { body, json: text };
     const result = await this.backend.infer(model, request);
-    this.telemetry.record('InferenceMs', result.inferenceMs);
+    this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {
       return { value: result.response, json: result.json };
     }

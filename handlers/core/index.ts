@@ -16,5 +16,5 @@ export type { InferResponse, ModelSignature } from './protocol';
 export type { OipTensor, TensorSpec } from './tensors';
 export type { Datatype } from './datatypes';
 export { InferenceError, badRequest } from './errors';
-export { ENV } from './environment';
-export { WARMER_SOURCE } from './warmup';
+export { ENV } from '../../contract/environment';
+export { WARMER_SOURCE } from '../../contract/warmup';

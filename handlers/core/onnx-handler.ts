@@ -1,3 +1,4 @@
+import { METRIC } from '../../contract/metrics';
 import { HandlerConfig, readConfig } from './config';
 import { InferenceHandler, InferenceService, describeCause, misconfiguredHandler, sleep } from './handler';
 import type { InferenceHooks } from './hooks';
@@ -31,11 +32,11 @@ export async function createInferenceHandler(options: InferenceHandlerOptions = 
   const runtime = new ModelRuntime(config, {
     onLoaded: (m) => {
       telemetry.logger.info('model loaded', { source: m.source, loadMs: m.loadMs, signature: m.signature });
-      telemetry.record('ModelLoadMs', m.loadMs);
+      telemetry.record(METRIC.MODEL_LOAD_MS, m.loadMs);
     },
     onFailed: (e) => {
       telemetry.logger.error('model failed to load; the next request retries', { error: e.message, cause: describeCause(e.cause) });
-      telemetry.record('ModelLoadFailed', 1);
+      telemetry.record(METRIC.MODEL_LOAD_FAILED, 1);
     },
   });
   const loading = runtime.ensureLoaded().catch(() => undefined);

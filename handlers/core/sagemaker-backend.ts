@@ -7,7 +7,7 @@
 import type { InvokeEndpointCommandOutput, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { BackendMetadata, BackendModel, BackendRequest, BackendResult, InferenceBackend } from './backend';
 import type { SageMakerProxyConfig } from './config';
-import { ENV } from './environment';
+import { ENV } from '../../contract/environment';
 import { InferenceError, badRequest } from './errors';
 
 type SageMakerSdk = typeof import('@aws-sdk/client-sagemaker-runtime');

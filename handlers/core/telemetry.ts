@@ -1,5 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../../contract/metrics';
+
+export type { MetricName };
 
 /**
  * Structured JSON logs and CloudWatch embedded metrics, through Powertools for AWS Lambda. Names
@@ -14,22 +17,20 @@ export interface Telemetry {
   flush(): void;
 }
 
-export type MetricName = 'ColdStart' | 'ModelLoadMs' | 'InferenceMs' | 'ModelLoadFailed';
-
 const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = {
-  ColdStart: MetricUnit.Count,
-  ModelLoadFailed: MetricUnit.Count,
-  ModelLoadMs: MetricUnit.Milliseconds,
-  InferenceMs: MetricUnit.Milliseconds,
+  [METRIC.COLD_START]: MetricUnit.Count,
+  [METRIC.MODEL_LOAD_FAILED]: MetricUnit.Count,
+  [METRIC.MODEL_LOAD_MS]: MetricUnit.Milliseconds,
+  [METRIC.INFERENCE_MS]: MetricUnit.Milliseconds,
 };
 
 export function createTelemetry(modelName: string): Telemetry {
   const serviceName = process.env.POWERTOOLS_SERVICE_NAME || 'cdk-serverless-inference';
-  const logger = new Logger({ serviceName, persistentKeys: { model: modelName } });
+  const logger = new Logger({ serviceName, persistentKeys: { [METRIC_DIMENSION.MODEL]: modelName } });
   const metrics = new Metrics({
-    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || 'CdkServerlessInference',
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || METRICS_NAMESPACE,
     serviceName,
-    defaultDimensions: { model: modelName },
+    defaultDimensions: { [METRIC_DIMENSION.MODEL]: modelName },
   });
   let pending = false;
   return {

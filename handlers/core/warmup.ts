@@ -1,8 +1,4 @@
-/** The warm-up event that this library's `Warmer` sends. */
-export const WARMER_SOURCE = 'cdk-serverless-inference.warmer';
-
-/** Longest hold a warm-up may ask for: enough to overlap N concurrent calls, never a real cost. */
-export const MAX_HOLD_MS = 5_000;
+import { MAX_HOLD_MS, WARMER_SOURCE } from '../../contract/warmup';
 
 export interface WarmupRequest {
   /** Who sent it, for the log. */

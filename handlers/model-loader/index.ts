@@ -16,6 +16,7 @@ import { readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fetchS3Model, ModelFetchError } from '../core/s3-model';
+import { MODEL_COPY_PROPERTY as P } from '../../contract/model-copy';
 import { parseMountPath, parseProperties, problemWithFileName, type LoaderProperties } from './properties';
 
 export interface ModelLoaderEvent {
@@ -112,7 +113,7 @@ async function deleteModel(event: ModelLoaderEvent, log: Log): Promise<ModelLoad
   // A Delete that throws blocks the stack's deletion or rollback, so doubt means leaving the file.
   let mountPath: string;
   try {
-    mountPath = parseMountPath(event.ResourceProperties?.MountPath);
+    mountPath = parseMountPath(event.ResourceProperties?.[P.MOUNT_PATH]);
   } catch (error) {
     return skip(messageOf(error));
   }

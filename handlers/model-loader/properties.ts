@@ -3,6 +3,7 @@
  * what CloudFormation shows as the reason a deployment failed.
  */
 import path from 'node:path';
+import { MODEL_COPY_PROPERTY as P } from '../../contract/model-copy';
 import { parseS3Uri } from '../core/s3-model';
 
 export interface LoaderProperties {
@@ -19,28 +20,28 @@ const MAX_FILE_NAME_BYTES = 255;
 
 export function parseProperties(raw: unknown): LoaderProperties {
   const properties = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-  const modelS3Uri = requireString(properties, 'ModelS3Uri');
+  const modelS3Uri = requireString(properties, P.MODEL_S3_URI);
   try {
     parseS3Uri(modelS3Uri);
   } catch {
-    throw new Error(`ModelS3Uri must be s3://<bucket>/<key>, got ${JSON.stringify(modelS3Uri)}`);
+    throw new Error(`${P.MODEL_S3_URI} must be s3://<bucket>/<key>, got ${JSON.stringify(modelS3Uri)}`);
   }
-  const mountPath = parseMountPath(properties.MountPath);
-  const fileNameProblem = problemWithFileName(properties.ModelFileName);
+  const mountPath = parseMountPath(properties[P.MOUNT_PATH]);
+  const fileNameProblem = problemWithFileName(properties[P.MODEL_FILE_NAME]);
   if (fileNameProblem) {
-    throw new Error(`ModelFileName ${fileNameProblem}, got ${JSON.stringify(properties.ModelFileName)}`);
+    throw new Error(`${P.MODEL_FILE_NAME} ${fileNameProblem}, got ${JSON.stringify(properties[P.MODEL_FILE_NAME])}`);
   }
-  const modelPath = path.posix.join(mountPath, properties.ModelFileName as string);
+  const modelPath = path.posix.join(mountPath, properties[P.MODEL_FILE_NAME] as string);
   if (path.posix.dirname(modelPath) !== mountPath) {
-    throw new Error(`ModelFileName must name a file directly inside MountPath ${mountPath}, got ${JSON.stringify(properties.ModelFileName)}`);
+    throw new Error(`${P.MODEL_FILE_NAME} must name a file directly inside ${P.MOUNT_PATH} ${mountPath}, got ${JSON.stringify(properties[P.MODEL_FILE_NAME])}`);
   }
-  return { modelS3Uri, versionId: parseVersionId(properties.ModelS3VersionId), mountPath, modelPath };
+  return { modelS3Uri, versionId: parseVersionId(properties[P.MODEL_S3_VERSION_ID]), mountPath, modelPath };
 }
 
 /** The mount path, normalized, or an error naming MountPath. */
 export function parseMountPath(value: unknown): string {
   if (typeof value !== 'string' || !path.posix.isAbsolute(value)) {
-    throw new Error(`MountPath must be an absolute path (where the file system is mounted, e.g. /mnt/models), got ${JSON.stringify(value)}`);
+    throw new Error(`${P.MOUNT_PATH} must be an absolute path (where the file system is mounted, e.g. /mnt/models), got ${JSON.stringify(value)}`);
   }
   return path.posix.resolve(value);
 }
@@ -81,7 +82,7 @@ function parseVersionId(value: unknown): string | undefined {
     return undefined;
   }
   if (typeof value !== 'string') {
-    throw new Error(`ModelS3VersionId must be a string, got ${JSON.stringify(value)}`);
+    throw new Error(`${P.MODEL_S3_VERSION_ID} must be a string, got ${JSON.stringify(value)}`);
   }
   return value;
 }

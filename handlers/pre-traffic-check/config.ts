@@ -1,4 +1,4 @@
-import { DEFAULT_CHECK_TIMEOUT_MS, MAX_CHECK_TIMEOUT_MS, PRE_TRAFFIC_ENV as ENV } from './contract';
+import { DEFAULT_CHECK_TIMEOUT_MS, MAX_CHECK_TIMEOUT_MS, PRE_TRAFFIC_ENV as ENV } from '../../contract/pre-traffic-check';
 
 /** What the sample request asks for, which decides what a correct answer looks like. */
 export type SampleForm = { readonly form: 'inputs' } | { readonly form: 'instances'; readonly instanceCount: number };

@@ -10,7 +10,7 @@ import { CodeDeployClient, PutLifecycleEventHookExecutionStatusCommand } from '@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { checkAnswer, type AnswerSummary, type InvokeAnswer } from './check';
 import { isObject, readConfig, type PreTrafficConfig } from './config';
-import { REPORT_TIMEOUT_MS } from './contract';
+import { REPORT_TIMEOUT_MS } from '../../contract/pre-traffic-check';
 
 /** What CodeDeploy passes to a lifecycle hook function. */
 export interface HookEvent {

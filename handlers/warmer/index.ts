@@ -9,10 +9,10 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import {
   MAX_WARMER_CONCURRENCY,
   WARMER_ENV,
-  WARMUP_EVENT_SOURCE,
+  WARMER_SOURCE,
   type WarmupEvent,
   type WarmupResponse,
-} from '../../lib/warmer-contract';
+} from '../../contract/warmup';
 
 export interface WarmerConfig {
   readonly targetArn: string;
@@ -132,7 +132,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 export async function warm(config: WarmerConfig): Promise<WarmerSummary> {
   const started = Date.now();
-  const event: WarmupEvent = { source: WARMUP_EVENT_SOURCE, holdMs: config.holdMs };
+  const event: WarmupEvent = { source: WARMER_SOURCE, holdMs: config.holdMs };
   const payload = new TextEncoder().encode(JSON.stringify(event));
   const lambda = lambdaClient(config.concurrency);
 

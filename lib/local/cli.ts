@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ENV } from '../../handlers/core/environment';
+import { ENV } from '../../contract/environment';
 import { startInferenceServer } from './inference-server';
 import { loadInferenceHandler } from './load-handler';
 

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { Datatype } from '../../handlers/core/datatypes';
+import type { Datatype } from '../../contract/datatypes';
 
 /**
  * Open Inference Protocol (KServe v2) tensor datatypes: those the handler runs, and BF16, which a

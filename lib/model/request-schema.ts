@@ -1,6 +1,6 @@
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 // The datatypes the handler decodes: API Gateway accepts no other.
-import { DATATYPES } from '../../handlers/core/datatypes';
+import { DATATYPES } from '../../contract/datatypes';
 import type { TensorSignature } from './onnx-model-info';
 
 const T = apigw.JsonSchemaType;
@@ -29,7 +29,7 @@ export function inferRequestSchema(inputs?: readonly TensorSignature[]): apigw.J
             tensor({ type: T.STRING, enum: [i.name] }, { type: T.STRING, enum: [i.datatype] }, dims(i.shape.length > 0 ? i.shape.length : undefined)),
           ),
         }
-      : tensor({ type: T.STRING, minLength: 1 }, { type: T.STRING, enum: DATATYPES }, dims());
+      : tensor({ type: T.STRING, minLength: 1 }, { type: T.STRING, enum: [...DATATYPES] }, dims());
 
   return {
     schema: apigw.JsonSchemaVersion.DRAFT4,

@@ -1,19 +1,17 @@
-/**
- * What the warmer's fan-out function and the function it keeps warm agree on. Plain constants and
- * types only: the construct, the fan-out handler and the inference handler all import this module.
- */
-
-import { MAX_HOLD_MS, WARMER_SOURCE } from '../handlers/core/warmup';
+/** What the warmer's fan-out function, the construct that deploys it and the warmed handler agree on. */
 
 /** `source` of the warm-up event. The inference handler answers it without running the model. */
-export const WARMUP_EVENT_SOURCE: typeof WARMER_SOURCE = WARMER_SOURCE;
+export const WARMER_SOURCE = 'cdk-serverless-inference.warmer';
 
-/** Longest `holdMs` the inference handler honours (it clamps longer ones). */
-export const MAX_WARMUP_HOLD_MS = MAX_HOLD_MS;
+/** Longest hold a warm-up may ask for: enough to overlap N concurrent calls, never a real cost. */
+export const MAX_HOLD_MS = 5_000;
+
+/** Largest `concurrency` the warmer accepts: one run opens this many sockets at once. */
+export const MAX_WARMER_CONCURRENCY = 100;
 
 /** The payload the fan-out function sends to the target, once per concurrent call. */
 export interface WarmupEvent {
-  readonly source: typeof WARMUP_EVENT_SOURCE;
+  readonly source: typeof WARMER_SOURCE;
   /**
    * How long the receiving instance should stay busy before answering, in milliseconds. While one
    * instance holds, Lambda must route the other concurrent calls to other instances.
@@ -44,6 +42,3 @@ export const WARMER_ENV = {
   /** `holdMs` to put in each warm-up event. */
   HOLD_MS: 'WARMER_HOLD_MS',
 } as const;
-
-/** Largest `concurrency` the warmer accepts: one run opens this many sockets at once. */
-export const MAX_WARMER_CONCURRENCY = 100;

@@ -1,0 +1,33 @@
+/** Defaults that a construct writes into the environment and a handler assumes when it is unset. */
+
+/** The model's name in the routes, `/v2/models/{name}/infer`. */
+export const DEFAULT_MODEL_NAME = 'model';
+
+/** The version a model reports when nothing identifies it. */
+export const DEFAULT_MODEL_VERSION = '1';
+
+/**
+ * How long the init phase waits for the model before the first request takes over. Lambda caps an
+ * on-demand init at 10 s; 8 s leaves room for the runtime's own start.
+ */
+export const DEFAULT_MODEL_INIT_WAIT_MS = 8_000;
+
+/**
+ * The SageMaker proxy's budget for one call, retries included: under API Gateway's 29 s, so the
+ * caller gets the proxy's own 504 rather than the gateway's.
+ */
+export const DEFAULT_SAGEMAKER_TIMEOUT_MS = 25_000;
+
+/** API Gateway's REST integration timeout: no answer after it reaches the caller. */
+export const API_GATEWAY_TIMEOUT_MS = 29_000;
+
+/** The content type sent to and asked of a SageMaker endpoint. */
+export const DEFAULT_SAGEMAKER_CONTENT_TYPE = 'application/json';
+
+/** onnxruntime's graph optimisation levels, as the handler reads them from ORT_GRAPH_OPTIMIZATION_LEVEL. */
+export enum GraphOptimizationLevel {
+  DISABLED = 'disabled',
+  BASIC = 'basic',
+  EXTENDED = 'extended',
+  ALL = 'all',
+}

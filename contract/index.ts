@@ -1,0 +1,13 @@
+/**
+ * What the constructs (lib/) and the Lambda handlers (handlers/) agree on: environment variable
+ * names and their defaults, metric names, event shapes and custom resource properties. Both sides
+ * import this module and nothing else of each other, so a name is defined once. Plain constants and
+ * types only: it is bundled into every handler.
+ */
+export * from './datatypes';
+export * from './defaults';
+export * from './environment';
+export * from './metrics';
+export * from './model-copy';
+export * from './pre-traffic-check';
+export * from './warmup';
