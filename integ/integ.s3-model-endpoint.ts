@@ -14,7 +14,7 @@ const stack = new Stack(app, 'S3ModelEndpointInteg');
 const endpoint = new S3ModelEndpoint(stack, 'Endpoint', {
   model: ModelSource.fromAsset(DEMO_MODEL_FILE),
   modelName: DEMO_MODEL_NAME,
-  warmer: { enabled: false },
+  warmer: false,
 });
 
 const integ = new IntegTest(app, 'S3ModelEndpoint', { testCases: [stack] });

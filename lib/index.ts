@@ -1,21 +1,41 @@
+// The library's parts, by what a user reaches for.
+
+// The six endpoints, one per way of packaging a model, and the generic one they are built on.
 export * from './s3-model-endpoint';
-export * from './model-endpoint-base';
+export * from './layer-model-endpoint';
+export * from './bundled-model-endpoint';
+export * from './container-model-endpoint';
+export * from './efs-model-endpoint';
+export * from './sagemaker-proxy-endpoint';
+export * from './model-endpoint';
+
+// What every endpoint shares: one interface, the inference function, the API, the warmer.
+export * from './inference-endpoint';
+export * from './inference-function';
 export * from './inference-api';
 export * from './warmer';
-export { WARMER_SOURCE as WARMUP_EVENT_SOURCE } from '../contract/warmup';
-export type { WarmupEvent, WarmupResponse } from '../contract/warmup';
-export { OnnxRuntimeLayer } from './onnxruntime-layer';
-export type { OnnxRuntimeLayerProps } from './onnxruntime-layer';
+export { GraphOptimizationLevel } from '../contract/defaults';
+
+// How a model reaches its function.
+export * from './packaging/model-packaging';
+export { S3ModelPackaging, S3ModelPackagingProps } from './packaging/s3-model-packaging';
+export { LayerModelPackaging, LayerModelPackagingProps } from './packaging/layer-model-packaging';
+export { BundledModelPackaging, BundledModelPackagingProps } from './packaging/bundled-model-packaging';
+export { ContainerModelPackaging, ContainerModelPackagingProps } from './packaging/container-model-packaging';
+export { EfsModelPackaging, EfsModelPackagingProps } from './packaging/efs-model-packaging';
 export * from './model/model-source';
-export { readOnnxModelInfo } from './model/onnx-model-info';
-export type { OnnxModelInfo, TensorSignature, OnnxOpsetImport, OipDatatype } from './model/onnx-model-info';
-export { inferRequestSchema } from './model/request-schema';
-export * from './testing/mask-asset-hashes';
-export * from './layer-model-endpoint';
 export * from './model-layer';
-export * from './bundled-model-endpoint';
-export * from './efs-model-endpoint';
-export * from './container-model-endpoint';
-export type { CodePart } from './private/lambda-limits';
-export * from './sagemaker-proxy-endpoint';
+export * from './onnxruntime-layer';
 export * from './sagemaker/sagemaker-endpoint';
+
+// The model's signature, read at synth.
+export * from './model/onnx-model';
+export { OnnxModelInfo, OnnxOpsetImport, TensorSignature } from './model/onnx-model-info';
+export { TensorDatatype } from '../contract/datatypes';
+
+// Operations.
+export * from './operations/endpoint-monitoring';
+export * from './operations/gradual-rollout';
+
+// Snapshot tests.
+export * from './testing/mask-asset-hashes';

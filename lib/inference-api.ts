@@ -7,7 +7,9 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../contract/defaults';
 import { inferRequestSchema } from './model/request-schema';
+import { unscopedValidationError, validationError } from './private/errors';
 import { acknowledge } from './private/acknowledge';
 
 /** What an authorization choice contributes to every route of the API. */
@@ -109,7 +111,7 @@ export abstract class InferenceApiAuthorization {
     options: CognitoAuthorizationOptions = {},
   ): InferenceApiAuthorization {
     if (userPools.length === 0) {
-      throw new Error('InferenceApiAuthorization.cognito: userPools must hold at least one user pool, got: 0');
+      throw unscopedValidationError('InferenceApiAuthorization.cognito: userPools must hold at least one user pool, got: 0');
     }
     return new CognitoAuthorization(userPools, options);
   }
@@ -300,7 +302,7 @@ export interface InferenceApiOptions {
   readonly description?: string;
 }
 
-/** A route of the Open Inference Protocol, as `InferenceApiIntegrations` is asked for it. */
+/** A route of the Open Inference Protocol, as `IInferenceApiIntegrations` is asked for it. */
 export enum InferenceRoute {
   /** `GET /v2` */
   SERVER_METADATA = 'server-metadata',
@@ -317,11 +319,14 @@ export enum InferenceRoute {
 }
 
 /** Integrations other than a Lambda proxy, route by route (for example, a direct service integration). */
-export interface InferenceApiIntegrations {
+export interface IInferenceApiIntegrations {
   /** The integration of one route. */
   integrationFor(route: InferenceRoute): apigw.Integration;
-  /** The method responses of one route (a non-proxy integration must declare its status codes). */
-  methodResponsesFor?(route: InferenceRoute): apigw.MethodResponse[];
+  /**
+   * The method responses of one route: a non-proxy integration must declare its status codes; a
+   * proxy integration returns none.
+   */
+  methodResponsesFor(route: InferenceRoute): apigw.MethodResponse[];
 }
 
 export interface InferenceApiProps extends InferenceApiOptions {
@@ -338,7 +343,7 @@ export interface InferenceApiProps extends InferenceApiOptions {
    *
    * @default - none: `handler` answers the routes
    */
-  readonly integrations?: InferenceApiIntegrations;
+  readonly integrations?: IInferenceApiIntegrations;
 
   /**
    * Name of the model in the routes: `/v2/models/{modelName}/...`. Letters, digits, `.`, `_`, `-`.
@@ -346,6 +351,13 @@ export interface InferenceApiProps extends InferenceApiOptions {
    * @default 'model'
    */
   readonly modelName?: string;
+
+  /**
+   * The model's version: `grantInvoke` names the versioned routes of this version.
+   *
+   * @default '1'
+   */
+  readonly modelVersion?: string;
 
   /**
    * JSON schema (draft 4) of the infer request body, checked by API Gateway before the function is
@@ -358,7 +370,6 @@ export interface InferenceApiProps extends InferenceApiOptions {
   readonly requestSchema?: apigw.JsonSchema;
 }
 
-const DEFAULT_MODEL_NAME = 'model';
 const DEFAULT_STAGE_NAME = 'prod';
 const DEFAULT_RATE_LIMIT = 100;
 const DEFAULT_BURST_LIMIT = 200;
@@ -420,14 +431,21 @@ export class InferenceApi extends Construct {
   /** The account's API Gateway CloudWatch Logs role, with `cloudWatchRole: true`. */
   public readonly cloudWatchRole?: iam.Role;
 
+  /** The model's version, whose versioned routes `grantInvoke` names. */
+  public readonly modelVersion: string;
+
+  /** Each method as `grantInvoke` names it: the HTTP method and the path, versions filled in. */
+  private readonly invokableRoutes: Array<{ readonly method: string; readonly path: string }> = [];
+
   constructor(scope: Construct, id: string, props: InferenceApiProps) {
     super(scope, id);
 
     this.modelName = props.modelName ?? DEFAULT_MODEL_NAME;
+    this.modelVersion = props.modelVersion ?? DEFAULT_MODEL_VERSION;
     const stageName = props.stageName ?? DEFAULT_STAGE_NAME;
     const rateLimit = props.throttlingRateLimit ?? DEFAULT_RATE_LIMIT;
     const burstLimit = props.throttlingBurstLimit ?? DEFAULT_BURST_LIMIT;
-    validateProps(props, this.modelName, stageName, rateLimit, burstLimit);
+    validateProps(this, props, this.modelName, stageName, rateLimit, burstLimit);
 
     this.accessLogGroup =
       props.accessLogGroup ??
@@ -472,7 +490,7 @@ export class InferenceApi extends Construct {
       schema: props.requestSchema ?? inferRequestSchema(),
     });
 
-    this.addRoutes(routeIntegrations(props), auth);
+    this.addRoutes(routeIntegrations(this, props), auth);
     this.addErrorResponses(props.cors);
 
     if (props.cloudWatchRole) {
@@ -503,15 +521,27 @@ export class InferenceApi extends Construct {
   }
 
   /**
-   * Lets `grantee` call every route of this API's stage: `execute-api:Invoke` on the stage's
-   * execute-api ARN with any method and path. Only meaningful with IAM authorization.
+   * Lets `grantee` call each route of this API's stage: `execute-api:Invoke` on the execute-api ARN
+   * of each method and path the API has, the versioned routes for `modelVersion`. No wildcard, so
+   * the grant passes least-privilege checks as it is. Only meaningful with IAM authorization.
    */
   public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    const stage = this.restApi.deploymentStage.stageName;
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['execute-api:Invoke'],
-      resourceArns: [this.restApi.arnForExecuteApi('*', '/*', this.restApi.deploymentStage.stageName)],
+      resourceArns: this.invokableRoutes.map((r) => this.restApi.arnForExecuteApi(r.method, r.path, stage)),
     });
+  }
+
+  /** A metric of the stage (`AWS/ApiGateway`, by API name and stage), over 5 minutes. */
+  public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.restApi.deploymentStage.metric(metricName, props);
+  }
+
+  /** Time the backend took, as API Gateway saw it (`IntegrationLatency`), of the stage. */
+  public metricIntegrationLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.restApi.deploymentStage.metricIntegrationLatency(props);
   }
 
   /** Time from request received to response sent, in milliseconds (`Latency`), of the stage. */
@@ -534,7 +564,7 @@ export class InferenceApi extends Construct {
     return this.restApi.deploymentStage.metricServerError(props);
   }
 
-  private addRoutes(integrations: InferenceApiIntegrations, auth: InferenceApiAuthorizationConfig): void {
+  private addRoutes(integrations: IInferenceApiIntegrations, auth: InferenceApiAuthorizationConfig): void {
     const common: apigw.MethodOptions = {
       authorizationType: auth.authorizationType,
       authorizer: auth.authorizer,
@@ -546,12 +576,15 @@ export class InferenceApi extends Construct {
       ...common,
       requestParameters: { 'method.request.path.version': true },
     };
-    const add = (resource: apigw.IResource, method: string, route: InferenceRoute, options: apigw.MethodOptions) =>
+    const add = (resource: apigw.IResource, method: string, route: InferenceRoute, options: apigw.MethodOptions) => {
+      const methodResponses = integrations.methodResponsesFor(route);
       resource.addMethod(method, integrations.integrationFor(route), {
         ...options,
-        methodResponses: integrations.methodResponsesFor?.(route),
+        methodResponses: methodResponses.length > 0 ? methodResponses : undefined,
         ...(route === InferenceRoute.INFER ? { requestModels: { 'application/json': this.requestModel } } : {}),
       });
+      this.invokableRoutes.push({ method, path: resource.path.replace('{version}', this.modelVersion) });
+    };
 
     const v2 = this.restApi.root.addResource('v2');
     add(v2, 'GET', InferenceRoute.SERVER_METADATA, common);
@@ -650,18 +683,19 @@ export class InferenceApi extends Construct {
 }
 
 /** A Lambda proxy answers every route itself; otherwise the given integrations do. */
-function routeIntegrations(props: InferenceApiProps): InferenceApiIntegrations {
+function routeIntegrations(scope: Construct, props: InferenceApiProps): IInferenceApiIntegrations {
   if ((props.handler === undefined) === (props.integrations === undefined)) {
-    throw new Error('InferenceApi: give exactly one of handler (a function that answers every route) and integrations');
+    throw validationError(scope, 'InferenceApi: give exactly one of handler (a function that answers every route) and integrations');
   }
   if (props.integrations) return props.integrations;
   // One resource-policy statement for the whole API instead of two per method: the function's
   // policy is limited to 20 KB.
   const integration = new apigw.LambdaIntegration(props.handler!, { scopePermissionToMethod: false });
-  return { integrationFor: () => integration };
+  return { integrationFor: () => integration, methodResponsesFor: () => [] };
 }
 
 function validateProps(
+  scope: Construct,
   props: InferenceApiProps,
   modelName: string,
   stageName: string,
@@ -669,26 +703,26 @@ function validateProps(
   burstLimit: number,
 ): void {
   if (Token.isUnresolved(modelName)) {
-    throw new Error('InferenceApi: modelName must be a literal (it is a path segment of the routes), got a token');
+    throw validationError(scope, 'InferenceApi: modelName must be a literal (it is a path segment of the routes), got a token');
   }
   if (!MODEL_NAME_PATTERN.test(modelName)) {
-    throw new Error(
+    throw validationError(scope, 
       `InferenceApi: modelName must be letters, digits, '.', '_' or '-', got: ${JSON.stringify(modelName)}`,
     );
   }
   if (!Token.isUnresolved(stageName) && !STAGE_NAME_PATTERN.test(stageName)) {
-    throw new Error(
+    throw validationError(scope, 
       `InferenceApi: stageName must be 1 to 128 letters, digits, '_' or '-', got: ${JSON.stringify(stageName)}`,
     );
   }
   if (!Token.isUnresolved(rateLimit) && !(Number.isFinite(rateLimit) && rateLimit >= 0)) {
-    throw new Error(`InferenceApi: throttlingRateLimit must be a number >= 0, got: ${rateLimit}`);
+    throw validationError(scope, `InferenceApi: throttlingRateLimit must be a number >= 0, got: ${rateLimit}`);
   }
   if (!Token.isUnresolved(burstLimit) && !(Number.isInteger(burstLimit) && burstLimit >= 0)) {
-    throw new Error(`InferenceApi: throttlingBurstLimit must be a whole number >= 0, got: ${burstLimit}`);
+    throw validationError(scope, `InferenceApi: throttlingBurstLimit must be a whole number >= 0, got: ${burstLimit}`);
   }
   if (props.accessLogGroup && props.accessLogRetention !== undefined) {
-    throw new Error(
+    throw validationError(scope, 
       'InferenceApi: accessLogRetention applies to a new log group; it cannot be set together with ' +
         'accessLogGroup (set the retention on that log group)',
     );
@@ -698,7 +732,7 @@ function validateProps(
     !Token.isUnresolved(props.webAclArn) &&
     !WEB_ACL_ARN_PATTERN.test(props.webAclArn)
   ) {
-    throw new Error(
+    throw validationError(scope, 
       'InferenceApi: webAclArn must be the ARN of a regional WAFv2 web ACL ' +
         `(arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}), got: ${props.webAclArn}`,
     );

@@ -7,9 +7,10 @@ import { modelFingerprint, requireLocalModel } from './private/local-model';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import { formatBytes, LAMBDA_LIMITS } from './private/lambda-limits';
 import { STAGING_EXCLUDE, stageFiles } from './private/staging';
+import { validationError } from './private/errors';
 
 /** Where model layers put their files: `/opt/models/<file name>` in the function. */
-export const MODEL_LAYER_DIR = '/opt/models';
+const MODEL_LAYER_DIR = '/opt/models';
 
 export interface ModelLayerProps {
   /** The model: a local file (`ModelSource.fromAsset`). A layer is built from local files. */
@@ -35,6 +36,9 @@ export interface ModelLayerProps {
  * functions that use it get a new version too (see the README).
  */
 export class ModelLayer extends lambda.LayerVersion {
+  /** Where model layers put their files in a function: `/opt/models/<file name>`. */
+  public static readonly DIRECTORY = MODEL_LAYER_DIR;
+
   /** Where the model is in a function that uses this layer. */
   public readonly modelPath: string;
   /** The model's size and signature, read at synth. */
@@ -45,10 +49,11 @@ export class ModelLayer extends lambda.LayerVersion {
   public readonly modelFingerprint: string;
 
   constructor(scope: Construct, id: string, props: ModelLayerProps) {
-    const source = requireLocalModel(props.model, 'ModelLayer');
+    const source = requireLocalModel(scope, props.model, 'ModelLayer');
     const fileName = path.basename(source.localPath);
     if (source.info.sizeBytes > LAMBDA_LIMITS.maxUnzippedCodeBytes) {
-      throw new Error(
+      throw validationError(
+        scope,
         `ModelLayer: model ${source.localPath} is ${formatBytes(source.info.sizeBytes)}, over Lambda's limit of 250 MiB for a function's code and layers, unzipped: ` +
           'serve it from S3 (S3ModelEndpoint), EFS (EfsModelEndpoint) or a container image (ContainerModelEndpoint)',
       );

@@ -1,39 +1,11 @@
-import * as fs from 'node:fs';
 import { Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { builtAssetPath } from './private/package-paths';
+import { validationError } from './private/errors';
+import { builtLayerZip, readManifest } from './private/onnxruntime-manifest';
 
 /** The architectures onnxruntime-node ships Linux binaries for, by their Lambda names. */
 type OnnxRuntimeLayerArchitectureName = 'x86_64' | 'arm64';
-
-/**
- * One built layer zip, as recorded in `assets/layers/onnxruntime-layers.json`. Shared with the build
- * script; not part of the library's public API.
- */
-export interface OnnxRuntimeLayerFile {
-  /** File name of the zip, beside the manifest. */
-  readonly file: string;
-  readonly zippedBytes: number;
-  /** Sum of the extracted files' sizes: what counts toward Lambda's 250 MB unzipped limit. */
-  readonly unzippedBytes: number;
-  readonly sha256: string;
-}
-
-/**
- * What `scripts/build-layers.ts` writes beside the layer zips at library build time, and what
- * `OnnxRuntimeLayer` reads at synth time. Shared with the build script; not part of the library's
- * public API.
- */
-export interface OnnxRuntimeLayerManifest {
-  readonly onnxruntimeVersion: string;
-  /** Fingerprint of everything the zips were built from; lets the build skip unchanged work. */
-  readonly inputsSha256: string;
-  /** Keyed by Lambda architecture name (`x86_64`, `arm64`). */
-  readonly layers: { readonly [architectureName: string]: OnnxRuntimeLayerFile };
-}
-
-const MANIFEST_FILE = 'onnxruntime-layers.json';
 
 /** Stack-wide singleton ids: stable literals, one per supported architecture. */
 const SINGLETON_IDS: Record<OnnxRuntimeLayerArchitectureName, string> = {
@@ -82,13 +54,14 @@ export class OnnxRuntimeLayer extends lambda.LayerVersion {
     architecture: lambda.Architecture = lambda.Architecture.X86_64,
   ): OnnxRuntimeLayer {
     const stack = Stack.of(scope);
-    const id = SINGLETON_IDS[supportedArchitectureName(architecture)];
+    const id = SINGLETON_IDS[supportedArchitectureName(scope, architecture)];
     const existing = stack.node.tryFindChild(id);
     if (existing instanceof OnnxRuntimeLayer) {
       return existing;
     }
     if (existing) {
-      throw new Error(
+      throw validationError(
+        scope,
         `OnnxRuntimeLayer: the id "${id}" in stack ${stack.node.path} is taken by another construct ` +
           `(${existing.constructor.name}); it is reserved for the stack's shared ONNX Runtime layer.`,
       );
@@ -110,7 +83,7 @@ export class OnnxRuntimeLayer extends lambda.LayerVersion {
 
   constructor(scope: Construct, id: string, props: OnnxRuntimeLayerProps = {}) {
     const architecture = props.architecture ?? lambda.Architecture.X86_64;
-    const archName = supportedArchitectureName(architecture);
+    const archName = supportedArchitectureName(scope, architecture);
     const manifest = readManifest();
     const layer = manifest.layers[archName];
     const zipPath = builtLayerZip(layer, archName);
@@ -129,43 +102,14 @@ export class OnnxRuntimeLayer extends lambda.LayerVersion {
   }
 }
 
-function supportedArchitectureName(architecture: lambda.Architecture): OnnxRuntimeLayerArchitectureName {
+function supportedArchitectureName(scope: Construct, architecture: lambda.Architecture): OnnxRuntimeLayerArchitectureName {
   const name = architecture.name;
   if (name !== 'x86_64' && name !== 'arm64') {
-    throw new Error(
+    throw validationError(
+      scope,
       `OnnxRuntimeLayer: unsupported architecture "${name}"; expected x86_64 or arm64 ` +
         '(lambda.Architecture.X86_64 or lambda.Architecture.ARM_64), the Linux builds onnxruntime-node ships.',
     );
   }
   return name;
-}
-
-/** The manifest of the built layer zips (versions, sizes). */
-export function readManifest(): OnnxRuntimeLayerManifest {
-  const manifestPath = builtAssetPath('layers', MANIFEST_FILE);
-  const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Partial<OnnxRuntimeLayerManifest>;
-  if (typeof manifest.onnxruntimeVersion !== 'string' || !manifest.layers) {
-    throw new Error(
-      `OnnxRuntimeLayer: ${manifestPath} lacks "onnxruntimeVersion" or "layers". Rebuild the package (\`npm run build\`).`,
-    );
-  }
-  return manifest as OnnxRuntimeLayerManifest;
-}
-
-function builtLayerZip(layer: OnnxRuntimeLayerFile | undefined, archName: OnnxRuntimeLayerArchitectureName): string {
-  if (!layer || typeof layer.file !== 'string' || typeof layer.unzippedBytes !== 'number') {
-    throw new Error(
-      `OnnxRuntimeLayer: assets/layers/${MANIFEST_FILE} has no complete entry for ${archName}. ` +
-        'Rebuild the package (`npm run build`).',
-    );
-  }
-  const zipPath = builtAssetPath('layers', layer.file);
-  const actualBytes = fs.statSync(zipPath).size;
-  if (actualBytes !== layer.zippedBytes) {
-    throw new Error(
-      `OnnxRuntimeLayer: ${zipPath} is ${actualBytes} bytes but assets/layers/${MANIFEST_FILE} records ` +
-        `${layer.zippedBytes}: the build was interrupted or the file was replaced. Rebuild the package (\`npm run build\`).`,
-    );
-  }
-  return zipPath;
 }

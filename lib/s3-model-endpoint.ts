@@ -1,42 +1,10 @@
-import * as path from 'node:path';
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { ENV } from '../contract/environment';
-import { ModelEndpointBase, ModelEndpointProps, ModelPackaging } from './model-endpoint-base';
-import { ModelSource, ModelSourceConfig } from './model/model-source';
-import { acknowledge } from './private/acknowledge';
-import { grantReadModelObject } from './private/grants';
-import { formatBytes } from './private/lambda-limits';
+import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
+import { S3ModelPackaging, S3ModelPackagingProps } from './packaging/s3-model-packaging';
 
-export interface S3ModelEndpointProps extends ModelEndpointProps {
-  /**
-   * The model: `ModelSource.fromAsset('model.onnx')` is deployed into the endpoint's bucket;
-   * `ModelSource.fromBucket(bucket, key)` is read where it is.
-   */
-  readonly model: ModelSource;
-
-  /**
-   * The bucket a `fromAsset` model is deployed into. Not for a `fromBucket` model, which names
-   * its own bucket.
-   * @default - a new bucket: encrypted, TLS only, public access blocked, versioned, retained when
-   * the stack is deleted, with server access logs
-   */
-  readonly bucket?: s3.IBucket;
-
-  /**
-   * Where the new bucket's server access logs go.
-   * @default - a new access log bucket
-   */
-  readonly serverAccessLogsBucket?: s3.IBucket;
-}
-
-/** S3's limit for a single `CopyObject`, which puts a `fromAsset` model into the bucket. */
-const MAX_DEPLOYABLE_MODEL_BYTES = 5 * 1024 ** 3;
+export interface S3ModelEndpointProps extends ModelEndpointOptions, S3ModelPackagingProps {}
 
 /**
  * An ONNX model in S3, fetched to the function's /tmp at cold start and served over the Open
@@ -51,7 +19,7 @@ const MAX_DEPLOYABLE_MODEL_BYTES = 5 * 1024 ** 3;
  * endpoint.grantInvoke(callerRole);
  * ```
  */
-export class S3ModelEndpoint extends ModelEndpointBase {
+export class S3ModelEndpoint extends ModelEndpoint {
   /** The bucket that holds the model. */
   public readonly bucket: s3.IBucket;
   /** The model's key in `bucket`. */
@@ -60,162 +28,11 @@ export class S3ModelEndpoint extends ModelEndpointBase {
   public readonly modelDeployment?: cr.AwsCustomResource;
 
   constructor(scope: Construct, id: string, props: S3ModelEndpointProps) {
-    let placed!: PlacedModel;
-    super(scope, id, props, (self) => {
-      placed = placeModel(self, props);
-      return packaging(placed);
-    });
+    const packaging = new S3ModelPackaging(props);
+    super(scope, id, { ...props, packaging });
+    const placed = packaging._placed();
     this.bucket = placed.bucket;
     this.modelObjectKey = placed.key;
     this.modelDeployment = placed.deployment;
   }
-}
-
-interface PlacedModel {
-  readonly bucket: s3.IBucket;
-  readonly key: string;
-  readonly version?: string;
-  readonly source: ModelSourceConfig;
-  readonly deployment?: cr.AwsCustomResource;
-  /** The endpoint made the bucket: it holds only models. */
-  readonly ownBucket?: boolean;
-  /** The model's content hash or pinned version. */
-  readonly identity?: string;
-}
-
-function placeModel(scope: Construct, props: S3ModelEndpointProps): PlacedModel {
-  const source = props.model.bind();
-  if (source.bucket && source.objectKey !== undefined) {
-    if (props.bucket) {
-      throw new Error('bucket applies to a ModelSource.fromAsset model; a ModelSource.fromBucket model is read from its own bucket');
-    }
-    if (props.serverAccessLogsBucket) {
-      throw new Error('serverAccessLogsBucket applies to the bucket the endpoint creates; a ModelSource.fromBucket model is read from its own bucket');
-    }
-    return { bucket: source.bucket, key: source.objectKey, version: source.objectVersion, source, identity: source.objectVersion };
-  }
-  const localPath = source.localPath!;
-  const sizeBytes = source.info!.sizeBytes;
-  if (sizeBytes > MAX_DEPLOYABLE_MODEL_BYTES) {
-    throw new Error(
-      `model ${localPath} is ${formatBytes(sizeBytes)}; a fromAsset model is copied into the bucket with one S3 CopyObject, which takes at most ` +
-        `${formatBytes(MAX_DEPLOYABLE_MODEL_BYTES)}: upload it yourself and use ModelSource.fromBucket`,
-    );
-  }
-  if (props.bucket && props.serverAccessLogsBucket) {
-    throw new Error('serverAccessLogsBucket applies to the bucket the endpoint creates; give it to your own bucket instead');
-  }
-  const bucket = props.bucket ?? createModelBucket(scope, props.serverAccessLogsBucket);
-  const asset = new s3assets.Asset(scope, 'ModelAsset', { path: localPath });
-  // A key per model content: a deploy never overwrites the object an older function version
-  // reads (during the deploy, or after a rollback), and endpoints sharing a bucket never collide.
-  const stem = path.basename(localPath, '.onnx');
-  const key = `models/${props.modelName ?? 'model'}/${stem}-${asset.assetHash.slice(0, 16)}.onnx`;
-  const deployment = copyAssetIntoBucket(scope, asset, bucket, key);
-  return { bucket, key, source, deployment, ownBucket: props.bucket === undefined, identity: asset.assetHash };
-}
-
-/**
- * Copies the model asset into the model bucket at deploy, with one server-side `CopyObject` (no
- * download, no /tmp, at most 5 GB), again whenever the model file changes. Its grants are the two
- * objects and nothing else; the copied object stays when the stack is deleted, as the bucket does.
- */
-function copyAssetIntoBucket(scope: Construct, asset: s3assets.Asset, bucket: s3.IBucket, key: string): cr.AwsCustomResource {
-  const copy: cr.AwsSdkCall = {
-    service: 'S3',
-    action: 'copyObject',
-    parameters: { Bucket: bucket.bucketName, Key: key, CopySource: `${asset.s3BucketName}/${asset.s3ObjectKey}` },
-    physicalResourceId: cr.PhysicalResourceId.of(key),
-  };
-  const statements = [
-    new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [asset.bucket.arnForObjects(asset.s3ObjectKey)] }),
-    new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(key)] }),
-  ];
-  if (bucket.encryptionKey) {
-    statements.push(new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [bucket.encryptionKey.keyArn] }));
-  }
-  const deployment = new cr.AwsCustomResource(scope, 'ModelCopy', {
-    onCreate: copy,
-    onUpdate: copy,
-    policy: cr.AwsCustomResourcePolicy.fromStatements(statements),
-    installLatestAwsSdk: false,
-    timeout: Duration.minutes(5),
-    memorySize: 256,
-    logGroup: copyLogGroup(scope),
-  });
-  acknowledgeAwsCustomResourceProvider(scope);
-  return deployment;
-}
-
-/**
- * The log group of the copy's provider function. That function is one per stack, configured by the
- * first `AwsCustomResource` made, so its log group is one per stack too.
- */
-function copyLogGroup(scope: Construct): logs.ILogGroup {
-  const stack = Stack.of(scope);
-  const existing = stack.node.tryFindChild(COPY_LOG_GROUP_ID) as logs.LogGroup | undefined;
-  return existing ?? new logs.LogGroup(stack, COPY_LOG_GROUP_ID, { retention: logs.RetentionDays.ONE_MONTH });
-}
-
-const COPY_LOG_GROUP_ID = 'CdkServerlessInferenceModelCopyLogs';
-
-/** The provider function of `AwsCustomResource` is a stack-wide singleton that aws-cdk-lib owns. */
-function acknowledgeAwsCustomResourceProvider(scope: Construct): void {
-  const provider = Stack.of(scope).node.tryFindChild(AWS_CUSTOM_RESOURCE_PROVIDER_ID);
-  if (!provider) return;
-  acknowledge(
-    provider,
-    ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]'],
-    "aws-cdk-lib's AwsCustomResource provider role; it only writes its own logs, and its S3 grants are the model's two objects.",
-  );
-  acknowledge(
-    provider,
-    ['AwsSolutions-L1', 'Serverless-LambdaLatestVersion', 'Serverless-LambdaTracing', 'Serverless-LambdaDLQ'],
-    "aws-cdk-lib's AwsCustomResource provider: aws-cdk-lib picks its runtime, and CloudFormation invokes it and handles its failures.",
-  );
-}
-
-/** The construct id aws-cdk-lib gives the `AwsCustomResource` provider singleton. */
-const AWS_CUSTOM_RESOURCE_PROVIDER_ID = 'AWS679f53fac002430cb0da5b7982bd2287';
-
-function createModelBucket(scope: Construct, accessLogs: s3.IBucket | undefined): s3.Bucket {
-  const serverAccessLogsBucket =
-    accessLogs ??
-    new s3.Bucket(scope, 'AccessLogsBucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-      removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
-    });
-  if (!accessLogs) {
-    acknowledge(serverAccessLogsBucket, ['AwsSolutions-S1'], 'This is the access log bucket of the model bucket; logging it into itself would loop.');
-  }
-  return new s3.Bucket(scope, 'ModelBucket', {
-    encryption: s3.BucketEncryption.S3_MANAGED,
-    enforceSSL: true,
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    versioned: true,
-    removalPolicy: RemovalPolicy.RETAIN,
-    serverAccessLogsBucket,
-    serverAccessLogsPrefix: 'model-bucket/',
-    // Overwritten models stay recoverable for a month; multi-GB versions are not kept forever.
-    lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) }],
-  });
-}
-
-function packaging(placed: PlacedModel): ModelPackaging {
-  const { bucket, key, version, source } = placed;
-  return {
-    environment: {
-      [ENV.MODEL_S3_URI]: `s3://${bucket.bucketName}/${key}`,
-      ...(version ? { [ENV.MODEL_S3_VERSION_ID]: version } : {}),
-    },
-    tmpBytes: source.size?.toBytes(),
-    info: source.info,
-    grantRead: (role) => grantReadModelObject(role, bucket, key, version, { listBucket: placed.ownBucket }),
-    dependencies: placed.deployment ? [placed.deployment] : [],
-    identity: placed.identity,
-  };
 }

@@ -5,12 +5,26 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
+import {
+  API_GATEWAY_TIMEOUT_MS,
+  DEFAULT_MODEL_NAME,
+  DEFAULT_MODEL_VERSION,
+  DEFAULT_SAGEMAKER_CONTENT_TYPE,
+  DEFAULT_SAGEMAKER_TIMEOUT_MS,
+} from '../contract/defaults';
 import { ENV } from '../contract/environment';
-import { InferenceApi, InferenceApiIntegrations, InferenceApiOptions, InferenceRoute } from './inference-api';
-import { ModelEndpointBase, ModelEndpointProps } from './model-endpoint-base';
+import { IInferenceApiIntegrations, InferenceApi, InferenceRoute } from './inference-api';
+import { InferenceEndpointBase, InferenceEndpointOptions } from './inference-endpoint';
+import { InferenceFunction, LambdaFunctionOptions } from './inference-function';
+import { EndpointMonitoring } from './operations/endpoint-monitoring';
+import { GradualRollout } from './operations/gradual-rollout';
+import { ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './packaging/model-packaging';
+import { createEndpointOperations } from './private/endpoint-operations';
+import { validationError } from './private/errors';
 import { builtAssetPath } from './private/package-paths';
 import { treeSize } from './private/staging';
 import { SageMakerEndpoint, SageMakerEndpointConfig } from './sagemaker/sagemaker-endpoint';
+import { Warmer } from './warmer';
 
 /** How the API reaches SageMaker. */
 export enum SageMakerIntegration {
@@ -27,11 +41,7 @@ export enum SageMakerIntegration {
 }
 
 /** Options of the Lambda proxy (`SageMakerIntegration.LAMBDA_PROXY`). */
-export interface SageMakerProxyFunctionOptions
-  extends Pick<
-    ModelEndpointProps,
-    'architecture' | 'runtime' | 'memorySize' | 'reservedConcurrentExecutions' | 'provisionedConcurrency' | 'tracing' | 'logRetention' | 'environment' | 'warmer'
-  > {
+export interface SageMakerProxyFunctionOptions extends LambdaFunctionOptions {
   /**
    * Your own bundled entry (a folder with `index.mjs` that wraps `createSageMakerProxyHandler`
    * from `cdk-serverless-inference/handler` with hooks), instead of the library's proxy.
@@ -40,7 +50,7 @@ export interface SageMakerProxyFunctionOptions
   readonly code?: lambda.Code;
 }
 
-export interface SageMakerProxyEndpointProps {
+export interface SageMakerProxyEndpointProps extends InferenceEndpointOptions {
   /** The SageMaker endpoint: `SageMakerEndpoint.fromEndpointName()`, `.fromCfnEndpoint()`, `.serverless()` or `.provisioned()`. */
   readonly endpoint: SageMakerEndpoint;
 
@@ -49,18 +59,6 @@ export interface SageMakerProxyEndpointProps {
    * @default SageMakerIntegration.LAMBDA_PROXY
    */
   readonly integration?: SageMakerIntegration;
-
-  /**
-   * The model's name in the routes: `POST /v2/models/{modelName}/infer`.
-   * @default 'model'
-   */
-  readonly modelName?: string;
-
-  /**
-   * The version reported by `GET /v2/models/{modelName}`.
-   * @default '1'
-   */
-  readonly modelVersion?: string;
 
   /**
    * The content type the endpoint takes. The request body is passed as it is (the Open Inference
@@ -76,38 +74,41 @@ export interface SageMakerProxyEndpointProps {
   readonly accept?: string;
 
   /**
-   * How long one call to SageMaker may take. API Gateway ends a request after 29 s, so longer calls
-   * cannot be answered through the API; SageMaker itself allows real-time invocations 60 s.
+   * How long one call to SageMaker may take, retries included. API Gateway ends a request after
+   * 29 s, so longer calls cannot be answered through the API; SageMaker itself allows real-time
+   * invocations 60 s.
    * @default Duration.seconds(25)
    */
   readonly invokeTimeout?: Duration;
 
   /**
-   * The Lambda proxy's function.
+   * The Lambda proxy's function, with `SageMakerIntegration.LAMBDA_PROXY`.
    * @default - arm64 (no onnxruntime here), 512 MiB, Node.js 24
    */
   readonly proxy?: SageMakerProxyFunctionOptions;
-
-  /**
-   * The API in front: authorization (IAM by default), throttling, CORS, logging.
-   * @default - InferenceApi's defaults
-   */
-  readonly api?: InferenceApiOptions;
 }
 
 /** API Gateway's REST integration limit: a longer call to SageMaker cannot be answered. */
-const API_TIMEOUT = Duration.seconds(29);
+const API_TIMEOUT = Duration.millis(API_GATEWAY_TIMEOUT_MS);
 
 /**
  * The library's Open Inference Protocol API in front of a SageMaker endpoint, for models Lambda
- * cannot serve (too large, GPU-bound): the same routes, the same `InferenceApi`, the same metrics.
- * A Lambda proxy (default) maps the protocol and SageMaker's errors and runs your hooks; a direct
- * integration has API Gateway call SageMaker Runtime itself. Either may call `InvokeEndpoint` on
- * the one endpoint and nothing else.
+ * cannot serve (too large, GPU-bound): the same routes, the same `InferenceApi`, the same metrics,
+ * alarms and dashboard. A Lambda proxy (default) maps the protocol and SageMaker's errors and runs
+ * your hooks; a direct integration has API Gateway call SageMaker Runtime itself. Either may call
+ * `InvokeEndpoint` on the one endpoint and nothing else.
  */
-export class SageMakerProxyEndpoint extends Construct {
+export class SageMakerProxyEndpoint extends InferenceEndpointBase {
   /** The API. */
   public readonly api: InferenceApi;
+  /** URL of the API's stage, ending in `/`. */
+  public readonly url: string;
+  /** URL of `POST /v2/models/{model}/infer`. */
+  public readonly inferUrl: string;
+  /** The model's name in the routes. */
+  public readonly modelName: string;
+  /** The version the API reports for the model. */
+  public readonly modelVersion: string;
   /** The endpoint's name. */
   public readonly endpointName: string;
   /** The endpoint's ARN, the one resource that may be invoked. */
@@ -115,13 +116,19 @@ export class SageMakerProxyEndpoint extends Construct {
   /** The endpoint, when this construct created it (or was given it). */
   public readonly cfnEndpoint?: sagemaker.CfnEndpoint;
   /** The Lambda proxy, with `SageMakerIntegration.LAMBDA_PROXY`. */
-  public readonly proxy?: ModelEndpointBase;
+  public readonly inferenceFunction?: InferenceFunction;
+  /** The proxy's function, with `SageMakerIntegration.LAMBDA_PROXY`. */
+  public readonly function?: lambda.Function;
+  /** The proxy's `live` alias, which the API calls, with `SageMakerIntegration.LAMBDA_PROXY`. */
+  public readonly alias?: lambda.Alias;
   /** The role API Gateway calls SageMaker with, with `SageMakerIntegration.DIRECT`. */
   public readonly integrationRole?: iam.Role;
-  /** The model's name in the routes. */
-  public readonly modelName: string;
-  /** URL of `POST /v2/models/{model}/infer`. */
-  public readonly inferUrl: string;
+  /** The warmer of the proxy, when there is one. */
+  public readonly warmer?: Warmer;
+  /** Alarms and dashboard, with `monitoring` (or the alarms alone, with `rollout`). */
+  public readonly monitoring?: EndpointMonitoring;
+  /** The gradual rollout of the proxy, with `rollout`. */
+  public readonly rollout?: GradualRollout;
 
   private readonly variantName: string;
 
@@ -132,18 +139,20 @@ export class SageMakerProxyEndpoint extends Construct {
     this.endpointArn = endpoint.endpointArn;
     this.cfnEndpoint = endpoint.cfnEndpoint;
     this.variantName = endpoint.variantName;
-    this.modelName = props.modelName ?? 'model';
-    const invokeTimeout = props.invokeTimeout ?? Duration.seconds(25);
+    this.modelName = props.modelName ?? DEFAULT_MODEL_NAME;
+    const invokeTimeout = props.invokeTimeout ?? Duration.millis(DEFAULT_SAGEMAKER_TIMEOUT_MS);
     if (!Token.isUnresolved(invokeTimeout.toMilliseconds()) && invokeTimeout.toMilliseconds() > API_TIMEOUT.toMilliseconds() - 1000) {
-      throw new Error(
+      throw validationError(
+        this,
         `invokeTimeout must be under API Gateway's 29 s integration limit (at most 28 s, for the proxy's own work), got: ${invokeTimeout.toHumanString()}`,
       );
     }
     const integration = props.integration ?? SageMakerIntegration.LAMBDA_PROXY;
     if (integration === SageMakerIntegration.DIRECT) {
       if (props.proxy) {
-        throw new Error('proxy applies to SageMakerIntegration.LAMBDA_PROXY; a direct integration has no function');
+        throw validationError(this, 'proxy applies to SageMakerIntegration.LAMBDA_PROXY; a direct integration has no function');
       }
+      this.modelVersion = props.modelVersion ?? DEFAULT_MODEL_VERSION;
       this.integrationRole = new iam.Role(this, 'IntegrationRole', {
         assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
         description: `API Gateway invokes the SageMaker endpoint of ${this.node.path}`,
@@ -152,46 +161,45 @@ export class SageMakerProxyEndpoint extends Construct {
       this.api = new InferenceApi(this, 'Api', {
         ...props.api,
         modelName: this.modelName,
-        integrations: directIntegrations(endpoint, this.integrationRole, props, invokeTimeout),
+        modelVersion: this.modelVersion,
+        integrations: directIntegrations(endpoint, this.integrationRole, props, invokeTimeout, this.modelVersion),
       });
     } else {
-      this.proxy = new SageMakerProxyFunction(this, 'Proxy', props, endpoint, invokeTimeout);
-      this.api = this.proxy.api;
+      const proxy = props.proxy ?? {};
+      const { code, ...functionOptions } = proxy;
+      this.inferenceFunction = new InferenceFunction(this, 'Proxy', {
+        ...functionOptions,
+        architecture: proxy.architecture ?? lambda.Architecture.ARM_64,
+        memorySize: proxy.memorySize ?? 512,
+        // API Gateway answers after 29 s whatever the function does; a little more lets it log.
+        timeout: API_TIMEOUT.plus(Duration.seconds(1)),
+        modelName: this.modelName,
+        modelVersion: props.modelVersion,
+        description: `Open Inference Protocol proxy of the SageMaker endpoint behind ${this.node.path}`,
+        packaging: new SageMakerProxyPackaging(endpoint, props, invokeTimeout, code),
+      });
+      this.function = this.inferenceFunction.function;
+      this.alias = this.inferenceFunction.alias;
+      this.modelVersion = this.inferenceFunction.modelVersion;
+      this.api = new InferenceApi(this, 'Api', {
+        tracingEnabled: proxy.tracing === lambda.Tracing.ACTIVE,
+        ...props.api,
+        handler: this.alias,
+        modelName: this.modelName,
+        modelVersion: this.modelVersion,
+      });
     }
+    this.url = this.api.url;
     this.inferUrl = this.api.inferUrl;
+
+    const operations = createEndpointOperations(this, this.inferenceFunction, { ...props, provisionedConcurrency: props.proxy?.provisionedConcurrency });
+    this.warmer = operations.warmer;
+    this.monitoring = operations.monitoring;
+    this.rollout = operations.rollout;
   }
 
-  /** Lets `grantee` call the API (with IAM authorization, the default). */
-  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    return this.api.grantInvoke(grantee);
-  }
-
-  /** End-to-end latency at the API, p99 by default. */
-  public metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.api.metricLatency({ statistic: 'p99', ...props });
-  }
-
-  /** 5XX responses at the API. */
-  public metricServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.api.metricServerError(props);
-  }
-
-  /** Time the model takes inside SageMaker, in microseconds, p99 by default. */
-  public metricModelLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.sageMakerMetric('ModelLatency', { statistic: 'p99', ...props });
-  }
-
-  /** SageMaker invocations. */
-  public metricInvocations(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.sageMakerMetric('Invocations', { statistic: 'Sum', ...props });
-  }
-
-  /** Invocations the model answered with an error (4xx and 5xx of the container). */
-  public metricModelErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.sageMakerMetric('Invocation5XXErrors', { statistic: 'Sum', ...props });
-  }
-
-  private sageMakerMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
+  /** A metric of the SageMaker endpoint's variant (`AWS/SageMaker`), over 5 minutes. */
+  public metricSageMaker(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: 'AWS/SageMaker',
       metricName,
@@ -200,40 +208,57 @@ export class SageMakerProxyEndpoint extends Construct {
       ...props,
     });
   }
+
+  /** Calls the SageMaker endpoint received (`Invocations`), summed. */
+  public metricSageMakerInvocations(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricSageMaker('Invocations', { statistic: 'Sum', ...props });
+  }
+
+  /** Time the model takes inside SageMaker (`ModelLatency`), in microseconds, p99 by default. */
+  public metricSageMakerModelLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricSageMaker('ModelLatency', { statistic: 'p99', ...props });
+  }
+
+  /** Calls the model's container answered with a 5xx (`Invocation5XXErrors`), summed. */
+  public metricSageMakerServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricSageMaker('Invocation5XXErrors', { statistic: 'Sum', ...props });
+  }
+
+  /** Calls the model's container answered with a 4xx (`Invocation4XXErrors`), summed. */
+  public metricSageMakerClientErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricSageMaker('Invocation4XXErrors', { statistic: 'Sum', ...props });
+  }
+
+  protected inferenceFunctionOrUndefined(): InferenceFunction | undefined {
+    return this.inferenceFunction;
+  }
 }
 
-/** The Lambda proxy: the shared base, with the proxy handler instead of a model. */
-class SageMakerProxyFunction extends ModelEndpointBase {
-  constructor(scope: Construct, id: string, props: SageMakerProxyEndpointProps, endpoint: SageMakerEndpointConfig, invokeTimeout: Duration) {
-    const proxy = props.proxy ?? {};
-    super(
-      scope,
-      id,
-      {
-        ...proxy,
-        architecture: proxy.architecture ?? lambda.Architecture.ARM_64,
-        memorySize: proxy.memorySize ?? 512,
-        // API Gateway answers after 29 s whatever the function does; a little more lets it log.
-        timeout: API_TIMEOUT.plus(Duration.seconds(1)),
-        modelName: props.modelName,
-        modelVersion: props.modelVersion,
-        api: props.api,
+/** The proxy's "model": the proxy handler, told which endpoint to call and allowed to call only that one. */
+class SageMakerProxyPackaging extends ModelPackaging {
+  constructor(
+    private readonly endpoint: SageMakerEndpointConfig,
+    private readonly props: SageMakerProxyEndpointProps,
+    private readonly invokeTimeout: Duration,
+    private readonly code: lambda.Code | undefined,
+  ) {
+    super();
+  }
+
+  public bind(_scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
+    grantInvokeEndpoint(options.role, this.endpoint);
+    return {
+      environment: {
+        [ENV.SAGEMAKER_ENDPOINT_NAME]: this.endpoint.endpointName,
+        [ENV.SAGEMAKER_CONTENT_TYPE]: this.props.contentType ?? DEFAULT_SAGEMAKER_CONTENT_TYPE,
+        [ENV.SAGEMAKER_ACCEPT]: this.props.accept ?? DEFAULT_SAGEMAKER_CONTENT_TYPE,
+        [ENV.SAGEMAKER_TIMEOUT_MS]: String(this.invokeTimeout.toMilliseconds()),
       },
-      () => {
-        const code = proxy.code ?? lambda.Code.fromAsset(PROXY_HANDLER_DIR());
-        return {
-          environment: {
-            [ENV.SAGEMAKER_ENDPOINT_NAME]: endpoint.endpointName,
-            [ENV.SAGEMAKER_CONTENT_TYPE]: props.contentType ?? 'application/json',
-            [ENV.SAGEMAKER_ACCEPT]: props.accept ?? 'application/json',
-            [ENV.SAGEMAKER_TIMEOUT_MS]: String(invokeTimeout.toMilliseconds()),
-          },
-          code: { code, onnxRuntime: false, parts: proxy.code ? [] : [{ name: 'SageMaker proxy handler', bytes: treeSize(PROXY_HANDLER_DIR()) }] },
-          grantRead: (role) => grantInvokeEndpoint(role, endpoint),
-          dependencies: endpoint.cfnEndpoint ? [endpoint.cfnEndpoint] : [],
-        };
-      },
-    );
+      code: this.code ?? lambda.Code.fromAsset(PROXY_HANDLER_DIR()),
+      onnxRuntime: false,
+      codeParts: this.code ? [] : [{ name: 'SageMaker proxy handler', sizeBytes: treeSize(PROXY_HANDLER_DIR()) }],
+      dependencies: this.endpoint.cfnEndpoint ? [this.endpoint.cfnEndpoint] : [],
+    };
   }
 }
 
@@ -254,7 +279,8 @@ function directIntegrations(
   role: iam.IRole,
   props: SageMakerProxyEndpointProps,
   invokeTimeout: Duration,
-): InferenceApiIntegrations {
+  modelVersion: string,
+): IInferenceApiIntegrations {
   const errorTemplate = (what: string) => ({
     'application/json': `{"error": "${what}: $util.escapeJavaScript($input.body) (request id $context.requestId)"}`,
   });
@@ -267,8 +293,8 @@ function directIntegrations(
       timeout: invokeTimeout,
       passthroughBehavior: apigw.PassthroughBehavior.NEVER,
       requestParameters: {
-        'integration.request.header.Content-Type': `'${props.contentType ?? 'application/json'}'`,
-        'integration.request.header.Accept': `'${props.accept ?? 'application/json'}'`,
+        'integration.request.header.Content-Type': `'${props.contentType ?? DEFAULT_SAGEMAKER_CONTENT_TYPE}'`,
+        'integration.request.header.Accept': `'${props.accept ?? DEFAULT_SAGEMAKER_CONTENT_TYPE}'`,
       },
       requestTemplates: { 'application/json': '$input.body' },
       integrationResponses: [
@@ -279,13 +305,13 @@ function directIntegrations(
       ],
     },
   });
-  const modelName = props.modelName ?? 'model';
+  const modelName = props.modelName ?? DEFAULT_MODEL_NAME;
   const answers: Record<Exclude<InferenceRoute, InferenceRoute.INFER>, unknown> = {
     [InferenceRoute.SERVER_METADATA]: { name: 'cdk-serverless-inference', extensions: [] },
     [InferenceRoute.SERVER_LIVE]: { live: true },
     // Nothing to load here; whether SageMaker is ready shows in the infer answers.
     [InferenceRoute.SERVER_READY]: { ready: true },
-    [InferenceRoute.MODEL_METADATA]: { name: modelName, versions: [props.modelVersion ?? '1'], platform: 'sagemaker', inputs: [], outputs: [] },
+    [InferenceRoute.MODEL_METADATA]: { name: modelName, versions: [modelVersion], platform: 'sagemaker', inputs: [], outputs: [] },
     [InferenceRoute.MODEL_READY]: { name: modelName, ready: true },
   };
   const mocks = new Map(

@@ -7,7 +7,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledge } from './private/acknowledge';
 import { builtAssetPath } from './private/package-paths';
-import { MAX_WARMER_CONCURRENCY, MAX_HOLD_MS, WARMER_ENV } from '../contract/warmup';
+import { MAX_HOLD_MS, MAX_WARMER_CONCURRENCY, WARMER_ENV, WARMER_SOURCE } from '../contract/warmup';
+import { validationError } from './private/errors';
 
 /** How long a warm-up call holds its instance when `concurrency` > 1, unless `holdTime` says otherwise. */
 const DEFAULT_HOLD_WHEN_CONCURRENT = Duration.millis(100);
@@ -39,14 +40,6 @@ export interface WarmerOptions {
   readonly schedule?: events.Schedule;
 
   /**
-   * Whether the schedule exists. `false` keeps the fan-out function (it can be invoked by hand)
-   * but creates no rule.
-   *
-   * @default true
-   */
-  readonly enabled?: boolean;
-
-  /**
    * How long each warmed instance stays busy before answering. While one instance is busy, Lambda
    * must send the other concurrent calls to other instances, so N calls reach N instances.
    * Whole milliseconds, at most 5 seconds (the inference handler clamps longer holds).
@@ -64,6 +57,14 @@ export interface WarmerOptions {
 }
 
 export interface WarmerProps extends WarmerOptions {
+  /**
+   * Whether a schedule invokes the fan-out. `false` keeps the fan-out function, to be invoked by
+   * hand or by a rule of your own, and creates no rule.
+   *
+   * @default true
+   */
+  readonly scheduled?: boolean;
+
   /**
    * What to keep warm: a function, a version or an alias. The warmer invokes exactly this ARN
    * (an unqualified function ARN means `$LATEST`) and may invoke nothing else.
@@ -93,10 +94,13 @@ export interface WarmerProps extends WarmerOptions {
  * `lambda:InvokeFunction` on the target's ARN, nothing more.
  */
 export class Warmer extends Construct {
+  /** `source` of the warm-up event; the inference handler answers such an event without running the model. */
+  public static readonly EVENT_SOURCE = WARMER_SOURCE;
+
   /** The fan-out function the schedule invokes. */
   public readonly function: lambda.Function;
 
-  /** The schedule, or `undefined` when `enabled` is `false`. */
+  /** The schedule, or `undefined` when `scheduled` is `false`. */
   public readonly rule?: events.Rule;
 
   /** The fan-out function's log group. */
@@ -112,10 +116,10 @@ export class Warmer extends Construct {
     super(scope, id);
 
     this.concurrency = props.concurrency ?? 1;
-    validateConcurrency(this.concurrency);
+    validateConcurrency(this, this.concurrency);
     this.holdTime =
       props.holdTime ?? (this.concurrency > 1 ? DEFAULT_HOLD_WHEN_CONCURRENT : Duration.millis(0));
-    validateHoldTime(this.holdTime);
+    validateHoldTime(this, this.holdTime);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_WEEK,
@@ -158,7 +162,7 @@ export class Warmer extends Construct {
       },
     });
 
-    if (props.enabled ?? true) {
+    if (props.scheduled ?? true) {
       this.rule = new events.Rule(this, 'Schedule', {
         schedule: props.schedule ?? events.Schedule.rate(Duration.minutes(5)),
         description: 'Keeps Lambda execution environments warm',
@@ -174,25 +178,25 @@ export class Warmer extends Construct {
 /** Why the Serverless pack's failure-capture rules do not fit a warm-up ping. */
 const MISSED_PING = 'A missed warm-up ping is harmless and worthless to replay: the next scheduled run replaces it, so retries and failure capture are off on purpose.';
 
-function validateConcurrency(concurrency: number): void {
+function validateConcurrency(scope: Construct, concurrency: number): void {
   if (Token.isUnresolved(concurrency)) {
-    throw new Error('Warmer: concurrency must be a literal number, got a token');
+    throw validationError(scope, 'Warmer: concurrency must be a literal number, got a token');
   }
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_WARMER_CONCURRENCY) {
-    throw new Error(
+    throw validationError(scope, 
       `Warmer: concurrency must be a whole number between 1 and ${MAX_WARMER_CONCURRENCY}, got: ${concurrency}`,
     );
   }
 }
 
-function validateHoldTime(holdTime: Duration): void {
+function validateHoldTime(scope: Construct, holdTime: Duration): void {
   if (holdTime.isUnresolved()) return;
   const ms = holdTime.toMilliseconds({ integral: false });
   if (!Number.isInteger(ms)) {
-    throw new Error(`Warmer: holdTime must be a whole number of milliseconds, got: ${ms} milliseconds`);
+    throw validationError(scope, `Warmer: holdTime must be a whole number of milliseconds, got: ${ms} milliseconds`);
   }
   if (ms > MAX_HOLD_TIME.toMilliseconds()) {
-    throw new Error(
+    throw validationError(scope, 
       `Warmer: holdTime must be at most ${MAX_HOLD_TIME.toHumanString()}, got: ${holdTime.toHumanString()}`,
     );
   }

@@ -8,7 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { DEMO_FEATURES, DEMO_MODEL_FILE, demoModel } from '../demo/demo-model';
 import { BundledModelEndpoint, ModelSource, OnnxRuntimeLayer } from '../lib';
-import { INFERENCE_HANDLER_DIR } from '../lib/model-endpoint-base';
+import { inferenceHandlerDir } from '../lib/private/package-paths';
 import { treeSize } from '../lib/private/staging';
 import { infer } from './support/events';
 import { modelOfSize } from './support/models';
@@ -34,9 +34,9 @@ describe('BundledModelEndpoint', () => {
     Template.fromStack(stack).resourceCountIs('AWS::S3::Bucket', 0);
     const folder = codeFolder(app, stack, endpoint);
     expect(fs.readFileSync(path.join(folder, 'model', 'demo.onnx')).equals(fs.readFileSync(DEMO_MODEL_FILE))).toBe(true);
-    expect(fs.readFileSync(path.join(folder, 'index.mjs')).equals(fs.readFileSync(path.join(INFERENCE_HANDLER_DIR(), 'index.mjs')))).toBe(true);
+    expect(fs.readFileSync(path.join(folder, 'index.mjs')).equals(fs.readFileSync(path.join(inferenceHandlerDir(), 'index.mjs')))).toBe(true);
     // The staging marker is not deployed.
-    expect(fs.readdirSync(folder).sort()).toEqual(fs.readdirSync(INFERENCE_HANDLER_DIR()).concat('model').sort());
+    expect(fs.readdirSync(folder).sort()).toEqual(fs.readdirSync(inferenceHandlerDir()).concat('model').sort());
   });
 
   it('its code folder serves the model, as Lambda would run it', async () => {
@@ -61,12 +61,12 @@ describe('BundledModelEndpoint', () => {
   it('needs a local model file', () => {
     const { stack } = newStack();
     expect(() => new BundledModelEndpoint(stack, 'E', { model: ModelSource.fromBucket(new s3.Bucket(stack, 'B'), 'm.onnx') })).toThrow(
-      'BundledModelEndpoint: model must be a local file (ModelSource.fromAsset): it is packaged at synth',
+      'BundledModelPackaging: model must be a local file (ModelSource.fromAsset): it is packaged at synth',
     );
   });
 
   describe("Lambda's 250 MB of code and layers, unzipped", () => {
-    const room = () => 250 * MiB - treeSize(INFERENCE_HANDLER_DIR()) - OnnxRuntimeLayer.forArchitecture(newStack().stack, lambda.Architecture.X86_64).unzippedSizeBytes;
+    const room = () => 250 * MiB - treeSize(inferenceHandlerDir()) - OnnxRuntimeLayer.forArchitecture(newStack().stack, lambda.Architecture.X86_64).unzippedSizeBytes;
     const stackWithoutStaging = () => new Stack(new App({ context: { 'aws:cdk:disable-asset-staging': true } }), 'S');
 
     it('accepts a model just under the limit', () => {

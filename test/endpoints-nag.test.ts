@@ -8,7 +8,7 @@ import {
   ContainerModelEndpoint,
   EfsModelEndpoint,
   LayerModelEndpoint,
-  maskAssetHashes,
+  TemplateMasking,
   ModelSource,
   SageMakerEndpoint,
   SageMakerIntegration,
@@ -46,6 +46,6 @@ describe('snapshots of each endpoint, asset hashes masked', () => {
   it.each(Object.entries(endpoints).filter(([name]) => !name.includes(' ')))('%s', (_name, make) => {
     const { stack } = newStack();
     make(stack);
-    expect(maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
+    expect(TemplateMasking.maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
   });
 });

@@ -476,9 +476,31 @@ describe('InferenceApi authorization', () => {
     const statement = policy.Properties.PolicyDocument.Statement[0];
     expect(statement.Action).toBe('execute-api:Invoke');
     expect(statement.Effect).toBe('Allow');
-    expect(joined(statement.Resource)).toBe(
-      `arn:\${AWS::Partition}:execute-api:${REGION}:${ACCOUNT}:\${${apiId}}/\${${stageId}}/*/*`,
+    const arn = (route: string) => `arn:\${AWS::Partition}:execute-api:${REGION}:${ACCOUNT}:\${${apiId}}/\${${stageId}}/${route}`;
+    expect([statement.Resource].flat().map(joined)).toEqual(
+      [
+        'GET/v2',
+        'GET/v2/health/live',
+        'GET/v2/health/ready',
+        'GET/v2/models/model',
+        'GET/v2/models/model/ready',
+        'POST/v2/models/model/infer',
+        'GET/v2/models/model/versions/1',
+        'GET/v2/models/model/versions/1/ready',
+        'POST/v2/models/model/versions/1/infer',
+      ].map(arn),
     );
+  });
+
+  it('grantInvoke() names the versioned routes of the model version, and no wildcard', () => {
+    const { stack, handler } = newStack();
+    const api = new InferenceApi(stack, 'Inference', { handler, modelName: 'churn', modelVersion: '3f2a' });
+    const caller = new iam.Role(stack, 'Caller', { assumedBy: new iam.AccountRootPrincipal() });
+    api.grantInvoke(caller);
+    const resources = JSON.stringify(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
+    expect(resources).toContain('/POST/v2/models/churn/versions/3f2a/infer');
+    expect(resources).not.toContain('*');
+    expect(resources).not.toContain('{version}');
   });
 });
 

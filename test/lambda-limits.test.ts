@@ -1,8 +1,9 @@
-import { Size } from 'aws-cdk-lib';
+import { Size, Stack } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { ephemeralStorageForModel, inferenceThreads, validateCodeSize, validateEphemeralStorage } from '../lib/private/lambda-limits';
 
 const MiB = 1024 * 1024;
+const scope = new Stack();
 
 describe('inferenceThreads', () => {
   it('is one thread per vCPU that the memory buys (1,769 MiB each), from 1 to 6', () => {
@@ -12,44 +13,44 @@ describe('inferenceThreads', () => {
 
 describe('ephemeralStorageForModel', () => {
   it('is at least 512 MiB', () => {
-    expect(ephemeralStorageForModel(1024).toMebibytes()).toBe(512);
+    expect(ephemeralStorageForModel(scope, 1024).toMebibytes()).toBe(512);
   });
 
   it('holds the model plus a fifth and 256 MiB, in steps of 64 MiB', () => {
     // 1,000 MiB * 1.2 + 256 = 1,456 MiB -> 1,472 MiB.
-    expect(ephemeralStorageForModel(1000 * MiB).toMebibytes()).toBe(1472);
-    const size = ephemeralStorageForModel(5 * 1024 * MiB).toMebibytes();
+    expect(ephemeralStorageForModel(scope, 1000 * MiB).toMebibytes()).toBe(1472);
+    const size = ephemeralStorageForModel(scope, 5 * 1024 * MiB).toMebibytes();
     expect(size % 64).toBe(0);
     expect(size).toBeGreaterThanOrEqual(5 * 1024 * 1.2 + 256);
     expect(size).toBeLessThan(5 * 1024 * 1.2 + 256 + 64);
   });
 
   it("names the prop and Lambda's 10,240 MiB when no /tmp can hold the model", () => {
-    expect(() => ephemeralStorageForModel(8500 * MiB, 'model')).toThrow(/model is 8.30 GiB, more than Lambda's largest \/tmp \(10240 MiB\)/);
+    expect(() => ephemeralStorageForModel(scope, 8500 * MiB, 'model')).toThrow(/model is 8.30 GiB, more than Lambda's largest \/tmp \(10240 MiB\)/);
     // The largest model that fits: (10,240 - 256) / 1.2 MiB.
-    expect(ephemeralStorageForModel(Math.floor(((10_240 - 256) / 1.2) * MiB)).toMebibytes()).toBe(10_240);
+    expect(ephemeralStorageForModel(scope, Math.floor(((10_240 - 256) / 1.2) * MiB)).toMebibytes()).toBe(10_240);
   });
 });
 
 describe('validateEphemeralStorage', () => {
   it('accepts a size in range that holds the model', () => {
-    expect(() => validateEphemeralStorage(Size.mebibytes(1472), 1000 * MiB)).not.toThrow();
-    expect(() => validateEphemeralStorage(Size.mebibytes(1408), 1000 * MiB)).toThrow(/needs at least 1472 MiB/);
+    expect(() => validateEphemeralStorage(scope, Size.mebibytes(1472), 1000 * MiB)).not.toThrow();
+    expect(() => validateEphemeralStorage(scope, Size.mebibytes(1408), 1000 * MiB)).toThrow(/needs at least 1472 MiB/);
   });
 });
 
 describe('validateCodeSize', () => {
   it('accepts code and layers up to 250 MiB unzipped', () => {
-    expect(() => validateCodeSize([{ name: 'handler', bytes: 10 * MiB }, { name: 'layer', bytes: 240 * MiB }], 1)).not.toThrow();
+    expect(() => validateCodeSize(scope, [{ name: 'handler', sizeBytes: 10 * MiB }, { name: 'layer', sizeBytes: 240 * MiB }], 1)).not.toThrow();
   });
 
   it('lists each part when they add up to more than 250 MiB', () => {
     expect(() =>
-      validateCodeSize(
+      validateCodeSize(scope, 
         [
-          { name: 'inference handler', bytes: 1 * MiB },
-          { name: 'ONNX Runtime layer', bytes: 46 * MiB },
-          { name: 'model layer', bytes: 210 * MiB },
+          { name: 'inference handler', sizeBytes: 1 * MiB },
+          { name: 'ONNX Runtime layer', sizeBytes: 46 * MiB },
+          { name: 'model layer', sizeBytes: 210 * MiB },
         ],
         2,
       ),
@@ -59,6 +60,6 @@ describe('validateCodeSize', () => {
   });
 
   it('refuses more than 5 layers', () => {
-    expect(() => validateCodeSize([], 6)).toThrow('a function can have at most 5 layers, got: 6');
+    expect(() => validateCodeSize(scope, [], 6)).toThrow('a function can have at most 5 layers, got: 6');
   });
 });

@@ -6,7 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { LayerModelEndpoint, ModelLayer, ModelSource, OnnxRuntimeLayer } from '../lib';
-import { INFERENCE_HANDLER_DIR } from '../lib/model-endpoint-base';
+import { inferenceHandlerDir } from '../lib/private/package-paths';
 import { treeSize } from '../lib/private/staging';
 import { modelOfSize } from './support/models';
 import { newStack, ref, resourceProps } from './support/stacks';
@@ -52,7 +52,7 @@ describe('LayerModelEndpoint', () => {
 
   it('needs exactly one of model and modelLayer', () => {
     const { stack } = newStack();
-    expect(() => new LayerModelEndpoint(stack, 'E', {})).toThrow('LayerModelEndpoint: give exactly one of model (a model file) and modelLayer (a ModelLayer)');
+    expect(() => new LayerModelEndpoint(stack, 'E', {})).toThrow('LayerModelPackaging: give exactly one of model (a model file) and modelLayer (a ModelLayer)');
     const layer = new ModelLayer(stack, 'L', { model: demo() });
     expect(() => new LayerModelEndpoint(stack, 'E2', { model: demo(), modelLayer: layer })).toThrow(/exactly one of model/);
   });
@@ -71,7 +71,7 @@ describe('LayerModelEndpoint', () => {
 
   describe("Lambda's 250 MB of code and layers, unzipped", () => {
     // What the model may take: 250 MiB less the handler and the ONNX Runtime layer.
-    const room = () => 250 * MiB - treeSize(INFERENCE_HANDLER_DIR()) - OnnxRuntimeLayer.forArchitecture(newStack().stack, lambda.Architecture.X86_64).unzippedSizeBytes;
+    const room = () => 250 * MiB - treeSize(inferenceHandlerDir()) - OnnxRuntimeLayer.forArchitecture(newStack().stack, lambda.Architecture.X86_64).unzippedSizeBytes;
     // Asset staging would copy a 200 MB model into the cloud assembly; its fingerprint is enough here.
     const stackWithoutStaging = () => new Stack(new App({ context: { 'aws:cdk:disable-asset-staging': true } }), 'S');
 
@@ -83,7 +83,7 @@ describe('LayerModelEndpoint', () => {
     it('refuses a model just over it, listing each part', () => {
       const model = modelOfSize(room() + 64 * 1024);
       expect(() => new LayerModelEndpoint(stackWithoutStaging(), 'E', { model: ModelSource.fromAsset(model.path) })).toThrow(
-        /the function's code and layers are 250\.\d MiB unzipped, over Lambda's limit of 250 MiB \(inference handler .*, ONNX Runtime layer 44\.\d MiB, model layer 2\d\d\.\d MiB\)/,
+        /the function's code and layers are 250\.\d MiB unzipped, over Lambda's limit of 250 MiB \(inference handler .*, model layer 2\d\d\.\d MiB, ONNX Runtime layer 44\.\d MiB\)/,
       );
     }, 60_000);
   });

@@ -6,7 +6,9 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { afterAll, describe, expect, it } from 'vitest';
-import { maskAssetHashes } from '../lib/testing/mask-asset-hashes';
+import { TemplateMasking } from '../lib/testing/mask-asset-hashes';
+
+const { maskAssetHashes } = TemplateMasking;
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mask-asset-hashes-'));
 afterAll(() => fs.rmSync(tmpDir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
-import { InferenceApiAuthorization, maskAssetHashes, ModelSource, S3ModelEndpoint, type S3ModelEndpointProps } from '../lib';
+import { InferenceApiAuthorization, ModelSource, TemplateMasking, S3ModelEndpoint, type S3ModelEndpointProps } from '../lib';
 import { nagFindings, newStack } from './support/stacks';
 
 function endpointApp(props: Partial<S3ModelEndpointProps> = {}, build?: (stack: Stack) => Partial<S3ModelEndpointProps>) {
@@ -45,7 +45,7 @@ describe('S3ModelEndpoint and cdk-nag (AwsSolutions and Serverless packs)', () =
     ['X-Ray tracing', { tracing: lambda.Tracing.ACTIVE }],
     ['provisioned concurrency', { provisionedConcurrency: 1 }],
     ['a custom authorizer', {}, (stack) => ({ api: { authorization: InferenceApiAuthorization.custom(tokenAuthorizer(stack)) } })],
-    ['arm64 and three warm instances', { architecture: lambda.Architecture.ARM_64, warmer: { concurrency: 3 } }],
+    ['arm64 and three warm instances', { architecture: lambda.Architecture.ARM_64, warmerOptions: { concurrency: 3 } }],
     [
       'a model from an existing bucket',
       {},
@@ -69,6 +69,6 @@ describe('S3ModelEndpoint and cdk-nag (AwsSolutions and Serverless packs)', () =
 describe('S3ModelEndpoint snapshot', () => {
   it('the default stack, with asset hashes masked', () => {
     const { stack } = endpointApp();
-    expect(maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
+    expect(TemplateMasking.maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
   });
 });

@@ -68,7 +68,7 @@ describe('S3ModelEndpoint defaults', () => {
   });
 
   it('tells the handler where the model is and how to run it', () => {
-    const assetHash = (f.endpoint.node.findChild('ModelAsset') as s3assets.Asset).assetHash;
+    const assetHash = (f.endpoint.inferenceFunction.node.findChild('ModelAsset') as s3assets.Asset).assetHash;
     expect(env(f)).toEqual({
       MODEL_NAME: 'model',
       // The model's identity: a new model is a new version in the API.
@@ -83,7 +83,7 @@ describe('S3ModelEndpoint defaults', () => {
       POWERTOOLS_SERVICE_NAME: expect.stringMatching(/^StackEndpoint/),
       POWERTOOLS_METRICS_NAMESPACE: 'CdkServerlessInference',
     });
-    expect(f.endpoint.modelObjectKey).toBe(`models/model/demo-${(f.endpoint.node.findChild('ModelAsset') as s3assets.Asset).assetHash.slice(0, 16)}.onnx`);
+    expect(f.endpoint.modelObjectKey).toBe(`models/model/demo-${(f.endpoint.inferenceFunction.node.findChild('ModelAsset') as s3assets.Asset).assetHash.slice(0, 16)}.onnx`);
   });
 
   it("sizes /tmp at Lambda's minimum for a small model", () => {
@@ -273,16 +273,18 @@ describe('S3ModelEndpoint props', () => {
     expect(f.endpoint.warmer).toBeUndefined();
     f.template.resourceCountIs('AWS::Events::Rule', 0);
     // Both, when asked for.
-    expect(setup({ provisionedConcurrency: 2, warmer: { enabled: true } }).endpoint.warmer).toBeDefined();
+    expect(setup({ provisionedConcurrency: 2, warmer: true }).endpoint.warmer).toBeDefined();
   });
 
-  it('warmer options reach the warmer; enabled: false removes it', () => {
-    const f = setup({ warmer: { concurrency: 3, schedule: events.Schedule.rate(Duration.minutes(10)) } });
+  it('warmerOptions reach the warmer; warmer: false removes it', () => {
+    const f = setup({ warmerOptions: { concurrency: 3, schedule: events.Schedule.rate(Duration.minutes(10)) } });
     expect(f.endpoint.warmer?.concurrency).toBe(3);
     f.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(10 minutes)' });
-    const off = setup({ warmer: { enabled: false } });
+    const off = setup({ warmer: false });
     expect(off.endpoint.warmer).toBeUndefined();
     off.template.resourceCountIs('AWS::Events::Rule', 0);
+    off.template.resourceCountIs('AWS::Lambda::Function', 2);
+    expect(() => setup({ warmer: false, warmerOptions: { concurrency: 2 } })).toThrow('warmerOptions configure the warmer, and warmer is false');
   });
 
   it('api options reach the API', () => {

@@ -26,7 +26,7 @@ function modelTarball(): string {
 
 describe('SageMakerProxyEndpoint with the Lambda proxy (default)', () => {
   const f = setup();
-  const fn = () => resourceProps(f.template, f.endpoint.proxy!.function);
+  const fn = () => resourceProps(f.template, f.endpoint.function!);
 
   it('runs the proxy handler on arm64 with 512 MiB, without the ONNX Runtime layer', () => {
     expect(fn()).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], MemorySize: 512, Timeout: 30, Handler: 'index.handler' });
@@ -48,7 +48,7 @@ describe('SageMakerProxyEndpoint with the Lambda proxy (default)', () => {
   });
 
   it('may invoke that one endpoint and nothing else of SageMaker', () => {
-    const statements = roleStatements(f.template, f.endpoint.proxy!.role).filter((s) => String(s.Action).startsWith('sagemaker:'));
+    const statements = roleStatements(f.template, f.endpoint.inferenceFunction!.role).filter((s) => String(s.Action).startsWith('sagemaker:'));
     expect(statements).toEqual([{ Effect: 'Allow', Action: 'sagemaker:InvokeEndpoint', Resource: ENDPOINT_ARN }]);
   });
 
@@ -56,7 +56,7 @@ describe('SageMakerProxyEndpoint with the Lambda proxy (default)', () => {
     const methods = Object.values(f.template.findResources('AWS::ApiGateway::Method'));
     expect(methods).toHaveLength(9);
     for (const m of methods) expect(m.Properties.Integration.Type).toBe('AWS_PROXY');
-    expect(f.endpoint.api).toBe(f.endpoint.proxy!.api);
+    expect(f.endpoint.url).toBe(f.endpoint.api.url);
   });
 
   it('content types, timeout and function options pass through', () => {
@@ -66,7 +66,7 @@ describe('SageMakerProxyEndpoint with the Lambda proxy (default)', () => {
       invokeTimeout: Duration.seconds(10),
       proxy: { memorySize: 1024, architecture: lambda.Architecture.X86_64 },
     });
-    const props = resourceProps(g.template, g.endpoint.proxy!.function);
+    const props = resourceProps(g.template, g.endpoint.function!);
     expect(props).toMatchObject({ MemorySize: 1024, Architectures: ['x86_64'] });
     expect(props.Environment.Variables).toMatchObject({ SAGEMAKER_CONTENT_TYPE: 'text/csv', SAGEMAKER_ACCEPT: 'application/jsonlines', SAGEMAKER_TIMEOUT_MS: '10000' });
   });
@@ -75,7 +75,7 @@ describe('SageMakerProxyEndpoint with the Lambda proxy (default)', () => {
     const dir = tempDir('csi-sm-code-');
     fs.writeFileSync(path.join(dir, 'index.mjs'), 'export const handler = async () => ({});');
     const g = setup({ proxy: { code: lambda.Code.fromAsset(dir) } });
-    expect(resourceProps(g.template, g.endpoint.proxy!.function).Code.S3Key).toMatch(/^[0-9a-f]{64}\.zip$/);
+    expect(resourceProps(g.template, g.endpoint.function!).Code.S3Key).toMatch(/^[0-9a-f]{64}\.zip$/);
   });
 });
 
@@ -85,7 +85,8 @@ describe('SageMakerProxyEndpoint with a direct integration', () => {
 
   it('has no function at all', () => {
     f.template.resourceCountIs('AWS::Lambda::Function', 0);
-    expect(f.endpoint.proxy).toBeUndefined();
+    expect(f.endpoint.inferenceFunction).toBeUndefined();
+    expect(f.endpoint.function).toBeUndefined();
   });
 
   it('has API Gateway call InvokeEndpoint with its own role, on the one endpoint', () => {
@@ -150,9 +151,9 @@ describe('SageMakerProxyEndpoint creating the endpoint', () => {
     });
     template.resourceCountIs('AWS::SageMaker::Endpoint', 1);
     // The proxy invokes exactly the endpoint it created, once it exists.
-    const statements = roleStatements(template, endpoint.proxy!.role).filter((s) => String(s.Action).startsWith('sagemaker:'));
+    const statements = roleStatements(template, endpoint.inferenceFunction!.role).filter((s) => String(s.Action).startsWith('sagemaker:'));
     expect(statements).toEqual([{ Effect: 'Allow', Action: 'sagemaker:InvokeEndpoint', Resource: ref(endpoint.cfnEndpoint!) }]);
-    expect(template.toJSON().Resources[ref(endpoint.proxy!.function).Ref].DependsOn).toContain(ref(endpoint.cfnEndpoint!).Ref);
+    expect(template.toJSON().Resources[ref(endpoint.function!).Ref].DependsOn).toContain(ref(endpoint.cfnEndpoint!).Ref);
     // The model's role reads the artifact and writes SageMaker's logs.
     const roleId = Object.keys(template.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [{ Principal: { Service: 'sagemaker.amazonaws.com' } }] } } }));
     expect(roleId).toHaveLength(1);
@@ -184,7 +185,7 @@ describe('SageMakerProxyEndpoint creating the endpoint', () => {
     const cfn = new sagemaker.CfnEndpoint(stack, 'Mine', { endpointConfigName: 'config' });
     const endpoint = new SageMakerProxyEndpoint(stack, 'E', { endpoint: SageMakerEndpoint.fromCfnEndpoint(cfn, { variantName: 'Blue' }) });
     expect(endpoint.cfnEndpoint).toBe(cfn);
-    expect(stack.resolve(endpoint.metricModelLatency().dimensions)).toEqual({ EndpointName: { 'Fn::GetAtt': [ref(cfn).Ref, 'EndpointName'] }, VariantName: 'Blue' });
+    expect(stack.resolve(endpoint.metricSageMakerModelLatency().dimensions)).toEqual({ EndpointName: { 'Fn::GetAtt': [ref(cfn).Ref, 'EndpointName'] }, VariantName: 'Blue' });
   });
 });
 
@@ -204,11 +205,54 @@ describe('SageMakerProxyEndpoint synth errors', () => {
 });
 
 describe('SageMakerProxyEndpoint metrics', () => {
-  it("reads SageMaker's own metrics of the endpoint and variant, and the API's", () => {
+  it("reads SageMaker's own metrics of the endpoint and variant", () => {
     const f = setup();
-    expect(f.endpoint.metricModelLatency()).toMatchObject({ namespace: 'AWS/SageMaker', metricName: 'ModelLatency', statistic: 'p99' });
-    expect(f.endpoint.metricInvocations().dimensions).toEqual({ EndpointName: 'My-Endpoint', VariantName: 'AllTraffic' });
-    expect(f.endpoint.metricModelErrors().metricName).toBe('Invocation5XXErrors');
-    expect(f.endpoint.metricLatency()).toMatchObject({ namespace: 'AWS/ApiGateway', metricName: 'Latency' });
+    expect(f.endpoint.metricSageMakerModelLatency()).toMatchObject({ namespace: 'AWS/SageMaker', metricName: 'ModelLatency', statistic: 'p99' });
+    expect(f.endpoint.metricSageMakerInvocations().dimensions).toEqual({ EndpointName: 'My-Endpoint', VariantName: 'AllTraffic' });
+    expect(f.endpoint.metricSageMakerServerErrors().metricName).toBe('Invocation5XXErrors');
+    expect(f.endpoint.metricSageMakerClientErrors().metricName).toBe('Invocation4XXErrors');
+  });
+
+  it('means by metricInvocations what every endpoint means: invocations of the Lambda function', () => {
+    const f = setup();
+    expect(f.endpoint.metricInvocations()).toMatchObject({ namespace: 'AWS/Lambda', metricName: 'Invocations' });
+    expect(f.endpoint.metricLatency()).toMatchObject({ namespace: 'AWS/ApiGateway', metricName: 'Latency', statistic: 'p99' });
+    expect(f.endpoint.metricApiServerErrors()).toMatchObject({ namespace: 'AWS/ApiGateway', metricName: '5XXError', statistic: 'Sum' });
+  });
+
+  it('refuses function metrics where there is no function, naming the method', () => {
+    const f = setup({ integration: SageMakerIntegration.DIRECT });
+    expect(() => f.endpoint.metricInvocations()).toThrow(/metricInvocations reads the inference function's metrics, and this endpoint has none/);
+    expect(f.endpoint.metricApiRequests()).toMatchObject({ namespace: 'AWS/ApiGateway', metricName: 'Count' });
+  });
+});
+
+describe('SageMakerProxyEndpoint operations', () => {
+  it('monitoring and rollout are top-level props and watch the proxy function', () => {
+    const f = setup({ monitoring: {}, rollout: {} });
+    expect(Object.keys(f.endpoint.monitoring!.alarms).sort()).toEqual(['ColdStartRate', 'FunctionErrors', 'LatencyP99', 'ServerErrorRate', 'Throttles']);
+    f.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    f.template.resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 1);
+    expect(f.endpoint.rollout).toBeDefined();
+  });
+
+  it('a direct integration gets the API-level alarms and a dashboard', () => {
+    const f = setup({ integration: SageMakerIntegration.DIRECT, monitoring: {} });
+    expect(Object.keys(f.endpoint.monitoring!.alarms).sort()).toEqual(['LatencyP99', 'ServerErrorRate']);
+    f.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    f.template.resourceCountIs('AWS::Lambda::Function', 0);
+  });
+
+  it.each([
+    ['rollout', { rollout: {} }],
+    ['warmer', { warmer: true }],
+    ['warmerOptions', { warmerOptions: { concurrency: 2 } }],
+  ] as const)('a direct integration refuses %s, which needs a function', (prop, extra) => {
+    expect(() => setup({ integration: SageMakerIntegration.DIRECT, ...extra })).toThrow(`${prop} needs an inference function, and this endpoint has none`);
+  });
+
+  it('warms the proxy by default, and not with warmer: false', () => {
+    expect(setup().endpoint.warmer).toBeDefined();
+    expect(setup({ warmer: false }).endpoint.warmer).toBeUndefined();
   });
 });

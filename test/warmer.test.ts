@@ -109,8 +109,8 @@ describe('Warmer schedule', () => {
     );
   });
 
-  it('creates no rule when disabled, but keeps the fan-out function', () => {
-    const fixture = setup({ enabled: false });
+  it('creates no rule when not scheduled, but keeps the fan-out function', () => {
+    const fixture = setup({ scheduled: false });
     fixture.template.resourceCountIs('AWS::Events::Rule', 0);
     expect(fixture.warmer.rule).toBeUndefined();
     expect(fanOut(fixture).Type).toBe('AWS::Lambda::Function');

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { OnnxRuntimeLayerManifest } from '../onnxruntime-layer';
+import type { OnnxRuntimeLayerManifest } from '../private/onnxruntime-manifest';
 import { builtAssetPath } from '../private/package-paths';
 import { extractZip } from '../private/zip-reader';
 

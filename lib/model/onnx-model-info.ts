@@ -1,36 +1,44 @@
 import * as fs from 'node:fs';
-import type { Datatype } from '../../contract/datatypes';
+import { TensorDatatype } from '../../contract/datatypes';
 
-/**
- * Open Inference Protocol (KServe v2) tensor datatypes: those the handler runs, and BF16, which a
- * model may declare but onnxruntime-node cannot feed.
- */
-export type OipDatatype = Datatype | 'BF16';
-
+/** One input or output of a model, as the protocol describes it. */
 export interface TensorSignature {
+  /** The tensor's name in requests and answers. */
   readonly name: string;
-  readonly datatype: OipDatatype;
+  /** Its Open Inference Protocol datatype. */
+  readonly datatype: TensorDatatype;
   /**
    * One entry per dimension; -1 for a symbolic (e.g. `batch`) or unknown dimension. Empty both for a
    * scalar and for a tensor whose model declares no shape at all.
    */
-  readonly shape: readonly number[];
+  readonly shape: number[];
 }
 
+/** An operator set a model uses. */
 export interface OnnxOpsetImport {
   /** `''` is the default `ai.onnx` domain. */
   readonly domain: string;
+  /** The operator set's version. */
   readonly version: number;
 }
 
+/** What a model file says of itself, read at synth from its header (not its weights). */
 export interface OnnxModelInfo {
+  /** The file's size in bytes. */
   readonly sizeBytes: number;
+  /** The ONNX IR version of the file. */
   readonly irVersion: number;
+  /**
+   * The tool that wrote the file.
+   * @default - not recorded in the file
+   */
   readonly producerName?: string;
-  readonly opsetImports: readonly OnnxOpsetImport[];
+  /** The operator sets the graph uses. */
+  readonly opsetImports: OnnxOpsetImport[];
   /** Graph inputs a caller must feed: initializers listed as inputs (older files do that) are left out. */
-  readonly inputs: readonly TensorSignature[];
-  readonly outputs: readonly TensorSignature[];
+  readonly inputs: TensorSignature[];
+  /** The graph's outputs. */
+  readonly outputs: TensorSignature[];
 }
 
 /** Random access to the bytes of a model; lets tests count what is read. */
@@ -41,21 +49,21 @@ export interface ByteSource {
 }
 
 // TensorProto.DataType codes (onnx.proto) to Open Inference Protocol names.
-const OIP_DATATYPE_OF_ONNX_ELEM_TYPE: Readonly<Record<number, OipDatatype>> = {
-  1: 'FP32',
-  2: 'UINT8',
-  3: 'INT8',
-  4: 'UINT16',
-  5: 'INT16',
-  6: 'INT32',
-  7: 'INT64',
-  8: 'BYTES',
-  9: 'BOOL',
-  10: 'FP16',
-  11: 'FP64',
-  12: 'UINT32',
-  13: 'UINT64',
-  16: 'BF16',
+const OIP_DATATYPE_OF_ONNX_ELEM_TYPE: Readonly<Record<number, TensorDatatype>> = {
+  1: TensorDatatype.FP32,
+  2: TensorDatatype.UINT8,
+  3: TensorDatatype.INT8,
+  4: TensorDatatype.UINT16,
+  5: TensorDatatype.INT16,
+  6: TensorDatatype.INT32,
+  7: TensorDatatype.INT64,
+  8: TensorDatatype.BYTES,
+  9: TensorDatatype.BOOL,
+  10: TensorDatatype.FP16,
+  11: TensorDatatype.FP64,
+  12: TensorDatatype.UINT32,
+  13: TensorDatatype.UINT64,
+  16: TensorDatatype.BF16,
 };
 
 // Names of the codes the protocol cannot carry, for error messages.
@@ -76,7 +84,7 @@ const ONNX_ELEM_TYPE_NAMES: Readonly<Record<number, string>> = {
 };
 
 /** The Open Inference Protocol datatype of an ONNX TensorProto.DataType code, if it has one. */
-export function oipDatatypeOfOnnxElemType(code: number): OipDatatype | undefined {
+export function oipDatatypeOfOnnxElemType(code: number): TensorDatatype | undefined {
   return OIP_DATATYPE_OF_ONNX_ELEM_TYPE[code];
 }
 

@@ -4,21 +4,8 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-
-/** The metrics an endpoint offers to its monitoring. */
-export interface MonitoredEndpoint {
-  metricInvocations(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricThrottles(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricDuration(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricApiRequests(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricApiClientErrors(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricApiServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricColdStarts(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricModelLoadTime(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-  metricInferenceTime(props?: cloudwatch.MetricOptions): cloudwatch.IMetric;
-}
+import type { IInferenceEndpoint } from '../inference-endpoint';
+import type { InferenceFunction } from '../inference-function';
 
 /** Thresholds of the endpoint's alarms. */
 export interface EndpointAlarmThresholds {
@@ -81,14 +68,24 @@ export interface EndpointMonitoringOptions {
 }
 
 export interface EndpointMonitoringProps extends EndpointMonitoringOptions {
-  readonly endpoint: MonitoredEndpoint;
-  /** Shown on the dashboard. */
-  readonly title: string;
+  /** The endpoint whose API is watched. */
+  readonly endpoint: IInferenceEndpoint;
+  /**
+   * The function behind the API, whose throttles, errors, cold starts and durations are watched too.
+   * @default - none: the API's alarms and graphs only
+   */
+  readonly inferenceFunction?: InferenceFunction;
+  /**
+   * Shown on the dashboard and in the alarms' descriptions.
+   * @default - names the model and the endpoint's path
+   */
+  readonly title?: string;
 }
 
 /**
- * Alarms with sane thresholds (5xx rate, p99 latency, throttles, cold-start rate, function
- * errors) sent to an SNS topic or your actions, and a dashboard of the endpoint.
+ * Alarms with sane thresholds (5xx rate and p99 latency at the API; with a function, throttles,
+ * cold-start rate and function errors too) sent to an SNS topic or your actions, and a dashboard
+ * of the endpoint.
  */
 export class EndpointMonitoring extends Construct {
   /** The alarms, by name. */
@@ -101,24 +98,11 @@ export class EndpointMonitoring extends Construct {
   constructor(scope: Construct, id: string, props: EndpointMonitoringProps) {
     super(scope, id);
     const e = props.endpoint;
+    const fn = props.inferenceFunction;
+    const title = props.title ?? `Model ${e.modelName} (${e.node.path})`;
+    const fiveMinutes = Duration.minutes(5);
     if (props.alarms ?? true) {
       const t = props.thresholds ?? {};
-      const fiveMinutes = Duration.minutes(5);
-      const serverErrorRate = new cloudwatch.MathExpression({
-        label: '5xx rate (%)',
-        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
-        usingMetrics: { errors: e.metricApiServerErrors({ statistic: 'Sum', period: fiveMinutes }), requests: e.metricApiRequests({ statistic: 'Sum', period: fiveMinutes }) },
-        period: fiveMinutes,
-      });
-      const coldStartRate = new cloudwatch.MathExpression({
-        label: 'cold-start rate (%)',
-        expression: 'IF(invocations > 0, 100 * cold / invocations, 0)',
-        usingMetrics: {
-          cold: e.metricColdStarts({ statistic: 'Sum', period: Duration.minutes(15) }),
-          invocations: e.metricInvocations({ statistic: 'Sum', period: Duration.minutes(15) }),
-        },
-        period: Duration.minutes(15),
-      });
       const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, evaluationPeriods: number, datapointsToAlarm: number, description: string) => {
         this.alarms[name] = new cloudwatch.Alarm(this, name, {
           metric,
@@ -128,21 +112,38 @@ export class EndpointMonitoring extends Construct {
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
           // No traffic is not a failure.
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-          alarmDescription: `${props.title}: ${description}`,
+          alarmDescription: `${title}: ${description}`,
         });
       };
+      const serverErrorRate = new cloudwatch.MathExpression({
+        label: '5xx rate (%)',
+        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+        usingMetrics: { errors: e.metricApiServerErrors({ statistic: 'Sum', period: fiveMinutes }), requests: e.metricApiRequests({ statistic: 'Sum', period: fiveMinutes }) },
+        period: fiveMinutes,
+      });
       alarm('ServerErrorRate', serverErrorRate, t.serverErrorRatePercent ?? 1, 3, 2, 'share of API requests answered 5xx, in percent');
       alarm('LatencyP99', e.metricLatency({ statistic: 'p99', period: fiveMinutes }), (t.latencyP99 ?? Duration.seconds(5)).toMilliseconds(), 3, 2, 'p99 latency at the API, in milliseconds');
-      alarm('Throttles', e.metricThrottles({ statistic: 'Sum', period: fiveMinutes }), t.throttles ?? 1, 1, 1, 'throttled invocations: raise reserved concurrency or the account limit');
-      alarm('ColdStartRate', coldStartRate, t.coldStartRatePercent ?? 20, 2, 2, 'share of invocations that loaded the model, in percent: warm or provision more instances');
-      alarm('FunctionErrors', e.metricErrors({ statistic: 'Sum', period: fiveMinutes }), t.functionErrors ?? 1, 1, 1, 'function errors (crashes), see its logs');
+      if (fn) {
+        const coldStartRate = new cloudwatch.MathExpression({
+          label: 'cold-start rate (%)',
+          expression: 'IF(invocations > 0, 100 * cold / invocations, 0)',
+          usingMetrics: {
+            cold: fn.metricColdStarts({ statistic: 'Sum', period: Duration.minutes(15) }),
+            invocations: fn.metricInvocations({ statistic: 'Sum', period: Duration.minutes(15) }),
+          },
+          period: Duration.minutes(15),
+        });
+        alarm('Throttles', fn.metricThrottles({ statistic: 'Sum', period: fiveMinutes }), t.throttles ?? 1, 1, 1, 'throttled invocations: raise reserved concurrency or the account limit');
+        alarm('ColdStartRate', coldStartRate, t.coldStartRatePercent ?? 20, 2, 2, 'share of invocations that loaded the model, in percent: warm or provision more instances');
+        alarm('FunctionErrors', fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }), t.functionErrors ?? 1, 1, 1, 'function errors (crashes), see its logs');
+      }
 
       let alarmActions = props.alarmActions;
       if (!alarmActions) {
         this.alarmTopic =
           props.alarmTopic ??
           new sns.Topic(this, 'AlarmTopic', {
-            displayName: `${props.title} alarms`,
+            displayName: `${title} alarms`,
             masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
             enforceSSL: true,
           });
@@ -156,26 +157,32 @@ export class EndpointMonitoring extends Construct {
 
     if (props.dashboard ?? true) {
       this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
-      const graph = (title: string, left: cloudwatch.IMetric[], right?: cloudwatch.IMetric[]) =>
-        new cloudwatch.GraphWidget({ title, left, right, width: 12, height: 6 });
+      const graph = (graphTitle: string, left: cloudwatch.IMetric[], right?: cloudwatch.IMetric[]) =>
+        new cloudwatch.GraphWidget({ title: graphTitle, left, right, width: 12, height: 6 });
+      const percentiles = (metric: (props: cloudwatch.MetricOptions) => cloudwatch.IMetric) =>
+        ['p50', 'p90', 'p99'].map((statistic) => metric({ statistic, label: statistic }));
       this.dashboard.addWidgets(
         graph('Requests at the API', [e.metricApiRequests({ statistic: 'Sum', label: 'requests' })], [
           e.metricApiClientErrors({ statistic: 'Sum', label: '4xx' }),
           e.metricApiServerErrors({ statistic: 'Sum', label: '5xx' }),
         ]),
-        graph('Latency at the API (ms)', ['p50', 'p90', 'p99'].map((statistic) => e.metricLatency({ statistic, label: statistic }))),
+        graph('Latency at the API (ms)', percentiles((o) => e.metricLatency(o))),
       );
-      this.dashboard.addWidgets(
-        graph('Invocations', [e.metricInvocations({ statistic: 'Sum', label: 'invocations' })], [
-          e.metricErrors({ statistic: 'Sum', label: 'errors' }),
-          e.metricThrottles({ statistic: 'Sum', label: 'throttles' }),
-        ]),
-        graph('Function duration (ms)', ['p50', 'p90', 'p99'].map((statistic) => e.metricDuration({ statistic, label: statistic }))),
-      );
-      this.dashboard.addWidgets(
-        graph('Cold starts', [e.metricColdStarts({ label: 'cold starts' })], [e.metricModelLoadTime({ label: 'model load (ms, max)' })]),
-        graph('Inference time (ms)', ['p50', 'p90', 'p99'].map((statistic) => e.metricInferenceTime({ statistic, label: statistic }))),
-      );
+      if (fn) {
+        this.dashboard.addWidgets(
+          graph('Invocations', [fn.metricInvocations({ statistic: 'Sum', label: 'invocations' })], [
+            fn.metricErrors({ statistic: 'Sum', label: 'errors' }),
+            fn.metricThrottles({ statistic: 'Sum', label: 'throttles' }),
+          ]),
+          graph('Function duration (ms)', percentiles((o) => fn.metricDuration(o))),
+        );
+        this.dashboard.addWidgets(
+          graph('Cold starts', [fn.metricColdStarts({ label: 'cold starts' })], [fn.metricModelLoadTime({ label: 'model load (ms, max)' })]),
+          graph('Inference time (ms)', percentiles((o) => fn.metricInferenceTime(o))),
+        );
+      } else {
+        this.dashboard.addWidgets(graph('Backend latency as API Gateway saw it (ms)', percentiles((o) => e.metricIntegrationLatency(o))));
+      }
       const alarms = Object.values(this.alarms);
       if (alarms.length > 0) {
         this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: 24, height: 3 }));

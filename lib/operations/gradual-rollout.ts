@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { builtAssetPath } from '../private/package-paths';
 
@@ -20,7 +21,7 @@ export interface GradualRolloutOptions {
    * (and nothing moves) unless the answer has the protocol's shape.
    * @default - no check before traffic
    */
-  readonly sampleRequest?: Record<string, unknown>;
+  readonly sampleRequest?: { [key: string]: any };
   /**
    * Output names the sample's answer must have.
    * @default - any non-empty outputs
@@ -33,7 +34,11 @@ export interface GradualRolloutOptions {
   readonly alarms?: cloudwatch.IAlarm[];
 }
 
+/** How long the pre-traffic check waits for the new version's answer, a cold start included. */
+const CHECK_TIMEOUT = Duration.minutes(2);
+
 export interface GradualRolloutProps extends GradualRolloutOptions {
+  /** The alias whose traffic moves. */
   readonly alias: lambda.Alias;
   /** The version being deployed (the function's current version). */
   readonly version: lambda.IVersion;
@@ -92,16 +97,16 @@ export class GradualRollout extends Construct {
       handler: 'index.handler',
       code: lambda.Code.fromAsset(builtAssetPath('handlers', 'pre-traffic-check')),
       memorySize: 256,
-      // The new version's cold start (a model load) comes first.
-      timeout: Duration.minutes(3),
+      // The new version's cold start (a model load) comes first, and the verdict must still be reported.
+      timeout: CHECK_TIMEOUT.plus(Duration.millis(HOOK_TIMEOUT_HEADROOM_MS)),
       role,
       logGroup,
       description: 'Checks the new inference function version before it gets traffic',
       environment: {
-        TARGET_VERSION_ARN: props.version.functionArn,
-        SAMPLE_REQUEST: Stack.of(this).toJsonString(props.sampleRequest),
-        CHECK_TIMEOUT_MS: String(Duration.minutes(2).toMilliseconds()),
-        ...(props.expectedOutputs ? { EXPECTED_OUTPUTS: JSON.stringify(props.expectedOutputs) } : {}),
+        [PRE_TRAFFIC_ENV.TARGET_VERSION_ARN]: props.version.functionArn,
+        [PRE_TRAFFIC_ENV.SAMPLE_REQUEST]: Stack.of(this).toJsonString(props.sampleRequest),
+        [PRE_TRAFFIC_ENV.CHECK_TIMEOUT_MS]: String(CHECK_TIMEOUT.toMilliseconds()),
+        ...(props.expectedOutputs ? { [PRE_TRAFFIC_ENV.EXPECTED_OUTPUTS]: JSON.stringify(props.expectedOutputs) } : {}),
       },
     });
     acknowledge(

@@ -1,13 +1,15 @@
 import * as fs from 'node:fs';
 import { FileSystem } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
 import { ModelSource, ModelSourceConfig } from '../model/model-source';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
+import { validationError } from './errors';
 
-/** A local model's config, or an error naming the construct that needs a local file. */
-export function requireLocalModel(model: ModelSource, construct: string): ModelSourceConfig & { localPath: string; info: OnnxModelInfo } {
+/** A local model's config, or an error on `scope`, which packages the model at synth. */
+export function requireLocalModel(scope: IConstruct, model: ModelSource, what: string): ModelSourceConfig & { localPath: string; info: OnnxModelInfo } {
   const config = model.bind();
   if (!config.localPath || !config.info) {
-    throw new Error(`${construct}: model must be a local file (ModelSource.fromAsset): it is packaged at synth`);
+    throw validationError(scope, `${what}: model must be a local file (ModelSource.fromAsset): it is packaged at synth`);
   }
   return config as ModelSourceConfig & { localPath: string; info: OnnxModelInfo };
 }

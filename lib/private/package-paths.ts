@@ -36,3 +36,8 @@ export function builtAssetPath(...segments: string[]): string {
   }
   return p;
 }
+
+/** The prebuilt inference handler bundle, the code of every zip-packaged inference function. */
+export function inferenceHandlerDir(): string {
+  return builtAssetPath('handlers', 'inference');
+}

@@ -1,15 +1,20 @@
-/**
- * A copy of a synthesized template with what changes on every library or handler update masked:
- * asset hashes (the 64-hex keys of code, layer and model assets) and the hash suffixes of Lambda
- * version logical ids (`fn.currentVersion`), wherever they appear. Snapshot this instead of the raw
- * template so that a snapshot changes only when the infrastructure does:
- *
- * ```ts
- * expect(maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
- * ```
- */
-export function maskAssetHashes<T>(template: T): T {
-  return mask(template) as T;
+/** Helpers for snapshot tests of stacks that use this library. */
+export class TemplateMasking {
+  /**
+   * A copy of a synthesized template with what changes on every library or handler update masked:
+   * asset hashes (the 64-hex keys of code, layer and model assets) and the hash suffixes of Lambda
+   * version logical ids (`fn.currentVersion`), wherever they appear. Snapshot this instead of the raw
+   * template so that a snapshot changes only when the infrastructure does:
+   *
+   * ```ts
+   * expect(TemplateMasking.maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
+   * ```
+   */
+  public static maskAssetHashes(template: any): any {
+    return mask(template);
+  }
+
+  private constructor() {}
 }
 
 const ASSET_HASH = /[0-9a-f]{64}/g;

@@ -1,0 +1,57 @@
+import * as path from 'node:path';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { ENV } from '../../contract/environment';
+import { ModelSource } from '../model/model-source';
+import { BoundOnce } from '../private/bound-once';
+import { modelFingerprint, requireLocalModel } from '../private/local-model';
+import { inferenceHandlerDir } from '../private/package-paths';
+import { STAGING_EXCLUDE, stageFiles, treeSize } from '../private/staging';
+import { ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './model-packaging';
+
+/** The model of a `BundledModelPackaging`. */
+export interface BundledModelPackagingProps {
+  /** The model file (`ModelSource.fromAsset`), shipped inside the function's code. */
+  readonly model: ModelSource;
+}
+
+/** Where the model is in the function: under its code root, `/var/task`. */
+const BUNDLED_MODEL_DIR = 'model';
+
+/**
+ * The model inside the function's own code, at `/var/task/model/<file>`, next to the prebuilt
+ * handler: for tiny models (the code plus the ONNX Runtime layer must fit in 250 MB unzipped).
+ */
+export class BundledModelPackaging extends ModelPackaging {
+  private readonly modelPath = new BoundOnce<string>('BundledModelPackaging');
+
+  constructor(private readonly props: BundledModelPackagingProps) {
+    super();
+  }
+
+  public bind(scope: Construct, _options: ModelPackagingBindOptions): ModelPackagingConfig {
+    const source = requireLocalModel(scope, this.props.model, 'BundledModelPackaging');
+    const fileName = path.basename(source.localPath);
+    const modelPath = this.modelPath.bind(scope, () => `/var/task/${BUNDLED_MODEL_DIR}/${fileName}`);
+    const handlerDir = inferenceHandlerDir();
+    const staged = stageFiles('bundled-model', [
+      { source: handlerDir, destination: '.' },
+      { source: source.localPath, destination: path.posix.join(BUNDLED_MODEL_DIR, fileName) },
+    ]);
+    return {
+      environment: { [ENV.MODEL_PATH]: modelPath },
+      code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE }),
+      codeParts: [
+        { name: 'inference handler', sizeBytes: treeSize(handlerDir) },
+        { name: 'model', sizeBytes: source.info.sizeBytes },
+      ],
+      modelInfo: source.info,
+      modelIdentity: modelFingerprint(source.localPath),
+    };
+  }
+
+  /** @internal */
+  public _modelPath(): string {
+    return this.modelPath.get();
+  }
+}

@@ -1,0 +1,54 @@
+import { InferenceEndpointBase, InferenceEndpointOptions } from '../inference-endpoint';
+import { InferenceFunction } from '../inference-function';
+import { EndpointMonitoring } from '../operations/endpoint-monitoring';
+import { GradualRollout } from '../operations/gradual-rollout';
+import { Warmer } from '../warmer';
+import { validationError } from './errors';
+
+/** The warmer, alarms, dashboard and rollout around an inference function, as `options` ask. */
+export interface EndpointOperations {
+  readonly warmer?: Warmer;
+  readonly monitoring?: EndpointMonitoring;
+  readonly rollout?: GradualRollout;
+}
+
+/**
+ * Creates the operations of `endpoint` (ids `Warmer`, `Monitoring`, `Rollout`). Without a function
+ * only monitoring applies: a warmer or rollout asked for there fails naming the prop.
+ */
+export function createEndpointOperations(
+  endpoint: InferenceEndpointBase,
+  fn: InferenceFunction | undefined,
+  options: InferenceEndpointOptions & { readonly provisionedConcurrency?: number },
+): EndpointOperations {
+  if (!fn) {
+    for (const prop of ['rollout', 'warmer', 'warmerOptions'] as const) {
+      if (options[prop]) throw validationError(endpoint, `${prop} needs an inference function, and this endpoint has none`);
+    }
+  }
+  if (options.warmer === false && options.warmerOptions) {
+    throw validationError(endpoint, 'warmerOptions configure the warmer, and warmer is false');
+  }
+  const warmerWanted = options.warmer ?? options.provisionedConcurrency === undefined;
+  const warmer = fn && warmerWanted ? new Warmer(endpoint, 'Warmer', { ...options.warmerOptions, target: fn.alias }) : undefined;
+  // A rollout needs alarms to roll back on, even without the rest of the monitoring.
+  const monitoring =
+    options.monitoring || options.rollout
+      ? new EndpointMonitoring(endpoint, 'Monitoring', {
+          ...(options.monitoring ?? { dashboard: false }),
+          endpoint,
+          inferenceFunction: fn,
+          title: `Model ${endpoint.modelName} (${endpoint.node.path})`,
+        })
+      : undefined;
+  const rollout =
+    fn && options.rollout
+      ? new GradualRollout(endpoint, 'Rollout', {
+          ...options.rollout,
+          alias: fn.alias,
+          version: fn.function.currentVersion,
+          endpointAlarms: Object.values(monitoring!.alarms),
+        })
+      : undefined;
+  return { warmer, monitoring, rollout };
+}
