@@ -18,6 +18,9 @@ export const DEFAULT_MODEL_INIT_WAIT_MS = 8_000;
  */
 export const DEFAULT_SAGEMAKER_TIMEOUT_MS = 25_000;
 
+/** How long the S3 download of a model may stall (no bytes) before it is retried. */
+export const DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS = 30_000;
+
 /** API Gateway's REST integration timeout: no answer after it reaches the caller. */
 export const API_GATEWAY_TIMEOUT_MS = 29_000;
 

@@ -54,6 +54,14 @@ export const ENV = {
    * (ModelError) is never retried.
    */
   SAGEMAKER_MAX_ATTEMPTS: 'SAGEMAKER_MAX_ATTEMPTS',
+  /** `true` for path-style S3 addressing, which S3-compatible servers need. Default `false`. */
+  MODEL_S3_FORCE_PATH_STYLE: 'MODEL_S3_FORCE_PATH_STYLE',
+  /** Powertools' service name of the logs and metrics: a metric dimension. Default `cdk-serverless-inference`. */
+  POWERTOOLS_SERVICE_NAME: 'POWERTOOLS_SERVICE_NAME',
+  /** Powertools' namespace of the embedded metrics. Default `CdkServerlessInference` (METRICS_NAMESPACE). */
+  POWERTOOLS_METRICS_NAMESPACE: 'POWERTOOLS_METRICS_NAMESPACE',
+  /** onnxruntime's own switch for its usage telemetry; the handler sets `1` unless it is set. */
+  ORT_DISABLE_TELEMETRY: 'ORT_DISABLE_TELEMETRY',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS,
   DEFAULT_MODEL_INIT_WAIT_MS,
   DEFAULT_MODEL_NAME,
   DEFAULT_MODEL_VERSION,
@@ -63,7 +64,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
         uri: s3Uri!,
         versionId: env[ENV.MODEL_S3_VERSION_ID] || undefined,
         cacheDir: env[ENV.MODEL_CACHE_DIR] || '/tmp/models',
-        idleTimeoutMs: positiveInt(env, ENV.MODEL_DOWNLOAD_TIMEOUT_MS, 30_000),
+        idleTimeoutMs: positiveInt(env, ENV.MODEL_DOWNLOAD_TIMEOUT_MS, DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS),
       };
 
   const level = (env[ENV.ORT_GRAPH_OPTIMIZATION_LEVEL] || GraphOptimizationLevel.ALL) as GraphOptimizationLevel;

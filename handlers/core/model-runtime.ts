@@ -4,6 +4,7 @@ import type { HandlerConfig } from './config';
 import { datatypeOfOrtType } from './datatypes';
 import type { ModelSignature } from './protocol';
 import type { TensorSpec } from './tensors';
+import { ENV } from '../../contract/environment';
 
 /** Where the loaded model came from, for logs and model metadata. */
 export interface ModelSource {
@@ -177,7 +178,7 @@ export function loadOnnxRuntime(): typeof Ort {
   if (!ort) {
     // onnxruntime 1.30's Linux build collects usage telemetry unless told not to; a model server
     // has no business phoning home (and it costs ~10 ms of session creation).
-    process.env.ORT_DISABLE_TELEMETRY ??= '1';
+    process.env[ENV.ORT_DISABLE_TELEMETRY] ??= '1';
     try {
       ort = require('onnxruntime-node') as typeof Ort;
     } catch (e) {

@@ -18,6 +18,8 @@ import { performance } from 'node:perf_hooks';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
+import { DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS } from '../../contract/defaults';
+import { ENV } from '../../contract/environment';
 
 export type ModelFetchErrorCode =
   | 'NotFound'
@@ -91,7 +93,6 @@ export interface S3Location {
   readonly key: string;
 }
 
-const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 export function parseS3Uri(uri: string): S3Location {
@@ -148,7 +149,7 @@ export async function fetchS3Model(options: FetchS3ModelOptions): Promise<Fetche
 
 async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, files: CacheFiles): Promise<FetchedModel> {
   const started = performance.now();
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS;
   const uri = `s3://${location.bucket}/${location.key}`;
   const progress: Progress = { bytes: 0 };
   let ownClient: S3Client | undefined;
@@ -284,7 +285,7 @@ async function createS3Client(idleTimeoutMs: number, connectTimeoutMs = DEFAULT_
   const { S3Client } = await loadS3Sdk();
   return new S3Client({
     // The SDK reads AWS_REGION and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself.
-    forcePathStyle: process.env.MODEL_S3_FORCE_PATH_STYLE === 'true',
+    forcePathStyle: process.env[ENV.MODEL_S3_FORCE_PATH_STYLE] === 'true',
     // A model bucket in another region than the function still works.
     followRegionRedirects: true,
     // Options, not an instance: the SDK builds its own NodeHttpHandler from them, so this module

@@ -1,5 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { ENV } from '../../contract/environment';
 import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../../contract/metrics';
 
 export type { MetricName };
@@ -25,10 +26,10 @@ const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = 
 };
 
 export function createTelemetry(modelName: string): Telemetry {
-  const serviceName = process.env.POWERTOOLS_SERVICE_NAME || 'cdk-serverless-inference';
+  const serviceName = process.env[ENV.POWERTOOLS_SERVICE_NAME] || 'cdk-serverless-inference';
   const logger = new Logger({ serviceName, persistentKeys: { [METRIC_DIMENSION.MODEL]: modelName } });
   const metrics = new Metrics({
-    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || METRICS_NAMESPACE,
+    namespace: process.env[ENV.POWERTOOLS_METRICS_NAMESPACE] || METRICS_NAMESPACE,
     serviceName,
     defaultDimensions: { [METRIC_DIMENSION.MODEL]: modelName },
   });

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_MODEL_NAME } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 import { startInferenceServer } from './inference-server';
 import { loadInferenceHandler } from './load-handler';
@@ -17,7 +18,7 @@ Options:
   --host HOST      the address to listen on (default: 127.0.0.1)
   --handler FILE   a bundled entry file of your own (with hooks) instead of the library's handler
   --mount PATH=DIR a local folder standing in for a path of the function, as an endpoint sets
-                   MODEL_PATH: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
+                   ${ENV.MODEL_PATH}: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
                    --mount /mnt/models=./efs (the EFS mount), --mount /var/task=./code (bundled)
   -h, --help       this text`;
 
@@ -89,7 +90,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
 
   const handler = await loadInferenceHandler(args.handler);
   const server = await startInferenceServer({ handler, port, host: args.host });
-  const name = process.env[ENV.MODEL_NAME] || 'model';
+  const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
   console.log(`Serving model '${name}' at ${server.url}`);
   console.log(`  curl -s ${server.url}/v2/models/${name}`);
   console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);

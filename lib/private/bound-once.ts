@@ -14,7 +14,7 @@ export class BoundOnce<T> {
   /** Runs `create` on the first bind; a second bind fails naming the scope it was tried in. */
   public bind(scope: IConstruct, create: () => T): T {
     if (this.result !== undefined) {
-      throw validationError(scope, `a ${this.packaging} serves one inference function and is bound already: create one per endpoint`);
+      throw validationError(scope, `${this.packaging} is bound already: a packaging serves one inference function, so create one per endpoint`);
     }
     this.result = create();
     return this.result;
