@@ -1,0 +1,82 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './support/handler';
+import { ROOT, checkExamples, extractExamples, formatFailures } from './support/readme-examples';
+
+describe('README examples', () => {
+  it('every ```ts block compiles against the library', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const examples = extractExamples(readme);
+    // No block slips past the extractor (an indented fence, say) and most are checked.
+    expect(examples.length).toBe(readme.match(/^\s*```(ts|typescript)\s*$/gm)?.length);
+    expect(examples.filter((e) => e.kind !== 'skip').length).toBeGreaterThan(examples.length / 2);
+    const failures = checkExamples(examples, tempDir('csi-readme-'));
+    expect(failures.length, formatFailures(failures)).toBe(0);
+  });
+});
+
+describe('the README example checker', () => {
+  const fixture = [
+    '# Fixture', // line 1
+    '',
+    '```ts',
+    "import * as s3 from 'aws-cdk-lib/aws-s3';",
+    "import { S3ModelEndpoint } from 'cdk-serverless-inference';",
+    '',
+    "const bucket = new s3.Bucket(this, 'Models');", // line 7
+    'bucket.grantRead(backendRole);',
+    'const endpoint: typeof S3ModelEndpoint = S3ModelEndpoint;',
+    '```',
+    '',
+    '```ts',
+    "import { Duration } from 'aws-cdk-lib';",
+    '',
+    'const timeout: string = Duration.seconds(1);', // line 15
+    '```',
+    '',
+    '<!-- example: skip (pseudo-code) -->',
+    '```ts',
+    'this is not TypeScript',
+    '```',
+    '',
+    '<!-- example: module -->',
+    '```ts',
+    "import { Stack } from 'aws-cdk-lib';",
+    "new Stack(app, 'Two');",
+    "const missing: number = 'one';", // line 27
+    '```',
+    '',
+    '```sh',
+    'npm test',
+    '```',
+  ].join('\n');
+
+  it('reads each block with its kind and the README line of its first code line', () => {
+    expect(extractExamples(fixture).map(({ line, kind, reason }) => ({ line, kind, reason }))).toEqual([
+      { line: 4, kind: 'stack', reason: undefined },
+      { line: 13, kind: 'stack', reason: undefined },
+      { line: 20, kind: 'skip', reason: 'pseudo-code' },
+      { line: 25, kind: 'module', reason: undefined },
+    ]);
+  });
+
+  it('fails a block that does not compile, naming its README line and the diagnostic', () => {
+    const failures = checkExamples(extractExamples(fixture), tempDir('csi-readme-fixture-'));
+    // The first block compiles: `this` is a stack, its imports are hoisted, the package name
+    // resolves to lib/ and `backendRole` is a free name. The skipped one is not checked at all.
+    expect(failures).toEqual([
+      { line: 13, diagnostics: [expect.stringMatching(/^README\.md:15: TS2322: Type 'Duration' is not assignable to type 'string'/)] },
+      { line: 25, diagnostics: [expect.stringMatching(/^README\.md:27: TS2322: Type 'string' is not assignable to type 'number'/)] },
+    ]);
+    expect(formatFailures(failures)).toContain('the block at README.md:13:\n  README.md:15: TS2322');
+  });
+
+  it('refuses markers it cannot honour', () => {
+    expect(() => extractExamples('<!-- example: skip -->\n```ts\nx\n```')).toThrow(/line 1: a skipped example needs a reason/);
+    expect(() => extractExamples('<!-- example: handler -->\n```ts\nx\n```')).toThrow(/line 1: unknown example kind 'handler'/);
+    expect(() => extractExamples('<!-- example: module -->\nSome prose.\n```ts\nx\n```')).toThrow(/line 1: an example marker must come right before/);
+    expect(() => extractExamples('<!-- example: module -->\n```js\nx\n```')).toThrow(/line 1: an example marker must come right before/);
+    expect(() => extractExamples('```ts\nx\n')).toThrow(/line 1: the code block is not closed/);
+  });
+});
