@@ -90,7 +90,8 @@ export interface InferenceEndpointOptions {
 
   /**
    * Whether a warmer keeps instances of the function warm.
-   * @default - true, unless `provisionedConcurrency` is set or there is no function
+   * @default - true where there is a function, unless `provisionedConcurrency` is set and
+   * `warmerOptions` are not
    */
   readonly warmer?: boolean;
 

@@ -274,6 +274,7 @@ describe('S3ModelEndpoint props', () => {
     f.template.resourceCountIs('AWS::Events::Rule', 0);
     // Both, when asked for.
     expect(setup({ provisionedConcurrency: 2, warmer: true }).endpoint.warmer).toBeDefined();
+    expect(setup({ provisionedConcurrency: 2, warmerOptions: { concurrency: 2 } }).endpoint.warmer?.concurrency).toBe(2);
   });
 
   it('warmerOptions reach the warmer; warmer: false removes it', () => {

@@ -29,7 +29,8 @@ export function createEndpointOperations(
   if (options.warmer === false && options.warmerOptions) {
     throw validationError(endpoint, 'warmerOptions configure the warmer, and warmer is false');
   }
-  const warmerWanted = options.warmer ?? options.provisionedConcurrency === undefined;
+  // Options for a warmer ask for one, provisioned instances or not.
+  const warmerWanted = options.warmer ?? (options.warmerOptions !== undefined || options.provisionedConcurrency === undefined);
   const warmer = fn && warmerWanted ? new Warmer(endpoint, 'Warmer', { ...options.warmerOptions, target: fn.alias }) : undefined;
   // A rollout needs alarms to roll back on, even without the rest of the monitoring.
   const monitoring =
