@@ -29,8 +29,12 @@ export const DEFAULT_SAGEMAKER_CONTENT_TYPE = 'application/json';
 
 /** onnxruntime's graph optimisation levels, as the handler reads them from ORT_GRAPH_OPTIMIZATION_LEVEL. */
 export enum GraphOptimizationLevel {
+  /** No graph optimisation. */
   DISABLED = 'disabled',
+  /** Semantics-preserving rewrites such as constant folding and redundant node removal. */
   BASIC = 'basic',
+  /** Basic, plus fusions of common node patterns. */
   EXTENDED = 'extended',
+  /** Extended, plus layout optimisations. */
   ALL = 'all',
 }

@@ -7,6 +7,7 @@ import { EFS_MOUNT_PATH } from '../contract/model-copy';
 import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
 import { EfsModelPackaging, EfsModelPackagingProps } from './packaging/efs-model-packaging';
 
+/** Props of an `EfsModelEndpoint`: every endpoint's options, the model and its file system. */
 export interface EfsModelEndpointProps extends ModelEndpointOptions, EfsModelPackagingProps {}
 
 /**

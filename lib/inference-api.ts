@@ -329,6 +329,7 @@ export interface IInferenceApiIntegrations {
   methodResponsesFor(route: InferenceRoute): apigw.MethodResponse[];
 }
 
+/** Props of an `InferenceApi`: its options, and the function or integrations that answer it. */
 export interface InferenceApiProps extends InferenceApiOptions {
   /**
    * The inference function (or an alias or version of it). It receives API Gateway REST proxy

@@ -169,6 +169,7 @@ export interface ProvisionedConcurrencySchedule {
   readonly maxCapacity?: number;
 }
 
+/** Props of an `InferenceFunction`: its options, its packaging, and the model's name and version. */
 export interface InferenceFunctionProps extends InferenceFunctionOptions {
   /** How the function gets its model. */
   readonly packaging: ModelPackaging;

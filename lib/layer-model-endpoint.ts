@@ -3,6 +3,7 @@ import { ModelLayer } from './model-layer';
 import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
 import { LayerModelPackaging, LayerModelPackagingProps } from './packaging/layer-model-packaging';
 
+/** Props of a `LayerModelEndpoint`: every endpoint's options and the model's layer. */
 export interface LayerModelEndpointProps extends ModelEndpointOptions, LayerModelPackagingProps {}
 
 /**

@@ -17,6 +17,7 @@ import { Warmer } from './warmer';
 /** What every ONNX model endpoint lets its users choose: its function, its API and its operations. */
 export interface ModelEndpointOptions extends InferenceFunctionOptions, InferenceEndpointOptions {}
 
+/** Props of a `ModelEndpoint`: every endpoint's options, and how the model is packaged. */
 export interface ModelEndpointProps extends ModelEndpointOptions {
   /** How the function gets its model: `new S3ModelPackaging({ model })`, a layer, an image, EFS... */
   readonly packaging: ModelPackaging;

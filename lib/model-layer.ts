@@ -12,6 +12,7 @@ import { validationError } from './private/errors';
 /** Where model layers put their files: `/opt/models/<file name>` in the function. */
 const MODEL_LAYER_DIR = '/opt/models';
 
+/** Props of a `ModelLayer`. */
 export interface ModelLayerProps {
   /** The model: a local file (`ModelSource.fromAsset`). A layer is built from local files. */
   readonly model: ModelSource;

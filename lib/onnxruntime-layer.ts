@@ -13,6 +13,7 @@ const SINGLETON_IDS: Record<OnnxRuntimeLayerArchitectureName, string> = {
   arm64: 'OnnxRuntimeLayer-arm64',
 };
 
+/** Props of an `OnnxRuntimeLayer`. */
 export interface OnnxRuntimeLayerProps {
   /**
    * The instruction set of the layer's native binaries; functions that use the layer must have the same

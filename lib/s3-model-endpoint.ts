@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
 import { S3ModelPackaging, S3ModelPackagingProps } from './packaging/s3-model-packaging';
 
+/** Props of an `S3ModelEndpoint`: every endpoint's options, the model and its bucket. */
 export interface S3ModelEndpointProps extends ModelEndpointOptions, S3ModelPackagingProps {}
 
 /**

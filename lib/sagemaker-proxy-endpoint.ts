@@ -50,6 +50,7 @@ export interface SageMakerProxyFunctionOptions extends LambdaFunctionOptions {
   readonly code?: lambda.Code;
 }
 
+/** Props of a `SageMakerProxyEndpoint`: every endpoint's options, the SageMaker endpoint, and how to reach it. */
 export interface SageMakerProxyEndpointProps extends InferenceEndpointOptions {
   /** The SageMaker endpoint: `SageMakerEndpoint.fromEndpointName()`, `.fromCfnEndpoint()`, `.serverless()` or `.provisioned()`. */
   readonly endpoint: SageMakerEndpoint;

@@ -56,6 +56,7 @@ export interface WarmerOptions {
   readonly logRetention?: logs.RetentionDays;
 }
 
+/** Props of a `Warmer`: its options, what to keep warm, and whether a schedule runs it. */
 export interface WarmerProps extends WarmerOptions {
   /**
    * Whether a schedule invokes the fan-out. `false` keeps the fan-out function, to be invoked by

@@ -6,17 +6,35 @@ import { OnnxModelInfo, readOnnxModelInfo } from './onnx-model-info';
 
 /** Where a model source points, resolved for an endpoint. */
 export interface ModelSourceConfig {
-  /** Absolute path of the model file on this machine, when it is a local file. */
+  /**
+   * Absolute path of the model file on this machine, when it is a local file.
+   * @default - not a local file
+   */
   readonly localPath?: string;
-  /** The model's size and signature, read at synth from a local file. */
+  /**
+   * The model's size and signature, read at synth from a local file.
+   * @default - unknown: the model is not read at synth
+   */
   readonly info?: OnnxModelInfo;
-  /** The bucket that holds the model, when it is an S3 object. */
+  /**
+   * The bucket that holds the model, when it is an S3 object.
+   * @default - not an S3 object
+   */
   readonly bucket?: s3.IBucket;
-  /** The model's key in `bucket`. */
+  /**
+   * The model's key in `bucket`.
+   * @default - not an S3 object
+   */
   readonly objectKey?: string;
-  /** A pinned version of the S3 object. */
+  /**
+   * A pinned version of the S3 object.
+   * @default - the latest version
+   */
   readonly objectVersion?: string;
-  /** The model's size, when known at synth. */
+  /**
+   * The model's size, when known at synth.
+   * @default - unknown
+   */
   readonly size?: Size;
 }
 

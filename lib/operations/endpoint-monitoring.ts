@@ -67,6 +67,7 @@ export interface EndpointMonitoringOptions {
   readonly dashboard?: boolean;
 }
 
+/** Props of `EndpointMonitoring`: the endpoint to watch, and how. */
 export interface EndpointMonitoringProps extends EndpointMonitoringOptions {
   /** The endpoint whose API is watched. */
   readonly endpoint: IInferenceEndpoint;

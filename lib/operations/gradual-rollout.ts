@@ -37,6 +37,7 @@ export interface GradualRolloutOptions {
 /** How long the pre-traffic check waits for the new version's answer, a cold start included. */
 const CHECK_TIMEOUT = Duration.minutes(2);
 
+/** Props of `GradualRollout`: the alias, the version it moves to, and the alarms that roll back. */
 export interface GradualRolloutProps extends GradualRolloutOptions {
   /** The alias whose traffic moves. */
   readonly alias: lambda.Alias;

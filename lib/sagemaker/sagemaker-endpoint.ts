@@ -10,12 +10,16 @@ import { grantReadModelObject } from '../private/grants';
 
 /** A SageMaker endpoint, resolved for a proxy. */
 export interface SageMakerEndpointConfig {
+  /** The endpoint's name, as `InvokeEndpoint` takes it. */
   readonly endpointName: string;
   /** `arn:...:endpoint/<name>`: the one resource `sagemaker:InvokeEndpoint` is granted on. */
   readonly endpointArn: string;
   /** The production variant the endpoint's metrics are reported by. */
   readonly variantName: string;
-  /** The endpoint, when the construct created it. */
+  /**
+   * The endpoint, when the construct created it (or was given it), so the proxy waits for it.
+   * @default - an endpoint that exists already
+   */
   readonly cfnEndpoint?: sagemaker.CfnEndpoint;
 }
 
