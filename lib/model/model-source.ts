@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Size, Token } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import { unscopedValidationError } from '../private/errors';
 import { OnnxModelInfo, readOnnxModelInfo } from './onnx-model-info';
 
 /** Where a model source points, resolved for an endpoint. */
@@ -83,9 +84,14 @@ class AssetModelSource extends ModelSource {
     super();
     const localPath = path.resolve(filePath);
     if (!fs.existsSync(localPath) || !fs.statSync(localPath).isFile()) {
-      throw new Error(`ModelSource.fromAsset: ${localPath} is not a file`);
+      throw unscopedValidationError(`ModelSource.fromAsset: ${localPath} is not a file`);
     }
-    const info = readOnnxModelInfo(localPath);
+    let info: OnnxModelInfo;
+    try {
+      info = readOnnxModelInfo(localPath);
+    } catch (err) {
+      throw unscopedValidationError(`ModelSource.fromAsset: ${(err as Error).message}`);
+    }
     this.config = { localPath, info, size: Size.bytes(info.sizeBytes) };
   }
 
@@ -102,7 +108,7 @@ class BucketModelSource extends ModelSource {
   ) {
     super();
     if (!Token.isUnresolved(key) && (key.length === 0 || key.startsWith('/'))) {
-      throw new Error(`ModelSource.fromBucket: key must be an object key without a leading '/', got: '${key}'`);
+      throw unscopedValidationError(`ModelSource.fromBucket: key must be an object key without a leading '/', got: '${key}'`);
     }
   }
 

@@ -6,6 +6,7 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
 import { acknowledge } from '../private/acknowledge';
+import { unscopedValidationError, validationError } from '../private/errors';
 import { grantReadModelObject } from '../private/grants';
 
 /** A SageMaker endpoint, resolved for a proxy. */
@@ -137,11 +138,11 @@ export abstract class SageMakerEndpoint {
     const memory = options.memorySize ?? Size.gibibytes(2);
     const memoryMiB = memory.toMebibytes();
     if (!Token.isUnresolved(memoryMiB) && ![1024, 2048, 3072, 4096, 5120, 6144].includes(memoryMiB)) {
-      throw new Error(`SageMakerEndpoint.serverless: memorySize must be 1, 2, 3, 4, 5 or 6 GiB (SageMaker's serverless sizes), got: ${memoryMiB} MiB`);
+      throw unscopedValidationError(`SageMakerEndpoint.serverless: memorySize must be 1, 2, 3, 4, 5 or 6 GiB (SageMaker's serverless sizes), got: ${memoryMiB} MiB`);
     }
     const concurrency = options.maxConcurrency ?? 5;
     if (!Token.isUnresolved(concurrency) && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 200)) {
-      throw new Error(`SageMakerEndpoint.serverless: maxConcurrency must be a whole number from 1 to 200, got: ${concurrency}`);
+      throw unscopedValidationError(`SageMakerEndpoint.serverless: maxConcurrency must be a whole number from 1 to 200, got: ${concurrency}`);
     }
     return new CreatedEndpoint(options, { variantName: VARIANT, serverlessConfig: { memorySizeInMb: memoryMiB, maxConcurrency: concurrency } });
   }
@@ -150,10 +151,10 @@ export abstract class SageMakerEndpoint {
   public static provisioned(options: ProvisionedEndpointOptions): SageMakerEndpoint {
     const count = options.initialInstanceCount ?? 1;
     if (!Token.isUnresolved(count) && (!Number.isInteger(count) || count < 1)) {
-      throw new Error(`SageMakerEndpoint.provisioned: initialInstanceCount must be a whole number of at least 1, got: ${count}`);
+      throw unscopedValidationError(`SageMakerEndpoint.provisioned: initialInstanceCount must be a whole number of at least 1, got: ${count}`);
     }
     if (!Token.isUnresolved(options.instanceType) && !/^ml\.[a-z0-9]+\.[a-z0-9]+$/.test(options.instanceType)) {
-      throw new Error(`SageMakerEndpoint.provisioned: instanceType must be a SageMaker instance type such as ml.g5.xlarge, got: ${options.instanceType}`);
+      throw unscopedValidationError(`SageMakerEndpoint.provisioned: instanceType must be a SageMaker instance type such as ml.g5.xlarge, got: ${options.instanceType}`);
     }
     return new CreatedEndpoint(options, { variantName: VARIANT, instanceType: options.instanceType, initialInstanceCount: count, initialVariantWeight: 1 });
   }
@@ -169,7 +170,7 @@ class CreatedEndpoint extends SageMakerEndpoint {
   ) {
     super();
     if (!Token.isUnresolved(options.image) && options.image.trim() === '') {
-      throw new Error('SageMakerEndpoint: image must be a container image URI');
+      throw unscopedValidationError('SageMakerEndpoint: image must be a container image URI');
     }
   }
 
@@ -223,10 +224,10 @@ class CreatedEndpoint extends SageMakerEndpoint {
  */
 function endpointArnOf(scope: Construct, endpointName: string): string {
   if (Token.isUnresolved(endpointName)) {
-    throw new Error('SageMakerEndpoint.fromEndpointName: the name must be a literal (IAM needs it lower-cased); for an endpoint of this app, use fromCfnEndpoint');
+    throw validationError(scope, 'SageMakerEndpoint.fromEndpointName: the name must be a literal (IAM needs it lower-cased); for an endpoint of this app, use fromCfnEndpoint');
   }
   if (!/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/.test(endpointName)) {
-    throw new Error(`SageMakerEndpoint.fromEndpointName: not a SageMaker endpoint name (letters, digits and '-', at most 63), got: ${endpointName}`);
+    throw validationError(scope, `SageMakerEndpoint.fromEndpointName: not a SageMaker endpoint name (letters, digits and '-', at most 63), got: ${endpointName}`);
   }
   return Arn.format({ service: 'sagemaker', resource: 'endpoint', resourceName: endpointName.toLowerCase() }, Stack.of(scope));
 }
