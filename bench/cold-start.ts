@@ -65,9 +65,7 @@ export const coldStart: Bench = {
         await s3.putObject('bench', `cold/${path.basename(file.path)}`, file.path);
         models.push({ ...size, file, expected: X.map((x) => x + file.addend) });
       }
-      const event = JSON.stringify(
-        restEvent('POST', '/v2/models/model/infer', { inputs: [{ name: 'x', shape: [X.length], datatype: 'FP32', data: X }] }),
-      );
+      const event = JSON.stringify(restEvent('POST', '/v2/models/model/infer', { inputs: [{ name: 'x', shape: [X.length], datatype: 'FP32', data: X }] }));
       const envFor = (variant: VariantId, model: Model, run: number): Record<string, string> => {
         switch (variant) {
           case 'floor':
@@ -165,7 +163,13 @@ export const coldStart: Bench = {
           )} ms after the child's own timestamp (stdout pipe and scheduling).`,
         ],
         data: { repetitions, sizes: SIZES, unit: 'ms since spawn()', results: data },
-        files: { 'cold-start.svg': coldStartChart(groups, { title: 'Cold start to first answer, by packaging and model size', unit: 'ms from spawn() to first answer', baseline: 'floor median' }) },
+        files: {
+          'cold-start.svg': coldStartChart(groups, {
+            title: 'Cold start to first answer, by packaging and model size',
+            unit: 'ms from spawn() to first answer',
+            baseline: 'floor median',
+          }),
+        },
       };
     } finally {
       await s3.stop();

@@ -27,11 +27,7 @@ export const s3Fetch: Bench = {
   title: 'Model fetch from S3',
   async run(ctx: BenchContext): Promise<BenchOutput> {
     const repetitions = ctx.quick ? 3 : 7;
-    const sizes = [
-      { label: '1 MB', bytes: 1_000_000 },
-      { label: '100 MB', bytes: 100_000_000 },
-      ...(ctx.quick ? [] : [{ label: '500 MB', bytes: 500_000_000 }]),
-    ];
+    const sizes = [{ label: '1 MB', bytes: 1_000_000 }, { label: '100 MB', bytes: 100_000_000 }, ...(ctx.quick ? [] : [{ label: '500 MB', bytes: 500_000_000 }])];
     const s3 = await startLocalS3();
     try {
       await s3.createBucket('bench');
@@ -95,7 +91,7 @@ export const s3Fetch: Bench = {
             size.label,
             loader === 'naive' ? 'naive: GetObject → one Buffer → writeFile' : 'fetchS3Model (handler)',
             spread(s.ms),
-            ((size.bytes / 1e6) / (s.ms.p50 / 1000)).toFixed(0),
+            (size.bytes / 1e6 / (s.ms.p50 / 1000)).toFixed(0),
             loader === 'naive' ? '1' : times(s.ms.p50 / baseline.ms.p50),
             `${mib(s.peakRss.min)} / **${mib(s.peakRss.p50)}** / ${mib(s.peakRss.max)}`,
             mib(s.peakRss.p50 - s.rssBefore.p50),

@@ -22,8 +22,7 @@ export const sizes: Bench = {
     const root = ctx.repoRoot;
     const handler = treeBytes(path.join(root, 'assets', 'handlers', 'inference'));
     const manifest = JSON.parse(fs.readFileSync(path.join(root, 'assets', 'layers', 'onnxruntime-layers.json'), 'utf8')) as LayerManifest;
-    const unpruned =
-      treeBytes(path.join(root, 'node_modules', 'onnxruntime-node')) + treeBytes(path.join(root, 'node_modules', 'onnxruntime-common'));
+    const unpruned = treeBytes(path.join(root, 'node_modules', 'onnxruntime-node')) + treeBytes(path.join(root, 'node_modules', 'onnxruntime-common'));
     const layers = Object.entries(manifest.layers).map(([arch, layer]) => {
       const zip = path.join(root, 'assets', 'layers', layer.file);
       return { arch, zipped: fs.statSync(zip).size, ...zipContents(zip), manifestUnzipped: layer.unzippedBytes };
@@ -31,12 +30,7 @@ export const sizes: Bench = {
 
     const sizeRows = [
       ['inference handler bundle (`assets/handlers/inference`, all files)', count(handler), mib(handler), times(handler / unpruned)],
-      ...layers.map((l) => [
-        `OnnxRuntimeLayer ${l.arch}, unzipped (${l.files} files)`,
-        count(l.unzipped),
-        mib(l.unzipped),
-        times(l.unzipped / unpruned),
-      ]),
+      ...layers.map((l) => [`OnnxRuntimeLayer ${l.arch}, unzipped (${l.files} files)`, count(l.unzipped), mib(l.unzipped), times(l.unzipped / unpruned)]),
       ...layers.map((l) => [`OnnxRuntimeLayer ${l.arch}, zipped`, count(l.zipped), mib(l.zipped), times(l.zipped / unpruned)]),
       ['baseline: onnxruntime-node + onnxruntime-common in node_modules, unpruned', count(unpruned), mib(unpruned), '1'],
     ];

@@ -55,8 +55,18 @@ export const synth: Bench = {
     const s = { version: summarize(samples.version), synth: summarize(samples.synth), synthNoValidation: summarize(samples.synthNoValidation) };
     const rows = [
       ['baseline: `npx cdk --version`', spread(s.version), '1', '0'],
-      [`\`npx cdk synth --quiet -o <tmp>\` (CDK_VALIDATION ${process.env.CDK_VALIDATION ?? 'unset'})`, spread(s.synth), times(s.synth.p50 / s.version.p50), ms(s.synth.p50 - s.version.p50)],
-      ['the same with CDK_VALIDATION=false (the CLI skips its post-synth validation)', spread(s.synthNoValidation), times(s.synthNoValidation.p50 / s.version.p50), ms(s.synthNoValidation.p50 - s.version.p50)],
+      [
+        `\`npx cdk synth --quiet -o <tmp>\` (CDK_VALIDATION ${process.env.CDK_VALIDATION ?? 'unset'})`,
+        spread(s.synth),
+        times(s.synth.p50 / s.version.p50),
+        ms(s.synth.p50 - s.version.p50),
+      ],
+      [
+        'the same with CDK_VALIDATION=false (the CLI skips its post-synth validation)',
+        spread(s.synthNoValidation),
+        times(s.synthNoValidation.p50 / s.version.p50),
+        ms(s.synthNoValidation.p50 - s.version.p50),
+      ],
     ];
 
     let suite: { baseline: Summary; ms: number; code: number | null; summary: string } | undefined;
@@ -93,5 +103,10 @@ function vitestSummary(output: string): string {
   const lines = plain.split('\n').map((l) => l.trim());
   const files = lines.find((l) => l.startsWith('Test Files'));
   const tests = lines.find((l) => l.startsWith('Tests '));
-  return [files, tests].filter(Boolean).map((l) => l!.replace(/\s+/g, ' ')).join('; ') || 'no summary found';
+  return (
+    [files, tests]
+      .filter(Boolean)
+      .map((l) => l!.replace(/\s+/g, ' '))
+      .join('; ') || 'no summary found'
+  );
 }

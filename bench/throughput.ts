@@ -121,20 +121,12 @@ export const throughput: Bench = {
         "handler's options and writes the outputs as JSON. The load generator shares the machine's cores with the server.",
       tables: [
         {
-          columns: [
-            'server',
-            'requests/s min / median / max',
-            'req/s vs bare',
-            'latency p50 (ms, median run)',
-            'p50 vs bare',
-            'latency p99 (ms, median run)',
-            'p99 vs bare',
-          ],
+          columns: ['server', 'requests/s min / median / max', 'req/s vs bare', 'latency p50 (ms, median run)', 'p50 vs bare', 'latency p99 (ms, median run)', 'p99 vs bare'],
           rows,
         },
       ],
       notes: [
-        'Latency is each response\'s time as autocannon reports it (its `response` event), percentiles per run; the table ' +
+        "Latency is each response's time as autocannon reports it (its `response` event), percentiles per run; the table " +
           "shows the median run's. With a fixed number of connections, latency is mostly queueing: connections ÷ throughput.",
         'On Lambda one instance serves one request at a time, so this is not a Lambda figure: it is the cost per request of ' +
           'the handler, seen as the capacity it leaves to a local server or a container.',

@@ -157,9 +157,12 @@ export const warmOverhead: Bench = {
         },
       ],
       notes: [
-        `Samples per path and model: ${blocks * perBlock}. p99 includes garbage collection pauses, which the handler's ` +
-          'allocations cause and a bare run mostly does not.',
-        'Request body sizes: ' + Object.entries(data).map(([label, d]) => `${label}: ${d.bodyBytes} bytes`).join('; ') + '.',
+        `Samples per path and model: ${blocks * perBlock}. p99 includes garbage collection pauses, which the handler's ` + 'allocations cause and a bare run mostly does not.',
+        'Request body sizes: ' +
+          Object.entries(data)
+            .map(([label, d]) => `${label}: ${d.bodyBytes} bytes`)
+            .join('; ') +
+          '.',
       ],
       data: { blocks, perBlock, warmup, unit: 'ms per call', results: data },
     };
@@ -171,13 +174,7 @@ function rotate<T>(items: readonly T[], by: number): T[] {
 }
 
 /** Both paths and the model's own JS reference must agree before anything is timed. */
-async function checkAgreement(
-  c: Case,
-  matrix: number[][],
-  paths: Record<Path, () => Promise<unknown>>,
-  session: ort.InferenceSession,
-  tensor: ort.Tensor,
-): Promise<void> {
+async function checkAgreement(c: Case, matrix: number[][], paths: Record<Path, () => Promise<unknown>>, session: ort.InferenceSession, tensor: ort.Tensor): Promise<void> {
   const expected = c.predict(matrix);
   const bare = Array.from((await session.run({ [c.input]: tensor }))[c.output].data as Float32Array);
   const response = (await paths.handler()) as { statusCode: number; body: string };

@@ -26,9 +26,14 @@ async function main(): Promise<void> {
   execFileSync(path.join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', out], { cwd: ROOT, stdio: 'inherit' });
   const template = JSON.parse(fs.readFileSync(path.join(out, 'CdkServerlessInferenceDemo.template.json'), 'utf8'));
   const types = Object.values<{ Type: string }>(template.Resources).map((r) => r.Type);
-  const stacks = fs.readdirSync(out).filter((f) => f.endsWith('.template.json')).map((f) => f.replace('.template.json', ''));
+  const stacks = fs
+    .readdirSync(out)
+    .filter((f) => f.endsWith('.template.json'))
+    .map((f) => f.replace('.template.json', ''));
   console.log(`   ${stacks.length} stacks, cdk-nag clean: ${stacks.join(', ')}`);
-  console.log(`   the quick start's: ${types.length} resources, ${count(types, 'AWS::Lambda::Function')} functions, ${count(types, 'AWS::S3::Bucket')} buckets, an API Gateway REST API`);
+  console.log(
+    `   the quick start's: ${types.length} resources, ${count(types, 'AWS::Lambda::Function')} functions, ${count(types, 'AWS::S3::Bucket')} buckets, an API Gateway REST API`,
+  );
   fs.rmSync(out, { recursive: true, force: true });
 
   step('2/3', 'the model in a local S3 server, fetched by the real handler as on Lambda');
@@ -63,10 +68,11 @@ async function main(): Promise<void> {
   const [expected] = demoModel().predict(rows);
   const [expectedLabel] = demoModel().predictLabels(rows);
   const [probabilities, [label]] = [output('probabilities'), output('label')];
-  const matches =
-    res.status === 200 && label === expectedLabel && probabilities.length === expected.length && probabilities.every((p, i) => Math.abs(p - expected[i]) < 1e-5);
+  const matches = res.status === 200 && label === expectedLabel && probabilities.length === expected.length && probabilities.every((p, i) => Math.abs(p - expected[i]) < 1e-5);
   console.log(`   HTTP ${res.status}: label = ${label}, probabilities = [${probabilities.map((p) => p.toFixed(4)).join(', ')}]`);
-  console.log(`   the model's plain-JS reference: label = ${expectedLabel}, probabilities = [${expected.map((p) => p.toFixed(4)).join(', ')}] -> ${matches ? 'match' : 'MISMATCH'}`);
+  console.log(
+    `   the model's plain-JS reference: label = ${expectedLabel}, probabilities = [${expected.map((p) => p.toFixed(4)).join(', ')}] -> ${matches ? 'match' : 'MISMATCH'}`,
+  );
 
   if (!matches || once) {
     await server.close();

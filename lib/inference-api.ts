@@ -106,10 +106,7 @@ export abstract class InferenceApiAuthorization {
   }
 
   /** Callers send a token of one of these Cognito user pools in `Authorization`. */
-  public static cognito(
-    userPools: cognito.IUserPool[],
-    options: CognitoAuthorizationOptions = {},
-  ): InferenceApiAuthorization {
+  public static cognito(userPools: cognito.IUserPool[], options: CognitoAuthorizationOptions = {}): InferenceApiAuthorization {
     if (userPools.length === 0) {
       throw unscopedValidationError('InferenceApiAuthorization.cognito: userPools must hold at least one user pool, got: 0');
     }
@@ -152,9 +149,11 @@ class ApiKeyAuthorization extends InferenceApiAuthorization {
   }
 
   public bind(scope: Construct, restApi: apigw.RestApi): InferenceApiAuthorizationConfig {
-    const apiKey = this.options.apiKey ?? new apigw.ApiKey(scope, 'ApiKey', {
-      description: `Calls the inference API ${restApi.node.path}`,
-    });
+    const apiKey =
+      this.options.apiKey ??
+      new apigw.ApiKey(scope, 'ApiKey', {
+        description: `Calls the inference API ${restApi.node.path}`,
+      });
     const usagePlan = new apigw.UsagePlan(scope, 'UsagePlan', {
       apiStages: [{ api: restApi, stage: restApi.deploymentStage }],
       throttle: this.options.throttle,
@@ -506,9 +505,7 @@ export class InferenceApi extends Construct {
     } else {
       Validations.of(this.restApi.deploymentStage).acknowledge({
         id: 'AwsSolutions-APIG3',
-        reason:
-          'A web ACL is opt-in (webAclArn): WAF is billed per ACL, rule and request, and the API is ' +
-          'already authorized, throttled and validated.',
+        reason: 'A web ACL is opt-in (webAclArn): WAF is billed per ACL, rule and request, and the API is ' + 'already authorized, throttled and validated.',
       });
     }
     this.acknowledgeNonCognitoAuthorization(auth);
@@ -607,8 +604,7 @@ export class InferenceApi extends Construct {
   /** API Gateway's own errors in the protocol's shape, so clients parse one error format. */
   private addErrorResponses(cors: apigw.CorsOptions | undefined): void {
     const origins = cors?.allowOrigins ?? [];
-    const responseHeaders =
-      origins.length === 1 ? { 'Access-Control-Allow-Origin': `'${origins[0]}'` } : undefined;
+    const responseHeaders = origins.length === 1 ? { 'Access-Control-Allow-Origin': `'${origins[0]}'` } : undefined;
     const templates = { 'application/json': '{"error":$context.error.messageString}' };
     this.restApi.addGatewayResponse('Default4xx', {
       type: apigw.ResponseType.DEFAULT_4XX,
@@ -695,26 +691,15 @@ function routeIntegrations(scope: Construct, props: InferenceApiProps): IInferen
   return { integrationFor: () => integration, methodResponsesFor: () => [] };
 }
 
-function validateProps(
-  scope: Construct,
-  props: InferenceApiProps,
-  modelName: string,
-  stageName: string,
-  rateLimit: number,
-  burstLimit: number,
-): void {
+function validateProps(scope: Construct, props: InferenceApiProps, modelName: string, stageName: string, rateLimit: number, burstLimit: number): void {
   if (Token.isUnresolved(modelName)) {
     throw validationError(scope, 'InferenceApi: modelName must be a literal (it is a path segment of the routes), got a token');
   }
   if (!MODEL_NAME_PATTERN.test(modelName)) {
-    throw validationError(scope, 
-      `InferenceApi: modelName must be letters, digits, '.', '_' or '-', got: ${JSON.stringify(modelName)}`,
-    );
+    throw validationError(scope, `InferenceApi: modelName must be letters, digits, '.', '_' or '-', got: ${JSON.stringify(modelName)}`);
   }
   if (!Token.isUnresolved(stageName) && !STAGE_NAME_PATTERN.test(stageName)) {
-    throw validationError(scope, 
-      `InferenceApi: stageName must be 1 to 128 letters, digits, '_' or '-', got: ${JSON.stringify(stageName)}`,
-    );
+    throw validationError(scope, `InferenceApi: stageName must be 1 to 128 letters, digits, '_' or '-', got: ${JSON.stringify(stageName)}`);
   }
   if (!Token.isUnresolved(rateLimit) && !(Number.isFinite(rateLimit) && rateLimit >= 0)) {
     throw validationError(scope, `InferenceApi: throttlingRateLimit must be a number >= 0, got: ${rateLimit}`);
@@ -723,19 +708,15 @@ function validateProps(
     throw validationError(scope, `InferenceApi: throttlingBurstLimit must be a whole number >= 0, got: ${burstLimit}`);
   }
   if (props.accessLogGroup && props.accessLogRetention !== undefined) {
-    throw validationError(scope, 
-      'InferenceApi: accessLogRetention applies to a new log group; it cannot be set together with ' +
-        'accessLogGroup (set the retention on that log group)',
+    throw validationError(
+      scope,
+      'InferenceApi: accessLogRetention applies to a new log group; it cannot be set together with ' + 'accessLogGroup (set the retention on that log group)',
     );
   }
-  if (
-    props.webAclArn !== undefined &&
-    !Token.isUnresolved(props.webAclArn) &&
-    !WEB_ACL_ARN_PATTERN.test(props.webAclArn)
-  ) {
-    throw validationError(scope, 
-      'InferenceApi: webAclArn must be the ARN of a regional WAFv2 web ACL ' +
-        `(arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}), got: ${props.webAclArn}`,
+  if (props.webAclArn !== undefined && !Token.isUnresolved(props.webAclArn) && !WEB_ACL_ARN_PATTERN.test(props.webAclArn)) {
+    throw validationError(
+      scope,
+      'InferenceApi: webAclArn must be the ARN of a regional WAFv2 web ACL ' + `(arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}), got: ${props.webAclArn}`,
     );
   }
 }
@@ -761,4 +742,3 @@ function defaultAccessLogFormat(): apigw.AccessLogFormat {
     }),
   );
 }
-

@@ -13,14 +13,7 @@ import { OnnxRuntimeLayer } from './onnxruntime-layer';
 import { CodePart, ModelPackaging, ModelPackagingConfig } from './packaging/model-packaging';
 import { acknowledge } from './private/acknowledge';
 import { validationError } from './private/errors';
-import {
-  ephemeralStorageForModel,
-  formatBytes,
-  inferenceThreads,
-  validateCodeSize,
-  validateEphemeralStorage,
-  validateMemorySize,
-} from './private/lambda-limits';
+import { ephemeralStorageForModel, formatBytes, inferenceThreads, validateCodeSize, validateEphemeralStorage, validateMemorySize } from './private/lambda-limits';
 import { inferenceHandlerDir } from './private/package-paths';
 import { treeSize } from './private/staging';
 

@@ -50,10 +50,7 @@ export class OnnxRuntimeLayer extends lambda.LayerVersion {
    * @param scope any construct in the stack
    * @param architecture @default lambda.Architecture.X86_64
    */
-  public static forArchitecture(
-    scope: Construct,
-    architecture: lambda.Architecture = lambda.Architecture.X86_64,
-  ): OnnxRuntimeLayer {
+  public static forArchitecture(scope: Construct, architecture: lambda.Architecture = lambda.Architecture.X86_64): OnnxRuntimeLayer {
     const stack = Stack.of(scope);
     const id = SINGLETON_IDS[supportedArchitectureName(scope, architecture)];
     const existing = stack.node.tryFindChild(id);

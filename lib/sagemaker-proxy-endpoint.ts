@@ -5,13 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
-import {
-  API_GATEWAY_TIMEOUT_MS,
-  DEFAULT_MODEL_NAME,
-  DEFAULT_MODEL_VERSION,
-  DEFAULT_SAGEMAKER_CONTENT_TYPE,
-  DEFAULT_SAGEMAKER_TIMEOUT_MS,
-} from '../contract/defaults';
+import { API_GATEWAY_TIMEOUT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, DEFAULT_SAGEMAKER_CONTENT_TYPE, DEFAULT_SAGEMAKER_TIMEOUT_MS } from '../contract/defaults';
 import { ENV } from '../contract/environment';
 import { IInferenceApiIntegrations, InferenceApi, InferenceRoute } from './inference-api';
 import { InferenceEndpointBase, InferenceEndpointOptions } from './inference-endpoint';
@@ -326,7 +320,6 @@ function directIntegrations(
   );
   return {
     integrationFor: (route) => (route === InferenceRoute.INFER ? infer : mocks.get(route)!),
-    methodResponsesFor: (route) =>
-      (route === InferenceRoute.INFER ? ['200', '400', '429', '502'] : ['200']).map((statusCode) => ({ statusCode })),
+    methodResponsesFor: (route) => (route === InferenceRoute.INFER ? ['200', '400', '429', '502'] : ['200']).map((statusCode) => ({ statusCode })),
   };
 }

@@ -118,8 +118,7 @@ export class Warmer extends Construct {
 
     this.concurrency = props.concurrency ?? 1;
     validateConcurrency(this, this.concurrency);
-    this.holdTime =
-      props.holdTime ?? (this.concurrency > 1 ? DEFAULT_HOLD_WHEN_CONCURRENT : Duration.millis(0));
+    this.holdTime = props.holdTime ?? (this.concurrency > 1 ? DEFAULT_HOLD_WHEN_CONCURRENT : Duration.millis(0));
     validateHoldTime(this, this.holdTime);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
@@ -148,9 +147,7 @@ export class Warmer extends Construct {
       handler: 'index.handler',
       code: lambda.Code.fromAsset(builtAssetPath('handlers', 'warmer')),
       memorySize: 128,
-      timeout: Duration.seconds(
-        INVOKE_ALLOWANCE.toSeconds() + Math.ceil(this.holdTime.toMilliseconds() / 1000),
-      ),
+      timeout: Duration.seconds(INVOKE_ALLOWANCE.toSeconds() + Math.ceil(this.holdTime.toMilliseconds() / 1000)),
       role,
       logGroup: this.logGroup,
       // A late retry of a warm-up run is worthless: the next scheduled run comes anyway.
@@ -184,9 +181,7 @@ function validateConcurrency(scope: Construct, concurrency: number): void {
     throw validationError(scope, 'Warmer: concurrency must be a literal number, got a token');
   }
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_WARMER_CONCURRENCY) {
-    throw validationError(scope, 
-      `Warmer: concurrency must be a whole number between 1 and ${MAX_WARMER_CONCURRENCY}, got: ${concurrency}`,
-    );
+    throw validationError(scope, `Warmer: concurrency must be a whole number between 1 and ${MAX_WARMER_CONCURRENCY}, got: ${concurrency}`);
   }
 }
 
@@ -197,8 +192,6 @@ function validateHoldTime(scope: Construct, holdTime: Duration): void {
     throw validationError(scope, `Warmer: holdTime must be a whole number of milliseconds, got: ${ms} milliseconds`);
   }
   if (ms > MAX_HOLD_TIME.toMilliseconds()) {
-    throw validationError(scope, 
-      `Warmer: holdTime must be at most ${MAX_HOLD_TIME.toHumanString()}, got: ${holdTime.toHumanString()}`,
-    );
+    throw validationError(scope, `Warmer: holdTime must be at most ${MAX_HOLD_TIME.toHumanString()}, got: ${holdTime.toHumanString()}`);
   }
 }

@@ -180,8 +180,7 @@ function isNodeRuntimeFile(relPath: string): boolean {
 function isCommonRuntimeFile(relPath: string): boolean {
   return (
     relPath === 'package.json' ||
-    ((relPath.startsWith('dist/cjs/') || relPath.startsWith('dist/esm/')) &&
-      (relPath.endsWith('.js') || path.posix.basename(relPath) === 'package.json'))
+    ((relPath.startsWith('dist/cjs/') || relPath.startsWith('dist/esm/')) && (relPath.endsWith('.js') || path.posix.basename(relPath) === 'package.json'))
   );
 }
 
@@ -218,10 +217,7 @@ function nativeEntries(ortNode: InstalledPackage, arch: ArchitectureName): Layer
   return NATIVE_FILES.map((name) => {
     const source = path.join(ortNode.dir, relDir, name);
     if (!fs.existsSync(source)) {
-      throw new Error(
-        `onnxruntime-node ${ortNode.version} has no ${relDir}/${name} (looked in ${ortNode.dir}), ` +
-          `which the ${arch} layer needs.`,
-      );
+      throw new Error(`onnxruntime-node ${ortNode.version} has no ${relDir}/${name} (looked in ${ortNode.dir}), ` + `which the ${arch} layer needs.`);
     }
     return {
       zipPath: `${LAYER_NODE_MODULES}/onnxruntime-node/${relDir}/${name}`,
@@ -321,9 +317,7 @@ if (typeof module !== 'undefined' && require.main === module) {
   const started = Date.now();
   buildOnnxRuntimeLayers(outDir)
     .then(() => {
-      const manifest: OnnxRuntimeLayerManifest = JSON.parse(
-        fs.readFileSync(path.join(outDir, ONNXRUNTIME_LAYERS_MANIFEST), 'utf8'),
-      );
+      const manifest: OnnxRuntimeLayerManifest = JSON.parse(fs.readFileSync(path.join(outDir, ONNXRUNTIME_LAYERS_MANIFEST), 'utf8'));
       for (const [arch, layer] of Object.entries(manifest.layers)) {
         const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
         console.log(

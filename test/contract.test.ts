@@ -10,7 +10,8 @@ import { WARMER_ENV, WARMER_SOURCE } from '../contract/warmup';
 const ROOT = path.resolve(__dirname, '..');
 
 function sourceFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true, recursive: true })
+  return fs
+    .readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((d) => d.isFile() && d.name.endsWith('.ts'))
     .map((d) => path.join(d.parentPath, d.name));
 }

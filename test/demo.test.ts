@@ -19,7 +19,10 @@ describe('the quick start demo', () => {
     const tar = gunzipSync(archive);
     const files: Record<string, Buffer> = {};
     for (let at = 0; tar[at] !== 0; ) {
-      const name = tar.subarray(at, at + 100).toString('utf8').replace(/\0.*$/s, '');
+      const name = tar
+        .subarray(at, at + 100)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
       const size = parseInt(tar.subarray(at + 124, at + 136).toString('utf8'), 8);
       const sum = parseInt(tar.subarray(at + 148, at + 156).toString('utf8'), 8);
       const header = Buffer.from(tar.subarray(at, at + 512));

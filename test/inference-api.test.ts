@@ -117,9 +117,7 @@ function joined(value: any): string {
 
 function nagFindings(app: App): string[] {
   const report = new AwsSolutionsChecks(app).validateScope(app);
-  return report.violations.flatMap((v) =>
-    v.violatingResources.map((r) => `${v.ruleName} @ ${r.constructPath}`),
-  );
+  return report.violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} @ ${r.constructPath}`));
 }
 
 function nagRuleNames(app: App): string[] {
@@ -150,9 +148,7 @@ describe('InferenceApi routes', () => {
     const permissions = resourcesOf(template, 'AWS::Lambda::Permission');
     expect(permissions).toHaveLength(1);
     const apiId = logicalIdOf(template, 'AWS::ApiGateway::RestApi');
-    expect(joined(permissions[0][1].Properties.SourceArn)).toBe(
-      `arn:\${AWS::Partition}:execute-api:${REGION}:${ACCOUNT}:\${${apiId}}/*/*/*`,
-    );
+    expect(joined(permissions[0][1].Properties.SourceArn)).toBe(`arn:\${AWS::Partition}:execute-api:${REGION}:${ACCOUNT}:\${${apiId}}/*/*/*`);
   });
 
   it('declares the version path parameter as required on the version routes only', () => {
@@ -172,9 +168,7 @@ describe('InferenceApi routes', () => {
     const stageId = logicalIdOf(Template.fromStack(stack), 'AWS::ApiGateway::Stage');
     const url = joined(stack.resolve(api.url));
     expect(url).toBe(`https://\${${apiId}}.execute-api.${REGION}.\${AWS::URLSuffix}/\${${stageId}}/`);
-    expect(joined(stack.resolve(api.inferUrl))).toBe(
-      `https://\${${apiId}}.execute-api.${REGION}.\${AWS::URLSuffix}/\${${stageId}}/v2/models/m1/infer`,
-    );
+    expect(joined(stack.resolve(api.inferUrl))).toBe(`https://\${${apiId}}.execute-api.${REGION}.\${AWS::URLSuffix}/\${${stageId}}/v2/models/m1/infer`);
   });
 });
 
@@ -292,9 +286,7 @@ describe('InferenceApi stage', () => {
     template.hasResourceProperties('AWS::ApiGateway::Stage', {
       StageName: 'live',
       TracingEnabled: true,
-      MethodSettings: [
-        Match.objectLike({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10, LoggingLevel: 'INFO' }),
-      ],
+      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10, LoggingLevel: 'INFO' })],
     });
   });
 
@@ -315,9 +307,7 @@ describe('InferenceApi stage', () => {
 
   it('with cloudWatchRole, sets a retained account role with an inline policy before the stage', () => {
     const { template } = setup({ cloudWatchRole: true });
-    const roleId = resourcesOf(template, 'AWS::IAM::Role').find(([, r]) =>
-      JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('apigateway.amazonaws.com'),
-    )![0];
+    const roleId = resourcesOf(template, 'AWS::IAM::Role').find(([, r]) => JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('apigateway.amazonaws.com'))![0];
     const role = template.toJSON().Resources[roleId];
     expect(role.DeletionPolicy).toBe('Retain');
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
@@ -551,9 +541,7 @@ describe('InferenceApi web ACL and metrics', () => {
     const association = resourcesOf(template, 'AWS::WAFv2::WebACLAssociation');
     expect(association).toHaveLength(1);
     expect(association[0][1].Properties.WebACLArn).toBe(webAclArn);
-    expect(joined(association[0][1].Properties.ResourceArn)).toBe(
-      `arn:\${AWS::Partition}:apigateway:${REGION}::/restapis/\${${apiId}}/stages/\${${stageId}}`,
-    );
+    expect(joined(association[0][1].Properties.ResourceArn)).toBe(`arn:\${AWS::Partition}:apigateway:${REGION}::/restapis/\${${apiId}}/stages/\${${stageId}}`);
     setup().template.resourceCountIs('AWS::WAFv2::WebACLAssociation', 0);
   });
 
@@ -613,9 +601,7 @@ describe('InferenceApi errors', () => {
   it('rejects a token as modelName', () => {
     const { stack, handler } = newStack();
     const token = Lazy.string({ produce: () => 'model' });
-    expect(() => new InferenceApi(stack, 'Inference', { handler, modelName: token })).toThrow(
-      /modelName must be a literal/,
-    );
+    expect(() => new InferenceApi(stack, 'Inference', { handler, modelName: token })).toThrow(/modelName must be a literal/);
   });
 });
 
@@ -632,9 +618,7 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
 
   it('has no unacknowledged findings with cloudWatchRole, Cognito or a web ACL', () => {
     expect(nagFindings(setup({ cloudWatchRole: true }).app)).toEqual([]);
-    expect(
-      nagFindings(setup({ webAclArn: `arn:aws:wafv2:${REGION}:${ACCOUNT}:regional/webacl/a/b` }).app),
-    ).toEqual([]);
+    expect(nagFindings(setup({ webAclArn: `arn:aws:wafv2:${REGION}:${ACCOUNT}:regional/webacl/a/b` }).app)).toEqual([]);
     const { app, stack, handler } = newStack();
     const pool = new cognito.UserPool(stack, 'Pool', {
       mfa: cognito.Mfa.REQUIRED,
@@ -649,16 +633,9 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
 
   it('still reports the rules its defaults satisfy when a choice turns them off', () => {
     // Proves the rules run on this API: the acknowledgements are narrow, not blanket.
-    expect(nagRuleNames(setup({ authorization: InferenceApiAuthorization.none() }).app)).toEqual([
-      'AwsSolutions-APIG4',
-      'AwsSolutions-COG4',
-    ]);
-    expect(nagRuleNames(setup({ authorization: InferenceApiAuthorization.apiKey() }).app)).toEqual([
-      'AwsSolutions-APIG4',
-    ]);
-    expect(nagRuleNames(setup({ executionLoggingLevel: apigw.MethodLoggingLevel.OFF }).app)).toEqual([
-      'AwsSolutions-APIG6',
-    ]);
+    expect(nagRuleNames(setup({ authorization: InferenceApiAuthorization.none() }).app)).toEqual(['AwsSolutions-APIG4', 'AwsSolutions-COG4']);
+    expect(nagRuleNames(setup({ authorization: InferenceApiAuthorization.apiKey() }).app)).toEqual(['AwsSolutions-APIG4']);
+    expect(nagRuleNames(setup({ executionLoggingLevel: apigw.MethodLoggingLevel.OFF }).app)).toEqual(['AwsSolutions-APIG6']);
   });
 
   it('acknowledges only the web ACL and X-Ray on the stage and Cognito on the API, which the rules do flag', () => {
@@ -687,8 +664,6 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
         .map((c) => c.cfnResourceType);
     expect(flagged(nagRules.apigw.APIGWAssociatedWithWAF)).toEqual(['AWS::ApiGateway::Stage']);
     expect(flagged(nagRules.apigw.APIGWXrayEnabled)).toEqual(['AWS::ApiGateway::Stage']);
-    expect(flagged(nagRules.cognito.CognitoUserPoolAPIGWAuthorizer)).toEqual(
-      Array(OIP_ROUTES('model').length).fill('AWS::ApiGateway::Method'),
-    );
+    expect(flagged(nagRules.cognito.CognitoUserPoolAPIGWAuthorizer)).toEqual(Array(OIP_ROUTES('model').length).fill('AWS::ApiGateway::Method'));
   });
 });

@@ -67,7 +67,12 @@ describe('IInferenceEndpoint', () => {
       const [statement, ...more] = roleStatements(Template.fromStack(stack), caller);
       expect(more).toEqual([]);
       expect(statement.Action).toBe('execute-api:Invoke');
-      const routes = [statement.Resource].flat().map((r) => JSON.stringify(r).match(/\/(GET|POST)(\/[^"]*)/)?.slice(1).join(' '));
+      const routes = [statement.Resource].flat().map((r) =>
+        JSON.stringify(r)
+          .match(/\/(GET|POST)(\/[^"]*)/)
+          ?.slice(1)
+          .join(' '),
+      );
       const version = endpoint.modelVersion;
       expect(routes).toEqual([
         'GET /v2',
@@ -96,10 +101,18 @@ describe('synth errors', () => {
   }
 
   it.each([
-    ['a prop of the endpoint', (s: Stack) => new S3ModelEndpoint(s, 'Churn', { model: model(), memorySize: 20_000 }), /memorySize must be a whole number of MiB between 128 and 10240/],
+    [
+      'a prop of the endpoint',
+      (s: Stack) => new S3ModelEndpoint(s, 'Churn', { model: model(), memorySize: 20_000 }),
+      /memorySize must be a whole number of MiB between 128 and 10240/,
+    ],
     ['a prop of its packaging', (s: Stack) => new LayerModelEndpoint(s, 'Churn', {}), /LayerModelPackaging: give exactly one of model/],
     ['a prop of its API', (s: Stack) => new BundledModelEndpoint(s, 'Churn', { model: model(), api: { stageName: 'bad stage' } }), /stageName must be 1 to 128/],
-    ['a warmer prop', (s: Stack) => new S3ModelEndpoint(s, 'Churn', { model: model(), warmerOptions: { concurrency: 0 } }), /Warmer: concurrency must be a whole number between 1 and 100, got: 0/],
+    [
+      'a warmer prop',
+      (s: Stack) => new S3ModelEndpoint(s, 'Churn', { model: model(), warmerOptions: { concurrency: 0 } }),
+      /Warmer: concurrency must be a whole number between 1 and 100, got: 0/,
+    ],
   ])("are aws-cdk-lib validation errors that name the endpoint's path: %s", (_what, make, message) => {
     const { stack } = newStack();
     new S3ModelEndpoint(stack, 'Fraud', { model: model() });

@@ -41,12 +41,22 @@ describe('validateEphemeralStorage', () => {
 
 describe('validateCodeSize', () => {
   it('accepts code and layers up to 250 MiB unzipped', () => {
-    expect(() => validateCodeSize(scope, [{ name: 'handler', sizeBytes: 10 * MiB }, { name: 'layer', sizeBytes: 240 * MiB }], 1)).not.toThrow();
+    expect(() =>
+      validateCodeSize(
+        scope,
+        [
+          { name: 'handler', sizeBytes: 10 * MiB },
+          { name: 'layer', sizeBytes: 240 * MiB },
+        ],
+        1,
+      ),
+    ).not.toThrow();
   });
 
   it('lists each part when they add up to more than 250 MiB', () => {
     expect(() =>
-      validateCodeSize(scope, 
+      validateCodeSize(
+        scope,
         [
           { name: 'inference handler', sizeBytes: 1 * MiB },
           { name: 'ONNX Runtime layer', sizeBytes: 46 * MiB },

@@ -224,9 +224,7 @@ describe('writeModelImageContext output', () => {
   it('refuses to replace a folder it did not write', () => {
     const outDir = tempDir('ctx-foreign-');
     fs.writeFileSync(path.join(outDir, 'precious.txt'), 'keep me');
-    expect(() => writeModelImageContext({ modelFile: writeModelFile(mlp.bytes), architecture: 'x86_64', outDir })).toThrow(
-      /not empty and holds no context/,
-    );
+    expect(() => writeModelImageContext({ modelFile: writeModelFile(mlp.bytes), architecture: 'x86_64', outDir })).toThrow(/not empty and holds no context/);
     expect(fs.readFileSync(path.join(outDir, 'precious.txt'), 'utf8')).toBe('keep me');
   });
 
@@ -249,7 +247,7 @@ describe('writeModelImageContext output', () => {
     expect(fs.readFileSync(placed).equals(Buffer.from(mlp.bytes))).toBe(true);
   });
 
-  it('places the model a symlink points to, under the symlink\'s name', () => {
+  it("places the model a symlink points to, under the symlink's name", () => {
     const target = writeModelFile(mlp.bytes, 'target.onnx');
     const link = path.join(tempDir('model-link-'), 'linked.onnx');
     fs.symlinkSync(target, link);
@@ -261,8 +259,6 @@ describe('writeModelImageContext output', () => {
 
   it('refuses a model path that is not a file', () => {
     const outDir = path.join(tempDir('ctx-'), 'image');
-    expect(() => writeModelImageContext({ modelFile: path.join(outDir, 'missing.onnx'), architecture: 'x86_64', outDir })).toThrow(
-      /is not a file/,
-    );
+    expect(() => writeModelImageContext({ modelFile: path.join(outDir, 'missing.onnx'), architecture: 'x86_64', outDir })).toThrow(/is not a file/);
   });
 });

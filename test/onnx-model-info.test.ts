@@ -3,14 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  fileByteSource,
-  oipDatatypeOfOnnxElemType,
-  OnnxModelInfo,
-  readOnnxModelInfo,
-  readOnnxModelInfoFrom,
-  ByteSource,
-} from '../lib/model/onnx-model-info';
+import { fileByteSource, oipDatatypeOfOnnxElemType, OnnxModelInfo, readOnnxModelInfo, readOnnxModelInfoFrom, ByteSource } from '../lib/model/onnx-model-info';
 import {
   buildOnnxModel,
   identityAllTypesModel,
@@ -265,9 +258,7 @@ describe('readOnnxModelInfo on what is not a model', () => {
 
   it.each(Array.from({ length: 50 }, (_, seed) => seed))('rejects junk of seed %i', (seed) => {
     const bytes = notOnnxBytes({ seed, length: 1024 });
-    expect(() => readOnnxModelInfoFrom({ sizeBytes: bytes.length, read: (p, l) => bytes.slice(p, p + l) }, 'junk')).toThrow(
-      /^junk is not an ONNX model: /,
-    );
+    expect(() => readOnnxModelInfoFrom({ sizeBytes: bytes.length, read: (p, l) => bytes.slice(p, p + l) }, 'junk')).toThrow(/^junk is not an ONNX model: /);
   });
 
   it('rejects a truncated model, saying it looks truncated', () => {
@@ -302,23 +293,15 @@ describe('readOnnxModelInfo on what is not a model', () => {
 
 /** A hand-made model whose single output is described by `outputType` (an encoded TypeProto). */
 function modelWithOutputType(outputType: ProtoWriter): Uint8Array {
-  const graph = new ProtoWriter()
-    .string(2, 'g')
-    .message(12, new ProtoWriter().string(1, 'out').message(2, outputType));
-  return new ProtoWriter()
-    .varint(1, 8)
-    .message(7, graph)
-    .message(8, new ProtoWriter().string(1, '').varint(2, 17))
-    .finish();
+  const graph = new ProtoWriter().string(2, 'g').message(12, new ProtoWriter().string(1, 'out').message(2, outputType));
+  return new ProtoWriter().varint(1, 8).message(7, graph).message(8, new ProtoWriter().string(1, '').varint(2, 17)).finish();
 }
 
 describe('readOnnxModelInfo on models the protocol cannot serve', () => {
   it('names an element type with no Open Inference Protocol datatype', () => {
     const complex64 = new ProtoWriter().message(1, new ProtoWriter().varint(1, 14));
     const filePath = writeModel('complex.onnx', modelWithOutputType(complex64));
-    expect(() => readOnnxModelInfo(filePath)).toThrow(
-      `${filePath}: output 'out' has ONNX element type COMPLEX64 (14), which the Open Inference Protocol cannot carry`,
-    );
+    expect(() => readOnnxModelInfo(filePath)).toThrow(`${filePath}: output 'out' has ONNX element type COMPLEX64 (14), which the Open Inference Protocol cannot carry`);
   });
 
   it('reads bfloat16 as BF16', () => {

@@ -153,7 +153,7 @@ describe.each(ARCHES)('$arch zip entries', ({ arch, nativeDir, otherNativeDir })
     }
   });
 
-  it('holds this architecture\'s two native binaries, byte for byte', () => {
+  it("holds this architecture's two native binaries, byte for byte", () => {
     const binaries = names.filter((n) => n.includes('/bin/'));
     expect(binaries.sort()).toEqual([
       `nodejs/node_modules/onnxruntime-node/bin/napi-v6/${nativeDir}/libonnxruntime.so.1`,
@@ -167,15 +167,13 @@ describe.each(ARCHES)('$arch zip entries', ({ arch, nativeDir, otherNativeDir })
 
   it('leaves out other platforms, GPU providers, install scripts, sources, maps and typings', () => {
     const unwanted = names.filter((n) =>
-      [otherNativeDir, 'darwin', 'win32', 'providers', 'cuda', 'tensorrt', 'DirectML', '/script/', '/lib/', '.map', '.d.ts', '.ts']
-        .some((s) => n.includes(s)),
+      [otherNativeDir, 'darwin', 'win32', 'providers', 'cuda', 'tensorrt', 'DirectML', '/script/', '/lib/', '.map', '.d.ts', '.ts'].some((s) => n.includes(s)),
     );
     expect(unwanted).toEqual([]);
   });
 
   it('holds every runtime JavaScript file of both packages', () => {
-    const jsUnder = (dir: string): string[] =>
-      fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'));
+    const jsUnder = (dir: string): string[] => fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'));
     const expected = [
       ...jsUnder(path.join(ORT_NODE_DIR, 'dist')).map((f) => `nodejs/node_modules/onnxruntime-node/dist/${f}`),
       ...jsUnder(path.join(ORT_COMMON_DIR, 'dist/cjs')).map((f) => `nodejs/node_modules/onnxruntime-common/dist/cjs/${f}`),
@@ -220,9 +218,7 @@ describe('determinism and incremental builds', () => {
   it('writes byte-identical zips and manifest on a second, independent build', async () => {
     const secondBuild = makeTmpDir('ort-layers-b-');
     await buildOnnxRuntimeLayers(secondBuild);
-    expect(fs.readFileSync(path.join(secondBuild, 'onnxruntime-layers.json'), 'utf8')).toBe(
-      fs.readFileSync(path.join(firstBuild, 'onnxruntime-layers.json'), 'utf8'),
-    );
+    expect(fs.readFileSync(path.join(secondBuild, 'onnxruntime-layers.json'), 'utf8')).toBe(fs.readFileSync(path.join(firstBuild, 'onnxruntime-layers.json'), 'utf8'));
     for (const { arch } of ARCHES) {
       const file = `onnxruntime-node-${arch}.zip`;
       expect(sha256(fs.readFileSync(path.join(secondBuild, file)))).toBe(sha256(fs.readFileSync(path.join(firstBuild, file))));

@@ -10,9 +10,7 @@ import { buildOnnxRuntimeLayers } from '../scripts/build-layers';
 
 const LAYERS_DIR = path.resolve(__dirname, '..', 'assets', 'layers');
 const MANIFEST_PATH = path.join(LAYERS_DIR, 'onnxruntime-layers.json');
-const INSTALLED_ORT_VERSION: string = JSON.parse(
-  fs.readFileSync(path.resolve(__dirname, '..', 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8'),
-).version;
+const INSTALLED_ORT_VERSION: string = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version;
 
 interface Manifest {
   layers: Record<string, { file: string; unzippedBytes: number; sha256: string }>;
@@ -35,11 +33,7 @@ describe('OnnxRuntimeLayer.forArchitecture', () => {
   it('creates one layer per stack however many times it is asked, from any scope in the stack', () => {
     const stack = newStack();
     const nested = new Construct(new Construct(stack, 'Api'), 'Endpoint');
-    const layers = [
-      OnnxRuntimeLayer.forArchitecture(stack),
-      OnnxRuntimeLayer.forArchitecture(nested),
-      OnnxRuntimeLayer.forArchitecture(nested, lambda.Architecture.X86_64),
-    ];
+    const layers = [OnnxRuntimeLayer.forArchitecture(stack), OnnxRuntimeLayer.forArchitecture(nested), OnnxRuntimeLayer.forArchitecture(nested, lambda.Architecture.X86_64)];
     expect(new Set(layers).size).toBe(1);
     expect(layers[0].node.path).toBe('Stack/OnnxRuntimeLayer-x86_64');
     Template.fromStack(stack).resourceCountIs('AWS::Lambda::LayerVersion', 1);
@@ -122,7 +116,7 @@ describe('OnnxRuntimeLayer', () => {
     Template.fromStack(stack).hasResourceProperties('AWS::Lambda::LayerVersion', { CompatibleArchitectures: ['x86_64'] });
   });
 
-  it.each(['x86_64', 'arm64'])('reports the %s layer\'s unzipped size from the build manifest', (name) => {
+  it.each(['x86_64', 'arm64'])("reports the %s layer's unzipped size from the build manifest", (name) => {
     const layer = new OnnxRuntimeLayer(newStack(), 'Layer', { architecture: lambda.Architecture.custom(name) });
     expect(layer.unzippedSizeBytes).toBe(manifest.layers[name].unzippedBytes);
     // Far below Lambda's 250 MB, which is the point of a per-architecture layer.
@@ -135,9 +129,9 @@ describe('OnnxRuntimeLayer', () => {
     const stack = newStack(app);
     new OnnxRuntimeLayer(stack, 'Layer', { architecture: lambda.Architecture.ARM_64 });
     const assembly = app.synth();
-    const assetManifest = JSON.parse(
-      fs.readFileSync(path.join(assembly.directory, `${stack.artifactId}.assets.json`), 'utf8'),
-    ) as { files: Record<string, { source: { path: string; packaging: string } }> };
+    const assetManifest = JSON.parse(fs.readFileSync(path.join(assembly.directory, `${stack.artifactId}.assets.json`), 'utf8')) as {
+      files: Record<string, { source: { path: string; packaging: string } }>;
+    };
     const [asset] = Object.values(assetManifest.files).filter((f) => f.source.path.endsWith('.zip'));
     expect(asset.source.packaging).toBe('file');
     const stagedZip = fs.readFileSync(path.join(assembly.directory, asset.source.path));
@@ -156,9 +150,7 @@ describe('OnnxRuntimeLayer', () => {
 
   it('rejects architectures onnxruntime-node has no Linux build for', () => {
     const riscv = lambda.Architecture.custom('riscv64', 'linux/riscv64');
-    expect(() => new OnnxRuntimeLayer(newStack(), 'Layer', { architecture: riscv })).toThrow(
-      'OnnxRuntimeLayer: unsupported architecture "riscv64"; expected x86_64 or arm64',
-    );
+    expect(() => new OnnxRuntimeLayer(newStack(), 'Layer', { architecture: riscv })).toThrow('OnnxRuntimeLayer: unsupported architecture "riscv64"; expected x86_64 or arm64');
     expect(() => OnnxRuntimeLayer.forArchitecture(newStack(), riscv)).toThrow(/unsupported architecture "riscv64"/);
   });
 });

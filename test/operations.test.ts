@@ -70,7 +70,11 @@ describe('monitoring options', () => {
     const { stack } = newStack();
     const endpoint = new S3ModelEndpoint(stack, 'E', {
       model: ModelSource.fromAsset(DEMO_MODEL_FILE),
-      monitoring: { thresholds: { latencyP99: Duration.seconds(2), serverErrorRatePercent: 5 }, alarmActions: [{ bind: () => ({ alarmActionArn: 'arn:aws:sns:eu-west-1:123456789012:pager' }) }], dashboard: false },
+      monitoring: {
+        thresholds: { latencyP99: Duration.seconds(2), serverErrorRatePercent: 5 },
+        alarmActions: [{ bind: () => ({ alarmActionArn: 'arn:aws:sns:eu-west-1:123456789012:pager' }) }],
+        dashboard: false,
+      },
     });
     const template = Template.fromStack(stack);
     expect(endpoint.monitoring!.alarmTopic).toBeUndefined();
@@ -155,7 +159,10 @@ describe('provisioned concurrency scaling', () => {
       ScheduledActions: [Match.objectLike({ ScheduledActionName: 'BusyHours', Schedule: 'cron(0 8 * * ? *)', ScalableTargetAction: { MinCapacity: 5 } })],
     });
     f.template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
-      TargetTrackingScalingPolicyConfiguration: Match.objectLike({ TargetValue: 0.7, PredefinedMetricSpecification: { PredefinedMetricType: 'LambdaProvisionedConcurrencyUtilization' } }),
+      TargetTrackingScalingPolicyConfiguration: Match.objectLike({
+        TargetValue: 0.7,
+        PredefinedMetricSpecification: { PredefinedMetricType: 'LambdaProvisionedConcurrencyUtilization' },
+      }),
     });
     expect(f.endpoint.metricProvisionedConcurrencyUtilization().metricName).toBe('ProvisionedConcurrencyUtilization');
   });

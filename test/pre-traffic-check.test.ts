@@ -104,9 +104,7 @@ async function run(env: Record<string, string>, answer: LambdaAnswer | undefined
 
 /** The reports CodeDeploy accepted, reduced to what it was told. */
 function reports(): Array<{ deploymentId?: string; lifecycleEventHookExecutionId?: string; status?: string }> {
-  return codedeploy.calls
-    .filter((c) => !c.error)
-    .map(({ deploymentId, lifecycleEventHookExecutionId, status }) => ({ deploymentId, lifecycleEventHookExecutionId, status }));
+  return codedeploy.calls.filter((c) => !c.error).map(({ deploymentId, lifecycleEventHookExecutionId, status }) => ({ deploymentId, lifecycleEventHookExecutionId, status }));
 }
 
 function expectOneReport(status: 'Succeeded' | 'Failed'): void {
@@ -182,7 +180,15 @@ describe('a well-formed answer', () => {
   it('accepts one prediction per instance', async () => {
     const r = await run(
       { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: INSTANCES_SAMPLE },
-      { payload: { predictions: [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]] } },
+      {
+        payload: {
+          predictions: [
+            [0.9, 0.1],
+            [0.2, 0.8],
+            [0.5, 0.5],
+          ],
+        },
+      },
     );
     expect(r.result).toEqual({ status: 'Succeeded', problems: [] });
     expectOneReport('Succeeded');
@@ -204,7 +210,12 @@ describe('a malformed answer fails the deployment', () => {
     ['an output without a name', {}, { outputs: [{ datatype: 'FP32', shape: [1], data: [1] }] }, /output 0: 'name' must be a non-empty string/],
     ['an output without a datatype', {}, { outputs: [{ name: 'p', shape: [1], data: [1] }] }, /output 0 \('p'\): 'datatype' must be a non-empty string/],
     ['a missing expected output', { EXPECTED_OUTPUTS: '["probabilities","label"]' }, { outputs: [probabilities] }, /expected output\(s\) missing: label/],
-    ['an output beyond the expected ones', { EXPECTED_OUTPUTS: '["probabilities"]' }, { outputs: [probabilities, tensor('label', 'BYTES', [1], ['a'])] }, /unexpected output\(s\): label/],
+    [
+      'an output beyond the expected ones',
+      { EXPECTED_OUTPUTS: '["probabilities"]' },
+      { outputs: [probabilities, tensor('label', 'BYTES', [1], ['a'])] },
+      /unexpected output\(s\): label/,
+    ],
     ['an expected output named twice', { EXPECTED_OUTPUTS: '["probabilities"]' }, { outputs: [probabilities, probabilities] }, /named more than once: probabilities/],
     ['an answer that is not JSON', {}, 'Task timed out', /the answer is not JSON: Task timed out/],
     ['fewer predictions than instances', { SAMPLE_REQUEST: INSTANCES_SAMPLE }, { predictions: [[1], [2]] }, /'predictions' has 2 items for 3 instances/],
@@ -272,10 +283,7 @@ describe('a failed invocation fails the deployment and is still reported', () =>
 describe('reporting to CodeDeploy', () => {
   it('throws when CodeDeploy refuses the report, after logging the verdict', async () => {
     codedeploy.failNext({ code: 'DeploymentDoesNotExistException', status: 400, message: 'The deployment d-4X2Y8ABCD does not exist.' });
-    const r = await run(
-      { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE },
-      { payload: { outputs: [tensor('probabilities', 'FP32', [1, 3], [0.9, 0.07, 0.03])] } },
-    );
+    const r = await run({ TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE }, { payload: { outputs: [tensor('probabilities', 'FP32', [1, 3], [0.9, 0.07, 0.03])] } });
     expect(r.result).toBeUndefined();
     expect(r.error?.message).toMatch(/could not report Succeeded to CodeDeploy for deployment d-4X2Y8ABCD: DeploymentDoesNotExistException/);
     // A 400 is final: no retry, and nothing was accepted.
@@ -287,10 +295,7 @@ describe('reporting to CodeDeploy', () => {
 
   it('retries a server error and then reports', async () => {
     codedeploy.failNext({ code: 'InternalFailure', status: 500, message: 'try again' });
-    const r = await run(
-      { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE },
-      { payload: { outputs: [tensor('probabilities', 'FP32', [1, 3], [0.9, 0.07, 0.03])] } },
-    );
+    const r = await run({ TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE }, { payload: { outputs: [tensor('probabilities', 'FP32', [1, 3], [0.9, 0.07, 0.03])] } });
     expect(r.result?.status).toBe('Succeeded');
     expect(codedeploy.calls).toHaveLength(2);
     expectOneReport('Succeeded');
@@ -307,14 +312,30 @@ describe('reporting to CodeDeploy', () => {
 describe('an invalid configuration fails the deployment without invoking the function', () => {
   const cases: Array<[string, Record<string, string>, RegExp]> = [
     ['a missing TARGET_VERSION_ARN', { SAMPLE_REQUEST: OIP_SAMPLE }, /TARGET_VERSION_ARN is not set/],
-    ['an unqualified TARGET_VERSION_ARN', { TARGET_VERSION_ARN: TARGET.replace(/:7$/, ''), SAMPLE_REQUEST: OIP_SAMPLE }, /TARGET_VERSION_ARN must be a function ARN qualified with a version number/],
+    [
+      'an unqualified TARGET_VERSION_ARN',
+      { TARGET_VERSION_ARN: TARGET.replace(/:7$/, ''), SAMPLE_REQUEST: OIP_SAMPLE },
+      /TARGET_VERSION_ARN must be a function ARN qualified with a version number/,
+    ],
     ['an alias as TARGET_VERSION_ARN', { TARGET_VERSION_ARN: TARGET.replace(/:7$/, ':live'), SAMPLE_REQUEST: OIP_SAMPLE }, /TARGET_VERSION_ARN must be .*, got: .*:live/],
     ['a missing SAMPLE_REQUEST', { TARGET_VERSION_ARN: TARGET }, /SAMPLE_REQUEST is not set/],
-    ['a SAMPLE_REQUEST that is not JSON', { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: "{inputs: [1, 2]}" }, /SAMPLE_REQUEST is not valid JSON/],
-    ['a SAMPLE_REQUEST with neither inputs nor instances', { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: '{"data": [1]}' }, /SAMPLE_REQUEST must have exactly one of 'inputs' and 'instances'/],
+    ['a SAMPLE_REQUEST that is not JSON', { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: '{inputs: [1, 2]}' }, /SAMPLE_REQUEST is not valid JSON/],
+    [
+      'a SAMPLE_REQUEST with neither inputs nor instances',
+      { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: '{"data": [1]}' },
+      /SAMPLE_REQUEST must have exactly one of 'inputs' and 'instances'/,
+    ],
     ['a SAMPLE_REQUEST with empty instances', { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: '{"instances": []}' }, /SAMPLE_REQUEST: 'instances' must be a non-empty array/],
-    ['EXPECTED_OUTPUTS that is not a list of names', { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE, EXPECTED_OUTPUTS: 'probabilities' }, /EXPECTED_OUTPUTS must be a JSON array of output names/],
-    ['a CHECK_TIMEOUT_MS that is not a number', { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE, CHECK_TIMEOUT_MS: '1m' }, /CHECK_TIMEOUT_MS must be a whole number of milliseconds/],
+    [
+      'EXPECTED_OUTPUTS that is not a list of names',
+      { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE, EXPECTED_OUTPUTS: 'probabilities' },
+      /EXPECTED_OUTPUTS must be a JSON array of output names/,
+    ],
+    [
+      'a CHECK_TIMEOUT_MS that is not a number',
+      { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE, CHECK_TIMEOUT_MS: '1m' },
+      /CHECK_TIMEOUT_MS must be a whole number of milliseconds/,
+    ],
   ];
   for (const [name, env, problem] of cases) {
     it(`for ${name}`, async () => {

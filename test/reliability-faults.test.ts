@@ -33,7 +33,11 @@ function captureLogs() {
   const out = vi.spyOn(process.stdout, 'write').mockImplementation(grab);
   const err = vi.spyOn(process.stderr, 'write').mockImplementation(grab);
   return {
-    lines: (): any[] => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)),
+    lines: (): any[] =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l)),
     stop: () => {
       out.mockRestore();
       err.mockRestore();
@@ -279,11 +283,10 @@ process.stdout.write(JSON.stringify({ tooSmall, grown }));
 `,
     );
     const bundle = path.resolve(__dirname, '../assets/handlers/core/index.mjs');
-    const { stdout } = await promisify(execFile)(
-      'unshare',
-      ['--user', '--map-root-user', '--mount', process.execPath, script, bundle, mountPoint, uri, JSON.stringify(request)],
-      { env: process.env, timeout: 30_000 },
-    );
+    const { stdout } = await promisify(execFile)('unshare', ['--user', '--map-root-user', '--mount', process.execPath, script, bundle, mountPoint, uri, JSON.stringify(request)], {
+      env: process.env,
+      timeout: 30_000,
+    });
     const { tooSmall, grown } = JSON.parse(stdout);
 
     expect(tooSmall.status).toBe(503);

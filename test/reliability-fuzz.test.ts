@@ -109,7 +109,12 @@ describe.each(models)('generated requests to $name', (model) => {
         // The same body sent by direct invocation fails as a function error with the same message.
         const direct = parsedBody(bad);
         if (direct) {
-          const failure = await bounded(handler(direct.value).then(() => undefined, (e: Error) => e));
+          const failure = await bounded(
+            handler(direct.value).then(
+              () => undefined,
+              (e: Error) => e,
+            ),
+          );
           expect(failure?.name, bad.what).toBe('InferenceRequestError');
           expect(failure?.message).toBe(`[${bad.status}] ${r.body.error}`);
         }

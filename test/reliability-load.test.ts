@@ -57,13 +57,29 @@ const validInput = { name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2
 const invalid: Array<{ what: string; status: number; request: LoadRequest }> = [
   { what: 'malformed JSON', status: 400, request: { method: 'POST', path: infer, headers: json, body: '{"inputs": [' } },
   { what: 'a wrong datatype', status: 400, request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [{ ...validInput, datatype: 'INT32' }] }) } },
-  { what: 'a shape the data does not fill', status: 400, request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [{ ...validInput, shape: [2, 4] }] }) } },
-  { what: 'a claimed shape of 10^9', status: 400, request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [{ ...validInput, shape: [250_000_000, 4] }] }) } },
+  {
+    what: 'a shape the data does not fill',
+    status: 400,
+    request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [{ ...validInput, shape: [2, 4] }] }) },
+  },
+  {
+    what: 'a claimed shape of 10^9',
+    status: 400,
+    request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [{ ...validInput, shape: [250_000_000, 4] }] }) },
+  },
   { what: 'an unknown input', status: 400, request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [{ ...validInput, name: 'x' }] }) } },
-  { what: 'a raw NaN token', status: 400, request: { method: 'POST', path: infer, headers: json, body: '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[NaN,1,2,3]}]}' } },
+  {
+    what: 'a raw NaN token',
+    status: 400,
+    request: { method: 'POST', path: infer, headers: json, body: '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[NaN,1,2,3]}]}' },
+  },
   { what: 'ragged instances', status: 400, request: { method: 'POST', path: infer, headers: json, body: '{"instances":[[1,2,3,4],[1,2,3,4,5],[1,2,3]]}' } },
   { what: 'a CSV body', status: 415, request: { method: 'POST', path: infer, headers: { 'content-type': 'text/csv' }, body: '1,2,3,4' } },
-  { what: 'a body over MAX_BODY_BYTES', status: 413, request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [validInput], pad: 'x'.repeat(MAX_BODY_BYTES) }) } },
+  {
+    what: 'a body over MAX_BODY_BYTES',
+    status: 413,
+    request: { method: 'POST', path: infer, headers: json, body: JSON.stringify({ inputs: [validInput], pad: 'x'.repeat(MAX_BODY_BYTES) }) },
+  },
   { what: 'an unknown model', status: 404, request: { method: 'POST', path: '/v2/models/other/infer', headers: json, body: JSON.stringify({ inputs: [validInput] }) } },
   { what: 'GET on infer', status: 405, request: { method: 'GET', path: infer } },
 ];

@@ -46,11 +46,7 @@ describe('S3ModelEndpoint and cdk-nag (AwsSolutions and Serverless packs)', () =
     ['provisioned concurrency', { provisionedConcurrency: 1 }],
     ['a custom authorizer', {}, (stack) => ({ api: { authorization: InferenceApiAuthorization.custom(tokenAuthorizer(stack)) } })],
     ['arm64 and three warm instances', { architecture: lambda.Architecture.ARM_64, warmerOptions: { concurrency: 3 } }],
-    [
-      'a model from an existing bucket',
-      {},
-      (stack) => ({ model: ModelSource.fromBucket(s3.Bucket.fromBucketName(stack, 'Existing', 'team-models'), 'churn/model.onnx') }),
-    ],
+    ['a model from an existing bucket', {}, (stack) => ({ model: ModelSource.fromBucket(s3.Bucket.fromBucketName(stack, 'Existing', 'team-models'), 'churn/model.onnx') })],
   ];
   it.each(variants)('no unacknowledged finding with %s', (_name, props, build) => {
     // The test's own authorizer function is not the endpoint's to fix.

@@ -11,14 +11,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
-import {
-  GraphOptimizationLevel,
-  InferenceApiAuthorization,
-  ModelSource,
-  OnnxRuntimeLayer,
-  S3ModelEndpoint,
-  type S3ModelEndpointProps,
-} from '../lib';
+import { GraphOptimizationLevel, InferenceApiAuthorization, ModelSource, OnnxRuntimeLayer, S3ModelEndpoint, type S3ModelEndpointProps } from '../lib';
 import { multiIoModel, notOnnxBytes, writePaddedModel } from '../tools/onnx';
 import { tempDir, writeModel } from './support/handler';
 import { newStack, ref, resourceProps, roleStatements } from './support/stacks';
@@ -106,9 +99,7 @@ describe('S3ModelEndpoint defaults', () => {
     f.template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: bucketId },
       PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-        ]),
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
       },
     });
     f.template.resourceCountIs('AWS::S3::Bucket', 2);
@@ -135,7 +126,9 @@ describe('S3ModelEndpoint defaults', () => {
     new S3ModelEndpoint(stack, 'A', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: 'a' });
     new S3ModelEndpoint(stack, 'B', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: 'b' });
     const template = Template.fromStack(stack);
-    const provider = Object.values(template.findResources('AWS::Lambda::Function')).filter((r) => r.Properties.LoggingConfig?.LogGroup?.Ref?.startsWith('CdkServerlessInferenceModelCopyLogs'));
+    const provider = Object.values(template.findResources('AWS::Lambda::Function')).filter((r) =>
+      r.Properties.LoggingConfig?.LogGroup?.Ref?.startsWith('CdkServerlessInferenceModelCopyLogs'),
+    );
     expect(provider).toHaveLength(1);
     // Every log group in the stack is used by something.
     const used = JSON.stringify(template.toJSON().Resources);
@@ -159,9 +152,7 @@ describe('S3ModelEndpoint defaults', () => {
     expect(create.physicalResourceId.id).toBe(f.endpoint.modelObjectKey);
     expect(call(copy[0].Properties.Update)).toEqual(create);
     // The function is created after the copy, so its first cold start finds the model.
-    expect(f.template.toJSON().Resources[ref(f.endpoint.function).Ref].DependsOn).toEqual(
-      expect.arrayContaining([ref(f.endpoint.modelDeployment!).Ref]),
-    );
+    expect(f.template.toJSON().Resources[ref(f.endpoint.function).Ref].DependsOn).toEqual(expect.arrayContaining([ref(f.endpoint.modelDeployment!).Ref]));
   });
 
   it('serves the live alias through the API, with IAM authorization', () => {
@@ -409,9 +400,7 @@ describe('S3ModelEndpoint synth errors name the prop and the limit', () => {
     const bucket = new s3.Bucket(stack, 'B');
     const source = ModelSource.fromBucket(bucket, 'm.onnx');
     expect(() => new S3ModelEndpoint(stack, 'E1', { model: source, bucket })).toThrow(/bucket applies to a ModelSource.fromAsset model/);
-    expect(() => new S3ModelEndpoint(stack, 'E2', { model: source, serverAccessLogsBucket: bucket })).toThrow(
-      /serverAccessLogsBucket applies to the bucket the endpoint creates/,
-    );
+    expect(() => new S3ModelEndpoint(stack, 'E2', { model: source, serverAccessLogsBucket: bucket })).toThrow(/serverAccessLogsBucket applies to the bucket the endpoint creates/);
   });
 
   it('serverAccessLogsBucket with an own bucket', () => {

@@ -136,9 +136,7 @@ describe('fetchS3Model', () => {
     const second = await fetchS3Model({ uri, cacheDir });
 
     expect(second).toMatchObject({ downloaded: false, path: first.path, etag, sizeBytes: content.length });
-    expect(proxy.requests).toEqual([
-      { method: 'GET', url: expect.stringContaining('/reuse/model.onnx'), ifNoneMatch: etag, status: 304, bodyBytes: 0 },
-    ]);
+    expect(proxy.requests).toEqual([{ method: 'GET', url: expect.stringContaining('/reuse/model.onnx'), ifNoneMatch: etag, status: 304, bodyBytes: 0 }]);
     expect((await stat(first.path)).mtimeMs).toBe(mtimeBefore);
     expect((await readFile(second.path)).equals(content)).toBe(true);
   });
@@ -246,10 +244,7 @@ describe('fetchS3Model', () => {
     await upload('denied/model.onnx', randomBytes(1000));
     const client = s3.client({ credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong' } });
 
-    const error = await expectFetchError(
-      fetchS3Model({ uri: `s3://${BUCKET}/denied/model.onnx`, cacheDir, client }),
-      'AccessDenied',
-    );
+    const error = await expectFetchError(fetchS3Model({ uri: `s3://${BUCKET}/denied/model.onnx`, cacheDir, client }), 'AccessDenied');
 
     expect(error.message).toContain('s3:GetObject');
   });
@@ -276,10 +271,7 @@ describe('fetchS3Model', () => {
     const content = randomBytes(64_000);
     await upload('big/model.onnx', content);
 
-    const error = await expectFetchError(
-      fetchS3Model({ uri: `s3://${BUCKET}/big/model.onnx`, cacheDir, freeBytes: async () => content.length - 1 }),
-      'NoSpace',
-    );
+    const error = await expectFetchError(fetchS3Model({ uri: `s3://${BUCKET}/big/model.onnx`, cacheDir, freeBytes: async () => content.length - 1 }), 'NoSpace');
 
     expect(error.message).toContain(`(${content.length} bytes)`);
     expect(error.message).toContain(`(${content.length - 1} bytes)`);

@@ -122,12 +122,7 @@ describe('SageMakerProxyEndpoint with a direct integration', () => {
       return JSON.parse(m.Integration.IntegrationResponses[0].ResponseTemplates['application/json']);
     });
     expect(bodies).toEqual(
-      expect.arrayContaining([
-        { live: true },
-        { ready: true },
-        { name: 'model', ready: true },
-        { name: 'model', versions: ['1'], platform: 'sagemaker', inputs: [], outputs: [] },
-      ]),
+      expect.arrayContaining([{ live: true }, { ready: true }, { name: 'model', ready: true }, { name: 'model', versions: ['1'], platform: 'sagemaker', inputs: [], outputs: [] }]),
     );
   });
 
@@ -155,7 +150,9 @@ describe('SageMakerProxyEndpoint creating the endpoint', () => {
     expect(statements).toEqual([{ Effect: 'Allow', Action: 'sagemaker:InvokeEndpoint', Resource: ref(endpoint.cfnEndpoint!) }]);
     expect(template.toJSON().Resources[ref(endpoint.function!).Ref].DependsOn).toContain(ref(endpoint.cfnEndpoint!).Ref);
     // The model's role reads the artifact and writes SageMaker's logs.
-    const roleId = Object.keys(template.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [{ Principal: { Service: 'sagemaker.amazonaws.com' } }] } } }));
+    const roleId = Object.keys(
+      template.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [{ Principal: { Service: 'sagemaker.amazonaws.com' } }] } } }),
+    );
     expect(roleId).toHaveLength(1);
     const sageMakerRole = endpoint.node.findChild('SageMakerRole');
     expect(ref(sageMakerRole).Ref).toBe(roleId[0]);
@@ -193,10 +190,22 @@ describe('SageMakerProxyEndpoint synth errors', () => {
   const cases: Array<[string, () => unknown, RegExp]> = [
     ['serverless memory', () => SageMakerEndpoint.serverless({ image: IMAGE, memorySize: Size.mebibytes(1536) }), /memorySize must be 1, 2, 3, 4, 5 or 6 GiB .* got: 1536 MiB/],
     ['serverless concurrency', () => SageMakerEndpoint.serverless({ image: IMAGE, maxConcurrency: 201 }), /maxConcurrency must be a whole number from 1 to 200, got: 201/],
-    ['instance count', () => SageMakerEndpoint.provisioned({ image: IMAGE, instanceType: 'ml.m5.large', initialInstanceCount: 0 }), /initialInstanceCount must be a whole number of at least 1, got: 0/],
-    ['instance type', () => SageMakerEndpoint.provisioned({ image: IMAGE, instanceType: 'g5.xlarge' }), /instanceType must be a SageMaker instance type such as ml.g5.xlarge, got: g5.xlarge/],
+    [
+      'instance count',
+      () => SageMakerEndpoint.provisioned({ image: IMAGE, instanceType: 'ml.m5.large', initialInstanceCount: 0 }),
+      /initialInstanceCount must be a whole number of at least 1, got: 0/,
+    ],
+    [
+      'instance type',
+      () => SageMakerEndpoint.provisioned({ image: IMAGE, instanceType: 'g5.xlarge' }),
+      /instanceType must be a SageMaker instance type such as ml.g5.xlarge, got: g5.xlarge/,
+    ],
     ['empty image', () => SageMakerEndpoint.serverless({ image: ' ' }), /image must be a container image URI/],
-    ['endpoint name', () => new SageMakerProxyEndpoint(newStack().stack, 'E', { endpoint: SageMakerEndpoint.fromEndpointName('my_endpoint') }), /not a SageMaker endpoint name .* got: my_endpoint/],
+    [
+      'endpoint name',
+      () => new SageMakerProxyEndpoint(newStack().stack, 'E', { endpoint: SageMakerEndpoint.fromEndpointName('my_endpoint') }),
+      /not a SageMaker endpoint name .* got: my_endpoint/,
+    ],
     ['invoke timeout', () => setup({ invokeTimeout: Duration.seconds(29) }), /invokeTimeout must be under API Gateway's 29 s integration limit .* got: 29 seconds/],
   ];
   it.each(cases)('%s', (_name, make, message) => {

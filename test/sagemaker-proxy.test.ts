@@ -63,8 +63,18 @@ describe('forwarding to the endpoint', () => {
   });
 
   it('passes the instances form through as it is', async () => {
-    const request = { instances: [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]] };
-    const predictions = { predictions: [[0.9, 0.07, 0.03], [0.01, 0.1, 0.89]] };
+    const request = {
+      instances: [
+        [5.1, 3.5, 1.4, 0.2],
+        [6.7, 3.0, 5.2, 2.3],
+      ],
+    };
+    const predictions = {
+      predictions: [
+        [0.9, 0.07, 0.03],
+        [0.01, 0.1, 0.89],
+      ],
+    };
     sm.respondWith(() => ({ body: predictions }));
     const handler = await proxy();
 
@@ -279,9 +289,7 @@ describe('SageMaker failures', () => {
   });
 
   it('answers a refused permission with 500 naming sagemaker:InvokeEndpoint', async () => {
-    sm.respondWith(() =>
-      sageMakerError('AccessDeniedException', 400, `User: arn:aws:sts::123456789012:assumed-role/fn/fn is not authorized to perform: sagemaker:InvokeEndpoint`),
-    );
+    sm.respondWith(() => sageMakerError('AccessDeniedException', 400, `User: arn:aws:sts::123456789012:assumed-role/fn/fn is not authorized to perform: sagemaker:InvokeEndpoint`));
     const handler = await proxy();
 
     const r = await infer(handler, OIP_REQUEST, MODEL);
@@ -309,9 +317,7 @@ describe('SageMaker failures', () => {
   });
 
   it('keeps a retry within the same budget', async () => {
-    sm.respondWith((_invocation, attempt) =>
-      attempt === 0 ? sageMakerError('ThrottlingException', 400, 'Rate exceeded') : { body: OIP_ANSWER, delayMs: 5_000 },
-    );
+    sm.respondWith((_invocation, attempt) => (attempt === 0 ? sageMakerError('ThrottlingException', 400, 'Rate exceeded') : { body: OIP_ANSWER, delayMs: 5_000 }));
     // Above the SDK's largest first throttling back-off (1 s), so the retry starts.
     const handler = await proxy({ SAGEMAKER_TIMEOUT_MS: '1500' });
 

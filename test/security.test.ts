@@ -73,9 +73,15 @@ describe('security of every construct, together', () => {
     for (const s of statements) {
       const actions: string[] = [s.Action].flat();
       const where = `${s.id}: ${actions.join(', ')}`;
-      expect(actions.filter((a) => a === '*' || a.endsWith(':*')), where).toEqual([]);
+      expect(
+        actions.filter((a) => a === '*' || a.endsWith(':*')),
+        where,
+      ).toEqual([]);
       if ([s.Resource].flat().includes('*')) {
-        expect(actions.filter((a) => !STAR_ONLY_ACTIONS.has(a)), where).toEqual([]);
+        expect(
+          actions.filter((a) => !STAR_ONLY_ACTIONS.has(a)),
+          where,
+        ).toEqual([]);
       }
     }
   });

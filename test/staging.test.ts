@@ -23,7 +23,12 @@ describe('stageFiles', () => {
     expect(fs.readFileSync(path.join(dir, 'chunks', 'a.mjs'), 'utf8')).toBe('a');
     expect(fs.readdirSync(dir).sort()).toEqual([...STAGING_EXCLUDE, 'chunks', 'index.mjs', 'model'].sort());
     // Same inputs: the same folder, reused.
-    expect(stageFiles(kind, [{ source: path.join(src, 'code'), destination: '.' }, { source: path.join(src, 'model.onnx'), destination: 'model/model.onnx' }])).toBe(dir);
+    expect(
+      stageFiles(kind, [
+        { source: path.join(src, 'code'), destination: '.' },
+        { source: path.join(src, 'model.onnx'), destination: 'model/model.onnx' },
+      ]),
+    ).toBe(dir);
     // A changed input: a new folder.
     fs.writeFileSync(path.join(src, 'model.onnx'), 'other model bytes');
     expect(stageFiles(kind, [{ source: path.join(src, 'model.onnx'), destination: 'model/model.onnx' }])).not.toBe(dir);

@@ -99,14 +99,10 @@ describe('Warmer schedule', () => {
   });
 
   it('uses the given schedule', () => {
-    setup({ schedule: events.Schedule.rate(Duration.minutes(1)) }).template.hasResourceProperties(
-      'AWS::Events::Rule',
-      { ScheduleExpression: 'rate(1 minute)' },
-    );
-    setup({ schedule: events.Schedule.cron({ minute: '*/3', hour: '8-18' }) }).template.hasResourceProperties(
-      'AWS::Events::Rule',
-      { ScheduleExpression: 'cron(*/3 8-18 * * ? *)' },
-    );
+    setup({ schedule: events.Schedule.rate(Duration.minutes(1)) }).template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)' });
+    setup({ schedule: events.Schedule.cron({ minute: '*/3', hour: '8-18' }) }).template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'cron(*/3 8-18 * * ? *)',
+    });
   });
 
   it('creates no rule when not scheduled, but keeps the fan-out function', () => {
@@ -388,11 +384,7 @@ describe('warmer handler against a local Lambda endpoint', () => {
     Object.assign(process.env, constructEnvironment({ concurrency: 2 }));
     fake.behaviour = (n) => ({
       status: 200,
-      body: JSON.stringify(
-        n === 0
-          ? { warmed: false, instanceId: 'a', coldStart: true, error: 'model file not found' }
-          : { warmed: true, instanceId: 'b', coldStart: true },
-      ),
+      body: JSON.stringify(n === 0 ? { warmed: false, instanceId: 'a', coldStart: true, error: 'model file not found' } : { warmed: true, instanceId: 'b', coldStart: true }),
     });
 
     const summary = await handler();

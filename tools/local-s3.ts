@@ -89,10 +89,7 @@ export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS
       await adminClient.send(new CreateBucketCommand({ Bucket: name }));
     },
     async putObject(bucket, key, body) {
-      const upload =
-        typeof body === 'string'
-          ? { Body: createReadStream(body), ContentLength: (await stat(body)).size }
-          : { Body: body, ContentLength: body.length };
+      const upload = typeof body === 'string' ? { Body: createReadStream(body), ContentLength: (await stat(body)).size } : { Body: body, ContentLength: body.length };
       const output = await adminClient.send(new PutObjectCommand({ Bucket: bucket, Key: key, ...upload }));
       if (output.ETag === undefined) {
         throw new Error(`s3rver returned no ETag for s3://${bucket}/${key}`);

@@ -27,9 +27,7 @@ if (process.env.BENCH_SERVER === 'handler') {
     req.on('end', async () => {
       try {
         const request = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        const feeds = Object.fromEntries(
-          request.inputs.map((i) => [i.name, new ort.Tensor('float32', Float32Array.from(i.data), i.shape)]),
-        );
+        const feeds = Object.fromEntries(request.inputs.map((i) => [i.name, new ort.Tensor('float32', Float32Array.from(i.data), i.shape)]));
         const out = await session.run(feeds);
         const outputs = Object.entries(out).map(([name, t]) => ({ name, datatype: 'FP32', shape: t.dims, data: Array.from(t.data) }));
         res.writeHead(200, { 'Content-Type': 'application/json' });

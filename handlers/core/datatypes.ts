@@ -21,10 +21,7 @@ export const ORT_TYPE_OF: Record<Datatype, string> = {
   BYTES: 'string',
 };
 
-const DATATYPE_OF_ORT: Record<string, Datatype> = Object.fromEntries(
-  Object.entries(ORT_TYPE_OF).map(([dt, ort]) => [ort, dt as Datatype]),
-);
-
+const DATATYPE_OF_ORT: Record<string, Datatype> = Object.fromEntries(Object.entries(ORT_TYPE_OF).map(([dt, ort]) => [ort, dt as Datatype]));
 
 export function isDatatype(s: unknown): s is Datatype {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ORT_TYPE_OF, s);
@@ -35,18 +32,7 @@ export function datatypeOfOrtType(ortType: string): Datatype | undefined {
   return DATATYPE_OF_ORT[ortType];
 }
 
-export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array
-  | Uint8Array
-  | Uint16Array
-  | Uint32Array
-  | BigUint64Array
-  | string[];
+export type TensorData = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | string[];
 
 interface IntRange {
   readonly min: number;
@@ -192,9 +178,7 @@ export function decodeValues(data: unknown, datatype: Datatype): JsonValue[] {
       return Array.from(data as Float32Array | Float64Array, jsonFloat);
     case 'INT64':
     case 'UINT64':
-      return Array.from(data as BigInt64Array | BigUint64Array, (b) =>
-        b >= -9007199254740991n && b <= 9007199254740991n ? Number(b) : new RawJsonNumber(b.toString()),
-      );
+      return Array.from(data as BigInt64Array | BigUint64Array, (b) => (b >= -9007199254740991n && b <= 9007199254740991n ? Number(b) : new RawJsonNumber(b.toString())));
     default:
       return Array.from(data as ArrayLike<number>);
   }

@@ -30,14 +30,14 @@ export function floatToHalfBits(value: number): number {
     let half = mant >>> shift;
     const rest = mant & ((1 << shift) - 1);
     const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && (half & 1))) {
+    if (rest > halfway || (rest === halfway && half & 1)) {
       half++;
     }
     return sign | half;
   }
   let half = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) {
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) {
     // May carry into the exponent, which is still the right answer (up to infinity).
     half++;
   }

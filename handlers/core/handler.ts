@@ -125,9 +125,7 @@ export class InferenceService<M extends BackendModel> {
       logger: this.telemetry.logger,
       http,
     };
-    const request = this.hooks.preprocess
-      ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)) }
-      : { body, json: text };
+    const request = this.hooks.preprocess ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)) } : { body, json: text };
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {

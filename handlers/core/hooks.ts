@@ -40,10 +40,7 @@ export interface InferenceHooks<Response = InferResponse | PredictionsResponse> 
    * Turns the inference response into the JSON body sent back. `request` is the body as it came in,
    * before `preprocess`.
    */
-  postprocess?(
-    response: Response,
-    context: HookContext & { readonly request: unknown },
-  ): unknown | Promise<unknown>;
+  postprocess?(response: Response, context: HookContext & { readonly request: unknown }): unknown | Promise<unknown>;
 }
 
 /** Hooks around a SageMaker endpoint: `postprocess` gets the endpoint's JSON answer as it is. */

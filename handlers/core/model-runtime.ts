@@ -31,7 +31,10 @@ type State =
 
 /** A model that could not be loaded: the message says why and names the file or object. */
 export class ModelLoadError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
+  constructor(
+    message: string,
+    readonly cause?: unknown,
+  ) {
     super(message);
     this.name = 'ModelLoadError';
   }
@@ -182,10 +185,7 @@ export function loadOnnxRuntime(): typeof Ort {
     try {
       ort = require('onnxruntime-node') as typeof Ort;
     } catch (e) {
-      throw new ModelLoadError(
-        `cannot load onnxruntime-node (${(e as Error).message}); on Lambda it comes from the ONNX Runtime layer, locally install it with npm`,
-        e,
-      );
+      throw new ModelLoadError(`cannot load onnxruntime-node (${(e as Error).message}); on Lambda it comes from the ONNX Runtime layer, locally install it with npm`, e);
     }
   }
   return ort;

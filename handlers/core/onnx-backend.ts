@@ -45,7 +45,11 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     let out: Ort.InferenceSession.OnnxValueMapType;
     try {
       // The failure is answered and logged here; onnxruntime's own log line would only repeat it.
-      out = await model.session.run(feeds, plan.outputs.map((o) => o.name), { logSeverityLevel: 4 });
+      out = await model.session.run(
+        feeds,
+        plan.outputs.map((o) => o.name),
+        { logSeverityLevel: 4 },
+      );
     } catch (e) {
       const message = (e as Error).message;
       // onnxruntime's own input checks (e.g. a symbolic dimension the graph constrains) are the

@@ -44,4 +44,3 @@ export async function createInferenceHandler(options: InferenceHandlerOptions = 
   await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
   return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {}).handle;
 }
-

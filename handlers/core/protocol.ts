@@ -35,7 +35,7 @@ export interface InferResponse {
   readonly outputs: OipTensor[];
 }
 
-const SHAPE_HINT = "send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]} (Open Inference Protocol) or {\"instances\": [...]}";
+const SHAPE_HINT = 'send {"inputs": [{"name", "shape", "datatype", "data"}]} (Open Inference Protocol) or {"instances": [...]}';
 
 /** Checks a parsed request body against the model and plans the inference. Throws 400s that say what is wrong. */
 export function planInference(body: unknown, signature: ModelSignature): InferPlan {
@@ -98,7 +98,7 @@ function readRequestedOutputs(raw: unknown, signature: ModelSignature): TensorSp
     return [...signature.outputs];
   }
   if (!Array.isArray(raw)) {
-    throw badRequest("'outputs' must be an array of {\"name\": ...}");
+    throw badRequest('\'outputs\' must be an array of {"name": ...}');
   }
   const chosen: TensorSpec[] = [];
   raw.forEach((o, i) => {
@@ -131,7 +131,10 @@ function planInstances(raw: unknown, signature: ModelSignature): InferPlan {
   const rowShape = shapeOf(raw[0]);
   const shape = [raw.length, ...rowShape];
   checkShapeAgainstModel(shape, spec, new Map());
-  const values = flatten(raw.map((r) => (Array.isArray(r) ? r : [r])), "'instances'");
+  const values = flatten(
+    raw.map((r) => (Array.isArray(r) ? r : [r])),
+    "'instances'",
+  );
   const expected = shape.reduce((a, b) => a * b, 1);
   // The count alone would let ragged rows through, stacked out of line.
   if (values.length !== expected || !raw.every((r) => hasShape(r, rowShape))) {

@@ -20,7 +20,10 @@ export interface ServedModel {
  * does not matter.
  */
 export function matchRoute(method: string, rawPath: string, model: ServedModel): Route {
-  const segments = rawPath.split('/').filter((s) => s.length > 0).map(safeDecode);
+  const segments = rawPath
+    .split('/')
+    .filter((s) => s.length > 0)
+    .map(safeDecode);
   const start = segments.indexOf('v2');
   const s = start >= 0 ? segments.slice(start + 1) : undefined;
   const path = '/' + segments.join('/');

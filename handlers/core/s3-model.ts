@@ -21,15 +21,7 @@ import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 
-export type ModelFetchErrorCode =
-  | 'NotFound'
-  | 'AccessDenied'
-  | 'NoSpace'
-  | 'Interrupted'
-  | 'Timeout'
-  | 'Corrupt'
-  | 'InvalidUri'
-  | 'Unknown';
+export type ModelFetchErrorCode = 'NotFound' | 'AccessDenied' | 'NoSpace' | 'Interrupted' | 'Timeout' | 'Corrupt' | 'InvalidUri' | 'Unknown';
 
 export class ModelFetchError extends Error {
   constructor(
@@ -98,10 +90,7 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export function parseS3Uri(uri: string): S3Location {
   const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
   if (!match) {
-    throw new ModelFetchError(
-      'InvalidUri',
-      `Invalid S3 model URI ${JSON.stringify(uri)}: expected s3://<bucket>/<key>, e.g. s3://my-bucket/models/model.onnx`,
-    );
+    throw new ModelFetchError('InvalidUri', `Invalid S3 model URI ${JSON.stringify(uri)}: expected s3://<bucket>/<key>, e.g. s3://my-bucket/models/model.onnx`);
   }
   return { bucket: match[1], key: match[2] };
 }
@@ -219,7 +208,11 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
 function cacheFilesFor(cacheDir: string, location: S3Location, versionId: string | undefined): CacheFiles {
   const identity = JSON.stringify([location.bucket, location.key, versionId ?? null]);
   const hash = createHash('sha256').update(identity).digest('hex').slice(0, 16);
-  const baseName = path.posix.basename(location.key).replace(/[^A-Za-z0-9._-]/g, '_').slice(-100) || 'model';
+  const baseName =
+    path.posix
+      .basename(location.key)
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(-100) || 'model';
   const model = path.join(cacheDir, `${hash}-${baseName}`);
   return { model, partial: `${model}.partial`, record: `${model}.json` };
 }
@@ -230,19 +223,14 @@ async function prepareCacheDir(cacheDir: string): Promise<void> {
   } catch (error) {
     throw new ModelFetchError(
       'Unknown',
-      `Cannot create the model cache directory ${cacheDir}: ${messageOf(error)}. ` +
-        'Point MODEL_CACHE_DIR at a writable directory (on Lambda, under /tmp).',
+      `Cannot create the model cache directory ${cacheDir}: ${messageOf(error)}. ` + 'Point MODEL_CACHE_DIR at a writable directory (on Lambda, under /tmp).',
       { cause: error },
     );
   }
 }
 
 /** The record of a complete cached file for this object, or undefined when there is none to reuse. */
-async function readCacheRecord(
-  files: CacheFiles,
-  location: S3Location,
-  versionId: string | undefined,
-): Promise<CacheRecord | undefined> {
+async function readCacheRecord(files: CacheFiles, location: S3Location, versionId: string | undefined): Promise<CacheRecord | undefined> {
   try {
     const record = JSON.parse(await readFile(files.record, 'utf8')) as Partial<CacheRecord>;
     const { size } = await stat(files.model);
@@ -303,9 +291,7 @@ async function getObjectUnlessMatch(
 ): Promise<GetObjectCommandOutput | 'not-modified'> {
   const { GetObjectCommand } = await loadS3Sdk();
   try {
-    return await client.send(
-      new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag }),
-    );
+    return await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag }));
   } catch (error) {
     // The SDK turns a 304 into an exception whose name varies by server.
     if (httpStatusOf(error) === 304) {
@@ -317,20 +303,14 @@ async function getObjectUnlessMatch(
 
 function nodeStreamOf(response: GetObjectCommandOutput, uri: string): Readable {
   if (!(response.Body instanceof Readable)) {
-    throw new ModelFetchError(
-      'Unknown',
-      `S3 returned no Node.js stream for ${uri} (got ${typeof response.Body}); the fetch needs the SDK's Node.js HTTP handler.`,
-    );
+    throw new ModelFetchError('Unknown', `S3 returned no Node.js stream for ${uri} (got ${typeof response.Body}); the fetch needs the SDK's Node.js HTTP handler.`);
   }
   return response.Body;
 }
 
 function requireContentLength(response: GetObjectCommandOutput, uri: string): number {
   if (response.ContentLength === undefined) {
-    throw new ModelFetchError(
-      'Corrupt',
-      `S3 returned ${uri} without a Content-Length, so its size cannot be checked; the endpoint (or a proxy in between) must send one.`,
-    );
+    throw new ModelFetchError('Corrupt', `S3 returned ${uri} without a Content-Length, so its size cannot be checked; the endpoint (or a proxy in between) must send one.`);
   }
   return response.ContentLength;
 }
@@ -340,12 +320,7 @@ async function statfsFreeBytes(directory: string): Promise<number> {
   return stats.bavail * stats.bsize;
 }
 
-async function ensureFreeSpace(
-  cacheDir: string,
-  neededBytes: number,
-  uri: string,
-  freeBytes: (directory: string) => Promise<number>,
-): Promise<void> {
+async function ensureFreeSpace(cacheDir: string, neededBytes: number, uri: string, freeBytes: (directory: string) => Promise<number>): Promise<void> {
   const available = await freeBytes(cacheDir);
   if (neededBytes > available) {
     throw new ModelFetchError(
@@ -358,12 +333,7 @@ async function ensureFreeSpace(
 }
 
 /** Streams the body to `file`, counting bytes into `progress`; returns the body's MD5 (hex). */
-async function streamToFile(
-  body: Readable,
-  file: string,
-  idleTimeoutMs: number,
-  progress: Progress,
-): Promise<string> {
+async function streamToFile(body: Readable, file: string, idleTimeoutMs: number, progress: Progress): Promise<string> {
   const md5 = createHash('md5');
   let idleTimer: NodeJS.Timeout | undefined;
   // The SDK's socket timeout covers a client this module built; this one also covers an injected client.
@@ -395,12 +365,7 @@ async function streamToFile(
  * A plain MD5 ETag (32 hex digits) is checked. A multipart ETag (`-N` suffix) and the ETag of an
  * SSE-KMS, DSSE-KMS or SSE-C object are not MD5s of the content, so only the length is checked.
  */
-function verifyDownload(
-  response: GetObjectCommandOutput,
-  received: { bytes: number; md5: string },
-  expectedBytes: number,
-  uri: string,
-): void {
+function verifyDownload(response: GetObjectCommandOutput, received: { bytes: number; md5: string }, expectedBytes: number, uri: string): void {
   if (received.bytes !== expectedBytes) {
     throw new ModelFetchError(
       'Corrupt',
@@ -409,19 +374,13 @@ function verifyDownload(
   }
   const expectedMd5 = plainMd5Of(response);
   if (expectedMd5 !== undefined && expectedMd5 !== received.md5) {
-    throw new ModelFetchError(
-      'Corrupt',
-      `The download of ${uri} is corrupt: its MD5 is ${received.md5} but the ETag says ${expectedMd5}; the file was deleted, fetch again.`,
-    );
+    throw new ModelFetchError('Corrupt', `The download of ${uri} is corrupt: its MD5 is ${received.md5} but the ETag says ${expectedMd5}; the file was deleted, fetch again.`);
   }
 }
 
 function plainMd5Of(response: GetObjectCommandOutput): string | undefined {
   const etag = /^"?([0-9a-fA-F]{32})"?$/.exec(response.ETag ?? '');
-  const kmsOrCustomerKey =
-    response.ServerSideEncryption === 'aws:kms' ||
-    response.ServerSideEncryption === 'aws:kms:dsse' ||
-    response.SSECustomerAlgorithm !== undefined;
+  const kmsOrCustomerKey = response.ServerSideEncryption === 'aws:kms' || response.ServerSideEncryption === 'aws:kms:dsse' || response.SSECustomerAlgorithm !== undefined;
   return etag && !kmsOrCustomerKey ? etag[1].toLowerCase() : undefined;
 }
 
@@ -445,8 +404,7 @@ function toModelFetchError(error: unknown, context: FailureContext): ModelFetchE
   const code = (error as { code?: unknown } | undefined)?.code;
   const status = httpStatusOf(error);
   const object = versionId === undefined ? uri : `version ${versionId} of ${uri}`;
-  const make = (fetchCode: ModelFetchErrorCode, message: string) =>
-    new ModelFetchError(fetchCode, message, { cause: error });
+  const make = (fetchCode: ModelFetchErrorCode, message: string) => new ModelFetchError(fetchCode, message, { cause: error });
 
   if (name === 'NoSuchKey') {
     return make('NotFound', `${uri} does not exist (NoSuchKey). Check MODEL_S3_URI and that the model was uploaded.`);
@@ -482,15 +440,11 @@ function toModelFetchError(error: unknown, context: FailureContext): ModelFetchE
   if (typeof code === 'string' && INTERRUPTION_CODES.has(code)) {
     return make(
       'Interrupted',
-      `The connection to S3 dropped after ${progress.bytes} of ${progress.expectedBytes ?? '?'} bytes of ${uri} ` +
-        `(${code}); the partial file was deleted, fetch again.`,
+      `The connection to S3 dropped after ${progress.bytes} of ${progress.expectedBytes ?? '?'} bytes of ${uri} ` + `(${code}); the partial file was deleted, fetch again.`,
     );
   }
   if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) {
-    return make(
-      'Unknown',
-      `Cannot reach S3 for ${uri} (${code}). Check AWS_ENDPOINT_URL_S3 / AWS_REGION and the network path to S3.`,
-    );
+    return make('Unknown', `Cannot reach S3 for ${uri} (${code}). Check AWS_ENDPOINT_URL_S3 / AWS_REGION and the network path to S3.`);
   }
   return make('Unknown', `Fetching ${object} failed: ${String(name ?? 'Error')}: ${messageOf(error)}`);
 }

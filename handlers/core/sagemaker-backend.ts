@@ -121,10 +121,7 @@ export class SageMakerBackend implements InferenceBackend {
         }
         return new InferenceError(400, `SageMaker rejected the request: ${err.message}`);
       case 'AccessDeniedException':
-        return new InferenceError(
-          500,
-          `this function may not invoke ${endpoint}: its role needs sagemaker:InvokeEndpoint on the endpoint's ARN (${said}${requestId})`,
-        );
+        return new InferenceError(500, `this function may not invoke ${endpoint}: its role needs sagemaker:InvokeEndpoint on the endpoint's ARN (${said}${requestId})`);
       case 'ServiceUnavailable':
         return new InferenceError(503, `SageMaker is unavailable: ${err.message}${requestId}`, retryAfter ? { 'Retry-After': retryAfter } : {});
     }

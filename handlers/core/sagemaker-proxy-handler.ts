@@ -34,4 +34,3 @@ export async function createSageMakerProxyHandler(options: SageMakerProxyOptions
   const backend = await createSageMakerBackend(config);
   return new InferenceService(config, backend, telemetry, options.hooks ?? {}).handle;
 }
-

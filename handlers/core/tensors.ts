@@ -52,9 +52,7 @@ export function decodeInputTensor(raw: unknown, spec: TensorSpec, symbols: Map<s
   const values = flatten(t.data, `input '${name}'`);
   const expected = shape.reduce((a, b) => a * b, 1);
   if (values.length !== expected) {
-    throw badRequest(
-      `input '${name}': shape [${shape.join(',')}] holds ${expected} elements but data has ${values.length}`,
-    );
+    throw badRequest(`input '${name}': shape [${shape.join(',')}] holds ${expected} elements but data has ${values.length}`);
   }
   return { datatype: spec.datatype, data: encodeValues(values, spec.datatype, name), shape };
 }

@@ -76,7 +76,13 @@ function checkOutputs(body: Record<string, unknown>, expected: readonly string[]
     }
     summary.push({ name: o.name, datatype: o.datatype, shape: o.shape, elements: dataOk ? (o.data as unknown[]).length : undefined });
   });
-  if (expected) problems.push(...checkNames(outputs.map((o: unknown) => (isObject(o) ? o.name : undefined)), expected));
+  if (expected)
+    problems.push(
+      ...checkNames(
+        outputs.map((o: unknown) => (isObject(o) ? o.name : undefined)),
+        expected,
+      ),
+    );
   return { problems, summary: { outputs: summary } };
 }
 
@@ -98,7 +104,6 @@ function checkPredictions(body: Record<string, unknown>, instanceCount: number):
     const got = predictions === undefined ? `keys ${JSON.stringify(Object.keys(body))}` : JSON.stringify(predictions).slice(0, 200);
     return { problems: [`'predictions' must be an array, got: ${got}`], summary: { predictions: 0 } };
   }
-  const problems =
-    predictions.length === instanceCount ? [] : [`'predictions' has ${predictions.length} items for ${instanceCount} instances`];
+  const problems = predictions.length === instanceCount ? [] : [`'predictions' has ${predictions.length} items for ${instanceCount} instances`];
   return { problems, summary: { predictions: predictions.length } };
 }

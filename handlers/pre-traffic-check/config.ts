@@ -25,9 +25,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
   if (!targetVersionArn) {
     problems.push(`${ENV.TARGET_VERSION_ARN} is not set: expected the ARN of the version being deployed`);
   } else if (!VERSION_ARN.test(targetVersionArn)) {
-    problems.push(
-      `${ENV.TARGET_VERSION_ARN} must be a function ARN qualified with a version number (arn:aws:lambda:REGION:ACCOUNT:function:NAME:N), got: ${targetVersionArn}`,
-    );
+    problems.push(`${ENV.TARGET_VERSION_ARN} must be a function ARN qualified with a version number (arn:aws:lambda:REGION:ACCOUNT:function:NAME:N), got: ${targetVersionArn}`);
   }
 
   const sampleRequest = env[ENV.SAMPLE_REQUEST] ?? '';

@@ -81,9 +81,7 @@ function readHookEvent(event: unknown): HookEvent {
   const e = isObject(event) ? event : {};
   if (typeof e.DeploymentId !== 'string' || !e.DeploymentId || typeof e.LifecycleEventHookExecutionId !== 'string' || !e.LifecycleEventHookExecutionId) {
     // Without the ids there is nothing to report to: failing loudly is all that is left.
-    throw new Error(
-      `not a CodeDeploy lifecycle hook event: expected DeploymentId and LifecycleEventHookExecutionId, got keys ${JSON.stringify(Object.keys(e))}`,
-    );
+    throw new Error(`not a CodeDeploy lifecycle hook event: expected DeploymentId and LifecycleEventHookExecutionId, got keys ${JSON.stringify(Object.keys(e))}`);
   }
   return { DeploymentId: e.DeploymentId, LifecycleEventHookExecutionId: e.LifecycleEventHookExecutionId };
 }

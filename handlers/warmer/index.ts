@@ -6,13 +6,7 @@
  * the other calls of the run still count and the schedule does not pile up retries.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import {
-  MAX_WARMER_CONCURRENCY,
-  WARMER_ENV,
-  WARMER_SOURCE,
-  type WarmupEvent,
-  type WarmupResponse,
-} from '../../contract/warmup';
+import { MAX_WARMER_CONCURRENCY, WARMER_ENV, WARMER_SOURCE, type WarmupEvent, type WarmupResponse } from '../../contract/warmup';
 
 export interface WarmerConfig {
   readonly targetArn: string;
@@ -44,9 +38,7 @@ export function readConfig(env: NodeJS.ProcessEnv): WarmerConfig {
   }
   const concurrency = parseWhole(env, WARMER_ENV.CONCURRENCY, 1);
   if (concurrency < 1 || concurrency > MAX_WARMER_CONCURRENCY) {
-    throw new Error(
-      `${WARMER_ENV.CONCURRENCY} must be between 1 and ${MAX_WARMER_CONCURRENCY}, got: ${concurrency}`,
-    );
+    throw new Error(`${WARMER_ENV.CONCURRENCY} must be between 1 and ${MAX_WARMER_CONCURRENCY}, got: ${concurrency}`);
   }
   const holdMs = parseWhole(env, WARMER_ENV.HOLD_MS, 0);
   return { targetArn, concurrency, holdMs };
@@ -136,9 +128,7 @@ export async function warm(config: WarmerConfig): Promise<WarmerSummary> {
   const payload = new TextEncoder().encode(JSON.stringify(event));
   const lambda = lambdaClient(config.concurrency);
 
-  const results = await Promise.all(
-    Array.from({ length: config.concurrency }, () => warmOnce(lambda, config, payload)),
-  );
+  const results = await Promise.all(Array.from({ length: config.concurrency }, () => warmOnce(lambda, config, payload)));
 
   const instances = new Set<string>();
   let coldStarts = 0;

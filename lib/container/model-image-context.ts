@@ -102,7 +102,7 @@ export function writeModelImageContext(options: ModelImageContextOptions): Model
 function renderDockerfile(baseImage: string, architecture: 'x86_64' | 'arm64', modelPath: string): string {
   return [
     DOCKERFILE_HEADER,
-    '# Serves one ONNX model with the library\'s inference handler on AWS Lambda. Do not edit: it is rewritten.',
+    "# Serves one ONNX model with the library's inference handler on AWS Lambda. Do not edit: it is rewritten.",
     `# Holds ONNX Runtime for ${architecture}: build it for the ${PLATFORMS[architecture]} platform.`,
     `FROM ${baseImage}`,
     'COPY node_modules/ ${LAMBDA_TASK_ROOT}/node_modules/',
@@ -146,9 +146,7 @@ function extractOnnxRuntime(architecture: 'x86_64' | 'arm64', destDir: string): 
   }
   const { bytes } = extractZip(builtAssetPath('layers', layer.file), destDir, { stripPrefix: LAYER_NODE_MODULES });
   if (bytes !== layer.unzippedBytes) {
-    throw new Error(
-      `writeModelImageContext: ${layer.file} extracted to ${bytes} bytes, the manifest records ${layer.unzippedBytes}. Rebuild the package.`,
-    );
+    throw new Error(`writeModelImageContext: ${layer.file} extracted to ${bytes} bytes, the manifest records ${layer.unzippedBytes}. Rebuild the package.`);
   }
 }
 

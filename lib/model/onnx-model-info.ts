@@ -452,9 +452,7 @@ class Cursor {
 
   private expectWireType(field: Field, expected: number, what: string): void {
     if (field.wireType !== expected) {
-      throw new MalformedModelError(
-        `${what} (field ${field.number}) at byte ${field.keyOffset} has wire type ${field.wireType}, expected ${expected}`,
-      );
+      throw new MalformedModelError(`${what} (field ${field.number}) at byte ${field.keyOffset} has wire type ${field.wireType}, expected ${expected}`);
     }
   }
 
@@ -497,9 +495,7 @@ class WindowedSource {
     const windowEnd = this.windowStart + this.window.length;
     if (position < this.windowStart || position + length > windowEnd) {
       const sequential = position >= this.windowStart && position <= windowEnd && this.window.length > 0;
-      this.windowBytes = sequential
-        ? Math.min(this.windowBytes * 2, WindowedSource.MAX_WINDOW_BYTES)
-        : WindowedSource.MIN_WINDOW_BYTES;
+      this.windowBytes = sequential ? Math.min(this.windowBytes * 2, WindowedSource.MAX_WINDOW_BYTES) : WindowedSource.MIN_WINDOW_BYTES;
       const windowLength = Math.min(Math.max(length, this.windowBytes), this.source.sizeBytes - position);
       this.window = this.source.read(position, windowLength);
       this.windowStart = position;

@@ -25,9 +25,7 @@ export function inferRequestSchema(inputs?: readonly TensorSignature[]): apigw.J
   const items: apigw.JsonSchema =
     inputs && inputs.length > 0
       ? {
-          oneOf: inputs.map((i) =>
-            tensor({ type: T.STRING, enum: [i.name] }, { type: T.STRING, enum: [i.datatype] }, dims(i.shape.length > 0 ? i.shape.length : undefined)),
-          ),
+          oneOf: inputs.map((i) => tensor({ type: T.STRING, enum: [i.name] }, { type: T.STRING, enum: [i.datatype] }, dims(i.shape.length > 0 ? i.shape.length : undefined))),
         }
       : tensor({ type: T.STRING, minLength: 1 }, { type: T.STRING, enum: [...DATATYPES] }, dims());
 

@@ -123,7 +123,14 @@ export class EndpointMonitoring extends Construct {
         period: fiveMinutes,
       });
       alarm('ServerErrorRate', serverErrorRate, t.serverErrorRatePercent ?? 1, 3, 2, 'share of API requests answered 5xx, in percent');
-      alarm('LatencyP99', e.metricLatency({ statistic: 'p99', period: fiveMinutes }), (t.latencyP99 ?? Duration.seconds(5)).toMilliseconds(), 3, 2, 'p99 latency at the API, in milliseconds');
+      alarm(
+        'LatencyP99',
+        e.metricLatency({ statistic: 'p99', period: fiveMinutes }),
+        (t.latencyP99 ?? Duration.seconds(5)).toMilliseconds(),
+        3,
+        2,
+        'p99 latency at the API, in milliseconds',
+      );
       if (fn) {
         const coldStartRate = new cloudwatch.MathExpression({
           label: 'cold-start rate (%)',
@@ -134,7 +141,14 @@ export class EndpointMonitoring extends Construct {
           },
           period: Duration.minutes(15),
         });
-        alarm('Throttles', fn.metricThrottles({ statistic: 'Sum', period: fiveMinutes }), t.throttles ?? 1, 1, 1, 'throttled invocations: raise reserved concurrency or the account limit');
+        alarm(
+          'Throttles',
+          fn.metricThrottles({ statistic: 'Sum', period: fiveMinutes }),
+          t.throttles ?? 1,
+          1,
+          1,
+          'throttled invocations: raise reserved concurrency or the account limit',
+        );
         alarm('ColdStartRate', coldStartRate, t.coldStartRatePercent ?? 20, 2, 2, 'share of invocations that loaded the model, in percent: warm or provision more instances');
         alarm('FunctionErrors', fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }), t.functionErrors ?? 1, 1, 1, 'function errors (crashes), see its logs');
       }
@@ -160,29 +174,44 @@ export class EndpointMonitoring extends Construct {
       this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
       const graph = (graphTitle: string, left: cloudwatch.IMetric[], right?: cloudwatch.IMetric[]) =>
         new cloudwatch.GraphWidget({ title: graphTitle, left, right, width: 12, height: 6 });
-      const percentiles = (metric: (props: cloudwatch.MetricOptions) => cloudwatch.IMetric) =>
-        ['p50', 'p90', 'p99'].map((statistic) => metric({ statistic, label: statistic }));
+      const percentiles = (metric: (props: cloudwatch.MetricOptions) => cloudwatch.IMetric) => ['p50', 'p90', 'p99'].map((statistic) => metric({ statistic, label: statistic }));
       this.dashboard.addWidgets(
-        graph('Requests at the API', [e.metricApiRequests({ statistic: 'Sum', label: 'requests' })], [
-          e.metricApiClientErrors({ statistic: 'Sum', label: '4xx' }),
-          e.metricApiServerErrors({ statistic: 'Sum', label: '5xx' }),
-        ]),
-        graph('Latency at the API (ms)', percentiles((o) => e.metricLatency(o))),
+        graph(
+          'Requests at the API',
+          [e.metricApiRequests({ statistic: 'Sum', label: 'requests' })],
+          [e.metricApiClientErrors({ statistic: 'Sum', label: '4xx' }), e.metricApiServerErrors({ statistic: 'Sum', label: '5xx' })],
+        ),
+        graph(
+          'Latency at the API (ms)',
+          percentiles((o) => e.metricLatency(o)),
+        ),
       );
       if (fn) {
         this.dashboard.addWidgets(
-          graph('Invocations', [fn.metricInvocations({ statistic: 'Sum', label: 'invocations' })], [
-            fn.metricErrors({ statistic: 'Sum', label: 'errors' }),
-            fn.metricThrottles({ statistic: 'Sum', label: 'throttles' }),
-          ]),
-          graph('Function duration (ms)', percentiles((o) => fn.metricDuration(o))),
+          graph(
+            'Invocations',
+            [fn.metricInvocations({ statistic: 'Sum', label: 'invocations' })],
+            [fn.metricErrors({ statistic: 'Sum', label: 'errors' }), fn.metricThrottles({ statistic: 'Sum', label: 'throttles' })],
+          ),
+          graph(
+            'Function duration (ms)',
+            percentiles((o) => fn.metricDuration(o)),
+          ),
         );
         this.dashboard.addWidgets(
           graph('Cold starts', [fn.metricColdStarts({ label: 'cold starts' })], [fn.metricModelLoadTime({ label: 'model load (ms, max)' })]),
-          graph('Inference time (ms)', percentiles((o) => fn.metricInferenceTime(o))),
+          graph(
+            'Inference time (ms)',
+            percentiles((o) => fn.metricInferenceTime(o)),
+          ),
         );
       } else {
-        this.dashboard.addWidgets(graph('Backend latency as API Gateway saw it (ms)', percentiles((o) => e.metricIntegrationLatency(o))));
+        this.dashboard.addWidgets(
+          graph(
+            'Backend latency as API Gateway saw it (ms)',
+            percentiles((o) => e.metricIntegrationLatency(o)),
+          ),
+        );
       }
       const alarms = Object.values(this.alarms);
       if (alarms.length > 0) {

@@ -79,7 +79,7 @@ export class GradualRollout extends Construct {
       acknowledge(
         this.deploymentGroup.role,
         [invokeAnyVersionFinding(this.preTrafficCheck)],
-        "aws-cdk-lib lets CodeDeploy invoke any version of the one pre-traffic check it runs.",
+        'aws-cdk-lib lets CodeDeploy invoke any version of the one pre-traffic check it runs.',
       );
     }
   }

@@ -73,9 +73,7 @@ export class ContainerModelPackaging extends ModelPackaging {
 
   public bind(scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
     const props = this.props;
-    const image = this.image.bind(scope, () =>
-      props.imageDirectory ? ownImage(scope, props) : generatedImage(scope, props, options.architecture, options.runtime),
-    );
+    const image = this.image.bind(scope, () => (props.imageDirectory ? ownImage(scope, props) : generatedImage(scope, props, options.architecture, options.runtime)));
     const platform = options.architecture === lambda.Architecture.ARM_64 ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64;
     const source = props.model ? requireLocalModel(scope, props.model, 'ContainerModelPackaging') : undefined;
     return {
@@ -119,13 +117,17 @@ function generatedImage(scope: Construct, props: ContainerModelPackagingProps, a
   const arch = architecture === lambda.Architecture.ARM_64 ? 'arm64' : 'x86_64';
   // Keyed by what goes in, so a repeated synth reuses the context instead of writing it again.
   const inputs = [source.localPath, inferenceHandlerDir(), builtAssetPath('layers', `onnxruntime-node-${arch}.zip`)].map(describeTree);
-  const key = createHash('sha256').update(JSON.stringify([...inputs, arch, nodeMajor])).digest('hex').slice(0, 32);
+  const key = createHash('sha256')
+    .update(JSON.stringify([...inputs, arch, nodeMajor]))
+    .digest('hex')
+    .slice(0, 32);
   const outDir = stagingDir('model-image', key);
   // Checked before the context is written: a model too big is never linked or copied.
   const runtimeBytes = treeSize(inferenceHandlerDir()) + readManifest().layers[arch].unzippedBytes;
   const imageBytes = source.info.sizeBytes + runtimeBytes + BASE_IMAGE_ALLOWANCE_BYTES;
   if (imageBytes > MAX_IMAGE_BYTES) {
-    throw validationError(scope, 
+    throw validationError(
+      scope,
       `ContainerModelPackaging: the image would be about ${formatBytes(imageBytes)} (model ${formatBytes(source.info.sizeBytes)}, handler and onnxruntime ` +
         `${formatBytes(runtimeBytes)}, base image up to ${formatBytes(BASE_IMAGE_ALLOWANCE_BYTES)}), over Lambda's limit of ` +
         `${Size.bytes(MAX_IMAGE_BYTES).toGibibytes()} GiB for a container image: serve it from EFS (EfsModelEndpoint)`,

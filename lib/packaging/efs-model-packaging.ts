@@ -169,7 +169,10 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps): Mo
   }
   // A name per model: a new model is a new file, so older function versions keep reading theirs
   // until CloudFormation deletes the old copy after a successful update.
-  const stem = path.basename(source.localPath ?? source.objectKey ?? 'model', '.onnx').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+  const stem = path
+    .basename(source.localPath ?? source.objectKey ?? 'model', '.onnx')
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(0, 64);
   const modelFileName = `${stem}-${createHash('sha256').update(identity).digest('hex').slice(0, 16)}.onnx`;
 
   const loader = createLoader(scope, vpc, vpcSubnets, fileSystem, accessPoint);
@@ -227,13 +230,7 @@ function createVpc(scope: Construct): ec2.Vpc {
   });
 }
 
-function createLoader(
-  scope: Construct,
-  vpc: ec2.IVpc,
-  vpcSubnets: ec2.SubnetSelection,
-  fileSystem: efs.FileSystem,
-  accessPoint: efs.AccessPoint,
-): lambda.Function {
+function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSelection, fileSystem: efs.FileSystem, accessPoint: efs.AccessPoint): lambda.Function {
   const logGroup = new logs.LogGroup(scope, 'ModelLoaderLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
   const role = new iam.Role(scope, 'ModelLoaderRole', {
     assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
@@ -289,14 +286,17 @@ function createProvider(scope: Construct, loader: lambda.Function): cr.Provider 
     logGroup,
     frameworkOnEventRole: role,
   });
-  acknowledge(
-    role,
-    [invokeAnyVersionFinding(loader)],
-    "aws-cdk-lib's provider framework may invoke any version of the one loader function it serves.",
-  );
+  acknowledge(role, [invokeAnyVersionFinding(loader)], "aws-cdk-lib's provider framework may invoke any version of the one loader function it serves.");
   acknowledge(
     provider,
-    ['AwsSolutions-L1', 'Serverless-LambdaLatestVersion', 'Serverless-LambdaTracing', 'Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaDefaultMemorySize'],
+    [
+      'AwsSolutions-L1',
+      'Serverless-LambdaLatestVersion',
+      'Serverless-LambdaTracing',
+      'Serverless-LambdaDLQ',
+      'Serverless-LambdaAsyncFailureDestination',
+      'Serverless-LambdaDefaultMemorySize',
+    ],
     "aws-cdk-lib's custom resource provider framework: aws-cdk-lib picks its runtime, and CloudFormation invokes it and handles its failures.",
   );
   return provider;

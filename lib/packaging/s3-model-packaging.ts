@@ -95,7 +95,10 @@ function placeModel(scope: Construct, props: S3ModelPackagingProps, modelName: s
       throw validationError(scope, 'S3ModelPackaging: bucket applies to a ModelSource.fromAsset model; a ModelSource.fromBucket model is read from its own bucket');
     }
     if (props.serverAccessLogsBucket) {
-      throw validationError(scope, 'S3ModelPackaging: serverAccessLogsBucket applies to the bucket the endpoint creates; a ModelSource.fromBucket model is read from its own bucket');
+      throw validationError(
+        scope,
+        'S3ModelPackaging: serverAccessLogsBucket applies to the bucket the endpoint creates; a ModelSource.fromBucket model is read from its own bucket',
+      );
     }
     return { bucket: source.bucket, key: source.objectKey, version: source.objectVersion, ownBucket: false, identity: source.objectVersion };
   }

@@ -15,10 +15,7 @@ export function acknowledge(scope: IConstruct, ids: readonly string[], reason: s
   }
   const granular = ids.filter((id) => id.split('::').length > 2);
   if (granular.length > 0) {
-    scope.node.addMetadata(
-      Validations.ACKNOWLEDGED_RULES_METADATA_KEY,
-      Object.fromEntries(granular.map((id) => [`annotation::${id}`, reason])),
-    );
+    scope.node.addMetadata(Validations.ACKNOWLEDGED_RULES_METADATA_KEY, Object.fromEntries(granular.map((id) => [`annotation::${id}`, reason])));
   }
 }
 

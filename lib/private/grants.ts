@@ -6,13 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
  * also ListBucket on the bucket, so that a missing object reads as "does not exist" rather than
  * "access denied"; that lists every key, so it is for a bucket that holds only models.
  */
-export function grantReadModelObject(
-  role: iam.IRole,
-  bucket: s3.IBucket,
-  key: string,
-  version: string | undefined,
-  options: { readonly listBucket?: boolean } = {},
-): void {
+export function grantReadModelObject(role: iam.IRole, bucket: s3.IBucket, key: string, version: string | undefined, options: { readonly listBucket?: boolean } = {}): void {
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       actions: version ? ['s3:GetObject', 's3:GetObjectVersion'] : ['s3:GetObject'],

@@ -28,7 +28,8 @@ export function inferenceThreads(memoryMiB: number): number {
 export function validateMemorySize(scope: IConstruct, memoryMiB: number, prop = 'memorySize'): void {
   if (Token.isUnresolved(memoryMiB)) return;
   if (!Number.isInteger(memoryMiB) || memoryMiB < LAMBDA_LIMITS.minMemoryMiB || memoryMiB > LAMBDA_LIMITS.maxMemoryMiB) {
-    throw validationError(scope, 
+    throw validationError(
+      scope,
       `${prop} must be a whole number of MiB between ${LAMBDA_LIMITS.minMemoryMiB} and ${LAMBDA_LIMITS.maxMemoryMiB} (Lambda's limits), got: ${memoryMiB}`,
     );
   }
@@ -42,7 +43,8 @@ export function validateMemorySize(scope: IConstruct, memoryMiB: number, prop = 
 export function ephemeralStorageForModel(scope: IConstruct, modelBytes: number, prop = 'model'): Size {
   const needed = Math.ceil((modelBytes * 1.2 + 256 * 1024 * 1024) / (64 * 1024 * 1024)) * 64;
   if (needed > LAMBDA_LIMITS.maxEphemeralMiB) {
-    throw validationError(scope, 
+    throw validationError(
+      scope,
       `${prop} is ${formatBytes(modelBytes)}, more than Lambda's largest /tmp (${LAMBDA_LIMITS.maxEphemeralMiB} MiB) can hold with headroom ` +
         `(${needed} MiB needed): serve it from EFS (EfsModelEndpoint) or a container image (ContainerModelEndpoint)`,
     );
@@ -55,16 +57,12 @@ export function validateEphemeralStorage(scope: IConstruct, size: Size, modelByt
   const mib = size.toMebibytes();
   if (Token.isUnresolved(mib)) return;
   if (mib < LAMBDA_LIMITS.minEphemeralMiB || mib > LAMBDA_LIMITS.maxEphemeralMiB) {
-    throw validationError(scope, 
-      `${prop} must be between ${LAMBDA_LIMITS.minEphemeralMiB} and ${LAMBDA_LIMITS.maxEphemeralMiB} MiB (Lambda's limits), got: ${mib} MiB`,
-    );
+    throw validationError(scope, `${prop} must be between ${LAMBDA_LIMITS.minEphemeralMiB} and ${LAMBDA_LIMITS.maxEphemeralMiB} MiB (Lambda's limits), got: ${mib} MiB`);
   }
   if (modelBytes !== undefined) {
     const needed = ephemeralStorageForModel(scope, modelBytes).toMebibytes();
     if (mib < needed) {
-      throw validationError(scope, 
-        `${prop} is ${mib} MiB, too small for the ${formatBytes(modelBytes)} model fetched into /tmp: it needs at least ${needed} MiB`,
-      );
+      throw validationError(scope, `${prop} is ${mib} MiB, too small for the ${formatBytes(modelBytes)} model fetched into /tmp: it needs at least ${needed} MiB`);
     }
   }
 }
@@ -77,9 +75,9 @@ export function validateCodeSize(scope: IConstruct, parts: readonly CodePart[], 
   const total = parts.reduce((a, p) => a + p.sizeBytes, 0);
   if (total > LAMBDA_LIMITS.maxUnzippedCodeBytes) {
     const list = parts.map((p) => `${p.name} ${formatBytes(p.sizeBytes)}`).join(', ');
-    throw validationError(scope, 
-      `the function's code and layers are ${formatBytes(total)} unzipped, over Lambda's limit of 250 MiB (${list}): ` +
-        'serve the model from S3, EFS or a container image instead',
+    throw validationError(
+      scope,
+      `the function's code and layers are ${formatBytes(total)} unzipped, over Lambda's limit of 250 MiB (${list}): ` + 'serve the model from S3, EFS or a container image instead',
     );
   }
 }

@@ -33,19 +33,14 @@ export function readManifest(): OnnxRuntimeLayerManifest {
   const manifestPath = builtAssetPath('layers', MANIFEST_FILE);
   const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Partial<OnnxRuntimeLayerManifest>;
   if (typeof manifest.onnxruntimeVersion !== 'string' || !manifest.layers) {
-    throw new Error(
-      `OnnxRuntimeLayer: ${manifestPath} lacks "onnxruntimeVersion" or "layers". Rebuild the package (\`npm run build\`).`,
-    );
+    throw new Error(`OnnxRuntimeLayer: ${manifestPath} lacks "onnxruntimeVersion" or "layers". Rebuild the package (\`npm run build\`).`);
   }
   return manifest as OnnxRuntimeLayerManifest;
 }
 
 export function builtLayerZip(layer: OnnxRuntimeLayerFile | undefined, archName: string): string {
   if (!layer || typeof layer.file !== 'string' || typeof layer.unzippedBytes !== 'number') {
-    throw new Error(
-      `OnnxRuntimeLayer: assets/layers/${MANIFEST_FILE} has no complete entry for ${archName}. ` +
-        'Rebuild the package (`npm run build`).',
-    );
+    throw new Error(`OnnxRuntimeLayer: assets/layers/${MANIFEST_FILE} has no complete entry for ${archName}. ` + 'Rebuild the package (`npm run build`).');
   }
   const zipPath = builtAssetPath('layers', layer.file);
   const actualBytes = fs.statSync(zipPath).size;

@@ -154,12 +154,7 @@ function readCentralDirectory(zip: Buffer, fail: (message: string) => never): Ce
     const name = decodeName(nameBytes, flags, i, fail);
     const extra = zip.subarray(p + CENTRAL_HEADER_SIZE + nameLength, p + CENTRAL_HEADER_SIZE + nameLength + extraLength);
 
-    if (
-      compressedSize === 0xffffffff ||
-      uncompressedSize === 0xffffffff ||
-      localHeaderOffset === 0xffffffff ||
-      hasExtraField(extra, ZIP64_EXTRA_FIELD_ID)
-    ) {
+    if (compressedSize === 0xffffffff || uncompressedSize === 0xffffffff || localHeaderOffset === 0xffffffff || hasExtraField(extra, ZIP64_EXTRA_FIELD_ID)) {
       fail(`zip64 not supported (entry "${name}" has zip64 sizes or offsets)`);
     }
     if (diskStart !== 0) {

@@ -63,39 +63,36 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       req.resume();
       return;
     }
-    const upstreamRequest = http.request(
-      { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
-      (upstream) => {
-        const status = upstream.statusCode ?? 502;
-        seen.status = status;
-        const faulty = status === 200 ? fault : undefined;
-        res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
-        let offset = 0;
-        upstream.on('data', (data: Buffer) => {
-          let chunk = data;
-          const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
-          const stop = limit !== undefined && offset + chunk.length > limit;
-          if (stop) {
-            chunk = chunk.subarray(0, limit - offset);
+    const upstreamRequest = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (upstream) => {
+      const status = upstream.statusCode ?? 502;
+      seen.status = status;
+      const faulty = status === 200 ? fault : undefined;
+      res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
+      let offset = 0;
+      upstream.on('data', (data: Buffer) => {
+        let chunk = data;
+        const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
+        const stop = limit !== undefined && offset + chunk.length > limit;
+        if (stop) {
+          chunk = chunk.subarray(0, limit - offset);
+        }
+        const flipAt = faulty?.flipByteAt;
+        if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
+          chunk = Buffer.from(chunk);
+          chunk[flipAt - offset] ^= 0xff;
+        }
+        offset += chunk.length;
+        seen.bodyBytes += chunk.length;
+        res.write(chunk);
+        if (stop) {
+          upstream.destroy();
+          if (faulty?.cutAfterBytes !== undefined) {
+            res.socket?.destroy();
           }
-          const flipAt = faulty?.flipByteAt;
-          if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
-            chunk = Buffer.from(chunk);
-            chunk[flipAt - offset] ^= 0xff;
-          }
-          offset += chunk.length;
-          seen.bodyBytes += chunk.length;
-          res.write(chunk);
-          if (stop) {
-            upstream.destroy();
-            if (faulty?.cutAfterBytes !== undefined) {
-              res.socket?.destroy();
-            }
-          }
-        });
-        upstream.on('end', () => res.end());
-      },
-    );
+        }
+      });
+      upstream.on('end', () => res.end());
+    });
     upstreamRequest.on('error', () => res.destroy());
     req.pipe(upstreamRequest);
   });

@@ -204,7 +204,5 @@ function cachingHost(options: ts.CompilerOptions): ts.CompilerHost {
 
 /** Failures as one readable assertion message. */
 export function formatFailures(failures: readonly ExampleFailure[]): string {
-  return failures
-    .map((f) => (f.line === 0 ? 'the examples program:\n' : `the block at README.md:${f.line}:\n`) + f.diagnostics.map((d) => `  ${d}`).join('\n'))
-    .join('\n');
+  return failures.map((f) => (f.line === 0 ? 'the examples program:\n' : `the block at README.md:${f.line}:\n`) + f.diagnostics.map((d) => `  ${d}`).join('\n')).join('\n');
 }

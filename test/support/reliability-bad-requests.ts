@@ -31,7 +31,27 @@ const notObject = fc.oneof(fc.integer(), fc.string(), fc.boolean(), fc.constant(
  * (and only as those exact strings), and BYTES cannot hold a NUL or a lone surrogate.
  */
 const NOT_OF_TYPE: Record<Datatype, unknown[]> = {
-  INT64: ['NaN', 'Infinity', '-Infinity', 1.5, -0.25, 2 ** 60, -(2 ** 60), '1.5', '0x10', '1e3', '', ' 1', '+1', true, null, {}, '9223372036854775808', '-9223372036854775809', '123456789012345678901'],
+  INT64: [
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    1.5,
+    -0.25,
+    2 ** 60,
+    -(2 ** 60),
+    '1.5',
+    '0x10',
+    '1e3',
+    '',
+    ' 1',
+    '+1',
+    true,
+    null,
+    {},
+    '9223372036854775808',
+    '-9223372036854775809',
+    '123456789012345678901',
+  ],
   BOOL: ['true', 'false', 1, 0, 'NaN', 'Infinity', null, {}, '1'],
   FP16: ['nan', 'inf', '-inf', 'NAN', '+Infinity', 65520, -70000, 1e6, true, null, {}, '1', ''],
   FP32: ['nan', 'Inf', '+Infinity', 3.5e38, -1e39, true, null, {}, '1', ''],
@@ -82,16 +102,29 @@ function tensorMutations(model: ModelUnderTest, draft: Draft): fc.Arbitrary<Muta
       mentions: [`inputs[${at(s)}]`],
       apply: (b: Body) => void (tensor(b, s).name = v),
     })),
-    fc.tuple(spec, fc.string({ maxLength: 12 }).filter((n) => !names.includes(n))).map(([s, n]) => ({
-      what: `unknown input ${JSON.stringify(n)}`,
-      mentions: [`unknown input '${n}'`, ...names.map((x) => `'${x}'`)],
-      apply: (b: Body) => void (tensor(b, s).name = n),
-    })),
-    fc.tuple(spec, fc.oneof(notString, fc.string().filter((t) => !PROTOCOL_DATATYPES.includes(t)))).map(([s, v]) => ({
-      what: `datatype = ${JSON.stringify(v)}`,
-      mentions: [input(s), 'datatype'],
-      apply: (b: Body) => void (tensor(b, s).datatype = v),
-    })),
+    fc
+      .tuple(
+        spec,
+        fc.string({ maxLength: 12 }).filter((n) => !names.includes(n)),
+      )
+      .map(([s, n]) => ({
+        what: `unknown input ${JSON.stringify(n)}`,
+        mentions: [`unknown input '${n}'`, ...names.map((x) => `'${x}'`)],
+        apply: (b: Body) => void (tensor(b, s).name = n),
+      })),
+    fc
+      .tuple(
+        spec,
+        fc.oneof(
+          notString,
+          fc.string().filter((t) => !PROTOCOL_DATATYPES.includes(t)),
+        ),
+      )
+      .map(([s, v]) => ({
+        what: `datatype = ${JSON.stringify(v)}`,
+        mentions: [input(s), 'datatype'],
+        apply: (b: Body) => void (tensor(b, s).datatype = v),
+      })),
     spec.chain((s) =>
       fc.constantFrom(...PROTOCOL_DATATYPES.filter((t) => t !== s.datatype)).map((t) => ({
         what: `${s.name} sent as ${t}`,
@@ -112,16 +145,24 @@ function tensorMutations(model: ModelUnderTest, draft: Draft): fc.Arbitrary<Muta
     notString.map((v) => ({ what: `id = ${JSON.stringify(v)}`, mentions: ["'id'"], apply: (b: Body) => void (b.id = v) })),
     notObject.map((v) => ({ what: `parameters = ${JSON.stringify(v)}`, mentions: ["'parameters'"], apply: (b: Body) => void (b.parameters = v) })),
     notArray.map((v) => ({ what: `outputs = ${JSON.stringify(v)}`, mentions: ["'outputs'"], apply: (b: Body) => void (b.outputs = v) })),
-    fc.oneof(notObject, notString.map((n) => ({ name: n }))).map((v) => ({
-      what: `outputs[0] = ${JSON.stringify(v)}`,
-      mentions: ['outputs[0]'],
-      apply: (b: Body) => void (b.outputs = [v]),
-    })),
-    fc.string({ maxLength: 12 }).filter((n) => !model.outputs.includes(n)).map((n) => ({
-      what: `unknown output ${JSON.stringify(n)}`,
-      mentions: [`unknown output '${n}'`],
-      apply: (b: Body) => void (b.outputs = [{ name: n }]),
-    })),
+    fc
+      .oneof(
+        notObject,
+        notString.map((n) => ({ name: n })),
+      )
+      .map((v) => ({
+        what: `outputs[0] = ${JSON.stringify(v)}`,
+        mentions: ['outputs[0]'],
+        apply: (b: Body) => void (b.outputs = [v]),
+      })),
+    fc
+      .string({ maxLength: 12 })
+      .filter((n) => !model.outputs.includes(n))
+      .map((n) => ({
+        what: `unknown output ${JSON.stringify(n)}`,
+        mentions: [`unknown output '${n}'`],
+        apply: (b: Body) => void (b.outputs = [{ name: n }]),
+      })),
     spec.map((s) => ({
       what: `${s.name} left out`,
       mentions: names.length > 1 ? [`missing input '${s.name}'`] : ["'inputs'"],
@@ -135,8 +176,15 @@ function valueMutations(draft: Draft, s: InputSpec): fc.Arbitrary<Mutation> {
   const n = countOf(shapeOf(s, draft.batch));
   const at = (b: Body) => b.inputs[draft.order.indexOf(s.name)];
   const named = (k: number) => [`input '${s.name}' (${s.datatype}): value at index ${k}`];
-  return fc.tuple(fc.nat({ max: n - 1 }), fc.oneof(fc.constantFrom(...NOT_OF_TYPE[s.datatype]), fc.constantFrom(...NOT_JSON_TOKENS, ...INFINITE_TOKENS).map((t) => ({ token: t })))).map(
-    ([k, v]) => {
+  return fc
+    .tuple(
+      fc.nat({ max: n - 1 }),
+      fc.oneof(
+        fc.constantFrom(...NOT_OF_TYPE[s.datatype]),
+        fc.constantFrom(...NOT_JSON_TOKENS, ...INFINITE_TOKENS).map((t) => ({ token: t })),
+      ),
+    )
+    .map(([k, v]) => {
       const token = typeof v === 'object' && v !== null && 'token' in v ? (v.token as string) : undefined;
       return {
         what: `${s.name}[${k}] = ${token ?? JSON.stringify(v)}`,
@@ -144,8 +192,7 @@ function valueMutations(draft: Draft, s: InputSpec): fc.Arbitrary<Mutation> {
         token,
         apply: (b: Body) => void (at(b).data[k] = token !== undefined ? MARKER : v),
       };
-    },
-  );
+    });
 }
 
 function shapeMutations(model: ModelUnderTest, draft: Draft, s: InputSpec): fc.Arbitrary<Mutation> {
@@ -195,28 +242,34 @@ function shapeMutations(model: ModelUnderTest, draft: Draft, s: InputSpec): fc.A
   ];
   if (fixedDims.length > 0) {
     mutations.push(
-      fc.tuple(fc.constantFrom(...fixedDims), fc.integer({ min: 1, max: 9 })).filter(([j, d]) => d !== s.dims[j]).map(([j, d]) => ({
-        what: `shape[${j}] = ${d}`,
-        mentions: [input, `(dimension ${j})`],
-        apply: (b: Body) => {
-          const t = at(b);
-          t.shape[j] = d;
-          t.data = new Array(countOf(t.shape)).fill(t.data[0]);
-        },
-      })),
+      fc
+        .tuple(fc.constantFrom(...fixedDims), fc.integer({ min: 1, max: 9 }))
+        .filter(([j, d]) => d !== s.dims[j])
+        .map(([j, d]) => ({
+          what: `shape[${j}] = ${d}`,
+          mentions: [input, `(dimension ${j})`],
+          apply: (b: Body) => {
+            const t = at(b);
+            t.shape[j] = d;
+            t.data = new Array(countOf(t.shape)).fill(t.data[0]);
+          },
+        })),
     );
   }
   if (model.inputs.length > 1) {
     mutations.push(
-      fc.integer({ min: 1, max: 5 }).filter((other) => other !== draft.batch).map((other) => ({
-        what: `batch ${other} in one input only`,
-        mentions: ["'batch'"],
-        apply: (b: Body) => {
-          const t = at(b);
-          t.shape[batchDim] = other;
-          t.data = new Array(countOf(t.shape)).fill(t.data[0]);
-        },
-      })),
+      fc
+        .integer({ min: 1, max: 5 })
+        .filter((other) => other !== draft.batch)
+        .map((other) => ({
+          what: `batch ${other} in one input only`,
+          mentions: ["'batch'"],
+          apply: (b: Body) => {
+            const t = at(b);
+            t.shape[batchDim] = other;
+            t.data = new Array(countOf(t.shape)).fill(t.data[0]);
+          },
+        })),
     );
   }
   return fc.oneof(...mutations);
@@ -250,11 +303,13 @@ function instancesMutations(model: ModelUnderTest): fc.Arbitrary<BadRequest> {
         rows[r - 1].push(rows[r].shift());
         return bad(`rows ${r - 1} and ${r} of unequal length`, rows, ["'instances'"]);
       }),
-    validDraft(model).filter((d) => d.batch >= 2).map((d) => {
-      const rows: unknown[] = rowsOf(d);
-      rows[rows.length - 1] = [rows[rows.length - 1]];
-      return bad('the last row nested one level deeper', rows, ["'instances'"]);
-    }),
+    validDraft(model)
+      .filter((d) => d.batch >= 2)
+      .map((d) => {
+        const rows: unknown[] = rowsOf(d);
+        rows[rows.length - 1] = [rows[rows.length - 1]];
+        return bad('the last row nested one level deeper', rows, ["'instances'"]);
+      }),
     fc.tuple(validDraft(model), fc.constantFrom(...NOT_OF_TYPE[model.inputs[0].datatype])).map(([d, v]) => {
       const rows = rowsOf(d);
       rows[0][0] = v;
@@ -272,29 +327,45 @@ function instancesMutations(model: ModelUnderTest): fc.Arbitrary<BadRequest> {
 function bodyLevelMistakes(model: ModelUnderTest, maxBodyBytes: number): fc.Arbitrary<BadRequest> {
   const validText = validDraft(model).map((d) => JSON.stringify(render(model, d)));
   const refused = (what: string, text: string, mentions: string[], more: Partial<BadRequest> = {}): BadRequest => ({ what, text, status: 400, mentions, ...more });
-  const notJsonRoot = fc.oneof(fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string(), fc.boolean(), fc.constant(null));
+  const notJsonRoot = fc.oneof(
+    fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }),
+    fc.integer(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.string(),
+    fc.boolean(),
+    fc.constant(null),
+  );
   const mediaType = fc.stringMatching(/^[A-Za-z][A-Za-z0-9.+-]{0,10}\/[A-Za-z0-9][A-Za-z0-9.+-]{0,14}$/).filter((t) => !/^(application\/json|text\/plain)$|\+json$/i.test(t));
   const b64 = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'), maxLength: 40 });
   const raw = { base64: 'raw' as const };
   return fc.oneof(
     validText.chain((t) => fc.integer({ min: 1, max: t.length - 1 }).map((p) => refused('cut short', t.slice(0, p), ['not valid JSON']))),
-    fc.tuple(validText, fc.constantFrom(',', '}', ']', 'x', '{}', '//', '\u0000')).map(([t, junk]) => refused(`${JSON.stringify(junk)} after the body`, t + junk, ['not valid JSON'])),
+    fc
+      .tuple(validText, fc.constantFrom(',', '}', ']', 'x', '{}', '//', '\u0000'))
+      .map(([t, junk]) => refused(`${JSON.stringify(junk)} after the body`, t + junk, ['not valid JSON'])),
     notJsonRoot.map((v) => refused(`a body of ${JSON.stringify(v)}`, JSON.stringify(v), ['must be a JSON object'])),
-    fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 1000 }), fc.constantFrom<BufferEncoding>('latin1', 'utf8')).map(([bytes, encoding]) =>
-      refused(`${bytes.length} random bytes`, Buffer.from(bytes).toString(encoding), []),
-    ),
-    fc.tuple(validText, mediaType, fc.constantFrom('', '; charset=utf-8', ';q=1')).map(([text, type, params]) =>
-      refused(`Content-Type ${type}${params}`, text, [type.toLowerCase()], { contentType: `${type}${params}`, status: 415 }),
-    ),
-    fc.tuple(b64, fc.constantFrom('*', '!', '-', '_', '.', '%', '€', '{', '"', '\u0000'), b64).map(([a, c, z]) => refused(`base64 with ${JSON.stringify(c)}`, a + c + z, ['base64'], raw)),
+    fc
+      .tuple(fc.uint8Array({ minLength: 1, maxLength: 1000 }), fc.constantFrom<BufferEncoding>('latin1', 'utf8'))
+      .map(([bytes, encoding]) => refused(`${bytes.length} random bytes`, Buffer.from(bytes).toString(encoding), [])),
+    fc
+      .tuple(validText, mediaType, fc.constantFrom('', '; charset=utf-8', ';q=1'))
+      .map(([text, type, params]) => refused(`Content-Type ${type}${params}`, text, [type.toLowerCase()], { contentType: `${type}${params}`, status: 415 })),
+    fc
+      .tuple(b64, fc.constantFrom('*', '!', '-', '_', '.', '%', '€', '{', '"', '\u0000'), b64)
+      .map(([a, c, z]) => refused(`base64 with ${JSON.stringify(c)}`, a + c + z, ['base64'], raw)),
     b64.filter((t) => t.length % 4 !== 0).map((t) => refused(`base64 of length ${t.length}`, t, ['base64'], raw)),
     b64.filter((t) => t.length >= 4 && t.length % 4 === 0).map((t) => refused('base64 starting with =', `=${t.slice(1)}`, ['base64'], raw)),
     fc.uint8Array({ minLength: 1, maxLength: 600 }).map((bytes) => refused('base64 of random bytes', Buffer.from(bytes).toString('latin1'), [], { base64: 'encode' })),
     fc.tuple(validDraft(model), fc.integer({ min: 1, max: 300 }), fc.array(fc.constantFrom('é', '€', '😀'), { maxLength: 20 }), fc.boolean()).map(([d, over, wide, encode]) =>
-      refused(`${over} bytes over the limit${encode ? ', base64' : ''}`, padTo(JSON.stringify(render(model, d)), maxBodyBytes + over, wide.join('')), [`${maxBodyBytes + over} bytes`, `${maxBodyBytes} bytes`], {
-        status: 413,
-        base64: encode ? 'encode' : undefined,
-      }),
+      refused(
+        `${over} bytes over the limit${encode ? ', base64' : ''}`,
+        padTo(JSON.stringify(render(model, d)), maxBodyBytes + over, wide.join('')),
+        [`${maxBodyBytes + over} bytes`, `${maxBodyBytes} bytes`],
+        {
+          status: 413,
+          base64: encode ? 'encode' : undefined,
+        },
+      ),
     ),
   );
 }
@@ -312,8 +383,24 @@ export function badRequests(model: ModelUnderTest, maxBodyBytes: number): fc.Arb
   const oip = oipDraft(model);
   return fc.oneof(
     { weight: 4, arbitrary: oip.chain((d) => tensorMutations(model, d).map((m) => mutated(model, d, m))) },
-    { weight: 3, arbitrary: oip.chain((d) => fc.constantFrom(...model.inputs).chain((s) => valueMutations(d, s)).map((m) => mutated(model, d, m))) },
-    { weight: 3, arbitrary: oip.chain((d) => fc.constantFrom(...model.inputs).chain((s) => shapeMutations(model, d, s)).map((m) => mutated(model, d, m))) },
+    {
+      weight: 3,
+      arbitrary: oip.chain((d) =>
+        fc
+          .constantFrom(...model.inputs)
+          .chain((s) => valueMutations(d, s))
+          .map((m) => mutated(model, d, m)),
+      ),
+    },
+    {
+      weight: 3,
+      arbitrary: oip.chain((d) =>
+        fc
+          .constantFrom(...model.inputs)
+          .chain((s) => shapeMutations(model, d, s))
+          .map((m) => mutated(model, d, m)),
+      ),
+    },
     { weight: 1, arbitrary: instancesMutations(model) },
     { weight: 3, arbitrary: bodyLevelMistakes(model, maxBodyBytes) },
   );

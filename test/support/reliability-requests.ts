@@ -136,9 +136,7 @@ function valuesMismatch(got: unknown, want: readonly unknown[], tolerance: numbe
   if (!Array.isArray(got) || got.length !== want.length) return `${JSON.stringify(got)} instead of ${JSON.stringify(want)}`;
   for (let i = 0; i < want.length; i++) {
     const ok =
-      tolerance !== undefined && typeof want[i] === 'number'
-        ? typeof got[i] === 'number' && Math.abs((got[i] as number) - (want[i] as number)) <= tolerance
-        : got[i] === want[i];
+      tolerance !== undefined && typeof want[i] === 'number' ? typeof got[i] === 'number' && Math.abs((got[i] as number) - (want[i] as number)) <= tolerance : got[i] === want[i];
     if (!ok) return `index ${i} is ${JSON.stringify(got[i])} instead of ${JSON.stringify(want[i])}`;
   }
   return undefined;

@@ -4,20 +4,7 @@
  */
 import { ProtoWriter, concatBytes, encodeFieldKey, encodeLengthDelimitedHeader, encodeVarint, WIRE_LENGTH_DELIMITED } from './protobuf-writer';
 
-export type OnnxElemType =
-  | 'float32'
-  | 'float16'
-  | 'float64'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'uint8'
-  | 'uint16'
-  | 'uint32'
-  | 'uint64'
-  | 'bool'
-  | 'string';
+export type OnnxElemType = 'float32' | 'float16' | 'float64' | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'bool' | 'string';
 
 /** TensorProto.DataType codes. */
 export const ONNX_ELEM_TYPE_CODES: Readonly<Record<OnnxElemType, number>> = {
@@ -158,10 +145,7 @@ export interface OnnxModelPrefix {
  * bytes out so a caller can stream them (a multi-GB model is never held in memory). The graph is the
  * model's last field and the raw data the graph's last bytes, so `prefix` + data is the whole file.
  */
-export function buildOnnxModelPrefix(
-  spec: OnnxModelSpec,
-  trailing: { readonly name: string; readonly rawDataLength: number },
-): OnnxModelPrefix {
+export function buildOnnxModelPrefix(spec: OnnxModelSpec, trailing: { readonly name: string; readonly rawDataLength: number }): OnnxModelPrefix {
   const n = trailing.rawDataLength;
   const tensorHeader = new ProtoWriter()
     .varint(TENSOR.dims, n)
@@ -207,9 +191,7 @@ function encodeGraphFields(spec: OnnxModelSpec): Uint8Array {
   for (const initializer of initializers) {
     w.message(GRAPH.initializer, encodeTensor(initializer));
   }
-  const inputs = spec.listInitializersAsInputs
-    ? [...spec.inputs, ...initializers.map((i) => ({ name: i.name, elemType: i.elemType, shape: i.dims }))]
-    : spec.inputs;
+  const inputs = spec.listInitializersAsInputs ? [...spec.inputs, ...initializers.map((i) => ({ name: i.name, elemType: i.elemType, shape: i.dims }))] : spec.inputs;
   for (const input of inputs) {
     w.message(GRAPH.input, encodeValueInfo(input));
   }
@@ -268,9 +250,7 @@ function encodeAttribute(name: string, attribute: OnnxAttributeSpec): ProtoWrite
 function encodeTensor(tensor: OnnxInitializerSpec): ProtoWriter {
   const count = tensor.dims.reduce((product, d) => product * d, 1);
   if (!(tensor.values instanceof Uint8Array) && tensor.values.length !== count) {
-    throw new Error(
-      `Tensor '${tensor.name}' has dims [${tensor.dims.join(', ')}] (${count} elements) but ${tensor.values.length} values`,
-    );
+    throw new Error(`Tensor '${tensor.name}' has dims [${tensor.dims.join(', ')}] (${count} elements) but ${tensor.values.length} values`);
   }
   const w = new ProtoWriter();
   tensor.dims.forEach((d) => w.varint(TENSOR.dims, d));
@@ -287,16 +267,11 @@ function encodeValueInfo(value: OnnxValueSpec): ProtoWriter {
   if (value.shape !== undefined) {
     const shape = new ProtoWriter();
     for (const dim of value.shape) {
-      shape.message(
-        SHAPE.dim,
-        typeof dim === 'string' ? new ProtoWriter().string(DIMENSION.dimParam, dim) : new ProtoWriter().varint(DIMENSION.dimValue, dim),
-      );
+      shape.message(SHAPE.dim, typeof dim === 'string' ? new ProtoWriter().string(DIMENSION.dimParam, dim) : new ProtoWriter().varint(DIMENSION.dimValue, dim));
     }
     tensorType.message(TENSOR_TYPE.shape, shape);
   }
-  return new ProtoWriter()
-    .string(VALUE_INFO.name, value.name)
-    .message(VALUE_INFO.type, new ProtoWriter().message(TYPE.tensorType, tensorType));
+  return new ProtoWriter().string(VALUE_INFO.name, value.name).message(VALUE_INFO.type, new ProtoWriter().message(TYPE.tensorType, tensorType));
 }
 
 const ELEM_BYTES: Readonly<Record<Exclude<OnnxElemType, 'string'>, number>> = {

@@ -141,15 +141,18 @@ export function mlpModel(options: MlpModelOptions = {}): MlpModel {
       { opType: 'MatMul', inputs: ['hidden_activation', 'output_weights'], outputs: ['output_product'] },
       { opType: 'Add', inputs: ['output_product', 'output_bias'], outputs: ['logits'] },
       { opType: 'Softmax', inputs: ['logits'], outputs: ['probabilities'], attributes: { axis: attr.int(1) } },
-      ...(options.label
-        ? [{ opType: 'ArgMax', inputs: ['probabilities'], outputs: ['label'], attributes: { axis: attr.int(1), keepdims: attr.int(0) } }]
-        : []),
+      ...(options.label ? [{ opType: 'ArgMax', inputs: ['probabilities'], outputs: ['label'], attributes: { axis: attr.int(1), keepdims: attr.int(0) } }] : []),
     ],
   };
   const predict = (rows: readonly (readonly number[])[]): number[][] => {
     checkRowWidth(rows, inputs, 'mlpModel.predict');
     return rows.map((row) => {
-      const activation = b1.map((bias, j) => Math.max(0, row.reduce((sum, x, i) => sum + x * hiddenWeights[i][j], bias)));
+      const activation = b1.map((bias, j) =>
+        Math.max(
+          0,
+          row.reduce((sum, x, i) => sum + x * hiddenWeights[i][j], bias),
+        ),
+      );
       const logits = b2.map((bias, k) => activation.reduce((sum, a, j) => sum + a * outputWeights[j][k], bias));
       const max = Math.max(...logits);
       const exps = logits.map((l) => Math.exp(l - max));
