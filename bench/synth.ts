@@ -99,6 +99,7 @@ export const synth: Bench = {
 
 /** vitest's own "Test Files ... Tests ..." lines, without colours. */
 function vitestSummary(output: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the colour codes this removes
   const plain = output.replace(/\u001b\[[0-9;]*m/g, '');
   const lines = plain.split('\n').map((l) => l.trim());
   const files = lines.find((l) => l.startsWith('Test Files'));

@@ -157,7 +157,7 @@ export const warmOverhead: Bench = {
         },
       ],
       notes: [
-        `Samples per path and model: ${blocks * perBlock}. p99 includes garbage collection pauses, which the handler's ` + 'allocations cause and a bare run mostly does not.',
+        `Samples per path and model: ${blocks * perBlock}. p99 includes garbage collection pauses, which the handler's allocations cause and a bare run mostly does not.`,
         'Request body sizes: ' +
           Object.entries(data)
             .map(([label, d]) => `${label}: ${d.bodyBytes} bytes`)

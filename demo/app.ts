@@ -3,7 +3,7 @@
 // same model with each of the library's other packagings (`npx cdk deploy <stack>`).
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
-import { DEMO_ENDPOINTS, DemoPackaging, DemoStack } from './demo-stack';
+import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 
 const app = new App();
 new DemoStack(app, 'CdkServerlessInferenceDemo');

@@ -1,5 +1,5 @@
-import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
-import { Construct } from 'constructs';
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
 import {
   BundledModelEndpoint,
   ContainerModelEndpoint,

@@ -1,6 +1,6 @@
-import { Construct } from 'constructs';
-import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
-import { BundledModelPackaging, BundledModelPackagingProps } from './packaging/bundled-model-packaging';
+import type { Construct } from 'constructs';
+import { ModelEndpoint, type ModelEndpointOptions } from './model-endpoint';
+import { BundledModelPackaging, type BundledModelPackagingProps } from './packaging/bundled-model-packaging';
 
 /** Props of a `BundledModelEndpoint`: every endpoint's options and the model. */
 export interface BundledModelEndpointProps extends ModelEndpointOptions, BundledModelPackagingProps {}

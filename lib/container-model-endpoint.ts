@@ -1,6 +1,6 @@
-import { Construct } from 'constructs';
-import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
-import { ContainerModelPackaging, ContainerModelPackagingProps } from './packaging/container-model-packaging';
+import type { Construct } from 'constructs';
+import { ModelEndpoint, type ModelEndpointOptions } from './model-endpoint';
+import { ContainerModelPackaging, type ContainerModelPackagingProps } from './packaging/container-model-packaging';
 
 /** Props of a `ContainerModelEndpoint`: every endpoint's options and the image. */
 export interface ContainerModelEndpointProps extends ModelEndpointOptions, ContainerModelPackagingProps {}

@@ -1,11 +1,11 @@
-import { CustomResource } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as efs from 'aws-cdk-lib/aws-efs';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct } from 'constructs';
+import type { CustomResource } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as efs from 'aws-cdk-lib/aws-efs';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { Construct } from 'constructs';
 import { EFS_MOUNT_PATH } from '../contract/model-copy';
-import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
-import { EfsModelPackaging, EfsModelPackagingProps } from './packaging/efs-model-packaging';
+import { ModelEndpoint, type ModelEndpointOptions } from './model-endpoint';
+import { EfsModelPackaging, type EfsModelPackagingProps } from './packaging/efs-model-packaging';
 
 /** Props of an `EfsModelEndpoint`: every endpoint's options, the model and its file system. */
 export interface EfsModelEndpointProps extends ModelEndpointOptions, EfsModelPackagingProps {}

@@ -1,9 +1,9 @@
 import { Names, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cognito from 'aws-cdk-lib/aws-cognito';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
@@ -505,7 +505,7 @@ export class InferenceApi extends Construct {
     } else {
       Validations.of(this.restApi.deploymentStage).acknowledge({
         id: 'AwsSolutions-APIG3',
-        reason: 'A web ACL is opt-in (webAclArn): WAF is billed per ACL, rule and request, and the API is ' + 'already authorized, throttled and validated.',
+        reason: 'A web ACL is opt-in (webAclArn): WAF is billed per ACL, rule and request, and the API is already authorized, throttled and validated.',
       });
     }
     this.acknowledgeNonCognitoAuthorization(auth);
@@ -710,13 +710,13 @@ function validateProps(scope: Construct, props: InferenceApiProps, modelName: st
   if (props.accessLogGroup && props.accessLogRetention !== undefined) {
     throw validationError(
       scope,
-      'InferenceApi: accessLogRetention applies to a new log group; it cannot be set together with ' + 'accessLogGroup (set the retention on that log group)',
+      'InferenceApi: accessLogRetention applies to a new log group; it cannot be set together with accessLogGroup (set the retention on that log group)',
     );
   }
   if (props.webAclArn !== undefined && !Token.isUnresolved(props.webAclArn) && !WEB_ACL_ARN_PATTERN.test(props.webAclArn)) {
     throw validationError(
       scope,
-      'InferenceApi: webAclArn must be the ARN of a regional WAFv2 web ACL ' + `(arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}), got: ${props.webAclArn}`,
+      `InferenceApi: webAclArn must be the ARN of a regional WAFv2 web ACL (arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}), got: ${props.webAclArn}`,
     );
   }
 }

@@ -1,12 +1,12 @@
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import { Construct, IConstruct } from 'constructs';
-import { InferenceApi, InferenceApiOptions } from './inference-api';
-import { InferenceFunction } from './inference-function';
-import { EndpointMonitoring, EndpointMonitoringOptions } from './operations/endpoint-monitoring';
-import { GradualRollout, GradualRolloutOptions } from './operations/gradual-rollout';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct, type IConstruct } from 'constructs';
+import type { InferenceApi, InferenceApiOptions } from './inference-api';
+import type { InferenceFunction } from './inference-function';
+import type { EndpointMonitoring, EndpointMonitoringOptions } from './operations/endpoint-monitoring';
+import type { GradualRollout, GradualRolloutOptions } from './operations/gradual-rollout';
 import { validationError } from './private/errors';
-import { WarmerOptions } from './warmer';
+import type { WarmerOptions } from './warmer';
 
 /**
  * An Open Inference Protocol API of one model, whatever serves it: the six endpoints of this

@@ -1,5 +1,5 @@
-import { Annotations, Duration, Names, Size, Token } from 'aws-cdk-lib';
-import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import { Annotations, Duration, Names, type Size, Token } from 'aws-cdk-lib';
+import type * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -10,7 +10,7 @@ import { ENV } from '../contract/environment';
 import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE } from '../contract/metrics';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import { OnnxRuntimeLayer } from './onnxruntime-layer';
-import { CodePart, ModelPackaging, ModelPackagingConfig } from './packaging/model-packaging';
+import type { CodePart, ModelPackaging, ModelPackagingConfig } from './packaging/model-packaging';
 import { acknowledge } from './private/acknowledge';
 import { validationError } from './private/errors';
 import { ephemeralStorageForModel, formatBytes, inferenceThreads, validateCodeSize, validateEphemeralStorage, validateMemorySize } from './private/lambda-limits';

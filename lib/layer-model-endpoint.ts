@@ -1,7 +1,7 @@
-import { Construct } from 'constructs';
-import { ModelLayer } from './model-layer';
-import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
-import { LayerModelPackaging, LayerModelPackagingProps } from './packaging/layer-model-packaging';
+import type { Construct } from 'constructs';
+import type { ModelLayer } from './model-layer';
+import { ModelEndpoint, type ModelEndpointOptions } from './model-endpoint';
+import { LayerModelPackaging, type LayerModelPackagingProps } from './packaging/layer-model-packaging';
 
 /** Props of a `LayerModelEndpoint`: every endpoint's options and the model's layer. */
 export interface LayerModelEndpointProps extends ModelEndpointOptions, LayerModelPackagingProps {}

@@ -1,18 +1,18 @@
-import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
 import { InferenceApi } from './inference-api';
-import { InferenceEndpointBase, InferenceEndpointOptions } from './inference-endpoint';
-import { InferenceFunction, InferenceFunctionOptions } from './inference-function';
+import { InferenceEndpointBase, type InferenceEndpointOptions } from './inference-endpoint';
+import { InferenceFunction, type InferenceFunctionOptions } from './inference-function';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import { OnnxModel } from './model/onnx-model';
-import { OnnxRuntimeLayer } from './onnxruntime-layer';
-import { EndpointMonitoring } from './operations/endpoint-monitoring';
-import { GradualRollout } from './operations/gradual-rollout';
-import { ModelPackaging } from './packaging/model-packaging';
+import type { OnnxRuntimeLayer } from './onnxruntime-layer';
+import type { EndpointMonitoring } from './operations/endpoint-monitoring';
+import type { GradualRollout } from './operations/gradual-rollout';
+import type { ModelPackaging } from './packaging/model-packaging';
 import { createEndpointOperations } from './private/endpoint-operations';
-import { Warmer } from './warmer';
+import type { Warmer } from './warmer';
 
 /** What every ONNX model endpoint lets its users choose: its function, its API and its operations. */
 export interface ModelEndpointOptions extends InferenceFunctionOptions, InferenceEndpointOptions {}

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct } from 'constructs';
-import { ModelSource } from './model/model-source';
+import type { Construct } from 'constructs';
+import type { ModelSource } from './model/model-source';
 import { modelFingerprint, requireLocalModel } from './private/local-model';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import { formatBytes, LAMBDA_LIMITS } from './private/lambda-limits';

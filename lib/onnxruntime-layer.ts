@@ -1,6 +1,6 @@
 import { Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { validationError } from './private/errors';
 import { builtLayerZip, readManifest } from './private/onnxruntime-manifest';
 

@@ -1,8 +1,8 @@
-import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as cr from 'aws-cdk-lib/custom-resources';
-import { Construct } from 'constructs';
-import { ModelEndpoint, ModelEndpointOptions } from './model-endpoint';
-import { S3ModelPackaging, S3ModelPackagingProps } from './packaging/s3-model-packaging';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as cr from 'aws-cdk-lib/custom-resources';
+import type { Construct } from 'constructs';
+import { ModelEndpoint, type ModelEndpointOptions } from './model-endpoint';
+import { S3ModelPackaging, type S3ModelPackagingProps } from './packaging/s3-model-packaging';
 
 /** Props of an `S3ModelEndpoint`: every endpoint's options, the model and its bucket. */
 export interface S3ModelEndpointProps extends ModelEndpointOptions, S3ModelPackagingProps {}

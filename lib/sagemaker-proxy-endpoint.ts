@@ -3,22 +3,22 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
-import { Construct } from 'constructs';
+import type * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
+import type { Construct } from 'constructs';
 import { API_GATEWAY_TIMEOUT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, DEFAULT_SAGEMAKER_CONTENT_TYPE, DEFAULT_SAGEMAKER_TIMEOUT_MS } from '../contract/defaults';
 import { ENV } from '../contract/environment';
-import { IInferenceApiIntegrations, InferenceApi, InferenceRoute } from './inference-api';
-import { InferenceEndpointBase, InferenceEndpointOptions } from './inference-endpoint';
-import { InferenceFunction, LambdaFunctionOptions } from './inference-function';
-import { EndpointMonitoring } from './operations/endpoint-monitoring';
-import { GradualRollout } from './operations/gradual-rollout';
-import { ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './packaging/model-packaging';
+import { type IInferenceApiIntegrations, InferenceApi, InferenceRoute } from './inference-api';
+import { InferenceEndpointBase, type InferenceEndpointOptions } from './inference-endpoint';
+import { InferenceFunction, type LambdaFunctionOptions } from './inference-function';
+import type { EndpointMonitoring } from './operations/endpoint-monitoring';
+import type { GradualRollout } from './operations/gradual-rollout';
+import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './packaging/model-packaging';
 import { createEndpointOperations } from './private/endpoint-operations';
 import { validationError } from './private/errors';
 import { builtAssetPath } from './private/package-paths';
 import { treeSize } from './private/staging';
-import { SageMakerEndpoint, SageMakerEndpointConfig } from './sagemaker/sagemaker-endpoint';
-import { Warmer } from './warmer';
+import type { SageMakerEndpoint, SageMakerEndpointConfig } from './sagemaker/sagemaker-endpoint';
+import type { Warmer } from './warmer';
 
 /** How the API reaches SageMaker. */
 export enum SageMakerIntegration {

@@ -137,7 +137,7 @@ export async function buildOnnxRuntimeLayers(outDir: string): Promise<void> {
     layers: { x86_64: layers.x86_64, arm64: layers.arm64 },
   };
   // Written last: a manifest on disk always describes complete zips.
-  writeFileAtomically(path.join(outDir, ONNXRUNTIME_LAYERS_MANIFEST), Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
+  writeFileAtomically(path.join(outDir, ONNXRUNTIME_LAYERS_MANIFEST), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
 }
 
 function architectureNames(): ArchitectureName[] {
@@ -217,7 +217,7 @@ function nativeEntries(ortNode: InstalledPackage, arch: ArchitectureName): Layer
   return NATIVE_FILES.map((name) => {
     const source = path.join(ortNode.dir, relDir, name);
     if (!fs.existsSync(source)) {
-      throw new Error(`onnxruntime-node ${ortNode.version} has no ${relDir}/${name} (looked in ${ortNode.dir}), ` + `which the ${arch} layer needs.`);
+      throw new Error(`onnxruntime-node ${ortNode.version} has no ${relDir}/${name} (looked in ${ortNode.dir}), which the ${arch} layer needs.`);
     }
     return {
       zipPath: `${LAYER_NODE_MODULES}/onnxruntime-node/${relDir}/${name}`,

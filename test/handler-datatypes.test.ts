@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { identityAllTypesModel, multiIoModel } from '../tools/onnx';
 import { call, infer, restEvent } from './support/events';
-import { Handler, handlerForModel } from './support/handler';
+import { type Handler, handlerForModel } from './support/handler';
 
 const OIP: Record<string, string> = {
   float32: 'FP32',

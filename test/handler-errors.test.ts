@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildOnnxModel, logisticRegressionModel, multiIoModel, notOnnxBytes, unknownOpModel } from '../tools/onnx';
 import { call, infer, restEvent } from './support/events';
-import { Handler, createHandler, handlerForModel, tempDir } from './support/handler';
+import { type Handler, createHandler, handlerForModel, tempDir } from './support/handler';
 
 const lr = logisticRegressionModel({ features: 100, seed: 7 });
 const valid = { inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', data: new Array(100).fill(0.5) }] };
@@ -44,7 +44,7 @@ describe('requests the handler refuses, with the status and a message naming the
     ['a value past FP32 range', { inputs: [{ ...valid.inputs[0], data: [1e39, ...new Array(99).fill(0)] }] }, 400, /index 0 must be within/],
     ['an unknown output', { ...valid, outputs: [{ name: 'logits' }] }, 400, /unknown output 'logits'.*'probability'/],
     ['a non-string id', { ...valid, id: 7 }, 400, /'id' must be a string/],
-    ['data nested 40 deep', { inputs: [{ ...valid.inputs[0], data: [JSON.parse('['.repeat(40) + '1' + ']'.repeat(40))] }] }, 400, /nested deeper than 32/],
+    ['data nested 40 deep', { inputs: [{ ...valid.inputs[0], data: [JSON.parse(`${'['.repeat(40)}1${']'.repeat(40)}`)] }] }, 400, /nested deeper than 32/],
   ];
 
   it.each(cases)('%s', async (_what, body, status, message) => {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { logisticRegressionModel } from '../tools/onnx';
 import { call, functionUrlEvent, httpApiEvent, restEvent } from './support/events';
-import { Handler, handlerForModel } from './support/handler';
+import { type Handler, handlerForModel } from './support/handler';
 
 const lr = logisticRegressionModel({ features: 100, seed: 5 });
 const row = Array.from({ length: 100 }, (_, i) => Math.fround(Math.sin(i)));

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mlpModel } from '../tools/onnx';
 import { call, restEvent } from './support/events';
-import { Handler, writeModel } from './support/handler';
+import { type Handler, writeModel } from './support/handler';
 import { bundleUserEntry } from './support/user-entry';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -57,7 +57,7 @@ describe('pre- and post-processing hooks in a user entry file', () => {
     const r = await call(handler, restEvent('POST', '/v2/models/iris/infer', { measurements }));
     expect(r.status, r.text).toBe(200);
     const expected = mlp.predict([measurements.map(Math.fround)])[0];
-    r.body.scores.forEach((s: number, i: number) => expect(s).toBeCloseTo(expected[i], 5));
+    for (const [i, s] of r.body.scores.entries()) expect(s).toBeCloseTo(expected[i], 5);
     expect(r.body.label).toBe(LABELS[expected.indexOf(Math.max(...expected))]);
     expect(r.body.echoed).toEqual(measurements);
     expect(r.body.requestId).toBe('rest-request-id');

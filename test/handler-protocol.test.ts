@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { logisticRegressionModel, mlpModel } from '../tools/onnx';
 import { call, infer, restEvent } from './support/events';
-import { Handler, handlerForModel } from './support/handler';
+import { type Handler, handlerForModel } from './support/handler';
 
 const lr = logisticRegressionModel({ features: 100, seed: 7 });
 const mlp = mlpModel({ inputs: 4, hidden: 16, classes: 3, seed: 3 });
@@ -9,7 +9,10 @@ const mlp = mlpModel({ inputs: 4, hidden: 16, classes: 3, seed: 3 });
 /** Deterministic rows in [-1, 1]. */
 function rows(n: number, width: number, seed = 1): number[][] {
   let s = seed;
-  const next = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  const next = () => {
+    s = (s * 16807) % 2147483647;
+    return (s / 2147483647) * 2 - 1;
+  };
   return Array.from({ length: n }, () => Array.from({ length: width }, () => Math.fround(next())));
 }
 
@@ -33,7 +36,7 @@ describe('Open Inference Protocol over the bundled handler', () => {
     const [out] = r.body.outputs;
     expect(out).toMatchObject({ name: 'probability', datatype: 'FP32', shape: [64, 1] });
     const expected = lr.predict(x);
-    out.data.forEach((p: number, i: number) => expect(p).toBeCloseTo(expected[i], 5));
+    for (const [i, p] of out.data.entries()) expect(p).toBeCloseTo(expected[i], 5);
   });
 
   it('accepts data nested by rows as well as flat', async () => {
@@ -56,7 +59,7 @@ describe('Open Inference Protocol over the bundled handler', () => {
     expect(r.status).toBe(200);
     const expected = mlp.predict(x).flat();
     expect(r.body.outputs[0].shape).toEqual([5, 3]);
-    r.body.outputs[0].data.forEach((p: number, i: number) => expect(p).toBeCloseTo(expected[i], 5));
+    for (const [i, p] of r.body.outputs[0].data.entries()) expect(p).toBeCloseTo(expected[i], 5);
   });
 
   it('serves the instances form with predictions per instance', async () => {
@@ -68,7 +71,7 @@ describe('Open Inference Protocol over the bundled handler', () => {
     expect(r.body.predictions).toHaveLength(4);
     r.body.predictions.forEach((row: number[], i: number) => {
       expect(row).toHaveLength(3);
-      row.forEach((p, k) => expect(p).toBeCloseTo(expected[i][k], 5));
+      for (const [k, p] of row.entries()) expect(p).toBeCloseTo(expected[i][k], 5);
     });
   });
 

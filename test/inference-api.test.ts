@@ -645,7 +645,8 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
     for (const c of app.node.findAll()) {
       for (const m of c.node.metadata) {
         if (m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY) {
-          (acknowledged[c.node.path] ??= []).push(...Object.keys(m.data as object));
+          acknowledged[c.node.path] ??= [];
+          acknowledged[c.node.path].push(...Object.keys(m.data as object));
         }
       }
     }

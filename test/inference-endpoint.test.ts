@@ -1,4 +1,4 @@
-import { Errors, Stack } from 'aws-cdk-lib';
+import { Errors, type Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { describe, expect, expectTypeOf, it } from 'vitest';
@@ -7,7 +7,7 @@ import {
   BundledModelEndpoint,
   ContainerModelEndpoint,
   EfsModelEndpoint,
-  IInferenceEndpoint,
+  type IInferenceEndpoint,
   LayerModelEndpoint,
   ModelEndpoint,
   ModelSource,

@@ -61,8 +61,10 @@ describe('writeModelImageContext for x86_64', () => {
   it('writes a Dockerfile for the Node.js 24 base image by default', () => {
     expect(instructions(context.dockerfile)).toEqual([
       'FROM public.ecr.aws/lambda/nodejs:24',
+      // biome-ignore-start lint/suspicious/noTemplateCurlyInString: Docker expands ${LAMBDA_TASK_ROOT}, the base image's variable
       'COPY node_modules/ ${LAMBDA_TASK_ROOT}/node_modules/',
       'COPY handler/ ${LAMBDA_TASK_ROOT}/',
+      // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end of the Docker variables
       'COPY model/ /opt/ml/model/',
       'ENV MODEL_PATH=/opt/ml/model/iris-mlp.onnx',
       'CMD ["index.handler"]',
@@ -160,7 +162,7 @@ describe('writeModelImageContext for x86_64', () => {
     expect(body.outputs[0]).toMatchObject({ name: 'probabilities', datatype: 'FP32', shape: [2, 3] });
     const expected = mlp.predict(x).flat();
     expect(body.outputs[0].data).toHaveLength(expected.length);
-    body.outputs[0].data.forEach((p: number, i: number) => expect(Math.abs(p - expected[i])).toBeLessThan(1e-5));
+    for (const [i, p] of body.outputs[0].data.entries()) expect(Math.abs(p - expected[i])).toBeLessThan(1e-5);
   });
 });
 
@@ -174,8 +176,10 @@ describe('writeModelImageContext for arm64 on Node.js 22', () => {
     });
     expect(instructions(context.dockerfile)).toEqual([
       'FROM public.ecr.aws/lambda/nodejs:22',
+      // biome-ignore-start lint/suspicious/noTemplateCurlyInString: Docker expands ${LAMBDA_TASK_ROOT}, the base image's variable
       'COPY node_modules/ ${LAMBDA_TASK_ROOT}/node_modules/',
       'COPY handler/ ${LAMBDA_TASK_ROOT}/',
+      // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end of the Docker variables
       'COPY model/ /opt/ml/model/',
       'ENV MODEL_PATH=/opt/ml/model/model_v2.onnx',
       'CMD ["index.handler"]',

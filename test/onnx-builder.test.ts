@@ -14,7 +14,7 @@ import {
   mulberry32,
   multiIoModel,
   notOnnxBytes,
-  OnnxElemType,
+  type OnnxElemType,
   paddedModel,
   ProtoWriter,
   truncatedModel,
@@ -116,7 +116,7 @@ function randomRows(count: number, width: number, seed: number): number[][] {
 
 function expectClose(actual: ArrayLike<number>, expected: readonly number[], tolerance: number): void {
   expect(actual.length).toBe(expected.length);
-  expected.forEach((value, i) => expect(Math.abs(actual[i] - value)).toBeLessThan(tolerance));
+  for (const [i, value] of expected.entries()) expect(Math.abs(actual[i] - value)).toBeLessThan(tolerance);
 }
 
 describe('logisticRegressionModel', () => {

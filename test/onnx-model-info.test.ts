@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fileByteSource, oipDatatypeOfOnnxElemType, OnnxModelInfo, readOnnxModelInfo, readOnnxModelInfoFrom, ByteSource } from '../lib/model/onnx-model-info';
+import { fileByteSource, oipDatatypeOfOnnxElemType, type OnnxModelInfo, readOnnxModelInfo, readOnnxModelInfoFrom, type ByteSource } from '../lib/model/onnx-model-info';
 import {
   buildOnnxModel,
   identityAllTypesModel,
@@ -11,8 +11,8 @@ import {
   mlpModel,
   multiIoModel,
   notOnnxBytes,
-  OnnxModelSpec,
-  OnnxValueSpec,
+  type OnnxModelSpec,
+  type OnnxValueSpec,
   ProtoWriter,
   truncatedModel,
   unknownOpModel,

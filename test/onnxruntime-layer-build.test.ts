@@ -313,6 +313,6 @@ describe.runIf(hostArch !== undefined)('the layer on its own', () => {
     expect(new Set(expected.map((p) => p.toFixed(3))).size, 'the rows give distinct probabilities').toBe(rows.length);
     expect(result.dims).toEqual([rows.length, 1]);
     expect(result.values).toHaveLength(rows.length);
-    result.values.forEach((value: number, i: number) => expect(value).toBeCloseTo(expected[i], 5));
+    for (const [i, value] of result.values.entries()) expect(value).toBeCloseTo(expected[i], 5);
   });
 });

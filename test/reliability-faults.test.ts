@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { notOnnxBytes, paddedModel, truncatedModel, unknownOpModel } from '../tools/onnx';
 import { startLocalS3, type LocalS3 } from '../tools/local-s3';
 import { call, infer, restEvent } from './support/events';
-import { Handler, createHandler, tempDir, writeModel } from './support/handler';
+import { type Handler, createHandler, tempDir, writeModel } from './support/handler';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy';
 import { answerMismatch, mlpUnderTest, render } from './support/reliability-requests';
 

@@ -7,10 +7,10 @@
  */
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EventOptions, functionUrlEvent, httpApiEvent, restEvent } from './support/events';
-import { Handler, handlerForModel } from './support/handler';
-import { BadRequest, badRequests, padTo } from './support/reliability-bad-requests';
-import { ModelUnderTest, answerMismatch, mlpUnderTest, multiIoUnderTest, render, validDraft } from './support/reliability-requests';
+import { type EventOptions, functionUrlEvent, httpApiEvent, restEvent } from './support/events';
+import { type Handler, handlerForModel } from './support/handler';
+import { type BadRequest, badRequests, padTo } from './support/reliability-bad-requests';
+import { type ModelUnderTest, answerMismatch, mlpUnderTest, multiIoUnderTest, render, validDraft } from './support/reliability-requests';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? 20240607);
 /** Small, so that bodies over the limit are cheap to make. */

@@ -5,7 +5,7 @@
  * Zero 5xx, zero wrong answers, and a resident set that stops growing once warm. The figures are
  * printed for the record.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 // @ts-expect-error -- autocannon 8 ships no type declarations; the part used here is typed below.
@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mulberry32 } from '../tools/onnx';
 import { writeModel } from './support/handler';
-import { Draft, answerMismatch, mlpUnderTest, render, validDraft } from './support/reliability-requests';
+import { type Draft, answerMismatch, mlpUnderTest, render, validDraft } from './support/reliability-requests';
 
 interface LoadRequest {
   method: string;

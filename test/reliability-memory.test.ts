@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildOnnxModel, mlpModel, multiIoModel } from '../tools/onnx';
 import { infer } from './support/events';
-import { Handler, handlerForModel } from './support/handler';
+import { type Handler, handlerForModel } from './support/handler';
 
 /** `y = x` over three free dimensions, so that a claimed shape can overflow 2^53. */
 const cube = buildOnnxModel({

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { endpointNotFound, modelError, sageMakerError, startLocalSageMaker, type LocalSageMaker } from '../tools/local-sagemaker';
 import { call, functionUrlEvent, httpApiEvent, infer, restEvent } from './support/events';
-import { Handler, importCoreBundle } from './support/handler';
+import { type Handler, importCoreBundle } from './support/handler';
 import { bundleUserEntry } from './support/user-entry';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -26,8 +26,8 @@ export function coldStartChart(groups: readonly ChartGroup[], options: { title: 
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
-    `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escape(options.title)}</text>`,
-    `<text x="${WIDTH / 2}" y="42" text-anchor="middle" fill="#555">${escape(
+    `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(options.title)}</text>`,
+    `<text x="${WIDTH / 2}" y="42" text-anchor="middle" fill="#555">${escapeXml(
       `${options.unit}; bar: median, whisker: min to max, dashed: ${options.baseline}; a scale per panel`,
     )}</text>`,
   ];
@@ -49,7 +49,7 @@ export function coldStartChart(groups: readonly ChartGroup[], options: { title: 
       const mid = left + slot * (b + 0.5);
       const { min, p50, max } = bar.summary;
       parts.push(
-        `<rect x="${f(mid - barWidth / 2)}" y="${f(y(p50))}" width="${f(barWidth)}" height="${f(bottom - y(p50))}" fill="${COLORS[b % COLORS.length]}"><title>${escape(
+        `<rect x="${f(mid - barWidth / 2)}" y="${f(y(p50))}" width="${f(barWidth)}" height="${f(bottom - y(p50))}" fill="${COLORS[b % COLORS.length]}"><title>${escapeXml(
           `${group.label}, ${bar.label}: median ${label(p50)}, min ${label(min)}, max ${label(max)}`,
         )}</title></rect>`,
         `<line x1="${f(mid)}" x2="${f(mid)}" y1="${f(y(max))}" y2="${f(y(min))}" stroke="#222"/>`,
@@ -62,13 +62,13 @@ export function coldStartChart(groups: readonly ChartGroup[], options: { title: 
     if (baseline !== undefined) {
       parts.push(`<line x1="${left}" x2="${f(right)}" y1="${f(y(baseline))}" y2="${f(y(baseline))}" stroke="#555" stroke-dasharray="4 3"/>`);
     }
-    parts.push(`<text x="${f((left + right) / 2)}" y="${bottom + 22}" text-anchor="middle" font-weight="bold">${escape(group.label)} model</text>`);
+    parts.push(`<text x="${f((left + right) / 2)}" y="${bottom + 22}" text-anchor="middle" font-weight="bold">${escapeXml(group.label)} model</text>`);
   });
   series.forEach((name, i) => {
     const ly = bottom + 50 + i * 20;
     parts.push(
       `<rect x="${MARGIN.left + AXIS_WIDTH}" y="${ly - 10}" width="14" height="12" fill="${COLORS[i % COLORS.length]}"/>`,
-      `<text x="${MARGIN.left + AXIS_WIDTH + 22}" y="${ly}">${escape(name)}</text>`,
+      `<text x="${MARGIN.left + AXIS_WIDTH + 22}" y="${ly}">${escapeXml(name)}</text>`,
     );
   });
   parts.push('</svg>');
@@ -90,6 +90,6 @@ function f(v: number): string {
   return v.toFixed(1);
 }
 
-function escape(text: string): string {
+function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }

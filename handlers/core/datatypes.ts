@@ -24,7 +24,7 @@ export const ORT_TYPE_OF: Record<Datatype, string> = {
 const DATATYPE_OF_ORT: Record<string, Datatype> = Object.fromEntries(Object.entries(ORT_TYPE_OF).map(([dt, ort]) => [ort, dt as Datatype]));
 
 export function isDatatype(s: unknown): s is Datatype {
-  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ORT_TYPE_OF, s);
+  return typeof s === 'string' && Object.hasOwn(ORT_TYPE_OF, s);
 }
 
 /** The OIP datatype of an onnxruntime tensor type, or undefined for types the protocol cannot carry. */
@@ -66,6 +66,7 @@ const UINT64_MAX = 2n ** 64n - 1n;
 const SPECIAL_FLOATS: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
 
 /** onnxruntime-node ends a string at its first NUL and replaces a lone surrogate: refused rather than changed. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the NUL is what this looks for
 const UNCARRIABLE = /\u0000|\p{Cs}/u;
 
 /**

@@ -1,5 +1,5 @@
 import { InferenceError } from './errors';
-import { WarmupRequest, readWarmup } from './warmup';
+import { type WarmupRequest, readWarmup } from './warmup';
 
 /** An HTTP request, whatever Lambda event carried it. */
 export interface HttpRequest {
@@ -36,7 +36,7 @@ export function readEvent(event: unknown): IncomingEvent {
   if (warmup) {
     return { kind: 'warmup', warmup };
   }
-  const e = (event ?? {}) as Record<string, any>;
+  const e = (event ?? {}) as ProxyEventFields;
   if (typeof e.httpMethod === 'string' && e.requestContext) {
     return { kind: 'http', request: httpRequest(e.httpMethod, e.path ?? '/', e.headers, e.body, e.isBase64Encoded) };
   }
@@ -47,6 +47,18 @@ export function readEvent(event: unknown): IncomingEvent {
     };
   }
   return { kind: 'direct', body: event };
+}
+
+/** What readEvent reads of a REST API (v1) or HTTP API and Function URL (2.0) event; none of it is checked yet. */
+interface ProxyEventFields {
+  readonly version?: unknown;
+  readonly httpMethod?: unknown;
+  readonly path?: string;
+  readonly rawPath?: string;
+  readonly requestContext?: { readonly http?: { readonly method: string } };
+  readonly headers?: Record<string, string | undefined> | null;
+  readonly body?: string | null;
+  readonly isBase64Encoded?: boolean;
 }
 
 function httpRequest(

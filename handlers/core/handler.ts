@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
 import { InferenceError, isInferenceError } from './errors';
-import { HttpRequest, HttpResponse, jsonResponse, readEvent, readJsonBody } from './events';
+import { type HttpRequest, type HttpResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { HookContext, InferenceHooks } from './hooks';
 import { stringifyJson } from './json';
 import { matchRoute } from './routes';
@@ -46,7 +46,7 @@ export class InferenceService<M extends BackendModel> {
     this.coldStart = false;
     if (coldStart) this.telemetry.record(METRIC.COLD_START, 1);
     const incoming = readEvent(event);
-    const requestId = context?.awsRequestId ?? (event as any)?.requestContext?.requestId ?? randomUUID();
+    const requestId = context?.awsRequestId ?? (event as { requestContext?: { requestId?: string } } | null | undefined)?.requestContext?.requestId ?? randomUUID();
     try {
       switch (incoming.kind) {
         case 'warmup':

@@ -11,7 +11,8 @@ export function stringifyJson(value: unknown): string {
   const nonce = randomBytes(8).toString('hex');
   const text = JSON.stringify(value, (_key, v: unknown) => {
     if (v instanceof RawJsonNumber) {
-      (raw ??= []).push(v.text);
+      raw ??= [];
+      raw.push(v.text);
       return `\u0000${nonce}:${raw.length - 1}`;
     }
     return v;

@@ -3,8 +3,8 @@ import type { BackendMetadata, BackendRequest, BackendResult, InferenceBackend }
 import type { ServiceConfig } from './config';
 import { ORT_TYPE_OF } from './datatypes';
 import { InferenceError } from './errors';
-import { LoadedModel, ModelRuntime, loadOnnxRuntime } from './model-runtime';
-import { InferPlan, OutputResult, buildInferResponse, planInference } from './protocol';
+import { type LoadedModel, type ModelRuntime, loadOnnxRuntime } from './model-runtime';
+import { type InferPlan, type OutputResult, buildInferResponse, planInference } from './protocol';
 import type { TensorSpec } from './tensors';
 
 /** Runs the model with onnxruntime in this function: the requests are checked against its signature. */
@@ -40,7 +40,7 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     const ort = loadOnnxRuntime();
     const feeds: Record<string, Ort.Tensor> = {};
     for (const [name, t] of plan.feeds) {
-      feeds[name] = new ort.Tensor(ORT_TYPE_OF[t.datatype] as any, t.data as any, t.shape);
+      feeds[name] = new ort.Tensor(ORT_TYPE_OF[t.datatype] as Ort.Tensor.Type, t.data, t.shape);
     }
     let out: Ort.InferenceSession.OnnxValueMapType;
     try {

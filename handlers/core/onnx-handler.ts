@@ -1,6 +1,6 @@
 import { METRIC } from '../../contract/metrics';
-import { HandlerConfig, readConfig } from './config';
-import { InferenceHandler, InferenceService, describeCause, misconfiguredHandler, sleep } from './handler';
+import { type HandlerConfig, readConfig } from './config';
+import { type InferenceHandler, InferenceService, describeCause, misconfiguredHandler, sleep } from './handler';
 import type { InferenceHooks } from './hooks';
 import { ModelRuntime } from './model-runtime';
 import { OnnxBackend } from './onnx-backend';

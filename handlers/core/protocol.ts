@@ -1,6 +1,6 @@
-import { JsonValue, encodeValues } from './datatypes';
+import { type JsonValue, encodeValues } from './datatypes';
 import { badRequest } from './errors';
-import { OipTensor, TensorInit, TensorSpec, checkShapeAgainstModel, decodeInputTensor, encodeOutputTensor, flatten } from './tensors';
+import { type OipTensor, type TensorInit, type TensorSpec, checkShapeAgainstModel, decodeInputTensor, encodeOutputTensor, flatten } from './tensors';
 
 /** The model's inputs and outputs, read from the loaded session. */
 export interface ModelSignature {

@@ -26,7 +26,7 @@ export function matchRoute(method: string, rawPath: string, model: ServedModel):
     .map(safeDecode);
   const start = segments.indexOf('v2');
   const s = start >= 0 ? segments.slice(start + 1) : undefined;
-  const path = '/' + segments.join('/');
+  const path = `/${segments.join('/')}`;
   if (!s) {
     throw notFound(`no route ${path}; routes are under /v2 (POST /v2/models/${model.name}/infer)`);
   }

@@ -223,7 +223,7 @@ async function prepareCacheDir(cacheDir: string): Promise<void> {
   } catch (error) {
     throw new ModelFetchError(
       'Unknown',
-      `Cannot create the model cache directory ${cacheDir}: ${messageOf(error)}. ` + 'Point MODEL_CACHE_DIR at a writable directory (on Lambda, under /tmp).',
+      `Cannot create the model cache directory ${cacheDir}: ${messageOf(error)}. Point MODEL_CACHE_DIR at a writable directory (on Lambda, under /tmp).`,
       { cause: error },
     );
   }
@@ -440,7 +440,7 @@ function toModelFetchError(error: unknown, context: FailureContext): ModelFetchE
   if (typeof code === 'string' && INTERRUPTION_CODES.has(code)) {
     return make(
       'Interrupted',
-      `The connection to S3 dropped after ${progress.bytes} of ${progress.expectedBytes ?? '?'} bytes of ${uri} ` + `(${code}); the partial file was deleted, fetch again.`,
+      `The connection to S3 dropped after ${progress.bytes} of ${progress.expectedBytes ?? '?'} bytes of ${uri} (${code}); the partial file was deleted, fetch again.`,
     );
   }
   if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) {

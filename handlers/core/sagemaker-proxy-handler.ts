@@ -1,5 +1,5 @@
-import { SageMakerProxyConfig, readSageMakerProxyConfig } from './config';
-import { InferenceHandler, InferenceService, misconfiguredHandler } from './handler';
+import { type SageMakerProxyConfig, readSageMakerProxyConfig } from './config';
+import { type InferenceHandler, InferenceService, misconfiguredHandler } from './handler';
 import type { SageMakerProxyHooks } from './hooks';
 import { createSageMakerBackend } from './sagemaker-backend';
 import { createTelemetry } from './telemetry';

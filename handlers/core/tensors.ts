@@ -1,4 +1,4 @@
-import { Datatype, JsonValue, TensorData, decodeValues, encodeValues, isDatatype } from './datatypes';
+import { type Datatype, type JsonValue, type TensorData, decodeValues, encodeValues, isDatatype } from './datatypes';
 import { badRequest, describeJson } from './errors';
 
 /**

@@ -76,13 +76,10 @@ function checkOutputs(body: Record<string, unknown>, expected: readonly string[]
     }
     summary.push({ name: o.name, datatype: o.datatype, shape: o.shape, elements: dataOk ? (o.data as unknown[]).length : undefined });
   });
-  if (expected)
-    problems.push(
-      ...checkNames(
-        outputs.map((o: unknown) => (isObject(o) ? o.name : undefined)),
-        expected,
-      ),
-    );
+  if (expected) {
+    const names = outputs.map((o: unknown) => (isObject(o) ? o.name : undefined));
+    problems.push(...checkNames(names, expected));
+  }
   return { problems, summary: { outputs: summary } };
 }
 

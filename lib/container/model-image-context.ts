@@ -105,8 +105,10 @@ function renderDockerfile(baseImage: string, architecture: 'x86_64' | 'arm64', m
     "# Serves one ONNX model with the library's inference handler on AWS Lambda. Do not edit: it is rewritten.",
     `# Holds ONNX Runtime for ${architecture}: build it for the ${PLATFORMS[architecture]} platform.`,
     `FROM ${baseImage}`,
+    // biome-ignore-start lint/suspicious/noTemplateCurlyInString: Docker expands ${LAMBDA_TASK_ROOT}, the base image's variable
     'COPY node_modules/ ${LAMBDA_TASK_ROOT}/node_modules/',
     'COPY handler/ ${LAMBDA_TASK_ROOT}/',
+    // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end of the Docker variables
     `COPY model/ ${MODEL_DIR_IN_IMAGE}/`,
     `ENV MODEL_PATH=${modelPath}`,
     `CMD ["${HANDLER}"]`,

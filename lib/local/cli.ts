@@ -22,6 +22,24 @@ Options:
                    --mount /mnt/models=./efs (the EFS mount), --mount /var/task=./code (bundled)
   -h, --help       this text`;
 
+/** The serve command's options; throws on an unknown or malformed one. */
+function parseServeOptions(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      model: { type: 'string' },
+      name: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      handler: { type: 'string' },
+      mount: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+}
+
+type ServeOptions = ReturnType<typeof parseServeOptions>;
+
 /** Runs the command line; returns the process exit code, or undefined while the server runs. */
 export async function main(argv: string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
@@ -33,20 +51,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.error(`unknown command '${command}'\n\n${USAGE}`);
     return 1;
   }
-  let args;
+  let args: ServeOptions;
   try {
-    args = parseArgs({
-      args: rest,
-      options: {
-        model: { type: 'string' },
-        name: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        handler: { type: 'string' },
-        mount: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
+    args = parseServeOptions(rest);
   } catch (e) {
     console.error(`${(e as Error).message}\n\n${USAGE}`);
     return 1;

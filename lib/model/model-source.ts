@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Size, Token } from 'aws-cdk-lib';
-import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { unscopedValidationError } from '../private/errors';
-import { OnnxModelInfo, readOnnxModelInfo } from './onnx-model-info';
+import { type OnnxModelInfo, readOnnxModelInfo } from './onnx-model-info';
 
 /** Where a model source points, resolved for an endpoint. */
 export interface ModelSourceConfig {

@@ -1,5 +1,5 @@
-import * as apigw from 'aws-cdk-lib/aws-apigateway';
-import { OnnxModelInfo, readOnnxModelInfo, TensorSignature } from './onnx-model-info';
+import type * as apigw from 'aws-cdk-lib/aws-apigateway';
+import { type OnnxModelInfo, readOnnxModelInfo, type TensorSignature } from './onnx-model-info';
 import { inferRequestSchema } from './request-schema';
 
 /** What the library reads from an ONNX model at synth, for your own constructs and checks. */

@@ -1,5 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -21,6 +21,7 @@ export interface GradualRolloutOptions {
    * (and nothing moves) unless the answer has the protocol's shape.
    * @default - no check before traffic
    */
+  // biome-ignore lint/suspicious/noExplicitAny: a JSON object, typed as aws-cdk-lib types them; jsii maps `any` to each language's object type
   readonly sampleRequest?: { [key: string]: any };
   /**
    * Output names the sample's answer must have.

@@ -1,13 +1,13 @@
 import * as path from 'node:path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
-import { ModelSource } from '../model/model-source';
+import type { ModelSource } from '../model/model-source';
 import { BoundOnce } from '../private/bound-once';
 import { modelFingerprint, requireLocalModel } from '../private/local-model';
 import { inferenceHandlerDir } from '../private/package-paths';
 import { STAGING_EXCLUDE, stageFiles, treeSize } from '../private/staging';
-import { ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './model-packaging';
+import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model of a `BundledModelPackaging`. */
 export interface BundledModelPackagingProps {

@@ -4,10 +4,10 @@ import * as path from 'node:path';
 import { Annotations, Size } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
 import { writeModelImageContext } from '../container/model-image-context';
-import { ModelSource } from '../model/model-source';
+import type { ModelSource } from '../model/model-source';
 import { readManifest } from '../private/onnxruntime-manifest';
 import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
@@ -15,7 +15,7 @@ import { formatBytes } from '../private/lambda-limits';
 import { modelFingerprint, requireLocalModel } from '../private/local-model';
 import { builtAssetPath, inferenceHandlerDir } from '../private/package-paths';
 import { describeTree, stagingDir, treeSize } from '../private/staging';
-import { ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './model-packaging';
+import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The image of a `ContainerModelPackaging`: generated from a model file, or your own. */
 export interface ContainerModelPackagingProps {

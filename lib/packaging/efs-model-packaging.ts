@@ -8,16 +8,16 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as cr from 'aws-cdk-lib/custom-resources';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
 import { EFS_MOUNT_PATH, MODEL_COPY_PROPERTY as P, MODEL_COPY_RESOURCE_TYPE } from '../../contract/model-copy';
-import { ModelSource } from '../model/model-source';
+import type { ModelSource } from '../model/model-source';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { grantReadModelObject } from '../private/grants';
 import { builtAssetPath } from '../private/package-paths';
-import { ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './model-packaging';
+import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model and file system of an `EfsModelPackaging`. */
 export interface EfsModelPackagingProps {

@@ -1,13 +1,13 @@
 import { Annotations } from 'aws-cdk-lib';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct } from 'constructs';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
 import { ModelLayer } from '../model-layer';
-import { ModelSource } from '../model/model-source';
+import type { ModelSource } from '../model/model-source';
 import { OnnxRuntimeLayer } from '../onnxruntime-layer';
 import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
-import { CodePart, ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './model-packaging';
+import { type CodePart, ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model layer of a `LayerModelPackaging`: a model file, or a `ModelLayer` to share. */
 export interface LayerModelPackagingProps {

@@ -1,8 +1,8 @@
-import { Size } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct, IDependable } from 'constructs';
+import type { Size } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { Construct, IDependable } from 'constructs';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 
 /** One part of a function's unzipped code or layers, for Lambda's 250 MB check at synth. */

@@ -5,15 +5,15 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as cr from 'aws-cdk-lib/custom-resources';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
-import { ModelSource } from '../model/model-source';
+import type { ModelSource } from '../model/model-source';
 import { acknowledge } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
 import { grantReadModelObject } from '../private/grants';
 import { formatBytes } from '../private/lambda-limits';
-import { ModelPackaging, ModelPackagingBindOptions, ModelPackagingConfig } from './model-packaging';
+import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** Where an `S3ModelPackaging` finds the model, and the bucket it deploys a local model into. */
 export interface S3ModelPackagingProps {

@@ -1,6 +1,6 @@
 import { Stack, Validations } from 'aws-cdk-lib';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { IConstruct } from 'constructs';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { IConstruct } from 'constructs';
 
 /**
  * Acknowledges validation findings (cdk-nag rules) on a construct and its children, with the reason

@@ -1,5 +1,5 @@
-import { InferenceEndpointBase, InferenceEndpointOptions } from '../inference-endpoint';
-import { InferenceFunction } from '../inference-function';
+import type { InferenceEndpointBase, InferenceEndpointOptions } from '../inference-endpoint';
+import type { InferenceFunction } from '../inference-function';
 import { EndpointMonitoring } from '../operations/endpoint-monitoring';
 import { GradualRollout } from '../operations/gradual-rollout';
 import { Warmer } from '../warmer';

@@ -77,7 +77,7 @@ export function validateCodeSize(scope: IConstruct, parts: readonly CodePart[], 
     const list = parts.map((p) => `${p.name} ${formatBytes(p.sizeBytes)}`).join(', ');
     throw validationError(
       scope,
-      `the function's code and layers are ${formatBytes(total)} unzipped, over Lambda's limit of 250 MiB (${list}): ` + 'serve the model from S3, EFS or a container image instead',
+      `the function's code and layers are ${formatBytes(total)} unzipped, over Lambda's limit of 250 MiB (${list}): serve the model from S3, EFS or a container image instead`,
     );
   }
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { FileSystem } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
-import { ModelSource, ModelSourceConfig } from '../model/model-source';
+import type { ModelSource, ModelSourceConfig } from '../model/model-source';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 import { validationError } from './errors';
 

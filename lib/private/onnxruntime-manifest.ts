@@ -40,7 +40,7 @@ export function readManifest(): OnnxRuntimeLayerManifest {
 
 export function builtLayerZip(layer: OnnxRuntimeLayerFile | undefined, archName: string): string {
   if (!layer || typeof layer.file !== 'string' || typeof layer.unzippedBytes !== 'number') {
-    throw new Error(`OnnxRuntimeLayer: assets/layers/${MANIFEST_FILE} has no complete entry for ${archName}. ` + 'Rebuild the package (`npm run build`).');
+    throw new Error(`OnnxRuntimeLayer: assets/layers/${MANIFEST_FILE} has no complete entry for ${archName}. Rebuild the package (\`npm run build\`).`);
   }
   const zipPath = builtAssetPath('layers', layer.file);
   const actualBytes = fs.statSync(zipPath).size;

@@ -30,7 +30,7 @@ export function builtAssetPath(...segments: string[]): string {
   const p = path.join(ASSETS_DIR, ...segments);
   if (!fs.existsSync(p)) {
     throw new Error(
-      `cdk-serverless-inference: the built asset ${path.relative(PACKAGE_ROOT, p)} is missing. ` + 'Run `npm run build` in the package (a published package ships it prebuilt).',
+      `cdk-serverless-inference: the built asset ${path.relative(PACKAGE_ROOT, p)} is missing. Run \`npm run build\` in the package (a published package ships it prebuilt).`,
     );
   }
   return p;

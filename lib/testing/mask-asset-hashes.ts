@@ -10,6 +10,7 @@ export class TemplateMasking {
    * expect(TemplateMasking.maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
    * ```
    */
+  // biome-ignore lint/suspicious/noExplicitAny: takes and returns a template as Template.toJSON() gives it, a JSON object of `any`
   public static maskAssetHashes(template: any): any {
     return mask(template);
   }

@@ -114,14 +114,14 @@ export function generateFile(example: Example): GeneratedFile {
     for (let l = first; l <= last; l++) importLines.add(l);
   }
   const out: Array<[string, number | undefined]> = [];
-  codeLines.forEach((text, i) => importLines.has(i) && out.push([text, readmeLine(i)]));
+  for (const [i, text] of codeLines.entries()) if (importLines.has(i)) out.push([text, readmeLine(i)]);
   // Aliased, so that a block may import `Stack` or `Construct` itself.
   out.push(["import { Stack as ExampleStack$ } from 'aws-cdk-lib';", undefined]);
   out.push(["import { Construct as ExampleScope$ } from 'constructs';", undefined]);
   out.push(['export class Example$ extends ExampleStack$ {', undefined]);
   out.push(['constructor(scope: ExampleScope$, id: string) {', undefined]);
   out.push(['super(scope, id);', undefined]);
-  codeLines.forEach((text, i) => importLines.has(i) || out.push([text, readmeLine(i)]));
+  for (const [i, text] of codeLines.entries()) if (!importLines.has(i)) out.push([text, readmeLine(i)]);
   out.push(['}', undefined], ['}', undefined]);
   return { example, text: out.map(([t]) => t).join('\n'), lineMap: out.map(([, l]) => l) };
 }

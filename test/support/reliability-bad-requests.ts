@@ -4,7 +4,7 @@
  * must name.
  */
 import fc from 'fast-check';
-import { Datatype, Draft, InputSpec, ModelUnderTest, countOf, render, shapeOf, validDraft } from './reliability-requests';
+import { type Datatype, type Draft, type InputSpec, type ModelUnderTest, countOf, render, shapeOf, validDraft } from './reliability-requests';
 
 export interface BadRequest {
   readonly what: string;

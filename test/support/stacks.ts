@@ -1,8 +1,8 @@
 import * as path from 'node:path';
-import { App, CfnElement, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import type { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
-import { IConstruct } from 'constructs';
+import type { IConstruct } from 'constructs';
 
 const ACCOUNT = '123456789012';
 const REGION = 'eu-west-1';

@@ -203,8 +203,8 @@ function encodeGraphFields(spec: OnnxModelSpec): Uint8Array {
 
 function encodeNode(node: OnnxNodeSpec): ProtoWriter {
   const w = new ProtoWriter();
-  node.inputs.forEach((name) => w.string(NODE.input, name));
-  node.outputs.forEach((name) => w.string(NODE.output, name));
+  for (const name of node.inputs) w.string(NODE.input, name);
+  for (const name of node.outputs) w.string(NODE.output, name);
   if (node.name !== undefined) {
     w.string(NODE.name, node.name);
   }
@@ -235,13 +235,13 @@ function encodeAttribute(name: string, attribute: OnnxAttributeSpec): ProtoWrite
       w.message(ATTRIBUTE.t, encodeTensor(attribute.value));
       break;
     case 'floats':
-      attribute.value.forEach((v) => w.float(ATTRIBUTE.floats, v));
+      for (const v of attribute.value) w.float(ATTRIBUTE.floats, v);
       break;
     case 'ints':
-      attribute.value.forEach((v) => w.varint(ATTRIBUTE.ints, v));
+      for (const v of attribute.value) w.varint(ATTRIBUTE.ints, v);
       break;
     case 'strings':
-      attribute.value.forEach((v) => w.string(ATTRIBUTE.strings, v));
+      for (const v of attribute.value) w.string(ATTRIBUTE.strings, v);
       break;
   }
   return w.varint(ATTRIBUTE.type, ATTRIBUTE_TYPE[attribute.type]);
@@ -253,10 +253,10 @@ function encodeTensor(tensor: OnnxInitializerSpec): ProtoWriter {
     throw new Error(`Tensor '${tensor.name}' has dims [${tensor.dims.join(', ')}] (${count} elements) but ${tensor.values.length} values`);
   }
   const w = new ProtoWriter();
-  tensor.dims.forEach((d) => w.varint(TENSOR.dims, d));
+  for (const d of tensor.dims) w.varint(TENSOR.dims, d);
   w.varint(TENSOR.dataType, ONNX_ELEM_TYPE_CODES[tensor.elemType]);
   if (tensor.elemType === 'string') {
-    (tensor.values as readonly string[]).forEach((v) => w.string(TENSOR.stringData, v));
+    for (const v of tensor.values as readonly string[]) w.string(TENSOR.stringData, v);
     return w.string(TENSOR.name, tensor.name);
   }
   return w.string(TENSOR.name, tensor.name).bytes(TENSOR.rawData, encodeRawData(tensor.elemType, tensor.values));
@@ -289,6 +289,24 @@ const ELEM_BYTES: Readonly<Record<Exclude<OnnxElemType, 'string'>, number>> = {
   bool: 1,
 };
 
+type ElementWriter = (view: DataView, offset: number, value: number | bigint | boolean | string) => void;
+
+/** How one element is written at `offset`, little-endian. */
+const WRITE_ELEMENT: Readonly<Record<Exclude<OnnxElemType, 'string'>, ElementWriter>> = {
+  float32: (view, offset, value) => view.setFloat32(offset, Number(value), true),
+  float16: (view, offset, value) => view.setUint16(offset, float16Bits(Number(value)), true),
+  float64: (view, offset, value) => view.setFloat64(offset, Number(value), true),
+  int8: (view, offset, value) => view.setInt8(offset, Number(value)),
+  int16: (view, offset, value) => view.setInt16(offset, Number(value), true),
+  int32: (view, offset, value) => view.setInt32(offset, Number(value), true),
+  int64: (view, offset, value) => view.setBigInt64(offset, BigInt(value as number | bigint), true),
+  uint8: (view, offset, value) => view.setUint8(offset, Number(value)),
+  uint16: (view, offset, value) => view.setUint16(offset, Number(value), true),
+  uint32: (view, offset, value) => view.setUint32(offset, Number(value), true),
+  uint64: (view, offset, value) => view.setBigUint64(offset, BigInt(value as number | bigint), true),
+  bool: (view, offset, value) => view.setUint8(offset, value ? 1 : 0),
+};
+
 /** Little-endian, fixed-width raw data, as TensorProto.raw_data requires. */
 export function encodeRawData(elemType: Exclude<OnnxElemType, 'string'>, values: OnnxTensorValues): Uint8Array {
   if (values instanceof Uint8Array) {
@@ -297,35 +315,8 @@ export function encodeRawData(elemType: Exclude<OnnxElemType, 'string'>, values:
   const size = ELEM_BYTES[elemType];
   const out = new Uint8Array(values.length * size);
   const view = new DataView(out.buffer);
-  values.forEach((value, i) => {
-    const offset = i * size;
-    switch (elemType) {
-      case 'float32':
-        return view.setFloat32(offset, Number(value), true);
-      case 'float64':
-        return view.setFloat64(offset, Number(value), true);
-      case 'float16':
-        return view.setUint16(offset, float16Bits(Number(value)), true);
-      case 'int8':
-        return view.setInt8(offset, Number(value));
-      case 'int16':
-        return view.setInt16(offset, Number(value), true);
-      case 'int32':
-        return view.setInt32(offset, Number(value), true);
-      case 'int64':
-        return view.setBigInt64(offset, BigInt(value as number | bigint), true);
-      case 'uint8':
-        return view.setUint8(offset, Number(value));
-      case 'uint16':
-        return view.setUint16(offset, Number(value), true);
-      case 'uint32':
-        return view.setUint32(offset, Number(value), true);
-      case 'uint64':
-        return view.setBigUint64(offset, BigInt(value as number | bigint), true);
-      case 'bool':
-        return view.setUint8(offset, value ? 1 : 0);
-    }
-  });
+  const write = WRITE_ELEMENT[elemType];
+  for (const [i, value] of values.entries()) write(view, i * size, value);
   return out;
 }
 

@@ -3,7 +3,7 @@
  * expected output on its own (weights and a plain-JS reference).
  */
 import * as fs from 'node:fs';
-import { attr, buildOnnxModel, buildOnnxModelPrefix, ALL_ELEM_TYPES, OnnxElemType, OnnxModelSpec, OnnxValueSpec } from './model-builder';
+import { attr, buildOnnxModel, buildOnnxModelPrefix, ALL_ELEM_TYPES, type OnnxElemType, type OnnxModelSpec, type OnnxValueSpec } from './model-builder';
 
 /** Deterministic PRNG (mulberry32): same seed, same sequence of numbers in [0, 1). */
 export function mulberry32(seed: number): () => number {

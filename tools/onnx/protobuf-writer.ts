@@ -112,14 +112,14 @@ export class ProtoWriter {
   public packedFloats(fieldNumber: number, values: readonly number[]): this {
     const data = new Uint8Array(values.length * 4);
     const view = new DataView(data.buffer);
-    values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+    for (const [i, v] of values.entries()) view.setFloat32(i * 4, v, true);
     return this.bytes(fieldNumber, data);
   }
 
   public packedDoubles(fieldNumber: number, values: readonly number[]): this {
     const data = new Uint8Array(values.length * 8);
     const view = new DataView(data.buffer);
-    values.forEach((v, i) => view.setFloat64(i * 8, v, true));
+    for (const [i, v] of values.entries()) view.setFloat64(i * 8, v, true);
     return this.bytes(fieldNumber, data);
   }
 
