@@ -277,7 +277,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     } else if (tmpBytes !== undefined) {
       ephemeralStorageSize = ephemeralStorageForModel(this, tmpBytes);
     }
-    warnIfModelOutgrowsMemory(this, memorySize, packaging.modelInfo?.sizeBytes);
+    warnIfModelOutgrowsMemory(this, memorySize, packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes());
 
     this.function = new lambda.Function(this, 'Function', {
       code: packaging.code ?? lambda.Code.fromAsset(inferenceHandlerDir()),

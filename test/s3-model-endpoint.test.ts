@@ -370,6 +370,13 @@ describe('S3ModelEndpoint with ModelSource.fromBucket', () => {
     expect(fn(fromBucket()).EphemeralStorage).toBeUndefined();
   });
 
+  it("warns when a given size needs more memory than the function has, as for a local model", () => {
+    const memoryWarnings = (f: { stack: Stack }) => Annotations.fromStack(f.stack).findWarning('*', Match.stringLikeRegexp('raise memorySize'));
+    expect(memoryWarnings(fromBucket({ size: Size.gibibytes(3) }))).toHaveLength(1);
+    expect(memoryWarnings(fromBucket({ size: Size.mebibytes(100) }))).toHaveLength(0);
+    expect(memoryWarnings(fromBucket())).toHaveLength(0);
+  });
+
   it("may decrypt with a KMS bucket's key", () => {
     const f = fromBucket({}, (stack) => ({ encryptionKey: new kms.Key(stack, 'Key') }));
     const actions = roleStatements(f.template, f.endpoint.role).flatMap((s) => [s.Action].flat());

@@ -80,6 +80,7 @@ export class EfsModelPackaging extends ModelPackaging {
     return {
       environment: { [ENV.MODEL_PATH]: storage.modelPath },
       modelInfo: storage.info,
+      modelSize: this.props.model.bind().size,
       vpc: storage.vpc,
       vpcSubnets: storage.vpcSubnets,
       securityGroups: [storage.functionSecurityGroup],

@@ -70,6 +70,12 @@ export interface ModelPackagingConfig {
    */
   readonly tmpSize?: Size;
   /**
+   * The model's size when it is known at synth but its signature is not (an S3 object given with
+   * its size): the memory check uses it.
+   * @default - the size in `modelInfo`, if any
+   */
+  readonly modelSize?: Size;
+  /**
    * The model's size and signature, when they are known at synth: they size the function and
    * validate requests at the API.
    * @default - unknown: generic request validation

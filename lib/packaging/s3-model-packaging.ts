@@ -76,6 +76,7 @@ export class S3ModelPackaging extends ModelPackaging {
         ...(placed.version ? { [ENV.MODEL_S3_VERSION_ID]: placed.version } : {}),
       },
       tmpSize: source.size,
+      modelSize: source.size,
       modelInfo: source.info,
       dependencies: placed.deployment ? [placed.deployment] : [],
       modelIdentity: placed.identity,
