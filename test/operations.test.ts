@@ -1,5 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
@@ -39,7 +39,14 @@ describe('monitoring: {}', () => {
 
   it('sends alarms and their end to a new encrypted, TLS-only topic', () => {
     const topic = f.endpoint.monitoring!.alarmTopic!;
-    expect(resourceProps(f.template, topic).KmsMasterKeyId).toEqual({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:123456789012:alias/aws/sns']] });
+    const key = f.endpoint.monitoring!.alarmTopicKey!;
+    // SNS's AWS-managed key cannot be used by CloudWatch: the topic's key must be one whose policy lets it.
+    expect(resourceProps(f.template, topic).KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [ref(key).Ref, 'Arn'] });
+    const keyProps = resourceProps(f.template, key);
+    expect(keyProps.EnableKeyRotation).toBe(true);
+    expect(keyProps.KeyPolicy.Statement).toContainEqual(
+      expect.objectContaining({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] }),
+    );
     f.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
     });
@@ -110,14 +117,41 @@ describe('rollout', () => {
       AlarmConfiguration: { Enabled: true, Alarms: Match.anyValue() },
     });
     const group = Object.values(f.template.findResources('AWS::CodeDeploy::DeploymentGroup'))[0];
-    expect(group.Properties.AlarmConfiguration.Alarms).toHaveLength(5);
+    const canary = f.endpoint.rollout!.canaryAlarms;
+    expect(group.Properties.AlarmConfiguration.Alarms).toEqual(canary.map((a) => ({ Name: ref(a) })));
     // CloudFormation leaves the alias to CodeDeploy.
     const alias = f.template.toJSON().Resources[ref(f.endpoint.alias).Ref];
     expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate).toBeDefined();
-    // The alarms exist without the dashboard.
-    expect(f.endpoint.monitoring!.dashboard).toBeUndefined();
+    expect(f.endpoint.monitoring).toBeUndefined();
     expect(f.endpoint.rollout!.preTrafficCheck).toBeUndefined();
     expect(nagFindings(f.app)).toEqual([]);
+  });
+
+  it('rolls back on one-minute alarms that can go off inside the canary window', () => {
+    const f = setup({ rollout: {} });
+    const [errors, serverErrorRate] = f.endpoint.rollout!.canaryAlarms.map((a) => resourceProps(f.template, a));
+    // Invocations through the alias are reported by the version that ran them.
+    const [versionId] = Object.keys(f.template.findResources('AWS::Lambda::Version'));
+    expect(errors).toMatchObject({ MetricName: 'Errors', Namespace: 'AWS/Lambda', Period: 60, Statistic: 'Sum', Threshold: 1, EvaluationPeriods: 1 });
+    expect(errors.Dimensions).toContainEqual({ Name: 'ExecutedVersion', Value: { 'Fn::GetAtt': [versionId, 'Version'] } });
+    expect(errors.Dimensions).toContainEqual({ Name: 'Resource', Value: { 'Fn::Join': ['', [{ Ref: ref(f.endpoint.function).Ref }, ':live']] } });
+    expect(serverErrorRate).toMatchObject({ Threshold: 1, EvaluationPeriods: 2, DatapointsToAlarm: 2 });
+    const apiErrors = serverErrorRate.Metrics.find((m: any) => m.Id === 'errors').MetricStat;
+    expect(apiErrors).toMatchObject({ Metric: { Namespace: 'AWS/ApiGateway', MetricName: '5XXError' }, Period: 60, Stat: 'Sum' });
+    // Each canary period is shorter than the default canary's 5 minutes with room to spare.
+    for (const a of [errors, serverErrorRate]) expect(a.Period ?? a.Metrics.find((m: any) => m.MetricStat).MetricStat.Period).toBe(60);
+    // The alias, whose update starts the deployment, waits for the alarms to watch the new version.
+    expect(f.template.toJSON().Resources[ref(f.endpoint.alias).Ref].DependsOn).toContain(ref(f.endpoint.rollout!.canaryAlarms[0]).Ref);
+  });
+
+  it('adds the endpoint alarms with monitoring, and warns without a sample request', () => {
+    const f = setup({ rollout: {}, monitoring: {} });
+    const group = Object.values(f.template.findResources('AWS::CodeDeploy::DeploymentGroup'))[0];
+    expect(group.Properties.AlarmConfiguration.Alarms).toHaveLength(2 + 5);
+    const warnings = Annotations.fromStack(f.stack).findWarning('*', Match.stringLikeRegexp('rollout has no sampleRequest'));
+    expect(warnings).toHaveLength(1);
+    const checked = setup({ rollout: { sampleRequest: { inputs: [] } } });
+    expect(Annotations.fromStack(checked.stack).findWarning('*', Match.stringLikeRegexp('rollout has no sampleRequest'))).toHaveLength(0);
   });
 
   it('checks a sample request against the new version before any traffic', () => {

@@ -1,6 +1,7 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -51,8 +52,10 @@ export interface EndpointMonitoringOptions {
   readonly thresholds?: EndpointAlarmThresholds;
   /**
    * Where alarms (and their return to OK) are sent. Give a topic, or `alarmActions` for any other
-   * action.
-   * @default - a new encrypted SNS topic, without subscriptions: subscribe to `endpoint.monitoring.alarmTopic`
+   * action. A topic of your own that is encrypted needs a customer-managed key whose policy lets
+   * `cloudwatch.amazonaws.com` use it (`kms:Decrypt`, `kms:GenerateDataKey*`).
+   * @default - a new SNS topic, without subscriptions (subscribe to `endpoint.monitoring.alarmTopic`),
+   * encrypted with a new customer-managed key that CloudWatch may use, rotated yearly (about 1 USD a month)
    */
   readonly alarmTopic?: sns.ITopic;
   /**
@@ -93,6 +96,8 @@ export class EndpointMonitoring extends Construct {
   public readonly alarms: Record<string, cloudwatch.Alarm> = {};
   /** The topic alarms go to, when actions are not given. */
   public readonly alarmTopic?: sns.ITopic;
+  /** The key of the topic this construct created, which lets CloudWatch publish to it. */
+  public readonly alarmTopicKey?: kms.Key;
   /** The dashboard. */
   public readonly dashboard?: cloudwatch.Dashboard;
 
@@ -155,13 +160,12 @@ export class EndpointMonitoring extends Construct {
 
       let alarmActions = props.alarmActions;
       if (!alarmActions) {
-        this.alarmTopic =
-          props.alarmTopic ??
-          new sns.Topic(this, 'AlarmTopic', {
-            displayName: `${title} alarms`,
-            masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
-            enforceSSL: true,
-          });
+        if (props.alarmTopic) {
+          this.alarmTopic = props.alarmTopic;
+        } else {
+          this.alarmTopicKey = alarmTopicKey(this, title);
+          this.alarmTopic = new sns.Topic(this, 'AlarmTopic', { displayName: `${title} alarms`, masterKey: this.alarmTopicKey, enforceSSL: true });
+        }
         alarmActions = [new actions.SnsAction(this.alarmTopic)];
       }
       for (const a of Object.values(this.alarms)) {
@@ -219,4 +223,28 @@ export class EndpointMonitoring extends Construct {
       }
     }
   }
+}
+
+/**
+ * A key for the alarm topic that CloudWatch may use. SNS's AWS-managed key (`alias/aws/sns`) cannot
+ * be: its key policy cannot be changed to let CloudWatch use it, so every alarm action on a topic
+ * encrypted with it fails with KMS AccessDenied, seen only in the alarm's history.
+ */
+function alarmTopicKey(scope: Construct, title: string): kms.Key {
+  const key = new kms.Key(scope, 'AlarmTopicKey', {
+    description: `Encrypts the alarm notifications of ${title}`,
+    enableKeyRotation: true,
+    // Notifications are delivered or dropped within days; nothing stays encrypted under the key.
+    removalPolicy: RemovalPolicy.DESTROY,
+    pendingWindow: Duration.days(7),
+  });
+  key.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'CloudWatchAlarmsPublish',
+      principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      resources: ['*'],
+    }),
+  );
+  return key;
 }
