@@ -24,7 +24,7 @@ export interface IInferenceEndpoint extends IConstruct {
   /** The version the API reports for the model. */
   readonly modelVersion: string;
   /**
-   * Alarms and dashboard, with `monitoring` (or the alarms alone, with `rollout`).
+   * Alarms and dashboard, with `monitoring`.
    * @default - none
    */
   readonly monitoring?: EndpointMonitoring;
@@ -82,8 +82,9 @@ export interface InferenceEndpointOptions {
 
   /**
    * Shift each new version of the function (a new model or handler) to the live alias gradually
-   * with CodeDeploy, rolled back by the endpoint's alarms, optionally checked with a sample request
-   * first. Needs a function.
+   * with CodeDeploy, rolled back by its own one-minute canary alarms (the new version's function
+   * errors, the API's 5xx rate) and the endpoint's alarms, optionally checked with a sample request
+   * before any traffic. Needs a function.
    * @default - each deploy moves the alias at once
    */
   readonly rollout?: GradualRolloutOptions;

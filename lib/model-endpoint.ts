@@ -61,7 +61,7 @@ export class ModelEndpoint extends InferenceEndpointBase implements iam.IGrantab
   public readonly modelInfo?: OnnxModelInfo;
   /** The warmer, when there is one. */
   public readonly warmer?: Warmer;
-  /** Alarms and dashboard, with `monitoring` (or the alarms alone, with `rollout`). */
+  /** Alarms and dashboard, with `monitoring`. */
   public readonly monitoring?: EndpointMonitoring;
   /** The gradual rollout, with `rollout`. */
   public readonly rollout?: GradualRollout;

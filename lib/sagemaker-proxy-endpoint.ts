@@ -120,7 +120,7 @@ export class SageMakerProxyEndpoint extends InferenceEndpointBase {
   public readonly integrationRole?: iam.Role;
   /** The warmer of the proxy, when there is one. */
   public readonly warmer?: Warmer;
-  /** Alarms and dashboard, with `monitoring` (or the alarms alone, with `rollout`). */
+  /** Alarms and dashboard, with `monitoring`. */
   public readonly monitoring?: EndpointMonitoring;
   /** The gradual rollout of the proxy, with `rollout`. */
   public readonly rollout?: GradualRollout;

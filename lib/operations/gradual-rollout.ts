@@ -1,10 +1,11 @@
-import { Duration, Stack } from 'aws-cdk-lib';
-import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Annotations, Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { IInferenceEndpoint } from '../inference-endpoint';
 import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { builtAssetPath } from '../private/package-paths';
@@ -29,10 +30,17 @@ export interface GradualRolloutOptions {
    */
   readonly expectedOutputs?: string[];
   /**
-   * More alarms that roll the deployment back, besides the endpoint's own.
-   * @default - the endpoint's alarms only
+   * More alarms that roll the deployment back, besides the rollout's canary alarms and the
+   * endpoint's own.
+   * @default - the canary alarms and the endpoint's alarms
    */
   readonly alarms?: cloudwatch.IAlarm[];
+  /**
+   * Share of API requests answered 5xx, in percent, over two consecutive minutes, that rolls the
+   * new version back.
+   * @default 1
+   */
+  readonly canaryServerErrorRatePercent?: number;
 }
 
 /** How long the pre-traffic check waits for the new version's answer, a cold start included. */
@@ -44,8 +52,13 @@ export interface GradualRolloutProps extends GradualRolloutOptions {
   readonly alias: lambda.Alias;
   /** The version being deployed (the function's current version). */
   readonly version: lambda.IVersion;
-  /** The endpoint's alarms, which roll a deployment back. */
-  readonly endpointAlarms: cloudwatch.IAlarm[];
+  /** The endpoint whose API's answers the canary alarms watch. */
+  readonly endpoint: IInferenceEndpoint;
+  /**
+   * The endpoint's own alarms, which roll a deployment back too.
+   * @default - none
+   */
+  readonly endpointAlarms?: cloudwatch.IAlarm[];
 }
 
 /**
@@ -58,10 +71,16 @@ export class GradualRollout extends Construct {
   public readonly deploymentGroup: codedeploy.LambdaDeploymentGroup;
   /** The pre-traffic check, with `sampleRequest`. */
   public readonly preTrafficCheck?: lambda.Function;
+  /**
+   * Alarms on one-minute periods that can go off inside a canary window: the new version's
+   * function errors, and the share of 5xx answers at the API.
+   */
+  public readonly canaryAlarms: cloudwatch.Alarm[];
 
   constructor(scope: Construct, id: string, props: GradualRolloutProps) {
     super(scope, id);
-    const alarms = [...props.endpointAlarms, ...(props.alarms ?? [])];
+    this.canaryAlarms = this.createCanaryAlarms(props);
+    const alarms = [...this.canaryAlarms, ...(props.endpointAlarms ?? []), ...(props.alarms ?? [])];
     this.deploymentGroup = new codedeploy.LambdaDeploymentGroup(this, 'DeploymentGroup', {
       alias: props.alias,
       deploymentConfig: props.deploymentConfig ?? codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES,
@@ -74,6 +93,12 @@ export class GradualRollout extends Construct {
       "aws-cdk-lib gives CodeDeploy AWS's managed role policy for Lambda deployments: it may update aliases and read alarms, and invoke only the hooks granted to it.",
     );
 
+    if (!props.sampleRequest) {
+      Annotations.of(this).addWarningV2(
+        'cdk-serverless-inference:rollout-without-check',
+        'rollout has no sampleRequest: a broken version is caught only by alarms, so only if requests reach it during the canary; give a sampleRequest to check it before any traffic',
+      );
+    }
     if (props.sampleRequest) {
       this.preTrafficCheck = this.createPreTrafficCheck(props);
       this.deploymentGroup.addPreHook(this.preTrafficCheck);
@@ -83,6 +108,58 @@ export class GradualRollout extends Construct {
         'aws-cdk-lib lets CodeDeploy invoke any version of the one pre-traffic check it runs.',
       );
     }
+  }
+
+  /**
+   * The endpoint's own alarms use 5-minute periods and 2 of 3 of them: they cannot go off before a
+   * 5-minute canary ends. These use one-minute periods on what the new version does while it takes
+   * its share of the traffic. Model failures come back as HTTP 5xx, not function errors, so the
+   * API's 5xx rate is watched too (all versions together: a failing canary at 10 % of the traffic
+   * still moves it past 1 %).
+   */
+  private createCanaryAlarms(props: GradualRolloutProps): cloudwatch.Alarm[] {
+    const oneMinute = Duration.minutes(1);
+    const fn = props.alias.version.lambda;
+    // Lambda reports invocations through an alias by the version that ran them (ExecutedVersion).
+    const newVersionErrors = new cloudwatch.Metric({
+      namespace: 'AWS/Lambda',
+      metricName: 'Errors',
+      dimensionsMap: { FunctionName: fn.functionName, Resource: `${fn.functionName}:${props.alias.aliasName}`, ExecutedVersion: props.version.version },
+      statistic: 'Sum',
+      period: oneMinute,
+    });
+    const serverErrorRate = new cloudwatch.MathExpression({
+      label: '5xx rate (%)',
+      expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+      usingMetrics: {
+        errors: props.endpoint.metricApiServerErrors({ period: oneMinute }),
+        requests: props.endpoint.metricApiRequests({ period: oneMinute }),
+      },
+      period: oneMinute,
+    });
+    const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, periods: number, description: string) =>
+      new cloudwatch.Alarm(this, name, {
+        metric,
+        threshold,
+        evaluationPeriods: periods,
+        datapointsToAlarm: periods,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `Rollout of ${props.endpoint.node.path}: ${description}`,
+      });
+    const functionErrors = alarm('CanaryFunctionErrors', newVersionErrors, 1, 1, 'function errors of the new version in one minute; rolls it back');
+    // This alarm follows the version being deployed: it must watch the new one before CodeDeploy
+    // starts moving traffic, which happens when the alias is updated. (The 5xx alarm reads the API,
+    // which calls the alias: it cannot come first, and it does not change between versions.)
+    props.alias.node.addDependency(functionErrors);
+    const serverErrors = alarm(
+      'CanaryServerErrorRate',
+      serverErrorRate,
+      props.canaryServerErrorRatePercent ?? 1,
+      2,
+      'share of API requests answered 5xx over two minutes, in percent; rolls the new version back',
+    );
+    return [functionErrors, serverErrors];
   }
 
   private createPreTrafficCheck(props: GradualRolloutProps): lambda.Function {

@@ -32,23 +32,23 @@ export function createEndpointOperations(
   // Options for a warmer ask for one, provisioned instances or not.
   const warmerWanted = options.warmer ?? (options.warmerOptions !== undefined || options.provisionedConcurrency === undefined);
   const warmer = fn && warmerWanted ? new Warmer(endpoint, 'Warmer', { ...options.warmerOptions, target: fn.alias }) : undefined;
-  // A rollout needs alarms to roll back on, even without the rest of the monitoring.
-  const monitoring =
-    options.monitoring || options.rollout
-      ? new EndpointMonitoring(endpoint, 'Monitoring', {
-          ...(options.monitoring ?? { dashboard: false }),
-          endpoint,
-          inferenceFunction: fn,
-          title: `Model ${endpoint.modelName} (${endpoint.node.path})`,
-        })
-      : undefined;
+  // A rollout brings its own canary alarms; the endpoint's alarms, when asked for, roll back too.
+  const monitoring = options.monitoring
+    ? new EndpointMonitoring(endpoint, 'Monitoring', {
+        ...options.monitoring,
+        endpoint,
+        inferenceFunction: fn,
+        title: `Model ${endpoint.modelName} (${endpoint.node.path})`,
+      })
+    : undefined;
   const rollout =
     fn && options.rollout
       ? new GradualRollout(endpoint, 'Rollout', {
           ...options.rollout,
           alias: fn.alias,
           version: fn.function.currentVersion,
-          endpointAlarms: Object.values(monitoring!.alarms),
+          endpoint,
+          endpointAlarms: Object.values(monitoring?.alarms ?? {}),
         })
       : undefined;
   return { warmer, monitoring, rollout };
