@@ -109,8 +109,8 @@ describe('S3ModelEndpoint defaults', () => {
     const bucketArn = { 'Fn::GetAtt': [ref(f.endpoint.bucket).Ref, 'Arn'] };
     expect(s3Statements(f)).toEqual([
       { Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [bucketArn, `/${f.endpoint.modelObjectKey}`]] } },
-      // The bucket holds only models: listing it lets a missing model read as 404, not 403.
-      { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn },
+      // Listing the model's own key lets a missing model read as 404, not 403; no other key is listable.
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringEquals: { 's3:prefix': f.endpoint.modelObjectKey } } },
     ]);
   });
 
