@@ -13,6 +13,7 @@ import { OnnxRuntimeLayer } from './onnxruntime-layer';
 import type { CodePart, ModelPackaging, ModelPackagingConfig } from './packaging/model-packaging';
 import { acknowledge } from './private/acknowledge';
 import { validationError } from './private/errors';
+import { grantLambdaVpcAccess } from './private/grants';
 import { ephemeralStorageForModel, formatBytes, inferenceThreads, validateCodeSize, validateEphemeralStorage, validateMemorySize } from './private/lambda-limits';
 import { inferenceHandlerDir } from './private/package-paths';
 import { treeSize } from './private/staging';
@@ -317,13 +318,10 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       },
     });
     if (packaging.vpc) {
-      // aws-cdk-lib attaches this only to a role it creates; the function's network interfaces need it.
-      this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'));
-      acknowledge(
-        this.role,
-        ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]'],
-        "aws-cdk-lib attaches AWS's managed policy for the network interfaces of a function in a VPC; EC2 does not let those actions be scoped to resources.",
-      );
+      // The function's network interfaces, in its own subnets and security groups only (not AWS's
+      // managed AWSLambdaVPCAccessExecutionRole, which allows them anywhere). The same selection
+      // as the function's, and the function's security groups, which it creates if none are given.
+      grantLambdaVpcAccess(this.role, packaging.vpc.selectSubnets(packaging.vpcSubnets).subnetIds, this.function.connections.securityGroups);
     }
     for (const d of packaging.dependencies ?? []) {
       this.function.node.addDependency(d);

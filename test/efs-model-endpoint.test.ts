@@ -1,14 +1,15 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { EfsModelEndpoint, type EfsModelEndpointProps, ModelSource } from '../lib';
 import { logisticRegressionModel } from '../tools/onnx';
 import { writeModel } from './support/handler';
-import { newStack, ref, resourceProps, roleStatements } from './support/stacks';
+import { nagFindings, newStack, ref, resourceProps, roleStatements } from './support/stacks';
 
 function setup(props: Partial<EfsModelEndpointProps> = {}) {
   const { app, stack } = newStack();
@@ -17,6 +18,39 @@ function setup(props: Partial<EfsModelEndpointProps> = {}) {
 }
 
 const actionsOf = (statements: Array<Record<string, any>>) => statements.flatMap((s) => [s.Action].flat());
+
+/** The role's statements on EC2 actions. */
+function vpcAccessStatements(_stack: Stack, template: Template, role: IConstruct): Array<Record<string, any>> {
+  return roleStatements(template, role).filter((s) => actionsOf([s]).some((a) => a.startsWith('ec2:')));
+}
+
+/**
+ * What Lambda needs for a function's network interfaces, scoped to its subnets and security groups:
+ * creating them there, deleting and re-addressing only those in its subnets, and describing (which
+ * EC2 allows only on "*").
+ */
+function expectedVpcAccess(stack: Stack, subnetIds: unknown[], securityGroupIds: unknown[]): Array<Record<string, any>> {
+  const arn = (resource: string, id: unknown) => ({
+    'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:ec2:eu-west-1:123456789012:${resource}/`, id]],
+  });
+  const networkInterfaces = { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ec2:eu-west-1:123456789012:network-interface/*']] };
+  const subnets = subnetIds.map((id) => arn('subnet', id));
+  expect(subnets.length, stack.stackName).toBeGreaterThan(0);
+  return [
+    {
+      Effect: 'Allow',
+      Action: 'ec2:CreateNetworkInterface',
+      Resource: [networkInterfaces, ...subnets, ...securityGroupIds.map((id) => arn('security-group', id))],
+    },
+    {
+      Effect: 'Allow',
+      Action: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+      Resource: networkInterfaces,
+      Condition: { ArnEquals: { 'ec2:Subnet': subnets } },
+    },
+    { Effect: 'Allow', Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'], Resource: '*' },
+  ];
+}
 
 describe('EfsModelEndpoint defaults', () => {
   const f = setup();
@@ -55,8 +89,30 @@ describe('EfsModelEndpoint defaults', () => {
     expect(actionsOf(statements)).toContain('elasticfilesystem:ClientMount');
     expect(actionsOf(statements)).not.toContain('elasticfilesystem:ClientWrite');
     expect(actionsOf(statements).filter((a) => a.startsWith('s3:'))).toEqual([]);
-    // A function in a VPC needs Lambda's network-interface permissions on its own role.
-    expect(JSON.stringify(resourceProps(f.template, f.endpoint.role).ManagedPolicyArns)).toContain('service-role/AWSLambdaVPCAccessExecutionRole');
+  });
+
+  it("manages the function's network interfaces in its own subnets and security group only, with no managed policy", () => {
+    expect(resourceProps(f.template, f.endpoint.role).ManagedPolicyArns).toBeUndefined();
+    expect(vpcAccessStatements(f.stack, f.template, f.endpoint.role)).toEqual(expectedVpcAccess(f.stack, fn().VpcConfig.SubnetIds, fn().VpcConfig.SecurityGroupIds));
+    // Lambda checks the role when it creates the function: the policy exists before it.
+    const policies = Object.entries(f.template.findResources('AWS::IAM::Policy')).filter(([, p]) => JSON.stringify(p.Properties).includes('ec2:CreateNetworkInterface'));
+    const [functionPolicy] = policies.filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([ref(f.endpoint.role)]));
+    expect(f.template.toJSON().Resources[ref(f.endpoint.function).Ref].DependsOn).toContain(functionPolicy[0]);
+  });
+
+  it('acknowledges the network-interface wildcards also in a stack with no account or region', () => {
+    // The finding ids then name <AWS::Region> and <AWS::AccountId>.
+    const app = new App();
+    new EfsModelEndpoint(new Stack(app, 'Agnostic'), 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE) });
+    expect(nagFindings(app)).toEqual([]);
+  });
+
+  it('gives the loader the same network-interface permissions, for its own subnets and security group', () => {
+    const loader = f.endpoint.modelLoader;
+    expect(resourceProps(f.template, loader.role!).ManagedPolicyArns).toBeUndefined();
+    const loaderSecurityGroups = resourceProps(f.template, loader).VpcConfig.SecurityGroupIds;
+    expect(loaderSecurityGroups).toHaveLength(1);
+    expect(vpcAccessStatements(f.stack, f.template, loader.role!)).toEqual(expectedVpcAccess(f.stack, resourceProps(f.template, loader).VpcConfig.SubnetIds, loaderSecurityGroups));
   });
 
   it("lets only the function (read-only) and the loader (read-write) in, by the file system's policy", () => {
@@ -131,7 +187,14 @@ describe('EfsModelEndpoint props', () => {
     const vpc = new ec2.Vpc(stack, 'Own', { natGateways: 1 });
     const endpoint = new EfsModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS } });
     expect(endpoint.vpc).toBe(vpc);
-    Template.fromStack(stack).resourceCountIs('AWS::EC2::VPC', 1);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::EC2::VPC', 1);
+    // The network-interface permissions follow the subnets chosen.
+    const privateSubnets = vpc.privateSubnets.map((s) => stack.resolve(s.subnetId));
+    expect(resourceProps(template, endpoint.function).VpcConfig.SubnetIds).toEqual(privateSubnets);
+    expect(vpcAccessStatements(stack, template, endpoint.role)).toEqual(
+      expectedVpcAccess(stack, privateSubnets, resourceProps(template, endpoint.function).VpcConfig.SecurityGroupIds),
+    );
   });
 
   it('throughputMode and fileSystemRemovalPolicy', () => {

@@ -43,7 +43,14 @@ function everything(): { app: App; stack: Stack; template: Template } {
 }
 
 /** Actions AWS only grants on Resource "*" (each used with a condition or for its own purpose). */
-const STAR_ONLY_ACTIONS = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'cloudwatch:PutMetricData']);
+const STAR_ONLY_ACTIONS = new Set([
+  'xray:PutTraceSegments',
+  'xray:PutTelemetryRecords',
+  'cloudwatch:PutMetricData',
+  // What Lambda reads for the network interfaces of a function in a VPC.
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+]);
 
 describe('security of every construct, together', () => {
   const f = everything();
@@ -83,6 +90,22 @@ describe('security of every construct, together', () => {
           where,
         ).toEqual([]);
       }
+    }
+  });
+
+  it("lets functions in a VPC make network interfaces only in their own subnets, not with AWS's managed policy", () => {
+    const roles = resources.filter(([, r]) => r.Type === 'AWS::IAM::Role');
+    for (const [id, role] of roles) {
+      expect(JSON.stringify(role.Properties.ManagedPolicyArns ?? []), id).not.toContain('AWSLambdaVPCAccessExecutionRole');
+    }
+    const creates = resources
+      .filter(([, r]) => r.Type === 'AWS::IAM::Policy')
+      .flatMap(([, r]) => r.Properties.PolicyDocument.Statement as any[])
+      .filter((s) => [s.Action].flat().includes('ec2:CreateNetworkInterface'));
+    // The EFS endpoint's function and its model loader.
+    expect(creates).toHaveLength(2);
+    for (const s of creates) {
+      expect(JSON.stringify(s.Resource)).toMatch(/:subnet\/.*:security-group\//);
     }
   });
 

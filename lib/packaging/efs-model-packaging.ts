@@ -15,7 +15,7 @@ import type { ModelSource } from '../model/model-source';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
-import { grantReadModelObject } from '../private/grants';
+import { grantLambdaVpcAccess, grantReadModelObject } from '../private/grants';
 import { builtAssetPath } from '../private/package-paths';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
@@ -238,7 +238,6 @@ function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSel
     description: 'Copies the model from S3 onto the model file system at deploy',
   });
   logGroup.grantWrite(role);
-  role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'));
   const securityGroup = new ec2.SecurityGroup(scope, 'ModelLoaderSecurityGroup', {
     vpc,
     description: 'Model loader: NFS to the model file system, HTTPS to S3',
@@ -261,11 +260,8 @@ function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSel
     filesystem: new AccessPointMount(accessPoint, EFS_MOUNT_PATH, { write: true }),
     description: 'Copies the model from S3 onto the model file system at deploy',
   });
-  acknowledge(
-    role,
-    ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]'],
-    "aws-cdk-lib attaches AWS's managed policy for the network interfaces of a function in a VPC; EC2 does not let those actions be scoped to resources.",
-  );
+  // Its network interfaces in its own subnets and security group only (see grantLambdaVpcAccess).
+  grantLambdaVpcAccess(role, vpc.selectSubnets(vpcSubnets).subnetIds, [securityGroup]);
   acknowledge(
     loader,
     ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],

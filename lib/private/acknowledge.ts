@@ -26,3 +26,23 @@ export function acknowledge(scope: IConstruct, ids: readonly string[], reason: s
 export function invokeAnyVersionFinding(fn: lambda.Function): string {
   return `AwsSolutions-IAM5[Resource::<${Stack.of(fn).getLogicalId(fn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`;
 }
+
+/**
+ * The id cdk-nag gives the finding for a resource ARN with a wildcard, `AwsSolutions-IAM5[Resource::...]`,
+ * written as cdk-nag writes it: `{"Ref": "X"}` as `<X>`, `Fn::GetAtt` as `<X.Attr>`, joins joined.
+ */
+export function wildcardResourceFinding(arn: string, stack: Stack): string {
+  return `AwsSolutions-IAM5[Resource::${flattenReference(stack.resolve(arn))}]`;
+}
+
+function flattenReference(node: unknown): string {
+  if (typeof node === 'string') return node;
+  const fn = node as { 'Fn::Join'?: [string, unknown[]]; 'Fn::GetAtt'?: string[]; Ref?: string };
+  if (fn['Fn::Join']) {
+    const [separator, parts] = fn['Fn::Join'];
+    return parts.map(flattenReference).join(separator);
+  }
+  if (fn['Fn::GetAtt']) return `<${fn['Fn::GetAtt'].join('.')}>`;
+  if (fn.Ref) return `<${fn.Ref}>`;
+  return JSON.stringify(node);
+}
