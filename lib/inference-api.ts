@@ -332,7 +332,9 @@ export interface IInferenceApiIntegrations {
 export interface InferenceApiProps extends InferenceApiOptions {
   /**
    * The inference function (or an alias or version of it). It receives API Gateway REST proxy
-   * events and routes them itself. Give either this or `integrations`.
+   * events and routes them itself. Give either this or `integrations`. API Gateway is allowed to
+   * invoke it for each route's method and path on the API's deployment stage only: not from the
+   * console's test-invoke (which skips authorization), nor from a stage you add yourself.
    *
    * @default - none: `integrations` answer the routes
    */
@@ -685,9 +687,20 @@ function routeIntegrations(scope: Construct, props: InferenceApiProps): IInferen
     throw validationError(scope, 'InferenceApi: give exactly one of handler (a function that answers every route) and integrations');
   }
   if (props.integrations) return props.integrations;
-  // One resource-policy statement for the whole API instead of two per method: the function's
-  // policy is limited to 20 KB.
-  const integration = new apigw.LambdaIntegration(props.handler!, { scopePermissionToMethod: false });
+  // API Gateway may invoke the function for each route's method and path on the deployment stage,
+  // nothing else: not another stage of the API, not a path the API does not have.
+  //
+  // Not from the console's test-invoke either (`allowTestInvoke: false`): a test invocation skips
+  // the method's authorization and the stage's throttling, so allowing it would let anyone who may
+  // call TestInvokeMethod reach the model around them; it would also double the statements.
+  //
+  // Size: each permission is one statement in the resource policy of the function's alias, which
+  // Lambda limits to 20 KB. A statement is about 400 bytes (Sid of up to 100 characters, alias ARN,
+  // source ARN), ~430 bytes for the longest route: the nine routes take ~3.8 KB (stage 'prod',
+  // model name 'model', eu-west-1), ~5.9 KB at worst (128-character stage name, 64-character model
+  // name, 64-character function name, aws-us-gov partition), where one API-wide statement took
+  // ~0.4 KB. With test-invoke it would be ~7.7 to ~11.8 KB.
+  const integration = new apigw.LambdaIntegration(props.handler!, { allowTestInvoke: false });
   return { integrationFor: () => integration, methodResponsesFor: () => [] };
 }
 

@@ -137,7 +137,7 @@ describe('InferenceApi routes', () => {
     expect(pathParts.filter((p: string) => p.includes('+'))).toEqual([]);
   });
 
-  it('proxies every route to the handler with one API-wide invoke permission', () => {
+  it('proxies every route to the handler', () => {
     const { template } = setup();
     const handlerId = logicalIdOf(template, 'AWS::Lambda::Function');
     for (const { route, props } of routes(template)) {
@@ -145,10 +145,23 @@ describe('InferenceApi routes', () => {
       expect(props.Integration.IntegrationHttpMethod, route).toBe('POST');
       expect(JSON.stringify(props.Integration.Uri), route).toContain(handlerId);
     }
-    const permissions = resourcesOf(template, 'AWS::Lambda::Permission');
-    expect(permissions).toHaveLength(1);
+  });
+
+  it("lets API Gateway invoke the handler for each route's method and path on the stage only: no other stage, method or path, no test-invoke", () => {
+    const { template } = setup({ cors: { allowOrigins: ['https://app.example.com'] } });
     const apiId = logicalIdOf(template, 'AWS::ApiGateway::RestApi');
-    expect(joined(permissions[0][1].Properties.SourceArn)).toBe(`arn:\${AWS::Partition}:execute-api:${REGION}:${ACCOUNT}:\${${apiId}}/*/*/*`);
+    const stageId = logicalIdOf(template, 'AWS::ApiGateway::Stage');
+    const permissions = resourcesOf(template, 'AWS::Lambda::Permission').map(([, p]) => p.Properties);
+    for (const p of permissions) {
+      expect(p).toMatchObject({ Action: 'lambda:InvokeFunction', Principal: 'apigateway.amazonaws.com' });
+    }
+    const sourceArns = permissions.map((p) => joined(p.SourceArn)).sort();
+    // The versioned routes' {version} is a path parameter: any version, as the route itself.
+    const expected = OIP_ROUTES('model').map((r) => {
+      const [method, path] = r.split(' ');
+      return `arn:\${AWS::Partition}:execute-api:${REGION}:${ACCOUNT}:\${${apiId}}/\${${stageId}}/${method}${path.replace('{version}', '*')}`;
+    });
+    expect(sourceArns).toEqual(expected.sort());
   });
 
   it('declares the version path parameter as required on the version routes only', () => {
