@@ -1,6 +1,7 @@
 import { Errors, type Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import {
@@ -87,6 +88,47 @@ describe('IInferenceEndpoint', () => {
       ]);
       expect(nagFindings(app).filter((f) => f.includes('/Caller'))).toEqual([]);
     });
+  });
+});
+
+describe('reservedConcurrentExecutions', () => {
+  const reserved = 7;
+  /** Each endpoint with a function, asked for a reservation, and that function. */
+  const reserving: Record<string, (stack: Stack) => { endpoint: IInferenceEndpoint; fn: lambda.IFunction }> = {
+    S3ModelEndpoint: (stack) => withFn(new S3ModelEndpoint(stack, 'Endpoint', { model: model(), reservedConcurrentExecutions: reserved })),
+    LayerModelEndpoint: (stack) => withFn(new LayerModelEndpoint(stack, 'Endpoint', { model: model(), reservedConcurrentExecutions: reserved })),
+    BundledModelEndpoint: (stack) => withFn(new BundledModelEndpoint(stack, 'Endpoint', { model: model(), reservedConcurrentExecutions: reserved })),
+    ContainerModelEndpoint: (stack) => withFn(new ContainerModelEndpoint(stack, 'Endpoint', { model: model(), reservedConcurrentExecutions: reserved })),
+    EfsModelEndpoint: (stack) => withFn(new EfsModelEndpoint(stack, 'Endpoint', { model: model(), reservedConcurrentExecutions: reserved })),
+    ModelEndpoint: (stack) => withFn(new ModelEndpoint(stack, 'Endpoint', { packaging: new S3ModelPackaging({ model: model() }), reservedConcurrentExecutions: reserved })),
+    SageMakerProxyEndpoint: (stack) => {
+      const endpoint = new SageMakerProxyEndpoint(stack, 'Endpoint', {
+        endpoint: SageMakerEndpoint.fromEndpointName('team-endpoint'),
+        proxy: { reservedConcurrentExecutions: reserved },
+      });
+      return { endpoint, fn: endpoint.function! };
+    },
+  };
+  function withFn(endpoint: ModelEndpoint): { endpoint: IInferenceEndpoint; fn: lambda.IFunction } {
+    return { endpoint, fn: endpoint.function };
+  }
+
+  it.each(Object.entries(reserving))("%s: reaches the endpoint's function, and only it", (_name, make) => {
+    const { stack } = newStack();
+    const { fn } = make(stack);
+    const functions = Template.fromStack(stack).findResources('AWS::Lambda::Function');
+    const withReservation = Object.entries(functions)
+      .filter(([, f]) => f.Properties.ReservedConcurrentExecutions !== undefined)
+      .map(([id, f]) => [id, f.Properties.ReservedConcurrentExecutions]);
+    // Not the warmer, the model loader or any provider: they run once per deploy or schedule.
+    expect(withReservation).toEqual([[stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction), reserved]]);
+  });
+
+  it.each(Object.entries(endpoints))('%s: no reservation unless asked for', (_name, make) => {
+    const { stack } = newStack();
+    make(stack);
+    const functions = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'));
+    expect(functions.filter((f) => f.Properties.ReservedConcurrentExecutions !== undefined)).toEqual([]);
   });
 });
 
