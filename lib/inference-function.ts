@@ -9,6 +9,7 @@ import { DEFAULT_MODEL_INIT_WAIT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, 
 import { ENV } from '../contract/environment';
 import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE } from '../contract/metrics';
 import type { OnnxModelInfo } from './model/onnx-model-info';
+import type { InferenceCompute } from './inference-compute';
 import { OnnxRuntimeLayer } from './onnxruntime-layer';
 import type { CodePart, ModelPackaging, ModelPackagingConfig } from './packaging/model-packaging';
 import { acknowledge } from './private/acknowledge';
@@ -16,6 +17,7 @@ import { validationError } from './private/errors';
 import { grantLambdaVpcAccess } from './private/grants';
 import { ephemeralStorageForModel, formatBytes, inferenceThreads, validateCodeSize, validateEphemeralStorage, validateMemorySize } from './private/lambda-limits';
 import { inferenceHandlerDir } from './private/package-paths';
+import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances } from './private/managed-instances';
 import { treeSize } from './private/staging';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
@@ -125,6 +127,13 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
    * @default - 8 seconds; with `provisionedConcurrency`, 10 s less than 130 s or the timeout, whichever is longer
    */
   readonly modelInitWait?: Duration;
+
+  /**
+   * Where the function runs: on-demand Lambda, or Lambda Managed Instances (EC2 capacity, many
+   * requests per execution environment, no per-request cold starts).
+   * @default InferenceCompute.onDemand()
+   */
+  readonly compute?: InferenceCompute;
 }
 
 /** Scaling of provisioned concurrency. */
@@ -221,6 +230,11 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   public readonly modelInfo?: OnnxModelInfo;
   /** The function's role, as the principal of grants to the function. */
   public readonly grantPrincipal: iam.IPrincipal;
+  /**
+   * The capacity provider the function runs on, with Lambda Managed Instances.
+   * @default - none: on-demand Lambda
+   */
+  public readonly capacityProvider?: lambda.ICapacityProvider;
 
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
   private readonly serviceName: string;
@@ -228,7 +242,8 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   constructor(scope: Construct, id: string, props: InferenceFunctionProps) {
     super(scope, id);
     const memorySize = props.memorySize ?? 2048;
-    validateMemorySize(this, memorySize);
+    // Managed Instances have their own memory range, checked with their sizing below.
+    if (!props.compute?.managedInstancesOptions) validateMemorySize(this, memorySize);
     validateCount(this, props.reservedConcurrentExecutions, 'reservedConcurrentExecutions', 0);
     validateCount(this, props.provisionedConcurrency, 'provisionedConcurrency', 1);
     validateCount(this, props.intraOpThreads, 'intraOpThreads', 1);
@@ -237,6 +252,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       throw validationError(this, `timeout must be at most 15 minutes (Lambda's limit), got: ${timeout.toHumanString()}`);
     }
     const architecture = props.architecture ?? lambda.Architecture.X86_64;
+    const managed = props.compute?.managedInstancesOptions ? sizeManagedInstances(this, props, memorySize) : undefined;
     this.modelName = props.modelName ?? DEFAULT_MODEL_NAME;
     this.serviceName = Names.uniqueResourceName(this, { maxLength: 64 });
 
@@ -278,7 +294,12 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     } else if (tmpBytes !== undefined) {
       ephemeralStorageSize = ephemeralStorageForModel(this, tmpBytes);
     }
-    warnIfModelOutgrowsMemory(this, memorySize, packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes());
+    const modelBytes = packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes();
+    if (managed) {
+      checkManagedInstancesFit(this, managed, memorySize, modelBytes, packaging);
+    } else {
+      warnIfModelOutgrowsMemory(this, memorySize, modelBytes);
+    }
 
     this.function = new lambda.Function(this, 'Function', {
       code: packaging.code ?? lambda.Code.fromAsset(inferenceHandlerDir()),
@@ -305,7 +326,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         [ENV.MODEL_VERSION]: this.modelVersion,
         ...(onnxRuntime
           ? {
-              [ENV.ORT_INTRA_OP_THREADS]: String(props.intraOpThreads ?? inferenceThreads(memorySize)),
+              [ENV.ORT_INTRA_OP_THREADS]: String(managed?.intraOpThreads ?? props.intraOpThreads ?? inferenceThreads(memorySize)),
               [ENV.ORT_GRAPH_OPTIMIZATION_LEVEL]: props.graphOptimizationLevel ?? GraphOptimizationLevel.ALL,
               [ENV.MODEL_INIT_WAIT_MS]: String(modelInitWait(props, timeout).toMilliseconds()),
               [ENV.ORT_DISABLE_TELEMETRY]: '1',
@@ -313,6 +334,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
           : {}),
         [ENV.POWERTOOLS_SERVICE_NAME]: this.serviceName,
         [ENV.POWERTOOLS_METRICS_NAMESPACE]: METRICS_NAMESPACE,
+        ...(managed ? { AWS_LAMBDA_NODEJS_WORKER_COUNT: String(managed.workers) } : {}),
         ...packaging.environment,
         ...props.environment,
       },
@@ -337,6 +359,10 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination'],
       'API Gateway and the warmer invoke the inference function synchronously; there is no asynchronous event to keep.',
     );
+
+    if (managed) {
+      this.capacityProvider = runOnManagedInstances(this, this.function, managed, architecture);
+    }
 
     this.alias = new lambda.Alias(this, 'LiveAlias', {
       aliasName: 'live',

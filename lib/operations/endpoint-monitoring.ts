@@ -154,7 +154,10 @@ export class EndpointMonitoring extends Construct {
           1,
           'throttled invocations: raise reserved concurrency or the account limit',
         );
-        alarm('ColdStartRate', coldStartRate, t.coldStartRatePercent ?? 20, 2, 2, 'share of invocations that loaded the model, in percent: warm or provision more instances');
+        // Managed Instances load the model when an environment starts, never for a request.
+        if (!fn.capacityProvider) {
+          alarm('ColdStartRate', coldStartRate, t.coldStartRatePercent ?? 20, 2, 2, 'share of invocations that loaded the model, in percent: warm or provision more instances');
+        }
         alarm('FunctionErrors', fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }), t.functionErrors ?? 1, 1, 1, 'function errors (crashes), see its logs');
       }
 

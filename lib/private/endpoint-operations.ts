@@ -26,11 +26,16 @@ export function createEndpointOperations(
       if (options[prop]) throw validationError(endpoint, `${prop} needs an inference function, and this endpoint has none`);
     }
   }
+  if (fn?.capacityProvider) {
+    for (const prop of ['warmer', 'warmerOptions'] as const) {
+      if (options[prop]) throw validationError(endpoint, `${prop} does not apply on Managed Instances: their execution environments stay up`);
+    }
+  }
   if (options.warmer === false && options.warmerOptions) {
     throw validationError(endpoint, 'warmerOptions configure the warmer, and warmer is false');
   }
   // Options for a warmer ask for one, provisioned instances or not.
-  const warmerWanted = options.warmer ?? (options.warmerOptions !== undefined || options.provisionedConcurrency === undefined);
+  const warmerWanted = options.warmer ?? (options.warmerOptions !== undefined || (options.provisionedConcurrency === undefined && !fn?.capacityProvider));
   const warmer = fn && warmerWanted ? new Warmer(endpoint, 'Warmer', { ...options.warmerOptions, target: fn.alias }) : undefined;
   // A rollout brings its own canary alarms; the endpoint's alarms, when asked for, roll back too.
   const monitoring = options.monitoring
