@@ -1,9 +1,11 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import {
   BundledModelEndpoint,
   ContainerModelEndpoint,
   EfsModelEndpoint,
+  InferenceCompute,
   LayerModelEndpoint,
   ModelArtifact,
   ModelSource,
@@ -33,6 +35,23 @@ export const DEMO_ENDPOINTS = {
     }),
   Container: (scope: Construct) => new ContainerModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   Efs: (scope: Construct) => new EfsModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
+  // Lambda Managed Instances: EC2 capacity in a VPC of its own (isolated subnets in three zones, S3
+  // through a gateway endpoint), two workers of one vCPU each, each serving several requests at once.
+  ManagedInstances: (scope: Construct) =>
+    new S3ModelEndpoint(scope, 'DemoEndpoint', {
+      model: ModelSource.fromAsset(DEMO_MODEL_FILE),
+      modelName: DEMO_MODEL_NAME,
+      memorySize: 4096,
+      compute: InferenceCompute.managedInstances({
+        vpc: new ec2.Vpc(scope, 'Vpc', {
+          maxAzs: 3,
+          natGateways: 0,
+          subnetConfiguration: [{ name: 'instances', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+          gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+          flowLogs: { Rejected: { trafficType: ec2.FlowLogTrafficType.REJECT } },
+        }),
+      }),
+    }),
   // The same API in front of a SageMaker endpoint: NVIDIA Triton, which speaks the same protocol,
   // serving the same model on a CPU instance. The image is SageMaker's Triton container for the
   // stack's region: set it with `-c tritonImage=<uri>` (see the README).

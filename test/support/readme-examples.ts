@@ -25,6 +25,8 @@ declare const backendRole: import('aws-cdk-lib/aws-iam').IRole;
 /** The reader's app and one of its stacks. */
 declare const app: import('aws-cdk-lib').App;
 declare const stack: import('aws-cdk-lib').Stack;
+/** A VPC of the reader's, with subnets that reach S3. */
+declare const vpc: import('aws-cdk-lib/aws-ec2').IVpc;
 /** The serving image of a SageMaker endpoint, which differs per region. */
 declare const tritonImageUri: string;
 /** The test framework's assertion (Jest and vitest share this much). */
