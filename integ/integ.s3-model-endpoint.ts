@@ -15,6 +15,8 @@ const endpoint = new S3ModelEndpoint(stack, 'Endpoint', {
   model: ModelSource.fromAsset(DEMO_MODEL_FILE),
   modelName: DEMO_MODEL_NAME,
   warmer: false,
+  // The check below goes through TestInvokeMethod, which the function allows only when asked.
+  api: { allowTestInvoke: true },
 });
 
 const integ = new IntegTest(app, 'S3ModelEndpoint', { testCases: [stack] });

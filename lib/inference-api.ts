@@ -299,6 +299,18 @@ export interface InferenceApiOptions {
    * @default - names the model
    */
   readonly description?: string;
+
+  /**
+   * Let API Gateway's TestInvokeMethod (the console's Test button, or an integ test's
+   * `awsApiCall('APIGateway', 'testInvokeMethod', ...)`) invoke the function: one more Lambda
+   * permission per route, for the `test-invoke-stage`. A test invocation runs the integration
+   * without the method's authorization, the stage's throttling or a usage plan; only principals
+   * allowed to call TestInvokeMethod on the API can make one. No effect with `integrations`, which
+   * need no Lambda permission.
+   *
+   * @default false
+   */
+  readonly allowTestInvoke?: boolean;
 }
 
 /** A route of the Open Inference Protocol, as `IInferenceApiIntegrations` is asked for it. */
@@ -333,8 +345,8 @@ export interface InferenceApiProps extends InferenceApiOptions {
   /**
    * The inference function (or an alias or version of it). It receives API Gateway REST proxy
    * events and routes them itself. Give either this or `integrations`. API Gateway is allowed to
-   * invoke it for each route's method and path on the API's deployment stage only: not from the
-   * console's test-invoke (which skips authorization), nor from a stage you add yourself.
+   * invoke it for each route's method and path on the API's deployment stage only: not from a
+   * stage you add yourself, nor from TestInvokeMethod unless `allowTestInvoke` is set.
    *
    * @default - none: `integrations` answer the routes
    */
@@ -690,17 +702,16 @@ function routeIntegrations(scope: Construct, props: InferenceApiProps): IInferen
   // API Gateway may invoke the function for each route's method and path on the deployment stage,
   // nothing else: not another stage of the API, not a path the API does not have.
   //
-  // Not from the console's test-invoke either (`allowTestInvoke: false`): a test invocation skips
-  // the method's authorization and the stage's throttling, so allowing it would let anyone who may
-  // call TestInvokeMethod reach the model around them; it would also double the statements.
+  // Not from TestInvokeMethod unless asked for (`allowTestInvoke`): a test invocation skips the
+  // method's authorization and the stage's throttling, and it doubles the statements.
   //
   // Size: each permission is one statement in the resource policy of the function's alias, which
-  // Lambda limits to 20 KB. A statement is about 400 bytes (Sid of up to 100 characters, alias ARN,
-  // source ARN), ~430 bytes for the longest route: the nine routes take ~3.8 KB (stage 'prod',
-  // model name 'model', eu-west-1), ~5.9 KB at worst (128-character stage name, 64-character model
-  // name, 64-character function name, aws-us-gov partition), where one API-wide statement took
-  // ~0.4 KB. With test-invoke it would be ~7.7 to ~11.8 KB.
-  const integration = new apigw.LambdaIntegration(props.handler!, { allowTestInvoke: false });
+  // Lambda limits to 20 KB. A statement is about 400 bytes (a Sid of up to 100 characters, the alias
+  // ARN, the source ARN), ~440 for the longest route: the nine routes take ~3.8 KB (stage 'prod',
+  // model name 'model', eu-west-1), ~5.9 KB at most (128-character stage name, 64-character model
+  // and function names, aws-us-gov partition), where one API-wide statement took ~0.4 KB. With
+  // allowTestInvoke, twice that: ~7.7 KB, ~11.8 KB at most.
+  const integration = new apigw.LambdaIntegration(props.handler!, { allowTestInvoke: props.allowTestInvoke ?? false });
   return { integrationFor: () => integration, methodResponsesFor: () => [] };
 }
 

@@ -164,6 +164,22 @@ describe('InferenceApi routes', () => {
     expect(sourceArns).toEqual(expected.sort());
   });
 
+  it('allowTestInvoke lets TestInvokeMethod (the console, integ tests) invoke the handler too, route by route', () => {
+    const { template } = setup({ allowTestInvoke: true });
+    const apiId = logicalIdOf(template, 'AWS::ApiGateway::RestApi');
+    const sourceArns = resourcesOf(template, 'AWS::Lambda::Permission').map(([, p]) => joined(p.Properties.SourceArn));
+    expect(sourceArns).toHaveLength(18);
+    const testInvoke = sourceArns.filter((arn) => arn.includes('/test-invoke-stage/')).sort();
+    expect(testInvoke).toEqual(
+      OIP_ROUTES('model')
+        .map((r) => {
+          const [method, path] = r.split(' ');
+          return `arn:\${AWS::Partition}:execute-api:${REGION}:${ACCOUNT}:\${${apiId}}/test-invoke-stage/${method}${path.replace('{version}', '*')}`;
+        })
+        .sort(),
+    );
+  });
+
   it('declares the version path parameter as required on the version routes only', () => {
     const { template } = setup();
     for (const { route, props } of routes(template)) {
