@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -10,6 +12,8 @@ import { assetFolder, resourceProps } from './support/stacks';
 
 const CLI = path.resolve(__dirname, '..', 'bin', 'cdk-serverless-inference.js');
 const lr = logisticRegressionModel({ features: 100, seed: 13 });
+/** The local server's body limit: API Gateway's 10 MB. */
+const LIMIT = 10 * 1024 * 1024;
 
 /** Starts `cdk-serverless-inference serve` as a user would, and waits for the URL it prints. */
 function startServe(args: string[]): Promise<{ child: ChildProcess; url: string }> {
@@ -37,6 +41,63 @@ function runCli(args: string[]): Promise<{ code: number | null; output: string }
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
     child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+/**
+ * Bytes a process has read through read() calls, sockets included (Linux's /proc/PID/io `rchar`);
+ * undefined where /proc has no such file.
+ */
+function bytesReadBy(pid: number): number | undefined {
+  try {
+    return Number(/^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Sends an infer request with a chunked body, built by hand, as fast as the connection takes it,
+ * until the server answers (or `maxBytes` are sent). Says what was sent when the answer came.
+ */
+function streamChunkedBody(url: string, maxBytes: number): Promise<{ statusLine: string; sentBeforeAnswer: number; answeredInMs: number }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const data = Buffer.alloc(64 * 1024, '1');
+    const chunk = Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n')]);
+    let sent = 0;
+    let answer = '';
+    let sentBeforeAnswer = -1;
+    const started = Date.now();
+    let answeredInMs = -1;
+    const pump = () => {
+      while (sentBeforeAnswer < 0 && sent < maxBytes) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+      if (sentBeforeAnswer < 0) socket.write('0\r\n\r\n');
+    };
+    socket.on('connect', () => {
+      socket.write('POST /v2/models/scorer/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+      pump();
+    });
+    socket.on('data', (d) => {
+      if (sentBeforeAnswer < 0) {
+        sentBeforeAnswer = sent;
+        answeredInMs = Date.now() - started;
+      }
+      answer += d;
+      if (answer.includes('\r\n')) {
+        socket.destroy();
+        resolve({ statusLine: answer.slice(0, answer.indexOf('\r\n')), sentBeforeAnswer, answeredInMs });
+      }
+    });
+    // The server may reset the connection once it has answered; no answer at all is the failure.
+    socket.on('error', (e) => reject(new Error(`no answer after ${sent} bytes sent: ${e.message}`)));
   });
 }
 
@@ -73,9 +134,62 @@ describe('cdk-serverless-inference serve, over real HTTP', () => {
     expect((await fetch(`${server.url}/v2/models/other`)).status).toBe(404);
   });
 
-  it('refuses a body over API Gateway’s 10 MB limit before the handler sees it', async () => {
-    const res = await fetch(`${server.url}/v2/models/scorer/infer`, { method: 'POST', body: 'x'.repeat(10 * 1024 * 1024 + 1) });
+  it('refuses a body over API Gateway’s 10 MB limit before the handler sees it, reading none of a body announced too long', async () => {
+    const before = bytesReadBy(server.child.pid!);
+    const res = await fetch(`${server.url}/v2/models/scorer/infer`, { method: 'POST', body: 'x'.repeat(LIMIT + 1) });
     expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ message: 'Request Too Long' });
+    const read = bytesReadBy(server.child.pid!);
+    if (before !== undefined) expect(read! - before).toBeLessThan(1024 * 1024);
+  });
+
+  it('stops reading a chunked body at the limit and answers 413 at once', async () => {
+    // The client would send 256 MB; the server must answer after reading about 10 MB of it.
+    const before = bytesReadBy(server.child.pid!);
+    const r = await streamChunkedBody(server.url, 256 * 1024 * 1024);
+    const read = bytesReadBy(server.child.pid!);
+    expect(r.statusLine).toBe('HTTP/1.1 413 Payload Too Large');
+    expect(r.answeredInMs).toBeLessThan(5_000);
+    // What the client got sent before the answer: the limit, plus what the kernel's socket buffers held.
+    expect(r.sentBeforeAnswer).toBeLessThan(4 * LIMIT);
+    if (before !== undefined) {
+      expect(read! - before).toBeGreaterThan(LIMIT);
+      expect(read! - before).toBeLessThan(LIMIT + 1024 * 1024);
+    }
+  });
+
+  it('answers 413 to a client that is still sending (fetch), not a connection reset', async () => {
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 256 * 1024 * 1024) return controller.close();
+        sent += 64 * 1024;
+        controller.enqueue(new Uint8Array(64 * 1024));
+      },
+    });
+    const res = await fetch(`${server.url}/v2/models/scorer/infer`, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(res.headers.get('connection')).toBe('close');
+    expect(sent).toBeLessThan(4 * LIMIT);
+  });
+
+  it('tells a client that asks first (Expect: 100-continue) 413, and not to send the body', async () => {
+    const { hostname, port } = new URL(server.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(`POST /v2/models/scorer/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${LIMIT + 1}\r\nExpect: 100-continue\r\n\r\n`);
+      });
+      let text = '';
+      socket.on('data', (d) => {
+        text += d;
+        if (text.includes('\r\n')) {
+          socket.destroy();
+          resolve(text.slice(0, text.indexOf('\r\n')));
+        }
+      });
+      socket.on('error', reject);
+    });
+    expect(answer).toBe('HTTP/1.1 413 Payload Too Large');
   });
 });
 

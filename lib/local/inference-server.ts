@@ -24,12 +24,24 @@ export interface RunningInferenceServer {
 /** API Gateway's own payload limit: a larger body never reaches the function there either. */
 const API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
 
+const TOO_LARGE_BODY = JSON.stringify({ message: 'Request Too Long' });
+
 /**
  * Serves a Lambda handler over HTTP the way API Gateway's REST API (proxy integration) calls it:
  * each request becomes a v1 proxy event, and the handler's answer becomes the HTTP response.
  */
 export async function startInferenceServer(options: InferenceServerOptions): Promise<RunningInferenceServer> {
   const server = http.createServer((req, res) => {
+    void serve(options.handler, req, res);
+  });
+  // A client that asks before sending its body (`Expect: 100-continue`, as curl does for large
+  // ones) is told 413 at once if the body it announces is too large, and never sends it.
+  server.on('checkContinue', (req, res) => {
+    if (declaredLength(req) > API_GATEWAY_MAX_BODY_BYTES) {
+      refuseTooLarge(req, res);
+      return;
+    }
+    res.writeContinue();
     void serve(options.handler, req, res);
   });
   await new Promise<void>((resolve, reject) => {
@@ -52,9 +64,10 @@ export async function startInferenceServer(options: InferenceServerOptions): Pro
 async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const requestId = randomUUID();
   try {
-    const body = await readBody(req);
+    const body = await readBody(req, API_GATEWAY_MAX_BODY_BYTES);
     if (body === undefined) {
-      return send(res, 413, { 'Content-Type': 'application/json' }, JSON.stringify({ message: 'Request Too Long' }));
+      refuseTooLarge(req, res);
+      return;
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const headers: Record<string, string> = {};
@@ -86,19 +99,63 @@ async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: htt
   }
 }
 
-function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+/** The Content-Length a request announces (0 when it has none, as with a chunked body). */
+function declaredLength(req: http.IncomingMessage): number {
+  const n = Number(req.headers['content-length'] ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/**
+ * The request's body, or undefined as soon as it is known to exceed `limit`: an announced length
+ * over it is refused before a byte is read, and a chunked body stops being read at the limit.
+ */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  if (declaredLength(req) > limit) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > API_GATEWAY_MAX_BODY_BYTES) tooLarge = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(tooLarge ? undefined : Buffer.concat(chunks)));
+      if (size > limit) {
+        // Stop reading here: the rest of the body is never read (refuseTooLarge closes the connection).
+        req.off('data', onData);
+        req.pause();
+        resolve(undefined);
+      } else {
+        chunks.push(c);
+      }
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/**
+ * How long a refused connection stays open, reading nothing, after its 413 is sent: a client still
+ * sending its body (as fetch does) reads the answer in that time instead of a connection reset.
+ */
+const REFUSED_CONNECTION_LINGER_MS = 2_000;
+
+/**
+ * Answers 413 and closes the connection without reading the rest of the body, however much the
+ * client still sends.
+ */
+function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
+  // Nothing more of the body is read. Once the answer is sent, Node reads and discards the body
+  // that nobody read, by resuming the request: this one is never resumed.
+  req.pause();
+  req.resume = () => req;
+  // Node ends a `Connection: close` answer with destroySoon(), which destroys the socket as soon as
+  // the answer is written. With the body's rest unread, the kernel then resets the connection, and
+  // a client that is still sending sees the reset, not the 413. So: end this side (the answer, then
+  // FIN), read nothing more, and destroy the socket after a grace period.
+  const socket = req.socket;
+  socket.destroySoon = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), REFUSED_CONNECTION_LINGER_MS).unref();
+  };
+  send(res, 413, { 'Content-Type': 'application/json', Connection: 'close' }, TOO_LARGE_BODY);
 }
 
 function send(res: http.ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer): void {
