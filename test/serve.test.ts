@@ -15,18 +15,25 @@ const lr = logisticRegressionModel({ features: 100, seed: 13 });
 /** The local server's body limit: API Gateway's 10 MB. */
 const LIMIT = 10 * 1024 * 1024;
 
+interface Served {
+  child: ChildProcess;
+  url: string;
+  /** Everything the command printed so far, stdout and stderr. */
+  output(): string;
+}
+
 /** Starts `cdk-serverless-inference serve` as a user would, and waits for the URL it prints. */
-function startServe(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+function startServe(args: string[]): Promise<Served> {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`serve did not start in 20 s:\n${out}`)), 20_000);
     child.stdout!.on('data', (d) => {
       out += d;
-      const m = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      const m = /at (http:\/\/\S+:\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, url: m[1] });
+        resolve({ child, url: m[1], output: () => out });
       }
     });
     child.stderr!.on('data', (d) => (out += d));
@@ -42,6 +49,12 @@ function runCli(args: string[]): Promise<{ code: number | null; output: string }
     child.stderr.on('data', (d) => (output += d));
     child.on('exit', (code) => resolve({ code, output }));
   });
+}
+
+/** Waits until `done()` holds, for at most `ms`. */
+async function waitFor(done: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
 }
 
 /**
@@ -102,7 +115,7 @@ function streamChunkedBody(url: string, maxBytes: number): Promise<{ statusLine:
 }
 
 describe('cdk-serverless-inference serve, over real HTTP', () => {
-  let server: { child: ChildProcess; url: string };
+  let server: Served;
 
   beforeAll(async () => {
     server = await startServe(['--model', writeModel(lr.bytes), '--port', '0', '--name', 'scorer']);
@@ -191,6 +204,10 @@ describe('cdk-serverless-inference serve, over real HTTP', () => {
     });
     expect(answer).toBe('HTTP/1.1 413 Payload Too Large');
   });
+
+  it('prints no warning on the loopback address', () => {
+    expect(server.output()).not.toMatch(/WARNING/);
+  });
 });
 
 describe('serve --mount: an endpoint configuration, with local folders for its paths', () => {
@@ -239,5 +256,20 @@ describe('cdk-serverless-inference command line errors', () => {
     const cmd = await runCli(['deploy']);
     expect(cmd.code).toBe(1);
     expect(cmd.output).toMatch(/unknown command 'deploy'[\s\S]*Usage: cdk-serverless-inference serve/);
+  });
+});
+
+describe('serve --host', () => {
+  it('warns that an address other machines can reach has no authorization', async () => {
+    const served = await startServe(['--model', writeModel(lr.bytes), '--port', '0', '--host', '0.0.0.0']);
+    try {
+      // The warning goes to stderr, which may arrive after the URL on stdout.
+      await waitFor(() => /WARNING/.test(served.output()), 2_000);
+      expect(served.output()).toMatch(/WARNING: listening on 0\.0\.0\.0, which is reachable from the network, with no authorization/);
+      const port = new URL(served.url).port;
+      expect((await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).status).toBe(200);
+    } finally {
+      served.child.kill('SIGTERM');
+    }
   });
 });

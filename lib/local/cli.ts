@@ -15,7 +15,8 @@ Options:
   --model PATH     the .onnx file (or set MODEL_S3_URI and the AWS variables to fetch it from S3)
   --name NAME      the model's name in the routes (default: model)
   --port N         the port (default: 8080; 0 picks a free one)
-  --host HOST      the address to listen on (default: 127.0.0.1)
+  --host HOST      the address to listen on (default: 127.0.0.1); the server has no authorization,
+                   so another address lets anyone who can reach it on the network call the model
   --handler FILE   a bundled entry file of your own (with hooks) instead of the library's handler
   --mount PATH=DIR a local folder standing in for a path of the function, as an endpoint sets
                    ${ENV.MODEL_PATH}: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
@@ -97,6 +98,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
 
   const handler = await loadInferenceHandler(args.handler);
   const server = await startInferenceServer({ handler, port, host: args.host });
+  if (!server.loopbackOnly) {
+    console.error(
+      `WARNING: listening on ${server.address}, which is reachable from the network, with no authorization: anyone who can reach this machine on port ${server.port} can call the model. --host 127.0.0.1 (the default) serves this machine only.`,
+    );
+  }
   const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
   console.log(`Serving model '${name}' at ${server.url}`);
   console.log(`  curl -s ${server.url}/v2/models/${name}`);

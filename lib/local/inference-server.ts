@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { BlockList, type AddressInfo } from 'node:net';
 
 /** A Lambda handler as the local server calls it. */
 export type LambdaHandler = (event: unknown, context: { awsRequestId: string }) => Promise<unknown>;
@@ -18,6 +18,10 @@ export interface RunningInferenceServer {
   /** e.g. `http://127.0.0.1:8080` */
   readonly url: string;
   readonly port: number;
+  /** The address the server listens on, e.g. `127.0.0.1`, `::` or `0.0.0.0`. */
+  readonly address: string;
+  /** Whether only this machine can reach the server (it listens on a loopback address). */
+  readonly loopbackOnly: boolean;
   close(): Promise<void>;
 }
 
@@ -53,12 +57,24 @@ export async function startInferenceServer(options: InferenceServerOptions): Pro
   return {
     url: `http://${host}:${port}`,
     port,
+    address,
+    loopbackOnly: isLoopbackAddress(address),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
         server.close((e) => (e ? reject(e) : resolve()));
       }),
   };
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/** Whether an address that a server listens on is reachable from this machine only. */
+export function isLoopbackAddress(address: string): boolean {
+  return LOOPBACK.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
 }
 
 async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
