@@ -7,10 +7,11 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelLayer, ModelSource } from '../lib';
 import { logisticRegressionModel } from '../tools/onnx';
-import { writeModel } from './support/handler';
+import { tempDir, writeModel } from './support/handler';
 import { assetFolder, resourceProps } from './support/stacks';
 
-const CLI = path.resolve(__dirname, '..', 'bin', 'cdk-serverless-inference.js');
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(ROOT, 'bin', 'cdk-serverless-inference.js');
 const lr = logisticRegressionModel({ features: 100, seed: 13 });
 /** The local server's body limit: API Gateway's 10 MB. */
 const LIMIT = 10 * 1024 * 1024;
@@ -41,13 +42,18 @@ function startServe(args: string[]): Promise<Served> {
   });
 }
 
-function runCli(args: string[]): Promise<{ code: number | null; output: string }> {
+/** Runs the command to its end; one still running after `timeoutMs` is killed and reported with code null. */
+function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
     let output = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
-    child.on('exit', (code) => resolve({ code, output }));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
   });
 }
 
@@ -256,6 +262,32 @@ describe('cdk-serverless-inference command line errors', () => {
     const cmd = await runCli(['deploy']);
     expect(cmd.code).toBe(1);
     expect(cmd.output).toMatch(/unknown command 'deploy'[\s\S]*Usage: cdk-serverless-inference serve/);
+  });
+});
+
+describe('serve fails fast when it cannot serve the model', () => {
+  // As a user runs it: the handler's log, where the cause's detail goes, at serve's own level.
+  const { POWERTOOLS_LOG_LEVEL: _, NODE_PATH: __, ...userEnv } = process.env;
+
+  it('exits 1 with the cause when the file is not a loadable model, before it serves', async () => {
+    const r = await runCli(['serve', '--model', writeModel(new TextEncoder().encode('not an ONNX model'), 'notes.onnx'), '--port', '0'], { env: userEnv });
+    expect(r.code).toBe(1);
+    expect(r.output).toMatch(/cannot serve model 'model': onnxruntime cannot load the model/);
+    expect(r.output).toMatch(/onnxruntime cannot load the model \S*notes\.onnx/);
+    expect(r.output).not.toMatch(/Serving model/);
+  });
+
+  it('exits 1 with the cause when onnxruntime-node cannot be found, before it serves', async () => {
+    // The library's own handler bundle, copied where no node_modules folder above it holds
+    // onnxruntime-node: what a project without onnxruntime-node installed runs.
+    const bundle = path.join(tempDir('csi-serve-no-ort-'), 'inference');
+    fs.cpSync(path.join(ROOT, 'assets', 'handlers', 'inference'), bundle, { recursive: true });
+    expect(() => require.resolve('onnxruntime-node', { paths: [bundle] })).toThrow();
+    const r = await runCli(['serve', '--model', writeModel(lr.bytes), '--handler', path.join(bundle, 'index.mjs'), '--port', '0'], { env: userEnv });
+    expect(r.code).toBe(1);
+    expect(r.output).toMatch(/cannot serve model 'model': [^\n]*onnxruntime-node/);
+    expect(r.output).toMatch(/Cannot find module 'onnxruntime-node'/);
+    expect(r.output).not.toMatch(/Serving model/);
   });
 });
 

@@ -3,13 +3,14 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_NAME } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
-import { startInferenceServer } from './inference-server';
+import { checkReadiness, startInferenceServer } from './inference-server';
 import { loadInferenceHandler } from './load-handler';
 
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--mount PATH=DIR]
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
-any deploy. Each request reaches the handler as an API Gateway (REST proxy) event.
+any deploy. Each request reaches the handler as an API Gateway (REST proxy) event. The model is
+loaded before the server listens: a model that cannot be loaded ends the command with its cause.
 
 Options:
   --model PATH     the .onnx file (or set MODEL_S3_URI and the AWS variables to fetch it from S3)
@@ -95,15 +96,24 @@ export async function main(argv: string[]): Promise<number | undefined> {
   // Quiet by default: the handler's per-request logs and metrics are for CloudWatch.
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  // The handler hands over at once, and the readiness check below waits for the whole load: on
+  // Lambda the wait is capped to fit the init phase, here nothing is served before the model is loaded.
+  process.env[ENV.MODEL_INIT_WAIT_MS] ??= '0';
 
+  const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
+  console.log(`Loading model '${name}'...`);
   const handler = await loadInferenceHandler(args.handler);
+  const readiness = await checkReadiness(handler);
+  if (!readiness.ready) {
+    console.error(`cannot serve model '${name}': ${readiness.reason}`);
+    return 1;
+  }
   const server = await startInferenceServer({ handler, port, host: args.host });
   if (!server.loopbackOnly) {
     console.error(
       `WARNING: listening on ${server.address}, which is reachable from the network, with no authorization: anyone who can reach this machine on port ${server.port} can call the model. --host 127.0.0.1 (the default) serves this machine only.`,
     );
   }
-  const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
   console.log(`Serving model '${name}' at ${server.url}`);
   console.log(`  curl -s ${server.url}/v2/models/${name}`);
   console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);

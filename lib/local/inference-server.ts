@@ -77,6 +77,60 @@ export function isLoopbackAddress(address: string): boolean {
   return LOOPBACK.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
 }
 
+/** Whether the handler has its model loaded, and if not, what it answered. */
+export interface Readiness {
+  readonly ready: boolean;
+  /** Why not: the handler's answer (its `error` or `message`), or what it threw. */
+  readonly reason?: string;
+}
+
+/**
+ * Asks the handler `GET /v2/health/ready`, as a readiness probe would: the library's handler loads
+ * its model (or waits for the load under way) before it answers.
+ */
+export async function checkReadiness(handler: LambdaHandler): Promise<Readiness> {
+  const requestId = randomUUID();
+  let result: ProxyResult;
+  try {
+    result = (await handler(proxyEvent('GET', new URL('/v2/health/ready', 'http://localhost'), {}, null, requestId), { awsRequestId: requestId })) as ProxyResult;
+  } catch (e) {
+    return { ready: false, reason: e instanceof Error ? e.message : String(e) };
+  }
+  if ((result?.statusCode ?? 200) === 200) {
+    return { ready: true };
+  }
+  const body = result?.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64').toString('utf8') : (result?.body ?? '');
+  let reason = body;
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown; message?: unknown };
+    const said = parsed.error ?? parsed.message;
+    if (typeof said === 'string') reason = said;
+  } catch {
+    // Not JSON: the body as it is.
+  }
+  return { ready: false, reason: reason || `the readiness check answered ${result?.statusCode}` };
+}
+
+interface ProxyResult {
+  statusCode?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  isBase64Encoded?: boolean;
+}
+
+function proxyEvent(method: string, url: URL, headers: Record<string, string>, body: string | null, requestId: string) {
+  return {
+    resource: '/{proxy+}',
+    path: url.pathname,
+    httpMethod: method,
+    headers,
+    queryStringParameters: url.searchParams.size > 0 ? Object.fromEntries(url.searchParams) : null,
+    body,
+    isBase64Encoded: false,
+    requestContext: { requestId, stage: 'local', httpMethod: method, path: url.pathname },
+  };
+}
+
 async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const requestId = randomUUID();
   try {
@@ -90,22 +144,8 @@ async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: htt
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
     }
-    const event = {
-      resource: '/{proxy+}',
-      path: url.pathname,
-      httpMethod: req.method ?? 'GET',
-      headers,
-      queryStringParameters: url.searchParams.size > 0 ? Object.fromEntries(url.searchParams) : null,
-      body: body.length > 0 ? body.toString('utf8') : null,
-      isBase64Encoded: false,
-      requestContext: { requestId, stage: 'local', httpMethod: req.method, path: url.pathname },
-    };
-    const result = (await handler(event, { awsRequestId: requestId })) as {
-      statusCode?: number;
-      headers?: Record<string, string>;
-      body?: string;
-      isBase64Encoded?: boolean;
-    };
+    const event = proxyEvent(req.method ?? 'GET', url, headers, body.length > 0 ? body.toString('utf8') : null, requestId);
+    const result = (await handler(event, { awsRequestId: requestId })) as ProxyResult;
     const payload = result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? '');
     send(res, result.statusCode ?? 200, result.headers ?? {}, payload);
   } catch (e) {
