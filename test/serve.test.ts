@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelLayer, ModelSource } from '../lib';
+import { BundledModelEndpoint, LayerModelEndpoint, ModelLayer, ModelSource } from '../lib';
 import { logisticRegressionModel } from '../tools/onnx';
 import { tempDir, writeModel } from './support/handler';
 import { assetFolder, resourceProps } from './support/stacks';
@@ -121,10 +121,11 @@ function streamChunkedBody(url: string, maxBytes: number): Promise<{ statusLine:
 }
 
 describe('cdk-serverless-inference serve, over real HTTP', () => {
+  const modelFile = writeModel(lr.bytes);
   let server: Served;
 
   beforeAll(async () => {
-    server = await startServe(['--model', writeModel(lr.bytes), '--port', '0', '--name', 'scorer']);
+    server = await startServe(['--model', modelFile, '--port', '0', '--name', 'scorer']);
   });
   afterAll(() => {
     server?.child.kill('SIGTERM');
@@ -211,16 +212,28 @@ describe('cdk-serverless-inference serve, over real HTTP', () => {
     expect(answer).toBe('HTTP/1.1 413 Payload Too Large');
   });
 
+  it('reports the version the deployed endpoint reports for the same file (its content hash)', async () => {
+    const stack = new Stack(new App(), 'S');
+    const endpoint = new BundledModelEndpoint(stack, 'Scorer', { model: ModelSource.fromAsset(modelFile), modelName: 'scorer' });
+    expect(endpoint.modelVersion).toMatch(/^[0-9a-f]{16}$/);
+    const meta = (await (await fetch(`${server.url}/v2/models/scorer`)).json()) as any;
+    expect(meta.versions).toEqual([endpoint.modelVersion]);
+    expect(server.output()).toContain(`Serving model 'scorer' (version ${endpoint.modelVersion}) at ${server.url}`);
+    const versioned = await fetch(`${server.url}/v2/models/scorer/versions/${endpoint.modelVersion}/ready`);
+    expect(versioned.status).toBe(200);
+  });
+
   it('prints no warning on the loopback address', () => {
     expect(server.output()).not.toMatch(/WARNING/);
   });
 });
 
 describe('serve --mount: an endpoint configuration, with local folders for its paths', () => {
-  it("serves a ModelLayer's content where the function finds it (/opt)", async () => {
+  it("serves a ModelLayer's content where the function finds it (/opt), with the endpoint's version", async () => {
     const app = new App();
     const stack = new Stack(app, 'S');
     const layer = new ModelLayer(stack, 'Layer', { model: ModelSource.fromAsset(writeModel(lr.bytes, 'scorer.onnx')) });
+    const endpoint = new LayerModelEndpoint(stack, 'Endpoint', { modelLayer: layer });
     // The layer's asset folder in the cloud assembly is what Lambda unpacks under /opt.
     const layerDir = assetFolder(app, resourceProps(Template.fromStack(stack), layer).Content.S3Key);
     const served = await startServe(['--model', layer.modelPath, '--mount', `/opt=${layerDir}`, '--port', '0']);
@@ -232,7 +245,9 @@ describe('serve --mount: an endpoint configuration, with local folders for its p
         body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', data: row }] }),
       });
       expect(res.status).toBe(200);
-      expect(((await res.json()) as any).outputs[0].data[0]).toBeCloseTo(lr.predict([row.map(Math.fround)])[0], 5);
+      const body = (await res.json()) as any;
+      expect(body.outputs[0].data[0]).toBeCloseTo(lr.predict([row.map(Math.fround)])[0], 5);
+      expect(body.model_version).toBe(endpoint.modelVersion);
     } finally {
       served.child.kill('SIGTERM');
     }
@@ -262,6 +277,40 @@ describe('cdk-serverless-inference command line errors', () => {
     const cmd = await runCli(['deploy']);
     expect(cmd.code).toBe(1);
     expect(cmd.output).toMatch(/unknown command 'deploy'[\s\S]*Usage: cdk-serverless-inference serve/);
+  });
+
+  it('prints the package version', async () => {
+    const r = await runCli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.output.trim()).toBe(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+  });
+});
+
+describe('serve --model-version', () => {
+  it('is the version the model reports and the routes accept', async () => {
+    const served = await startServe(['--model', writeModel(lr.bytes), '--port', '0', '--model-version', '7']);
+    try {
+      expect(((await (await fetch(`${served.url}/v2/models/model`)).json()) as any).versions).toEqual(['7']);
+      const row = Array.from({ length: 100 }, () => 0.25);
+      const res = await fetch(`${served.url}/v2/models/model/versions/7/infer`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', data: row }] }),
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as any).model_version).toBe('7');
+    } finally {
+      served.child.kill('SIGTERM');
+    }
+  });
+
+  it('refuses an empty version or one with a slash', async () => {
+    const slash = await runCli(['serve', '--model', writeModel(lr.bytes), '--model-version', 'a/b']);
+    expect(slash.code).toBe(1);
+    expect(slash.output).toMatch(/--model-version must be a route segment: not empty, no '\/', got: 'a\/b'/);
+    const empty = await runCli(['serve', '--model', writeModel(lr.bytes), '--model-version', '']);
+    expect(empty.code).toBe(1);
+    expect(empty.output).toMatch(/--model-version must be a route segment: not empty, no '\/', got: ''/);
   });
 });
 

@@ -1,12 +1,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_NAME } from '../../contract/defaults';
+import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
+import { modelFingerprint } from '../private/local-model';
+import { PACKAGE_ROOT } from '../private/package-paths';
 import { checkReadiness, startInferenceServer } from './inference-server';
 import { loadInferenceHandler } from './load-handler';
 
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--mount PATH=DIR]
+       cdk-serverless-inference --version
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
 any deploy. Each request reaches the handler as an API Gateway (REST proxy) event. The model is
@@ -15,6 +18,9 @@ loaded before the server listens: a model that cannot be loaded ends the command
 Options:
   --model PATH     the .onnx file (or set MODEL_S3_URI and the AWS variables to fetch it from S3)
   --name NAME      the model's name in the routes (default: model)
+  --model-version V
+                   the version the model reports and accepts in /versions/V/ routes (default: as
+                   deployed, the first 16 hex digits of a local model file's content hash, else 1)
   --port N         the port (default: 8080; 0 picks a free one)
   --host HOST      the address to listen on (default: 127.0.0.1); the server has no authorization,
                    so another address lets anyone who can reach it on the network call the model
@@ -22,7 +28,8 @@ Options:
   --mount PATH=DIR a local folder standing in for a path of the function, as an endpoint sets
                    ${ENV.MODEL_PATH}: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
                    --mount /mnt/models=./efs (the EFS mount), --mount /var/task=./code (bundled)
-  -h, --help       this text`;
+  -h, --help       this text
+  --version        the package's version`;
 
 /** The serve command's options; throws on an unknown or malformed one. */
 function parseServeOptions(args: string[]) {
@@ -31,6 +38,7 @@ function parseServeOptions(args: string[]) {
     options: {
       model: { type: 'string' },
       name: { type: 'string' },
+      'model-version': { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       handler: { type: 'string' },
@@ -45,6 +53,10 @@ type ServeOptions = ReturnType<typeof parseServeOptions>;
 /** Runs the command line; returns the process exit code, or undefined while the server runs. */
 export async function main(argv: string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
+  if (command === '--version') {
+    console.log(packageVersion());
+    return 0;
+  }
   if (!command || command === '-h' || command === '--help') {
     console.log(USAGE);
     return command ? 0 : 1;
@@ -93,6 +105,16 @@ export async function main(argv: string[]): Promise<number | undefined> {
     return 1;
   }
   if (args.name) process.env[ENV.MODEL_NAME] = args.name;
+  if (args['model-version'] !== undefined) {
+    if (!/^[^/]+$/.test(args['model-version'])) {
+      console.error(`--model-version must be a route segment: not empty, no '/', got: '${args['model-version']}'`);
+      return 1;
+    }
+    process.env[ENV.MODEL_VERSION] = args['model-version'];
+  } else if (!process.env[ENV.MODEL_VERSION]) {
+    const version = localModelVersion(process.env[ENV.MODEL_PATH]);
+    if (version) process.env[ENV.MODEL_VERSION] = version;
+  }
   // Quiet by default: the handler's per-request logs and metrics are for CloudWatch.
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
@@ -101,6 +123,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
   process.env[ENV.MODEL_INIT_WAIT_MS] ??= '0';
 
   const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
+  const version = process.env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION;
   console.log(`Loading model '${name}'...`);
   const handler = await loadInferenceHandler(args.handler);
   const readiness = await checkReadiness(handler);
@@ -114,7 +137,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       `WARNING: listening on ${server.address}, which is reachable from the network, with no authorization: anyone who can reach this machine on port ${server.port} can call the model. --host 127.0.0.1 (the default) serves this machine only.`,
     );
   }
-  console.log(`Serving model '${name}' at ${server.url}`);
+  console.log(`Serving model '${name}' (version ${version}) at ${server.url}`);
   console.log(`  curl -s ${server.url}/v2/models/${name}`);
   console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);
   const stop = () => {
@@ -123,4 +146,18 @@ export async function main(argv: string[]): Promise<number | undefined> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   return undefined;
+}
+
+/** This package's version, from its package.json. */
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The version an endpoint reports for this model file when none is given (InferenceFunction's
+ * default): the first 16 hex digits of its content hash, as the constructs compute it at synth.
+ */
+function localModelVersion(modelPath: string | undefined): string | undefined {
+  if (!modelPath || !fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) return undefined;
+  return modelFingerprint(modelPath).slice(0, 16);
 }
