@@ -35,6 +35,10 @@ export interface ModelLayerProps {
  * An ONNX model packaged as a Lambda layer, at `/opt/models/<file name>` in the functions that use
  * it, so several functions can share one copy. A changed model file is a new layer version; the
  * functions that use it get a new version too (see the README).
+ *
+ * Synth stages the layer's folder (the model, hard-linked where the file system allows) in
+ * `cdk.out/.cache/cdk-serverless-inference` (the OS temp folder for an App with no outdir of its
+ * own), or where the `cdk-serverless-inference:stagingDirectory` context key says; see the README.
  */
 export class ModelLayer extends lambda.LayerVersion {
   /** Where model layers put their files in a function: `/opt/models/<file name>`. */
@@ -59,7 +63,7 @@ export class ModelLayer extends lambda.LayerVersion {
           'serve it from S3 (S3ModelEndpoint), EFS (EfsModelEndpoint) or a container image (ContainerModelEndpoint)',
       );
     }
-    const staged = stageFiles('model-layer', [{ source: source.localPath, destination: path.posix.join('models', fileName) }]);
+    const staged = stageFiles(scope, 'model-layer', [{ source: source.localPath, destination: path.posix.join('models', fileName) }]);
     super(scope, id, {
       code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE }),
       description: props.description ?? `ONNX model ${fileName} at ${MODEL_LAYER_DIR}/${fileName}`,

@@ -21,6 +21,11 @@ const BUNDLED_MODEL_DIR = 'model';
 /**
  * The model inside the function's own code, at `/var/task/model/<file>`, next to the prebuilt
  * handler: for tiny models (the code plus the ONNX Runtime layer must fit in 250 MB unzipped).
+ *
+ * Synth stages the code folder (the handler and the model, hard-linked where the file system
+ * allows) in `cdk.out/.cache/cdk-serverless-inference` (the OS temp folder for an App with no
+ * outdir of its own), or where the `cdk-serverless-inference:stagingDirectory` context key says;
+ * see the README.
  */
 export class BundledModelPackaging extends ModelPackaging {
   private readonly modelPath = new BoundOnce<string>('BundledModelPackaging');
@@ -34,7 +39,7 @@ export class BundledModelPackaging extends ModelPackaging {
     const fileName = path.basename(source.localPath);
     const modelPath = this.modelPath.bind(scope, () => `/var/task/${BUNDLED_MODEL_DIR}/${fileName}`);
     const handlerDir = inferenceHandlerDir();
-    const staged = stageFiles('bundled-model', [
+    const staged = stageFiles(scope, 'bundled-model', [
       { source: handlerDir, destination: '.' },
       { source: source.localPath, destination: path.posix.join(BUNDLED_MODEL_DIR, fileName) },
     ]);

@@ -63,6 +63,11 @@ export interface ContainedModel {
  * The model baked into a Lambda container image (up to 10 GB): for big models and heavy
  * dependencies, with no download at cold start. The build context is written at synth (no Docker
  * needed then); `cdk deploy` builds and pushes the image.
+ *
+ * Synth writes a generated build context (the handler, onnxruntime and the model, hard-linked
+ * where the file system allows) in `cdk.out/.cache/cdk-serverless-inference` (the OS temp folder
+ * for an App with no outdir of its own), or where the `cdk-serverless-inference:stagingDirectory`
+ * context key says; see the README.
  */
 export class ContainerModelPackaging extends ModelPackaging {
   private readonly image = new BoundOnce<ContainedModel>('ContainerModelPackaging');
@@ -121,7 +126,7 @@ function generatedImage(scope: Construct, props: ContainerModelPackagingProps, a
     .update(JSON.stringify([...inputs, arch, nodeMajor]))
     .digest('hex')
     .slice(0, 32);
-  const outDir = stagingDir('model-image', key);
+  const outDir = stagingDir(scope, 'model-image', key);
   // Checked before the context is written: a model too big is never linked or copied.
   const runtimeBytes = treeSize(inferenceHandlerDir()) + readManifest().layers[arch].unzippedBytes;
   const imageBytes = source.info.sizeBytes + runtimeBytes + BASE_IMAGE_ALLOWANCE_BYTES;
