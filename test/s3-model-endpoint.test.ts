@@ -370,7 +370,7 @@ describe('S3ModelEndpoint with ModelSource.fromBucket', () => {
     expect(fn(fromBucket()).EphemeralStorage).toBeUndefined();
   });
 
-  it("warns when a given size needs more memory than the function has, as for a local model", () => {
+  it('warns when a given size needs more memory than the function has, as for a local model', () => {
     const memoryWarnings = (f: { stack: Stack }) => Annotations.fromStack(f.stack).findWarning('*', Match.stringLikeRegexp('raise memorySize'));
     expect(memoryWarnings(fromBucket({ size: Size.gibibytes(3) }))).toHaveLength(1);
     expect(memoryWarnings(fromBucket({ size: Size.mebibytes(100) }))).toHaveLength(0);
