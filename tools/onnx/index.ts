@@ -1,3 +1,4 @@
 export * from './protobuf-writer';
 export * from './model-builder';
 export * from './models';
+export * from './kernel-models';
