@@ -705,12 +705,12 @@ function routeIntegrations(scope: Construct, props: InferenceApiProps): IInferen
   // Not from TestInvokeMethod unless asked for (`allowTestInvoke`): a test invocation skips the
   // method's authorization and the stage's throttling, and it doubles the statements.
   //
-  // Size: each permission is one statement in the resource policy of the function's alias, which
-  // Lambda limits to 20 KB. A statement is about 400 bytes (a Sid of up to 100 characters, the alias
-  // ARN, the source ARN), ~440 for the longest route: the nine routes take ~3.8 KB (stage 'prod',
-  // model name 'model', eu-west-1), ~5.9 KB at most (128-character stage name, 64-character model
-  // and function names, aws-us-gov partition), where one API-wide statement took ~0.4 KB. With
-  // allowTestInvoke, twice that: ~7.7 KB, ~11.8 KB at most.
+  // Size: each permission is one statement in the function's resource-based policy (its alias's,
+  // which the API calls), which Lambda caps at 20 KB. A statement is about 400 bytes (a Sid of up
+  // to 100 characters, the alias ARN, the source ARN), ~440 for the longest route: the nine routes
+  // take ~3.8 KB (stage 'prod', model name 'model', eu-west-1), ~5.9 KB at most (128-character
+  // stage name, 64-character model and function names, aws-us-gov partition), where one API-wide
+  // statement took ~0.4 KB. With allowTestInvoke, twice that: ~7.7 KB, ~11.8 KB at most.
   const integration = new apigw.LambdaIntegration(props.handler!, { allowTestInvoke: props.allowTestInvoke ?? false });
   return { integrationFor: () => integration, methodResponsesFor: () => [] };
 }
