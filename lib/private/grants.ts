@@ -7,9 +7,11 @@ import { acknowledge, wildcardResourceFinding } from './acknowledge';
 /**
  * Read access to the one model object: GetObject on its key (and version). With `listBucket`,
  * also ListBucket on the bucket, so that a missing object reads as "does not exist" rather than
- * "access denied". The listing is limited to the model's key by an `s3:prefix` condition; S3 still
- * answers it with every key that begins with that key, so it is for a bucket whose keys the
- * endpoint chooses (its own), not for a key a user named in a shared bucket.
+ * "access denied". The listing is limited to the model's key by an `s3:prefix` condition: S3 checks
+ * ListBucket for a missing key with the key as `s3:prefix` (Ceph RGW matched that AWS behaviour in
+ * ceph/ceph#68577; not checked against AWS from here). A listing with that prefix still answers
+ * every key that begins with the model's key, so it is for a bucket whose keys the endpoint
+ * chooses (its own), not for a key a user named in a shared bucket.
  */
 export function grantReadModelObject(role: iam.IRole, bucket: s3.IBucket, key: string, version: string | undefined, options: { readonly listBucket?: boolean } = {}): void {
   role.addToPrincipalPolicy(
