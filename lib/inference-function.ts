@@ -18,6 +18,7 @@ import { grantLambdaVpcAccess } from './private/grants';
 import { ephemeralStorageForModel, formatBytes, inferenceThreads, validateCodeSize, validateEphemeralStorage, validateMemorySize } from './private/lambda-limits';
 import { inferenceHandlerDir } from './private/package-paths';
 import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances } from './private/managed-instances';
+import { modelVersionFromIdentity } from './private/model-version';
 import { treeSize } from './private/staging';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
@@ -270,7 +271,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     const packaging = props.packaging.bind(this, { role: this.role, modelName: this.modelName, architecture, runtime: props.runtime });
     this.modelInfo = packaging.modelInfo;
     // A new model is a new version in the API unless the user names versions.
-    this.modelVersion = props.modelVersion ?? (packaging.modelIdentity ? packaging.modelIdentity.slice(0, 16) : DEFAULT_MODEL_VERSION);
+    this.modelVersion = props.modelVersion ?? (packaging.modelIdentity ? modelVersionFromIdentity(packaging.modelIdentity) : DEFAULT_MODEL_VERSION);
 
     const image = packaging.image === true;
     const onnxRuntime = packaging.onnxRuntime ?? true;

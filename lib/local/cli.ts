@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 import { modelFingerprint } from '../private/local-model';
+import { modelVersionFromIdentity } from '../private/model-version';
 import { PACKAGE_ROOT } from '../private/package-paths';
 import { checkReadiness, startInferenceServer } from './inference-server';
 import { loadInferenceHandler } from './load-handler';
@@ -159,5 +160,5 @@ function packageVersion(): string {
  */
 function localModelVersion(modelPath: string | undefined): string | undefined {
   if (!modelPath || !fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) return undefined;
-  return modelFingerprint(modelPath).slice(0, 16);
+  return modelVersionFromIdentity(modelFingerprint(modelPath));
 }
