@@ -20,11 +20,11 @@ export interface OnnxRuntimeLayerProps {
    * architecture.
    *
    * `Architecture.ARM_64` (Graviton) ships onnxruntime-node's linux/arm64 build. ONNX Runtime uses
-   * pytorch/cpuinfo, which reads `/sys/devices/system/cpu/possible`, absent in Lambda's sandbox: older
-   * versions aborted at start-up there (microsoft/onnxruntime#10038). The 1.30 binary has a fallback
-   * that logs "cpuinfo_initialize failed" and carries on (found in its strings, not yet seen running on
-   * Lambda), but CPU features then go undetected, so some kernels may run slower. Measure on a deployed
-   * function before choosing arm64.
+   * pytorch/cpuinfo, which reads `/sys/devices/system/cpu/possible`, absent in Lambda's sandbox:
+   * older versions aborted there (microsoft/onnxruntime#10038). 1.30 logs that cpuinfo failed and
+   * carries on, reading the CPU's features from the kernel instead, so its kernels are the same; only
+   * its default thread count halves, and the library's handler sets the threads itself. The test
+   * suite runs this layer under arm64 emulation with that folder hidden (see the README).
    *
    * @default lambda.Architecture.X86_64
    */

@@ -43,7 +43,7 @@ describe('an endpoint on Lambda Managed Instances', () => {
     expect(f.endpoint.inferenceFunction.capacityProvider).toBeInstanceOf(lambda.CapacityProvider);
     f.template.resourceCountIs('AWS::Lambda::CapacityProvider', 1);
     f.template.hasResourceProperties('AWS::Lambda::CapacityProvider', {
-      InstanceRequirements: Match.objectLike({ Architectures: ['x86_64'] }),
+      InstanceRequirements: Match.objectLike({ Architectures: ['arm64'] }),
       VpcConfig: { SubnetIds: Match.anyValue(), SecurityGroupIds: [Match.anyValue()] },
     });
     const [providerId] = Object.keys(f.template.findResources('AWS::Lambda::CapacityProvider'));
