@@ -248,6 +248,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     if (!props.compute?.managedInstancesOptions) validateMemorySize(this, memorySize);
     validateCount(this, props.reservedConcurrentExecutions, 'reservedConcurrentExecutions', 0);
     validateCount(this, props.provisionedConcurrency, 'provisionedConcurrency', 1);
+    validateProvisionedWithinReserved(this, props);
     validateCount(this, props.intraOpThreads, 'intraOpThreads', 1);
     const timeout = props.timeout ?? Duration.seconds(60);
     if (!Token.isUnresolved(timeout.toSeconds()) && timeout.toSeconds() > 900) {
@@ -485,5 +486,16 @@ function validateCount(scope: Construct, value: number | undefined, prop: string
   if (value === undefined || Token.isUnresolved(value)) return;
   if (!Number.isInteger(value) || value < min) {
     throw validationError(scope, `${prop} must be a whole number of at least ${min}, got: ${value}`);
+  }
+}
+
+/** Lambda refuses more provisioned concurrency than the function's reservation. */
+function validateProvisionedWithinReserved(scope: Construct, props: InferenceFunctionOptions): void {
+  const reserved = props.reservedConcurrentExecutions;
+  const provisioned = props.provisionedConcurrencyScaling?.maxCapacity ?? props.provisionedConcurrency;
+  if (reserved === undefined || provisioned === undefined || Token.isUnresolved(reserved) || Token.isUnresolved(provisioned)) return;
+  const what = props.provisionedConcurrencyScaling ? 'provisionedConcurrencyScaling.maxCapacity' : 'provisionedConcurrency';
+  if (provisioned > reserved) {
+    throw validationError(scope, `${what} (${provisioned}) must not exceed reservedConcurrentExecutions (${reserved}): Lambda cannot provision more than the reservation`);
   }
 }

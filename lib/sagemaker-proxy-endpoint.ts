@@ -187,7 +187,11 @@ export class SageMakerProxyEndpoint extends InferenceEndpointBase {
     this.url = this.api.url;
     this.inferUrl = this.api.inferUrl;
 
-    const operations = createEndpointOperations(this, this.inferenceFunction, { ...props, provisionedConcurrency: props.proxy?.provisionedConcurrency });
+    const operations = createEndpointOperations(this, this.inferenceFunction, {
+      ...props,
+      provisionedConcurrency: props.proxy?.provisionedConcurrency,
+      reservedConcurrentExecutions: props.proxy?.reservedConcurrentExecutions,
+    });
     this.warmer = operations.warmer;
     this.monitoring = operations.monitoring;
     this.rollout = operations.rollout;

@@ -396,6 +396,22 @@ describe('S3ModelEndpoint synth errors name the prop and the limit', () => {
     ['negative reserved concurrency', { reservedConcurrentExecutions: -1 }, /reservedConcurrentExecutions must be a whole number of at least 0, got: -1/],
     ['zero provisioned concurrency', { provisionedConcurrency: 0 }, /provisionedConcurrency must be a whole number of at least 1, got: 0/],
     ['zero threads', { intraOpThreads: 0 }, /intraOpThreads must be a whole number of at least 1, got: 0/],
+    [
+      'provisioned concurrency over the reservation',
+      { reservedConcurrentExecutions: 2, provisionedConcurrency: 3 },
+      /provisionedConcurrency \(3\) must not exceed reservedConcurrentExecutions \(2\)/,
+    ],
+    [
+      'scaling past the reservation',
+      { reservedConcurrentExecutions: 4, provisionedConcurrency: 2, provisionedConcurrencyScaling: { minCapacity: 1, maxCapacity: 5 } },
+      /provisionedConcurrencyScaling.maxCapacity \(5\) must not exceed reservedConcurrentExecutions \(4\)/,
+    ],
+    [
+      'warm-ups that take every reserved instance',
+      { reservedConcurrentExecutions: 2, warmerOptions: { concurrency: 2 } },
+      /warmerOptions.concurrency \(2\) must stay below reservedConcurrentExecutions \(2\)/,
+    ],
+    ['the default warmer on a reservation of one', { reservedConcurrentExecutions: 1 }, /warmerOptions.concurrency \(1\) must stay below reservedConcurrentExecutions \(1\)/],
   ];
   it.each(cases)('%s', (_name, props, message) => {
     const { stack } = newStack();

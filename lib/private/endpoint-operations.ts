@@ -1,3 +1,4 @@
+import { Token } from 'aws-cdk-lib';
 import type { InferenceEndpointBase, InferenceEndpointOptions } from '../inference-endpoint';
 import type { InferenceFunction } from '../inference-function';
 import { EndpointMonitoring } from '../operations/endpoint-monitoring';
@@ -19,7 +20,7 @@ export interface EndpointOperations {
 export function createEndpointOperations(
   endpoint: InferenceEndpointBase,
   fn: InferenceFunction | undefined,
-  options: InferenceEndpointOptions & { readonly provisionedConcurrency?: number },
+  options: InferenceEndpointOptions & { readonly provisionedConcurrency?: number; readonly reservedConcurrentExecutions?: number },
 ): EndpointOperations {
   if (!fn) {
     for (const prop of ['rollout', 'warmer', 'warmerOptions'] as const) {
@@ -36,6 +37,15 @@ export function createEndpointOperations(
   }
   // Options for a warmer ask for one, provisioned instances or not.
   const warmerWanted = options.warmer ?? (options.warmerOptions !== undefined || (options.provisionedConcurrency === undefined && !fn?.capacityProvider));
+  const reserved = options.reservedConcurrentExecutions;
+  const warmerConcurrency = options.warmerOptions?.concurrency ?? 1;
+  if (fn && warmerWanted && reserved !== undefined && reserved > 0 && !Token.isUnresolved(reserved) && warmerConcurrency >= reserved) {
+    // Pings that take every reserved instance would throttle the real requests meanwhile.
+    throw validationError(
+      endpoint,
+      `warmerOptions.concurrency (${warmerConcurrency}) must stay below reservedConcurrentExecutions (${reserved}), or the warm-up takes every instance from requests: lower it, or set warmer: false`,
+    );
+  }
   const warmer = fn && warmerWanted ? new Warmer(endpoint, 'Warmer', { ...options.warmerOptions, target: fn.alias }) : undefined;
   // A rollout brings its own canary alarms; the endpoint's alarms, when asked for, roll back too.
   const monitoring = options.monitoring
