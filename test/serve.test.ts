@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -8,54 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BundledModelEndpoint, LayerModelEndpoint, ModelLayer, ModelSource } from '../lib';
 import { logisticRegressionModel } from '../tools/onnx';
 import { tempDir, writeModel } from './support/handler';
+import { CLI, runCli, type Served, startServe } from './support/serve';
 import { assetFolder, resourceProps } from './support/stacks';
 
 const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'bin', 'cdk-serverless-inference.js');
 const lr = logisticRegressionModel({ features: 100, seed: 13 });
 /** The local server's body limit: API Gateway's 10 MB. */
 const LIMIT = 10 * 1024 * 1024;
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  /** Everything the command printed so far, stdout and stderr. */
-  output(): string;
-}
-
-/** Starts `cdk-serverless-inference serve` as a user would, and waits for the URL it prints. */
-function startServe(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not start in 20 s:\n${out}`)), 20_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /at (http:\/\/\S+:\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1], output: () => out });
-      }
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${out}`)));
-  });
-}
-
-/** Runs the command to its end; one still running after `timeoutMs` is killed and reported with code null. */
-function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
-    let output = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 /** Waits until `done()` holds, for at most `ms`. */
 async function waitFor(done: () => boolean, ms: number): Promise<void> {
