@@ -366,3 +366,127 @@ export function unknownOpModel(): { bytes: Uint8Array; spec: OnnxModelSpec } {
   };
   return { bytes: buildOnnxModel(spec), spec };
 }
+
+export interface ConstantOfShapeModel {
+  readonly bytes: Uint8Array;
+  readonly spec: OnnxModelSpec;
+  /** What every element of `filled` holds. */
+  readonly value: number;
+}
+
+/**
+ * `filled` float32 = ConstantOfShape(`shape`): the int64 values of the input (`shape` int64
+ * ['rank']) are the output's dimensions, so the output's size comes from the request's values and
+ * is known only once the model has run (its declared shape is left unknown).
+ */
+export function constantOfShapeModel(options: { value?: number } = {}): ConstantOfShapeModel {
+  const value = Math.fround(options.value ?? 1.5);
+  const spec: OnnxModelSpec = {
+    graphName: 'constant_of_shape',
+    inputs: [{ name: 'shape', elemType: 'int64', shape: ['rank'] }],
+    outputs: [{ name: 'filled', elemType: 'float32' }],
+    nodes: [
+      {
+        opType: 'ConstantOfShape',
+        inputs: ['shape'],
+        outputs: ['filled'],
+        attributes: { value: attr.tensor({ name: 'value', elemType: 'float32', dims: [1], values: [value] }) },
+      },
+    ],
+  };
+  return { bytes: buildOnnxModel(spec), spec, value };
+}
+
+export interface ConstantModel {
+  readonly bytes: Uint8Array;
+  readonly spec: OnnxModelSpec;
+  /** The values of `answer`, float32 [values.length]. */
+  readonly values: readonly number[];
+}
+
+/** A graph with no inputs: one Constant node, `answer` float32 [n]. */
+export function constantModel(options: { values?: readonly number[] } = {}): ConstantModel {
+  const values = (options.values ?? [4, 2, -0.5]).map(Math.fround);
+  const spec: OnnxModelSpec = {
+    graphName: 'constant',
+    inputs: [],
+    outputs: [{ name: 'answer', elemType: 'float32', shape: [values.length] }],
+    nodes: [{ opType: 'Constant', inputs: [], outputs: ['answer'], attributes: { value: attr.tensor({ name: 'value', elemType: 'float32', dims: [values.length], values }) } }],
+  };
+  return { bytes: buildOnnxModel(spec), spec, values };
+}
+
+/**
+ * `number` float32 = Cast(`text`), both ['n']: onnxruntime parses each string as a number, and
+ * refuses one that is not (`"abc"`) while the model runs.
+ */
+export function castStringModel(): { bytes: Uint8Array; spec: OnnxModelSpec } {
+  const spec: OnnxModelSpec = {
+    graphName: 'cast_string',
+    inputs: [{ name: 'text', elemType: 'string', shape: ['n'] }],
+    outputs: [{ name: 'number', elemType: 'float32', shape: ['n'] }],
+    nodes: [{ opType: 'Cast', inputs: ['text'], outputs: ['number'], attributes: { to: attr.int(1) } }],
+  };
+  return { bytes: buildOnnxModel(spec), spec };
+}
+
+/**
+ * `y` = Reshape(`x` float32 ['n'], `shape` int64 [2]): the target shape is a value of the request,
+ * which onnxruntime checks (at most one -1, no other negative, the same element count) while the
+ * model runs.
+ */
+export function reshapeModel(): { bytes: Uint8Array; spec: OnnxModelSpec } {
+  const spec: OnnxModelSpec = {
+    graphName: 'reshape',
+    inputs: [
+      { name: 'x', elemType: 'float32', shape: ['n'] },
+      { name: 'shape', elemType: 'int64', shape: [2] },
+    ],
+    outputs: [{ name: 'y', elemType: 'float32' }],
+    nodes: [{ opType: 'Reshape', inputs: ['x', 'shape'], outputs: ['y'] }],
+  };
+  return { bytes: buildOnnxModel(spec), spec };
+}
+
+export interface WideningModel {
+  readonly bytes: Uint8Array;
+  readonly spec: OnnxModelSpec;
+  readonly width: number;
+}
+
+/**
+ * `y` float32 ['batch', width] = `x` float32 ['batch', 1] times a row of `width` ones: each value
+ * of the request becomes `width` values of the answer. The output's shape is declared, so its size
+ * is known from the request's shape before the model runs.
+ */
+export function wideningModel(options: { width?: number } = {}): WideningModel {
+  const width = options.width ?? 1000;
+  const spec: OnnxModelSpec = {
+    graphName: 'widening',
+    inputs: [{ name: 'x', elemType: 'float32', shape: ['batch', 1] }],
+    outputs: [{ name: 'y', elemType: 'float32', shape: ['batch', width] }],
+    initializers: [{ name: 'ones', elemType: 'float32', dims: [1, width], values: new Array<number>(width).fill(1) }],
+    nodes: [{ opType: 'Mul', inputs: ['x', 'ones'], outputs: ['y'] }],
+  };
+  return { bytes: buildOnnxModel(spec), spec, width };
+}
+
+export interface GatherModel {
+  readonly bytes: Uint8Array;
+  readonly spec: OnnxModelSpec;
+  /** What `out` picks from: `out[i] = table[idx[i]]`. */
+  readonly table: readonly number[];
+}
+
+/** `out` float32 ['n'] = table[`idx` int64 ['n']]: an index outside the table fails while the model runs. */
+export function gatherModel(options: { table?: readonly number[] } = {}): GatherModel {
+  const table = (options.table ?? [10, 20, 30, 40]).map(Math.fround);
+  const spec: OnnxModelSpec = {
+    graphName: 'gather',
+    inputs: [{ name: 'idx', elemType: 'int64', shape: ['n'] }],
+    outputs: [{ name: 'out', elemType: 'float32', shape: ['n'] }],
+    initializers: [{ name: 'table', elemType: 'float32', dims: [table.length], values: table }],
+    nodes: [{ opType: 'Gather', inputs: ['table', 'idx'], outputs: ['out'] }],
+  };
+  return { bytes: buildOnnxModel(spec), spec, table };
+}
