@@ -1,7 +1,7 @@
 /**
  * A loopback HTTP proxy in front of the local S3 server that records what crosses the wire and can
- * break the answer to a GET: cut the connection, stop sending, flip a byte, rewrite headers, or
- * never answer.
+ * break the answer to a GET: cut the connection, stop sending (for good, or until released), flip
+ * a byte, rewrite headers, or never answer.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -11,6 +11,8 @@ export interface Fault {
   cutAfterBytes?: number;
   /** Forward this many body bytes, then send nothing more (connection left open). */
   stallAfterBytes?: number;
+  /** Forward this many body bytes, then wait for `releaseHeld()` before sending the rest. */
+  holdAfterBytes?: number;
   /** Accept the request and never answer it. */
   stallBeforeHeaders?: boolean;
   /** Invert the body byte at this offset. */
@@ -35,12 +37,17 @@ export interface FaultProxy {
   readonly gets: string[];
   /** Applies to GET requests until changed. */
   fault: Fault | undefined;
+  /** How many answers are held (`holdAfterBytes`) right now. */
+  readonly heldCount: number;
+  /** Sends the rest of every held answer. */
+  releaseHeld(): void;
   close(): Promise<void>;
 }
 
 /** Forwards to 127.0.0.1:targetPort; the fault applies to GET requests only. */
 export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const sockets = new Set<Socket>();
+  const held: Array<() => void> = [];
   const proxy: FaultProxy = {
     endpoint: '',
     requests: [],
@@ -48,6 +55,12 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       return this.requests.filter((r) => r.method === 'GET').map((r) => r.url);
     },
     fault: undefined,
+    get heldCount() {
+      return held.length;
+    },
+    releaseHeld() {
+      for (const release of held.splice(0)) release();
+    },
     close: async () => undefined,
   };
   const server = http.createServer((req, res) => {
@@ -69,8 +82,25 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       const faulty = status === 200 ? fault : undefined;
       res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
       let offset = 0;
+      let holding = faulty?.holdAfterBytes;
       upstream.on('data', (data: Buffer) => {
         let chunk = data;
+        if (holding !== undefined && offset + chunk.length > holding) {
+          const head = chunk.subarray(0, holding - offset);
+          const tail = chunk.subarray(head.length);
+          holding = undefined;
+          offset += head.length;
+          seen.bodyBytes += head.length;
+          res.write(head);
+          upstream.pause();
+          held.push(() => {
+            offset += tail.length;
+            seen.bodyBytes += tail.length;
+            res.write(tail);
+            upstream.resume();
+          });
+          return;
+        }
         const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
         const stop = limit !== undefined && offset + chunk.length > limit;
         if (stop) {
