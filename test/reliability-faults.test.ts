@@ -181,11 +181,14 @@ describe('an S3 model, through the handler, with faults on the way', () => {
     await expectServed(await createHandler({ MODEL_S3_URI: uri, MODEL_CACHE_DIR: fetched, MODEL_NAME: 'm' }));
     const [cachedName] = fs.readdirSync(fetched).filter((f) => !f.endsWith('.json'));
 
-    // A new instance whose cache holds what a crashed one left: a valid model of another signature,
-    // as the partial file and as the model file without its record. Serving either would answer a
-    // 400 (unknown input 'x'), not a 503.
+    // A new instance whose cache holds what a crashed one left an hour ago: a valid model of
+    // another signature, as a partial file and as the model file without its record. Serving
+    // either would answer a 400 (unknown input 'x'), not a 503.
     const cacheDir = tempDir();
-    fs.writeFileSync(path.join(cacheDir, `${cachedName}.partial`), mlp.bytes);
+    const leftover = path.join(cacheDir, `${cachedName}.partial`);
+    fs.writeFileSync(leftover, mlp.bytes);
+    const anHourAgo = new Date(Date.now() - 3600_000);
+    fs.utimesSync(leftover, anHourAgo, anHourAgo);
     fs.writeFileSync(path.join(cacheDir, cachedName), mlp.bytes);
     proxy.fault = { cutAfterBytes: 300_000 };
     const handler = await createHandler({ MODEL_S3_URI: uri, MODEL_CACHE_DIR: cacheDir, MODEL_NAME: 'm' });

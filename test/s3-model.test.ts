@@ -3,10 +3,10 @@
  * Most requests go through a small loopback proxy that records what crossed the wire and can
  * inject faults: cut the connection, stop sending, flip a byte, rewrite headers.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -172,17 +172,21 @@ describe('fetchS3Model', () => {
     expect((await readFile(second.path)).equals(content)).toBe(true);
   });
 
-  it('removes a temporary file left by a crashed attempt and does not use it', async () => {
+  it('removes a partial file that no attempt has written to for long, and does not use it', async () => {
     const content = randomBytes(50_000);
     await upload('leftover/model.onnx', content);
     const uri = `s3://${BUCKET}/leftover/model.onnx`;
     const first = await fetchS3Model({ uri, cacheDir });
-    await writeFile(`${first.path}.partial`, 'half a model');
+    const leftover = `${first.path}.partial`;
+    await writeFile(leftover, 'half a model');
+    const anHourAgo = new Date(Date.now() - 3600_000);
+    await utimes(leftover, anHourAgo, anHourAgo);
 
     const second = await fetchS3Model({ uri, cacheDir });
 
     expect(second.downloaded).toBe(false);
-    expect(await readdir(cacheDir)).not.toContain(`${path.basename(first.path)}.partial`);
+    expect((await readFile(second.path)).equals(content)).toBe(true);
+    expect((await readdir(cacheDir)).sort()).toEqual([path.basename(first.path), `${path.basename(first.path)}.json`]);
   });
 
   it('shares one download between concurrent calls for the same object', async () => {
@@ -441,6 +445,95 @@ process.stdout.write(JSON.stringify({ result, maxRssBytes: process.resourceUsage
     // body into memory first peaks at ~480 MiB for the large one.
     expect(large.maxRssBytes).toBeLessThan(small.maxRssBytes + 32 * 1024 * 1024);
     expect(large.maxRssBytes).toBeLessThan(largeBytes * 0.75);
+  });
+
+  /** A runner in its own process: fetches `uri` into `cacheDir` and prints the result (or the error) as JSON. */
+  async function buildFetchRunner(): Promise<string> {
+    const runner = path.join(bundleDir, 'fetch-runner.ts');
+    await writeFile(
+      runner,
+      `import { fetchS3Model } from ${JSON.stringify(MODULE_PATH)};
+try {
+  const result = await fetchS3Model({ uri: process.argv[2], cacheDir: process.argv[3], idleTimeoutMs: 60_000 });
+  process.stdout.write(JSON.stringify({ result }));
+} catch (e) {
+  process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message } }));
+}
+`,
+    );
+    await build({ ...HANDLER_BUILD_OPTIONS, entryPoints: [runner], outdir: bundleDir });
+    return path.join(bundleDir, 'fetch-runner.mjs');
+  }
+
+  /** Starts the runner in a child process; `done` resolves with what it printed once it exits. */
+  function startFetch(bundle: string, uri: string, dir: string): { child: ChildProcess; done: Promise<any> } {
+    const child = spawn(process.execPath, [bundle, uri, dir], { env: { ...process.env, AWS_ENDPOINT_URL_S3: proxy.endpoint }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const done = new Promise<any>((resolve) => child.on('exit', () => resolve(out ? JSON.parse(out) : { exited: child.signalCode })));
+    return { child, done };
+  }
+
+  async function partialsIn(dir: string): Promise<string[]> {
+    return (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.partial'));
+  }
+
+  async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
+    const started = Date.now();
+    while (!(await condition())) {
+      if (Date.now() - started > 20_000) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it('gives two processes fetching into one cache directory at once each a whole file of its own download', { timeout: 60_000 }, async () => {
+    const content = randomBytes(2 * 1024 * 1024);
+    await upload('shared/model.onnx', content);
+    const uri = `s3://${BUCKET}/shared/model.onnx`;
+    const bundle = await buildFetchRunner();
+
+    // The other process gets 300 kB into its download, and waits there.
+    proxy.fault = { holdAfterBytes: 300_000 };
+    const other = startFetch(bundle, uri, cacheDir);
+    await until(async () => proxy.heldCount === 1 && (await partialsIn(cacheDir)).length === 1, "the other process's download to start");
+    proxy.fault = undefined;
+
+    // This one fetches the same object meanwhile, then the other one finishes.
+    const mine = await fetchS3Model({ uri, cacheDir });
+    expect((await readFile(mine.path)).equals(content)).toBe(true);
+    proxy.releaseHeld();
+    const theirs = await other.done;
+
+    expect(theirs.error).toBeUndefined();
+    expect(theirs.result).toMatchObject({ path: mine.path, sizeBytes: content.length, downloaded: true });
+    expect((await readFile(mine.path)).equals(content)).toBe(true);
+    expect((await readdir(cacheDir)).sort()).toEqual([path.basename(mine.path), `${path.basename(mine.path)}.json`]);
+  });
+
+  it('leaves the partial file of a download running in another process alone, and removes it once that process is gone', { timeout: 60_000 }, async () => {
+    const content = randomBytes(1024 * 1024);
+    await upload('crashing/model.onnx', content);
+    const uri = `s3://${BUCKET}/crashing/model.onnx`;
+    const bundle = await buildFetchRunner();
+
+    proxy.fault = { stallAfterBytes: 200_000 };
+    const other = startFetch(bundle, uri, cacheDir);
+    await until(async () => (await partialsIn(cacheDir)).length === 1, "the other process's partial file");
+    const [theirs] = await partialsIn(cacheDir);
+    proxy.fault = undefined;
+
+    // Alive and stalled: its partial file stays, and is not what this fetch returns.
+    const mine = await fetchS3Model({ uri, cacheDir });
+    expect((await readFile(mine.path)).equals(content)).toBe(true);
+    expect(await partialsIn(cacheDir)).toEqual([theirs]);
+
+    // Killed mid-download, as a crashed runtime is: the next fetch removes what it left.
+    other.child.kill('SIGKILL');
+    await other.done;
+    const again = await fetchS3Model({ uri, cacheDir });
+    expect(again.downloaded).toBe(false);
+    expect(await partialsIn(cacheDir)).toEqual([]);
+    expect((await readFile(again.path)).equals(content)).toBe(true);
   });
 
   it('can be imported where @aws-sdk/client-s3 does not resolve (the SDK loads only when fetching)', async () => {

@@ -1,8 +1,12 @@
 /**
  * Fetches an S3 model to a local cache directory (Lambda's /tmp) at cold start.
  *
- * - The body is streamed to `<file>.partial` and renamed only once its length (and MD5, when the
- *   ETag is one) has been checked, so a path this module returns always holds a whole object.
+ * - The body is streamed to a file of this attempt's own (`<file>.<host>-<pid>-<random>.partial`)
+ *   and renamed only once its length (and MD5, when the ETag is one) has been checked, so a path
+ *   this module returns always holds a whole object, even when several processes share the cache
+ *   directory and fetch the same object at once: each writes its own file, and the renames are
+ *   atomic. A partial file is never read; one left by an attempt that is no longer running is
+ *   removed (see removeStalePartials).
  * - Beside the file, `<file>.json` records the ETag it was downloaded with. The next fetch (a warm
  *   instance, a retry) sends it as If-None-Match: a 304 reuses the file, a new ETag replaces it.
  * - `@aws-sdk/client-s3` is imported inside the function, never at the top, so a handler whose model
@@ -10,9 +14,10 @@
  *
  * Nothing is logged here: the result says what happened and the caller logs it.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -108,7 +113,6 @@ interface CacheRecord {
 
 interface CacheFiles {
   readonly model: string;
-  readonly partial: string;
   readonly record: string;
 }
 
@@ -119,6 +123,36 @@ interface Progress {
 }
 
 const inFlight = new Map<string, Promise<FetchedModel>>();
+
+/**
+ * The partial files this process is writing, kept on globalThis so that every copy of this module
+ * in the process (a handler bundle, a test's import of the source) sees the same set.
+ */
+const LIVE_PARTIALS: Set<string> = livePartials();
+
+function livePartials(): Set<string> {
+  const shared = globalThis as Record<symbol, Set<string> | undefined>;
+  const key = Symbol.for('cdk-serverless-inference.s3-model.live-partials');
+  shared[key] ??= new Set<string>();
+  return shared[key];
+}
+
+/** This machine, as partial file names record it. */
+const HOST_TAG =
+  os
+    .hostname()
+    .replace(/[^A-Za-z0-9]/g, '_')
+    .slice(0, 32) || 'host';
+
+/** A new partial file for `target`, unique to this attempt, registered as being written. */
+function newPartial(target: string): string {
+  const file = `${target}.${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}.partial`;
+  LIVE_PARTIALS.add(file);
+  return file;
+}
+
+/** `<host>-<pid>-<random>.partial`: who wrote a partial file. */
+const PARTIAL_OWNER = /\.([A-Za-z0-9_]+)-(\d+)-[0-9a-f]{8}\.partial$/;
 
 /**
  * Fetches the model unless the cache already holds the current object. Concurrent calls for the
@@ -151,10 +185,10 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     downloaded,
     durationMs: Math.round(performance.now() - started),
   });
+  const partial = newPartial(files.model);
   try {
     await prepareCacheDir(options.cacheDir);
-    // A .partial file is only ever a crashed or failed attempt: it is never read, only removed.
-    await rm(files.partial, { force: true });
+    await removeStalePartials(files.model, idleTimeoutMs);
     const cached = await readCacheRecord(files, location, options.versionId);
     ownClient = options.client ? undefined : await createS3Client(idleTimeoutMs, options.connectTimeoutMs);
     const client = options.client ?? ownClient!;
@@ -174,12 +208,12 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
       // The cached file is stale: free its space before the new one needs it.
       await removeCacheEntry(files);
       await ensureFreeSpace(options.cacheDir, expectedBytes, uri, options.freeBytes ?? statfsFreeBytes);
-      const md5 = await streamToFile(body, files.partial, idleTimeoutMs, progress);
+      const md5 = await streamToFile(body, partial, idleTimeoutMs, progress);
       verifyDownload(response, { bytes: progress.bytes, md5 }, expectedBytes, uri);
     } finally {
       body.destroy();
     }
-    await rename(files.partial, files.model);
+    await rename(partial, files.model);
     const record: CacheRecord = {
       bucket: location.bucket,
       key: location.key,
@@ -194,10 +228,59 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     return fetched(record, true);
   } catch (error) {
     // Best effort: a failure to delete must not hide why the fetch failed.
-    await rm(files.partial, { force: true }).catch(() => undefined);
+    await rm(partial, { force: true }).catch(() => undefined);
     throw toModelFetchError(error, { uri, versionId: options.versionId, idleTimeoutMs, progress, cacheDir: options.cacheDir });
   } finally {
+    LIVE_PARTIALS.delete(partial);
     ownClient?.destroy();
+  }
+}
+
+/**
+ * Removes the partial files of `model` that no running attempt will finish: they are never read,
+ * and each can be as large as the model. A file is left alone while this process writes it, or
+ * while the process that wrote it (named in the file name) still runs on this machine and has
+ * added to it within twice the idle timeout: a download that stalls longer fails and removes its
+ * own file. One written by a process that no longer runs here (a crashed or restarted runtime),
+ * or by this process outside any attempt in progress, goes at once; one written on another
+ * machine (a shared file system) once it is older than that.
+ */
+async function removeStalePartials(model: string, idleTimeoutMs: number): Promise<void> {
+  const dir = path.dirname(model);
+  const prefix = `${path.basename(model)}.`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .filter((name) => name.startsWith(prefix) && name.endsWith('.partial'))
+      .map(async (name) => {
+        const file = path.join(dir, name);
+        if (LIVE_PARTIALS.has(file) || !(await isStalePartial(file, name, idleTimeoutMs))) return;
+        await rm(file, { force: true }).catch(() => undefined);
+      }),
+  );
+}
+
+async function isStalePartial(file: string, name: string, idleTimeoutMs: number): Promise<boolean> {
+  const owner = PARTIAL_OWNER.exec(name);
+  if (owner && owner[1] === HOST_TAG) {
+    const pid = Number(owner[2]);
+    if (pid === process.pid || !isRunning(pid)) return true;
+  }
+  try {
+    const { mtimeMs } = await stat(file);
+    return Date.now() - mtimeMs > Math.max(2 * idleTimeoutMs, 60_000);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process of this id runs on this machine (EPERM: it does, as another user). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -214,7 +297,7 @@ function cacheFilesFor(cacheDir: string, location: S3Location, versionId: string
       .replace(/[^A-Za-z0-9._-]/g, '_')
       .slice(-100) || 'model';
   const model = path.join(cacheDir, `${hash}-${baseName}`);
-  return { model, partial: `${model}.partial`, record: `${model}.json` };
+  return { model, record: `${model}.json` };
 }
 
 async function prepareCacheDir(cacheDir: string): Promise<void> {
@@ -255,9 +338,16 @@ async function removeCacheEntry(files: CacheFiles): Promise<void> {
 }
 
 async function writeFileAtomically(file: string, content: string): Promise<void> {
-  const temporary = `${file}.partial`;
-  await writeFile(temporary, content);
-  await rename(temporary, file);
+  const temporary = newPartial(file);
+  try {
+    await writeFile(temporary, content);
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw error;
+  } finally {
+    LIVE_PARTIALS.delete(temporary);
+  }
 }
 
 type S3Sdk = typeof import('@aws-sdk/client-s3');
