@@ -61,9 +61,14 @@ const UINT64_MAX = 2n ** 64n - 1n;
 
 /**
  * JSON has no NaN or infinities; the protocol's users send them as these strings, and get them back
- * the same way.
+ * the same way. A Map, not an object: `"toString" in {...}` is true, and so would be `"constructor"`,
+ * `"__proto__"` or `"valueOf"` as a float.
  */
-const SPECIAL_FLOATS: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
+const SPECIAL_FLOATS: ReadonlyMap<string, number> = new Map([
+  ['NaN', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+]);
 
 /** onnxruntime-node ends a string at its first NUL and replaces a lone surrogate: refused rather than changed. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the NUL is what this looks for
@@ -106,8 +111,9 @@ export function encodeValues(values: readonly unknown[], datatype: Datatype, ten
       const out = datatype === 'FP16' ? new Uint16Array(n) : datatype === 'FP32' ? new Float32Array(n) : new Float64Array(n);
       for (let i = 0; i < n; i++) {
         let v = values[i];
-        if (typeof v === 'string' && v in SPECIAL_FLOATS) {
-          v = SPECIAL_FLOATS[v];
+        const special = typeof v === 'string' ? SPECIAL_FLOATS.get(v) : undefined;
+        if (special !== undefined) {
+          v = special;
         } else if (typeof v !== 'number') {
           fail(i, 'a number (or "NaN", "Infinity", "-Infinity")');
         } else if (Math.abs(v) > max) {

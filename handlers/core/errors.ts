@@ -43,11 +43,54 @@ export function isInferenceError(e: unknown): e is InferenceError {
   return e instanceof InferenceError;
 }
 
+/** How deep describeJson looks into arrays and objects; deeper ones are shown as `[…]` and `{…}`. */
+const DESCRIBE_DEPTH = 6;
+
 /**
- * JSON text of part of a request, for an error message: a number JSON cannot hold (`1e999` parses
- * to Infinity) is shown as itself, where JSON.stringify would show `null`.
+ * JSON text of part of a request, for an error message, at most about `maxLength` characters: a
+ * number JSON cannot hold (`1e999` parses to Infinity) is shown as itself, where JSON.stringify
+ * would show `null`. It never walks deeper than a few levels nor further than it shows, so a value
+ * of any size or depth costs the same (JSON.stringify recurses, and overflows the stack on deep
+ * nesting).
  */
-export function describeJson(value: unknown): string | undefined {
-  const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `\u0000${v}` : v));
-  return text?.replace(/"\\u0000(-?Infinity|NaN)"/g, '$1');
+export function describeJson(value: unknown, maxLength = 200): string | undefined {
+  if (value === undefined) return undefined;
+  let text = '';
+  const visit = (v: unknown, depth: number): void => {
+    if (text.length > maxLength) return;
+    if (typeof v === 'string') {
+      text += JSON.stringify(v.length > maxLength ? v.slice(0, maxLength) : v);
+    } else if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') {
+      text += String(v);
+    } else if (Array.isArray(v)) {
+      if (depth >= DESCRIBE_DEPTH) {
+        text += v.length === 0 ? '[]' : '[…]';
+        return;
+      }
+      text += '[';
+      for (let i = 0; i < v.length && text.length <= maxLength; i++) {
+        if (i > 0) text += ',';
+        visit(v[i], depth + 1);
+      }
+      text += ']';
+    } else if (typeof v === 'object' && v !== null) {
+      const keys = Object.keys(v);
+      if (depth >= DESCRIBE_DEPTH) {
+        text += keys.length === 0 ? '{}' : '{…}';
+        return;
+      }
+      text += '{';
+      for (let i = 0; i < keys.length && text.length <= maxLength; i++) {
+        if (i > 0) text += ',';
+        text += `${JSON.stringify(keys[i].slice(0, maxLength))}:`;
+        visit((v as Record<string, unknown>)[keys[i]], depth + 1);
+      }
+      text += '}';
+    } else {
+      // null, and what JSON has no text for (undefined, a function) in an array.
+      text += 'null';
+    }
+  };
+  visit(value, 0);
+  return text.length > maxLength ? `${text.slice(0, maxLength)}…` : text;
 }

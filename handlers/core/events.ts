@@ -1,4 +1,5 @@
 import { InferenceError } from './errors';
+import { checkJsonTextNesting } from './nesting';
 import { type WarmupRequest, readWarmup } from './warmup';
 
 /** An HTTP request, whatever Lambda event carried it. */
@@ -102,21 +103,37 @@ export interface JsonBody {
 }
 
 /**
- * Parses a JSON request body, checking its content type and size first. The text is kept for a
- * backend that forwards the body as it came.
+ * Whether a Content-Type says JSON: `application/json` or a JSON-based type (`application/*+json`,
+ * RFC 6839), in any case, with any parameters. Everything else, `text/plain` included, is refused
+ * with a 415: API Gateway's request validator checks `application/json` bodies only, so a body of
+ * another type would reach the function without the validator's checks, and a JSON body should
+ * say what it is. No Content-Type at all counts as JSON: API Gateway assumes `application/json`
+ * for a request without one (that is the mapping template and model it picks), a caller that
+ * sends no header has claimed no other format, and the body must parse as JSON anyway.
+ */
+export function isJsonContentType(header: string | undefined): boolean {
+  const type = (header ?? '').split(';')[0].trim().toLowerCase();
+  return type === '' || type === 'application/json' || /^application\/[^/\s]+\+json$/.test(type);
+}
+
+/**
+ * Parses a JSON request body, checking its content type, size and nesting first. The text is kept
+ * for a backend that forwards the body as it came.
  */
 export function readJsonBody(request: HttpRequest, maxBodyBytes: number): JsonBody {
-  const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (request.headers['inference-header-content-length'] !== undefined) {
     throw new InferenceError(415, 'the binary tensor data extension is not supported; send the tensors as JSON');
   }
-  if (type && type !== 'application/json' && !type.endsWith('+json') && type !== 'text/plain') {
-    throw new InferenceError(415, `Content-Type ${type} is not supported; send application/json`);
+  const contentType = request.headers['content-type'];
+  if (!isJsonContentType(contentType)) {
+    const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
+    throw new InferenceError(415, `Content-Type ${type} is not supported; send the request as application/json`);
   }
   const body = request.rawBody === undefined ? '' : decodeBody(request.rawBody, request.isBase64Encoded, maxBodyBytes);
   if (body.trim() === '') {
     throw new InferenceError(400, 'the request has no body; send the inference request as JSON');
   }
+  checkJsonTextNesting(body);
   return { value: parseJson(body, 'the request body'), text: body };
 }
 

@@ -11,6 +11,7 @@ import { InferenceError, isInferenceError } from './errors';
 import { type HttpRequest, type HttpResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { HookContext, InferenceHooks } from './hooks';
 import { stringifyJson } from './json';
+import { checkJsonValueNesting } from './nesting';
 import { matchRoute } from './routes';
 import type { Telemetry } from './telemetry';
 import { VERSION } from './version';
@@ -72,6 +73,8 @@ export class InferenceService<M extends BackendModel> {
   /** A direct invocation answers with the response body itself; a failure is thrown so the caller sees a function error. */
   private async directInvoke(body: unknown, requestId: string): Promise<unknown> {
     try {
+      // Lambda parsed the payload; the same bound as for an HTTP body applies before anything walks it.
+      checkJsonValueNesting(body);
       return (await this.infer(body, undefined, requestId, undefined)).value;
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);

@@ -68,8 +68,13 @@ export function planInference(body: unknown, signature: ModelSignature): InferPl
 }
 
 function readInputs(raw: unknown, signature: ModelSignature): Map<string, TensorInit> {
-  if (!Array.isArray(raw) || raw.length === 0) {
-    throw badRequest(`'inputs' must be a non-empty array of tensors, one per model input (${names(signature.inputs)})`);
+  // A model without inputs (a constant graph) is called with `"inputs": []`.
+  if (!Array.isArray(raw) || (raw.length === 0 && signature.inputs.length > 0)) {
+    throw badRequest(
+      signature.inputs.length > 0
+        ? `'inputs' must be a non-empty array of tensors, one per model input (${names(signature.inputs)})`
+        : "'inputs' must be an array: [] for this model, which takes no inputs",
+    );
   }
   const feeds = new Map<string, TensorInit>();
   const symbols = new Map<string, number>();
@@ -79,7 +84,9 @@ function readInputs(raw: unknown, signature: ModelSignature): Map<string, Tensor
     }
     const spec = signature.inputs.find((s) => s.name === t.name);
     if (!spec) {
-      throw badRequest(`unknown input '${t.name}'; the model's inputs are ${names(signature.inputs)}`);
+      throw badRequest(
+        signature.inputs.length > 0 ? `unknown input '${t.name}'; the model's inputs are ${names(signature.inputs)}` : `unknown input '${t.name}'; the model takes no inputs`,
+      );
     }
     if (feeds.has(spec.name)) {
       throw badRequest(`input '${spec.name}' is given more than once`);

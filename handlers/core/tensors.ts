@@ -41,7 +41,7 @@ export function decodeInputTensor(raw: unknown, spec: TensorSpec, symbols: Map<s
   const t = raw as Record<string, unknown>;
   const name = spec.name;
   if (!isDatatype(t.datatype)) {
-    throw badRequest(`input '${name}': datatype must be one of the protocol's datatypes, got: ${JSON.stringify(t.datatype)}`);
+    throw badRequest(`input '${name}': datatype must be one of the protocol's datatypes, got: ${describeJson(t.datatype) ?? 'nothing'}`);
   }
   if (t.datatype !== spec.datatype) {
     throw badRequest(`input '${name}': the model expects datatype ${spec.datatype}, got: ${t.datatype}`);

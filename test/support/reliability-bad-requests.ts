@@ -230,9 +230,11 @@ function shapeMutations(model: ModelUnderTest, draft: Draft, s: InputSpec): fc.A
       mentions: [input],
       apply: (b: Body) => void (at(b).shape[batchDim] = big),
     })),
+    // Three levels enclose `data` (the body, `inputs`, the tensor): past 61 levels of its own, the
+    // whole body is refused before any tensor is read; from 33 to 61, the tensor is.
     fc.integer({ min: 33, max: 400 }).map((depth) => ({
       what: `data nested ${depth} deep`,
-      mentions: [input, 'nested deeper than 32'],
+      mentions: depth + 3 > MAX_JSON_DEPTH ? [`nested deeper than ${MAX_JSON_DEPTH} levels, at inputs[${draft.order.indexOf(s.name)}].data[0]`] : [input, 'nested deeper than 32'],
       apply: (b: Body) => {
         let v: unknown = at(b).data[0];
         for (let i = 0; i < depth; i++) v = [v];
@@ -335,7 +337,11 @@ function bodyLevelMistakes(model: ModelUnderTest, maxBodyBytes: number): fc.Arbi
     fc.boolean(),
     fc.constant(null),
   );
-  const mediaType = fc.stringMatching(/^[A-Za-z][A-Za-z0-9.+-]{0,10}\/[A-Za-z0-9][A-Za-z0-9.+-]{0,14}$/).filter((t) => !/^(application\/json|text\/plain)$|\+json$/i.test(t));
+  // Every type but JSON's (`application/json`, `application/*+json`): `text/plain` too.
+  const mediaType = fc.oneof(
+    fc.stringMatching(/^[A-Za-z][A-Za-z0-9.+-]{0,10}\/[A-Za-z0-9][A-Za-z0-9.+-]{0,14}$/).filter((t) => !/^application\/(json|[^/]+\+json)$/i.test(t)),
+    fc.constantFrom('text/plain', 'TEXT/PLAIN', 'text/json', 'text/x+json', 'application/x-www-form-urlencoded'),
+  );
   const b64 = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'), maxLength: 40 });
   const raw = { base64: 'raw' as const };
   return fc.oneof(
@@ -369,6 +375,9 @@ function bodyLevelMistakes(model: ModelUnderTest, maxBodyBytes: number): fc.Arbi
     ),
   );
 }
+
+/** The largest nesting the handler takes (handlers/core/nesting.ts), written down again here. */
+export const MAX_JSON_DEPTH = 64;
 
 /** The request text with an unknown field that brings it to exactly `bytes` UTF-8 bytes. */
 export function padTo(text: string, bytes: number, wide = ''): string {

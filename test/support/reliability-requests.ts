@@ -146,12 +146,34 @@ function valuesMismatch(got: unknown, want: readonly unknown[], tolerance: numbe
 export const ROOT_FIELDS = ['id', 'inputs', 'outputs', 'parameters', 'instances'];
 export const TENSOR_FIELDS = ['name', 'shape', 'datatype', 'data', 'parameters'];
 
+/**
+ * Names every object has by inheritance (`name in {}` is true for each): as field names, values,
+ * tensor, output and model names, they must mean nothing more than any other string.
+ */
+export const INHERITED_NAMES = [
+  'toString',
+  'constructor',
+  '__proto__',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toLocaleString',
+  '__defineGetter__',
+  '__lookupSetter__',
+];
+
+/** Fields the protocol does not define, some named as inherited properties, each its own (`__proto__` included). */
 const unknownFields = (known: readonly string[]) =>
-  fc.dictionary(
-    fc.string({ minLength: 1, maxLength: 8 }).filter((k) => !known.includes(k)),
-    fc.jsonValue({ maxDepth: 3 }),
-    { maxKeys: 3 },
-  );
+  fc
+    .uniqueArray(
+      fc.tuple(
+        fc.oneof(fc.string({ minLength: 1, maxLength: 8 }), fc.constantFrom(...INHERITED_NAMES)).filter((k) => !known.includes(k)),
+        fc.jsonValue({ maxDepth: 3 }),
+      ),
+      { maxLength: 3, selector: ([k]) => k },
+    )
+    .map((entries) => Object.fromEntries(entries));
 
 /** Valid requests to a model, with unknown fields, any input order, flat or nested data. */
 export function validDraft(model: ModelUnderTest): fc.Arbitrary<Draft> {
