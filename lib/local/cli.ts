@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaults';
@@ -6,10 +7,22 @@ import { ENV } from '../../contract/environment';
 import { modelFingerprint } from '../private/local-model';
 import { modelVersionFromIdentity } from '../private/model-version';
 import { PACKAGE_ROOT } from '../private/package-paths';
-import { checkReadiness, startInferenceServer } from './inference-server';
-import { loadInferenceHandler } from './load-handler';
+import { limitConcurrency } from './concurrency-limit';
+import { type HandlerWorkers, startHandlerWorkers, WorkerLoadError } from './handler-workers';
+import { checkReadiness, type LambdaHandler, type RunningInferenceServer, startInferenceServer } from './inference-server';
+import { inferenceHandlerFile, loadInferenceHandler } from './load-handler';
+
+/**
+ * Requests per worker an environment takes at a time when --concurrency is not given: the default
+ * of an endpoint's `maxConcurrencyPerEnvironment` on Managed Instances (4 per worker).
+ */
+export const DEFAULT_CONCURRENCY_PER_WORKER = 4;
+
+/** Requests that wait for a free slot when --queue is not given. */
+export const DEFAULT_QUEUE = 100;
 
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--mount PATH=DIR]
+                                       [--workers N] [--concurrency C] [--queue Q]
        cdk-serverless-inference --version
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
@@ -29,6 +42,17 @@ Options:
   --mount PATH=DIR a local folder standing in for a path of the function, as an endpoint sets
                    ${ENV.MODEL_PATH}: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
                    --mount /mnt/models=./efs (the EFS mount), --mount /var/task=./code (bundled)
+  --workers N      run the handler as Lambda Managed Instances' Node.js runtime does: N worker threads,
+                   each with its own init (its own onnxruntime session and copy of the model), each
+                   taking several requests at a time; the server waits until every worker has
+                   loaded the model. Each worker gets ${ENV.ORT_INTRA_OP_THREADS} = the CPUs / N (at least 1)
+                   unless it is set. Without --workers, --concurrency and --queue, the handler runs in
+                   the server's own thread, with no limit on requests in flight
+  --concurrency C  requests in flight at a time, over all workers, as an endpoint's
+                   maxConcurrencyPerEnvironment (default: ${DEFAULT_CONCURRENCY_PER_WORKER} per worker, as deployed; at least N)
+  --queue Q        requests that wait, in order, while C are in flight (default: ${DEFAULT_QUEUE}); more are
+                   answered 503 with Retry-After at once (Lambda would send them to another
+                   environment, or throttle them while it scales)
   -h, --help       this text
   --version        the package's version`;
 
@@ -44,6 +68,9 @@ function parseServeOptions(args: string[]) {
       host: { type: 'string' },
       handler: { type: 'string' },
       mount: { type: 'string', multiple: true },
+      workers: { type: 'string' },
+      concurrency: { type: 'string' },
+      queue: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   }).values;
@@ -91,6 +118,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
     }
     mounts.push([target.replace(/\/+$/, ''), path.resolve(dir)]);
   }
+  const workerArgs = workerSettings(args);
+  if (typeof workerArgs === 'string') {
+    console.error(workerArgs);
+    return 1;
+  }
   const modelArg = args.model ?? (mounts.length > 0 ? process.env[ENV.MODEL_PATH] : undefined);
   if (modelArg) {
     const mount = mounts.find(([target]) => modelArg.startsWith(`${target}/`));
@@ -122,27 +154,65 @@ export async function main(argv: string[]): Promise<number | undefined> {
   // The handler hands over at once, and the readiness check below waits for the whole load: on
   // Lambda the wait is capped to fit the init phase, here nothing is served before the model is loaded.
   process.env[ENV.MODEL_INIT_WAIT_MS] ??= '0';
+  if (workerArgs) {
+    // As an endpoint on Managed Instances sizes it: workers × threads within the CPUs.
+    process.env[ENV.ORT_INTRA_OP_THREADS] ??= String(Math.max(1, Math.floor(os.availableParallelism() / workerArgs.workers)));
+  }
 
   const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
   const version = process.env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION;
-  console.log(`Loading model '${name}'...`);
-  const handler = await loadInferenceHandler(args.handler);
-  const readiness = await checkReadiness(handler);
-  if (!readiness.ready) {
-    console.error(`cannot serve model '${name}': ${readiness.reason}`);
-    return 1;
+  console.log(`Loading model '${name}'${workerArgs ? ` in ${plural(workerArgs.workers, 'worker')}` : ''}...`);
+  let handler: LambdaHandler;
+  let workers: HandlerWorkers | undefined;
+  let server: RunningInferenceServer | undefined;
+  if (workerArgs) {
+    try {
+      workers = await startHandlerWorkers({
+        workers: workerArgs.workers,
+        file: inferenceHandlerFile(args.handler),
+        onWorkerStopped: (error) => {
+          // Lambda replaces an execution environment whose runtime fails; here, serve ends.
+          console.error(`${error.message}\nserve stops: a worker that ended takes its model and its requests with it`);
+          void Promise.allSettled([server?.close(), workers?.close()]).then(() => process.exit(1));
+        },
+      });
+    } catch (e) {
+      if (!(e instanceof WorkerLoadError)) throw e;
+      console.error(`cannot serve model '${name}' (worker ${e.worker} of ${workerArgs.workers}): ${e.reason}`);
+      return 1;
+    }
+    handler = limitConcurrency(workers.handler, { maxConcurrency: workerArgs.concurrency, maxQueue: workerArgs.queue });
+  } else {
+    handler = await loadInferenceHandler(args.handler);
+    const readiness = await checkReadiness(handler);
+    if (!readiness.ready) {
+      console.error(`cannot serve model '${name}': ${readiness.reason}`);
+      return 1;
+    }
   }
-  const server = await startInferenceServer({ handler, port, host: args.host });
+  try {
+    server = await startInferenceServer({ handler, port, host: args.host });
+  } catch (e) {
+    await workers?.close();
+    throw e;
+  }
   if (!server.loopbackOnly) {
     console.error(
       `WARNING: listening on ${server.address}, which is reachable from the network, with no authorization: anyone who can reach this machine on port ${server.port} can call the model. --host 127.0.0.1 (the default) serves this machine only.`,
     );
   }
-  console.log(`Serving model '${name}' (version ${version}) at ${server.url}`);
+  // One write: whoever waits for the URL gets the workers' line with it.
+  console.log(
+    `Serving model '${name}' (version ${version}) at ${server.url}` +
+      (workerArgs
+        ? `\n  ${plural(workerArgs.workers, 'worker thread')}, each with its own copy of the model and ${plural(Number(process.env[ENV.ORT_INTRA_OP_THREADS]), 'onnxruntime thread')}; ` +
+          `at most ${plural(workerArgs.concurrency, 'request')} in flight, ${workerArgs.queue} more waiting`
+        : ''),
+  );
   console.log(`  curl -s ${server.url}/v2/models/${name}`);
   console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);
   const stop = () => {
-    void server.close().then(() => process.exit(0));
+    void Promise.allSettled([server?.close(), workers?.close()]).then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -161,4 +231,28 @@ function packageVersion(): string {
 function localModelVersion(modelPath: string | undefined): string | undefined {
   if (!modelPath || !fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) return undefined;
   return modelVersionFromIdentity(modelFingerprint(modelPath));
+}
+
+/** How many workers, requests in flight and waiting requests; undefined without any of the three flags, a message when one is wrong. */
+export function workerSettings(args: { workers?: string; concurrency?: string; queue?: string }): { workers: number; concurrency: number; queue: number } | undefined | string {
+  if (args.workers === undefined && args.concurrency === undefined && args.queue === undefined) return undefined;
+  const count = (flag: string, value: string | undefined, fallback: number, min: number): number | string => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    return /^\d+$/.test(value) && n >= min ? n : `--${flag} must be a whole number of at least ${min}, got: ${value}`;
+  };
+  const workers = count('workers', args.workers, 1, 1);
+  if (typeof workers === 'string') return workers;
+  const concurrency = count('concurrency', args.concurrency, workers * DEFAULT_CONCURRENCY_PER_WORKER, 1);
+  if (typeof concurrency === 'string') return concurrency;
+  if (concurrency < workers) {
+    return `--concurrency must be at least the ${workers} workers (fewer would leave a worker idle), got: ${concurrency}`;
+  }
+  const queue = count('queue', args.queue, DEFAULT_QUEUE, 0);
+  if (typeof queue === 'string') return queue;
+  return { workers, concurrency, queue };
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
