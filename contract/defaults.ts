@@ -18,6 +18,12 @@ export const DEFAULT_MODEL_INIT_WAIT_MS = 8_000;
  */
 export const DEFAULT_SAGEMAKER_TIMEOUT_MS = 25_000;
 
+/** The first pause after a failed model load before the next attempt; doubled after each failure. */
+export const DEFAULT_MODEL_LOAD_RETRY_MS = 1_000;
+
+/** The longest pause between two attempts to load a model that keeps failing. */
+export const MAX_MODEL_LOAD_RETRY_MS = 60_000;
+
 /** How long the S3 download of a model may stall (no bytes) before it is retried. */
 export const DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS = 30_000;
 

@@ -33,6 +33,13 @@ export const ENV = {
   ORT_GRAPH_OPTIMIZATION_LEVEL: 'ORT_GRAPH_OPTIMIZATION_LEVEL',
   /** Largest request body accepted, in bytes. Default 6291456 (Lambda's synchronous payload limit). */
   MAX_BODY_BYTES: 'MAX_BODY_BYTES',
+  /**
+   * After a failed model load, how long the instance waits before it loads again, in milliseconds;
+   * doubled after each further failure, up to 60 s (or this value, if larger). Until then requests
+   * are answered 503 (with Retry-After) and readiness probes `not ready`, without a new attempt.
+   * Default 1000; 0 tries again on every request.
+   */
+  MODEL_LOAD_RETRY_MS: 'MODEL_LOAD_RETRY_MS',
   /** Name of the SageMaker endpoint a SageMaker proxy function invokes. Required there, unused elsewhere. */
   SAGEMAKER_ENDPOINT_NAME: 'SAGEMAKER_ENDPOINT_NAME',
   /** Content-Type of the request body sent to the SageMaker endpoint. Default `application/json`. */

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mlpModel } from '../tools/onnx';
 import { call, restEvent } from './support/events';
 import { type Handler, writeModel } from './support/handler';
+import { logged, withLogLevel } from './support/logs';
 import { bundleUserEntry } from './support/user-entry';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -49,7 +50,7 @@ describe('pre- and post-processing hooks in a user entry file', () => {
     const bundle = await bundleUserEntry(ENTRY, BUNDLE_DIR);
     process.env.MODEL_PATH = writeModel(mlp.bytes);
     process.env.MODEL_NAME = 'iris';
-    handler = (await import(pathToFileURL(bundle).href)).handler;
+    handler = await withLogLevel(async () => (await import(pathToFileURL(bundle).href)).handler, 'WARN');
   });
 
   it('turns a custom body into tensors and the output into a custom answer', async () => {
@@ -69,10 +70,11 @@ describe('pre- and post-processing hooks in a user entry file', () => {
     expect(r.body.error).toBe("'measurements' must be an array of 4 numbers");
   });
 
-  it('answers any other hook failure with a 500 that names the hook', async () => {
-    const r = await call(handler, restEvent('POST', '/v2/models/iris/infer', { measurements: [1, -1, 2, 3] }));
+  it('answers any other hook failure with a 500 that names the hook; its message goes to the log', async () => {
+    const { result: r, logs } = await logged(() => call(handler, restEvent('POST', '/v2/models/iris/infer', { measurements: [1, -1, 2, 3] })));
     expect(r.status).toBe(500);
-    expect(r.body.error).toMatch(/^the preprocess hook failed: sensor offline \(request id rest-request-id\)$/);
+    expect(r.body.error).toBe('the preprocess hook failed (request id rest-request-id)');
+    expect(logs.find((l) => l.message === 'request failed')).toMatchObject({ requestId: 'rest-request-id', detail: 'sensor offline' });
   });
 
   it('leaves the protocol routes as they are', async () => {

@@ -7,14 +7,16 @@
  * - nesting deeper than any request needs, anywhere in the body: a 400 naming where;
  * - "toString" and other inherited names where "NaN" or "Infinity" may stand: a 400;
  * - a model without inputs, called with `"inputs": []`;
- * - content types other than JSON: a 415.
+ * - content types other than JSON: a 415;
+ * - a model that cannot load: readiness and errors say what failed, not where.
  */
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningInferenceServer } from '../lib/local/inference-server';
-import { constantModel } from '../tools/onnx';
-import { type Handler, handlerForModel } from './support/handler';
+import { constantModel, truncatedModel } from '../tools/onnx';
+import { type Handler, createHandler, handlerForModel, writeModel } from './support/handler';
 import { type HttpAnswer, postJson, send, serveOverHttp } from './support/http';
-import { withLogLevel } from './support/logs';
+import { captureLogs, withLogLevel } from './support/logs';
 import { INHERITED_NAMES, answerMismatch, mlpUnderTest, render } from './support/reliability-requests';
 
 const servers: RunningInferenceServer[] = [];
@@ -170,5 +172,32 @@ describe('content types', () => {
     ['no Content-Type at all', {}],
   ])('%s: answered', async (_what, headers) => {
     expectMlpAnswer(await postJson(url, 'mlp', validMlp, headers));
+  });
+});
+
+describe('a model that cannot load', () => {
+  it('readiness and infer answers say what failed and give the request id, not the file nor onnxruntime’s words', async () => {
+    const file = writeModel(truncatedModel());
+    const logs = captureLogs();
+    try {
+      const url = await serve(() => createHandler({ MODEL_PATH: file, MODEL_NAME: 'broken' }));
+      for (const route of ['/v2/health/ready', '/v2/models/broken/ready']) {
+        const a = await send(url, { method: 'GET', path: route });
+        expect(a.status).toBe(400);
+        expect(a.body.ready).toBe(false);
+        expect(a.body.error).toMatch(/^onnxruntime cannot load the model; the next attempt to load it is in 1 s \(request id [0-9a-f-]{36}\)$/);
+        expect(a.text).not.toContain(path.dirname(file));
+        expect(a.text).not.toMatch(/Protobuf|\.onnx|csi-test/);
+      }
+      const a = await postJson(url, 'broken', validMlp);
+      expect(a.status).toBe(503);
+      expect(a.headers['retry-after']).toBe('1');
+      expect(a.body.error).toMatch(/^model 'broken' is not available: onnxruntime cannot load the model; the next attempt to load it is in 1 s \(request id [0-9a-f-]{36}\)$/);
+      // The log has the file and onnxruntime's words, under the request id the answer gave.
+      const id = /request id ([0-9a-f-]{36})/.exec(a.body.error)![1];
+      expect(logs.lines().find((l) => l.requestId === id)).toMatchObject({ level: 'ERROR', detail: expect.stringContaining(`${file} failed:Protobuf parsing failed`) });
+    } finally {
+      logs.stop();
+    }
   });
 });

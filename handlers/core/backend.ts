@@ -8,8 +8,10 @@ import type { ModelSignature } from './protocol';
  */
 export interface InferenceBackend<M extends BackendModel = BackendModel> {
   /**
-   * The model, ready to serve. The first call starts loading it (and so does the next call after a
-   * failure). Rejects with the reason it cannot serve, which the handler answers with a 503.
+   * The model, ready to serve. The first call starts loading it (and so does a later call after a
+   * failure, once the backend is ready to try again). Rejects with the reason it cannot serve,
+   * which the handler answers with a 503: the error's message goes to the log, its `summary` (if
+   * it has one) to the caller, and its `retryAt` (a performance.now() time) becomes Retry-After.
    */
   load(): Promise<M>;
   /** `GET /v2/models/{name}` without the name and versions, which the handler adds. */

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import {
   DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS,
   DEFAULT_MODEL_INIT_WAIT_MS,
+  DEFAULT_MODEL_LOAD_RETRY_MS,
   DEFAULT_MODEL_NAME,
   DEFAULT_MODEL_VERSION,
   DEFAULT_SAGEMAKER_CONTENT_TYPE,
@@ -31,6 +32,8 @@ export interface HandlerConfig extends ServiceConfig {
   readonly interOpThreads: number;
   readonly graphOptimizationLevel: GraphOptimizationLevel;
   readonly initWaitMs: number;
+  /** The first pause after a failed load before the next attempt (0: no pause). */
+  readonly loadRetryMs: number;
 }
 
 /** The SageMaker proxy's configuration: the endpoint it invokes and how. */
@@ -80,6 +83,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
     interOpThreads: positiveInt(env, ENV.ORT_INTER_OP_THREADS, 1),
     graphOptimizationLevel: level,
     initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, DEFAULT_MODEL_INIT_WAIT_MS),
+    loadRetryMs: nonNegativeInt(env, ENV.MODEL_LOAD_RETRY_MS, DEFAULT_MODEL_LOAD_RETRY_MS),
   };
 }
 

@@ -3,14 +3,23 @@
  * `{"error": message}`. Hooks throw it too (see `badRequest`) to reject a request with a 4xx.
  */
 export class InferenceError extends Error {
+  /**
+   * What the operator needs and the caller must not see (a path, an S3 URI, an ARN, onnxruntime's
+   * or SageMaker's own words): logged with the request id, never answered. The answer then carries
+   * the request id, so that the caller can point at the log line.
+   */
+  readonly detail?: string;
+
   constructor(
     readonly status: number,
     message: string,
     /** Extra response headers, such as `Allow` on a 405. */
     readonly headers: Record<string, string> = {},
+    detail?: string,
   ) {
     super(bounded(message));
     this.name = 'InferenceError';
+    if (detail !== undefined) this.detail = detail;
   }
 }
 
@@ -93,4 +102,17 @@ export function describeJson(value: unknown, maxLength = 200): string | undefine
   };
   visit(value, 0);
   return text.length > maxLength ? `${text.slice(0, maxLength)}…` : text;
+}
+
+/**
+ * Removes what reads as the server's own from a message that came from elsewhere (onnxruntime, a
+ * model container, SageMaker): an absolute path, a source location (`tensor.cc:57`), an ARN.
+ * Such a message may then be answered; the whole of it stays in the log.
+ */
+export function redactServerDetail(message: string): string {
+  return message
+    .replace(/\barn:aws[\w-]*:[^\s"',;)]*/g, '…')
+    .replace(/(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}(?::\d+)*/g, '…')
+    .replace(/\b[\w-]+\.(?:cc|cpp|cxx|c|h|hpp|cu|py|js|mjs|ts|java|go|rs)(?::\d+)+/g, '…')
+    .trim();
 }

@@ -3,8 +3,8 @@
  * over a backend that loads and runs the model. The handlers built on it are in onnx-handler.ts
  * and sagemaker-proxy-handler.ts, kept apart so that each Lambda bundle holds only its own backend.
  */
-import { METRIC } from '../../contract/metrics';
 import { randomUUID } from 'node:crypto';
+import { METRIC } from '../../contract/metrics';
 import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
 import { InferenceError, isInferenceError } from './errors';
@@ -67,7 +67,7 @@ export class InferenceService<M extends BackendModel> {
     const error = await this.loadError();
     if (warmup.holdMs > 0) await sleep(warmup.holdMs);
     this.telemetry.logger.debug('warm-up', { sender: warmup.sender, coldStart });
-    return { warmed: true, instanceId: this.instanceId, coldStart, modelReady: error === undefined, ...(error ? { error } : {}) };
+    return { warmed: true, instanceId: this.instanceId, coldStart, modelReady: error === undefined, ...(error ? { error: this.notLoaded(error) } : {}) };
   }
 
   /** A direct invocation answers with the response body itself; a failure is thrown so the caller sees a function error. */
@@ -94,11 +94,14 @@ export class InferenceService<M extends BackendModel> {
           return this.json(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: [] });
         case 'server-ready':
         case 'model-ready': {
-          // The protocol answers readiness with the status code: 200 ready, 4xx not.
+          // The protocol answers readiness with the status code: 200 ready, 4xx not. While a failed
+          // load backs off (see ModelRuntime), a probe gets the last failure without a new attempt.
           const error = await this.loadError();
           const ready = error === undefined;
           const body = route.kind === 'model-ready' ? { name: this.config.modelName, ready } : { ready };
-          return this.json(ready ? 200 : 400, ready ? body : { ...body, error });
+          if (ready) return this.json(200, body);
+          this.telemetry.logger.warn('model not ready', { requestId, error: error.message });
+          return this.json(400, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
         }
         case 'model-metadata':
           return this.json(200, {
@@ -141,27 +144,47 @@ export class InferenceService<M extends BackendModel> {
     try {
       return await this.backend.load();
     } catch (e) {
-      throw new InferenceError(503, `model '${this.config.modelName}' is not available: ${(e as Error).message}; the next request retries the load`);
+      const err = e as LoadFailure;
+      const waitS = secondsUntil(err.retryAt);
+      throw new InferenceError(503, `model '${this.config.modelName}' is not available: ${this.notLoaded(err)}`, waitS > 0 ? { 'Retry-After': String(waitS) } : {}, err.message);
     }
   }
 
-  /** Loads the model if needed; the reason it cannot be loaded, or undefined once it is. */
-  private loadError(): Promise<string | undefined> {
+  /**
+   * Why the model is not loaded, as callers may read it: the failure's summary (never its message,
+   * which names files, S3 objects and onnxruntime's internals: that goes to the log), and when the
+   * next attempt is.
+   */
+  private notLoaded(e: LoadFailure): string {
+    const waitS = secondsUntil(e.retryAt);
+    return `${e.summary ?? 'the model cannot be loaded'}; ${waitS > 0 ? `the next attempt to load it is in ${waitS} s` : 'the next request retries the load'}`;
+  }
+
+  /** Loads the model if needed; why it cannot be loaded, or undefined once it is. */
+  private loadError(): Promise<LoadFailure | undefined> {
     return this.backend.load().then(
       () => undefined,
-      (e: Error) => e.message,
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
     );
   }
 
-  /** The status and message a failure is answered with; unexpected errors are logged with their stack but never sent. */
+  /**
+   * The status and message a failure is answered with. A 5xx answer says what failed and gives the
+   * request id; what the operator needs to fix it (paths, S3 URIs, ARNs, the runtime's own words)
+   * is logged under that request id, never sent. Unexpected errors are logged with their stack.
+   */
   private describeFailure(e: unknown, requestId: string): { status: number; message: string; headers?: Record<string, string> } {
     if (isInferenceError(e)) {
+      const log = { requestId, status: e.status, error: e.message, ...(e.detail !== undefined ? { detail: e.detail } : {}) };
       if (e.status >= 500) {
-        this.telemetry.logger.error('request failed', { requestId, status: e.status, error: e.message });
-        return { status: e.status, message: `${e.message} (request id ${requestId})`, headers: e.headers };
+        this.telemetry.logger.error('request failed', log);
+      } else if (e.detail !== undefined) {
+        this.telemetry.logger.warn('request refused', log);
+      } else {
+        this.telemetry.logger.info('request refused', log);
       }
-      this.telemetry.logger.info('request refused', { requestId, status: e.status, error: e.message });
-      return { status: e.status, message: e.message, headers: e.headers };
+      const withId = e.status >= 500 || e.detail !== undefined;
+      return { status: e.status, message: withId ? `${e.message} (request id ${requestId})` : e.message, headers: e.headers };
     }
     this.telemetry.logger.error('internal error', { requestId, error: describeCause(e) });
     return { status: 500, message: `internal error (request id ${requestId})` };
@@ -172,25 +195,41 @@ export class InferenceService<M extends BackendModel> {
   }
 }
 
-/** A hook's own 4xx passes through; anything else it throws is a 500 that names the hook. */
+/** Why a backend cannot load its model: ModelLoadError's summary and back-off, when it has them. */
+type LoadFailure = Error & { readonly summary?: string; readonly retryAt?: number };
+
+/** Whole seconds (at least 1) until `at`, a performance.now() time; 0 when it has passed or is unknown. */
+function secondsUntil(at: number | undefined): number {
+  const ms = at === undefined ? 0 : at - performance.now();
+  return ms > 0 ? Math.ceil(ms / 1000) : 0;
+}
+
+/** A hook's own 4xx passes through; anything else it throws is a 500 that names the hook (its message goes to the log). */
 async function runHook<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
     if (isInferenceError(e)) throw e;
-    throw new InferenceError(500, `the ${name} hook failed: ${(e as Error)?.message ?? String(e)}`);
+    throw new InferenceError(500, `the ${name} hook failed`, {}, (e as Error)?.message ?? String(e));
   }
 }
 
-/** A handler that answers every request with the configuration error, so it shows in every response and log. */
+/**
+ * A handler that answers every request with a 500 saying that the function is misconfigured; the
+ * configuration error (which names variables and their values) is logged at init and with each
+ * request's id.
+ */
 export function misconfiguredHandler(error: Error): InferenceHandler {
   const message = `the inference function is misconfigured: ${error.message}`;
   console.error(JSON.stringify({ level: 'ERROR', message }));
-  return async (event) => {
+  return async (event, context) => {
     const incoming = readEvent(event);
-    if (incoming.kind === 'http') return jsonResponse(500, stringifyJson({ error: message }));
-    if (incoming.kind === 'warmup') return { warmed: false, error: message };
-    throw new Error(message);
+    const requestId = context?.awsRequestId ?? (event as { requestContext?: { requestId?: string } } | null | undefined)?.requestContext?.requestId ?? randomUUID();
+    console.error(JSON.stringify({ level: 'ERROR', message: 'request failed', requestId, error: message }));
+    const answer = `the inference function is misconfigured; its log says why (request id ${requestId})`;
+    if (incoming.kind === 'http') return jsonResponse(500, stringifyJson({ error: answer }));
+    if (incoming.kind === 'warmup') return { warmed: false, error: answer };
+    throw new Error(answer);
   };
 }
 

@@ -4,6 +4,7 @@ import type { HandlerConfig } from './config';
 import { datatypeOfOrtType } from './datatypes';
 import type { ModelSignature } from './protocol';
 import type { TensorSpec } from './tensors';
+import { MAX_MODEL_LOAD_RETRY_MS } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 
 /** Where the loaded model came from, for logs and model metadata. */
@@ -27,12 +28,19 @@ type State =
   | { readonly status: 'idle' }
   | { readonly status: 'loading'; readonly promise: Promise<LoadedModel> }
   | { readonly status: 'ready'; readonly model: LoadedModel }
-  | { readonly status: 'failed'; readonly error: Error };
+  | { readonly status: 'failed'; readonly error: ModelLoadError; readonly failures: number; readonly retryAt: number };
 
-/** A model that could not be loaded: the message says why and names the file or object. */
+/**
+ * A model that could not be loaded. The message says why and names the file or S3 object, for the
+ * log; the summary says the same without them, for answers that callers see.
+ */
 export class ModelLoadError extends Error {
+  /** When the next attempt may start (performance.now() time), while the runtime backs off. */
+  retryAt?: number;
+
   constructor(
     message: string,
+    readonly summary: string,
     readonly cause?: unknown,
   ) {
     super(message);
@@ -46,9 +54,17 @@ export interface ModelRuntimeHooks {
 }
 
 /**
- * Owns the instance's one inference session. It loads once and is shared by every request; a
- * failed load is not kept as a broken instance forever: the next caller starts a new attempt.
- * Concurrent callers during a load share that one attempt.
+ * Owns the instance's one inference session. It loads once and is shared by every request;
+ * concurrent callers during a load share that one attempt.
+ *
+ * A failed load is not kept as a broken instance forever, nor retried on every call: loading can
+ * mean downloading gigabytes from S3 and parsing them, and readiness probes, warm-up pings and
+ * requests can come many times a second. After a failure, calls are answered with that failure
+ * (the handler answers 503 with Retry-After, and `not ready`) until a pause has passed; the first
+ * call after it starts a new attempt. The pause is `loadRetryMs` (MODEL_LOAD_RETRY_MS, 1 s by
+ * default) after the first failure and doubles after each further one, up to 60 s: a cause fixed
+ * by the operator (an object uploaded, a permission granted) is picked up within a minute, and a
+ * lasting one costs one attempt a minute at most. A success forgets the failures.
  */
 export class ModelRuntime {
   private state: State = { status: 'idle' };
@@ -71,31 +87,43 @@ export class ModelRuntime {
     return this.state.status === 'ready' ? this.state.model : undefined;
   }
 
-  /** The loaded model, loading it first (again, after a failure) when needed. */
+  /**
+   * The loaded model, loading it first when needed. After a failure it rejects with that failure
+   * until the back-off pause has passed, then tries again.
+   */
   ensureLoaded(): Promise<LoadedModel> {
     switch (this.state.status) {
       case 'ready':
         return Promise.resolve(this.state.model);
       case 'loading':
         return this.state.promise;
-      default: {
-        const promise = this.load().then(
-          (model) => {
-            this.state = { status: 'ready', model };
-            this.hooks.onLoaded?.(model);
-            return model;
-          },
-          (e: unknown) => {
-            const error = e instanceof ModelLoadError ? e : new ModelLoadError(`${this.describeLocation()}: ${(e as Error).message}`, e);
-            this.state = { status: 'failed', error };
-            this.hooks.onFailed?.(error);
-            throw error;
-          },
-        );
-        this.state = { status: 'loading', promise };
-        return promise;
-      }
+      case 'failed':
+        if (performance.now() < this.state.retryAt) return Promise.reject(this.state.error);
+        return this.startLoad(this.state.failures);
+      default:
+        return this.startLoad(0);
     }
+  }
+
+  private startLoad(failures: number): Promise<LoadedModel> {
+    const promise = this.load().then(
+      (model) => {
+        this.state = { status: 'ready', model };
+        this.hooks.onLoaded?.(model);
+        return model;
+      },
+      (e: unknown) => {
+        const error = e instanceof ModelLoadError ? e : new ModelLoadError(`${this.describeLocation()}: ${(e as Error).message}`, 'the model cannot be loaded', e);
+        const base = this.config.loadRetryMs;
+        const pause = Math.min(base * 2 ** Math.min(failures, 30), Math.max(base, MAX_MODEL_LOAD_RETRY_MS));
+        error.retryAt = performance.now() + pause;
+        this.state = { status: 'failed', error, failures: failures + 1, retryAt: error.retryAt };
+        this.hooks.onFailed?.(error);
+        throw error;
+      },
+    );
+    this.state = { status: 'loading', promise };
+    return promise;
   }
 
   private async load(): Promise<LoadedModel> {
@@ -112,7 +140,7 @@ export class ModelRuntime {
         logSeverityLevel: 3,
       });
     } catch (e) {
-      throw new ModelLoadError(`onnxruntime cannot load the model ${source.path}: ${(e as Error).message}`, e);
+      throw new ModelLoadError(`onnxruntime cannot load the model ${source.path}: ${(e as Error).message}`, 'onnxruntime cannot load the model', e);
     }
     const signature = {
       inputs: session.inputMetadata.map((m) => specOf(m, 'input')),
@@ -127,8 +155,8 @@ export class ModelRuntime {
       let stat: fs.Stats;
       try {
         stat = await fs.promises.stat(loc.path);
-      } catch {
-        throw new ModelLoadError(`the model file ${loc.path} does not exist or cannot be read`);
+      } catch (e) {
+        throw new ModelLoadError(`the model file ${loc.path} does not exist or cannot be read`, 'the model file does not exist or cannot be read', e);
       }
       return { path: loc.path, sizeBytes: stat.size };
     }
@@ -149,7 +177,12 @@ export class ModelRuntime {
         downloaded: fetched.downloaded,
       };
     } catch (e) {
-      throw new ModelLoadError(`cannot fetch the model ${loc.uri}: ${(e as Error).message}`, e);
+      const code = (e as { code?: unknown }).code;
+      throw new ModelLoadError(
+        `cannot fetch the model ${loc.uri}: ${(e as Error).message}`,
+        `the model cannot be fetched from S3${typeof code === 'string' ? ` (${code})` : ''}`,
+        e,
+      );
     }
   }
 
@@ -161,11 +194,13 @@ export class ModelRuntime {
 
 function specOf(m: Ort.InferenceSession.ValueMetadata, kind: 'input' | 'output'): TensorSpec {
   if (!m.isTensor) {
-    throw new ModelLoadError(`the model's ${kind} '${m.name}' is not a tensor; the inference protocol carries tensors only`);
+    const message = `the model's ${kind} '${m.name}' is not a tensor; the inference protocol carries tensors only`;
+    throw new ModelLoadError(message, message);
   }
   const datatype = datatypeOfOrtType(m.type);
   if (!datatype) {
-    throw new ModelLoadError(`the model's ${kind} '${m.name}' has element type ${m.type}, which the inference protocol cannot carry`);
+    const message = `the model's ${kind} '${m.name}' has element type ${m.type}, which the inference protocol cannot carry`;
+    throw new ModelLoadError(message, message);
   }
   return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : typeof d === 'string' && d ? d : -1)) };
 }
@@ -185,7 +220,11 @@ export function loadOnnxRuntime(): typeof Ort {
     try {
       ort = require('onnxruntime-node') as typeof Ort;
     } catch (e) {
-      throw new ModelLoadError(`cannot load onnxruntime-node (${(e as Error).message}); on Lambda it comes from the ONNX Runtime layer, locally install it with npm`, e);
+      throw new ModelLoadError(
+        `cannot load onnxruntime-node (${(e as Error).message}); on Lambda it comes from the ONNX Runtime layer, locally install it with npm`,
+        'onnxruntime-node cannot be loaded',
+        e,
+      );
     }
   }
   return ort;

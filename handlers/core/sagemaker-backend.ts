@@ -8,7 +8,7 @@ import type { InvokeEndpointCommandOutput, SageMakerRuntimeClient } from '@aws-s
 import type { BackendMetadata, BackendModel, BackendRequest, BackendResult, InferenceBackend } from './backend';
 import type { SageMakerProxyConfig } from './config';
 import { ENV } from '../../contract/environment';
-import { InferenceError, badRequest } from './errors';
+import { InferenceError, badRequest, redactServerDetail } from './errors';
 
 type SageMakerSdk = typeof import('@aws-sdk/client-sagemaker-runtime');
 
@@ -82,6 +82,8 @@ export class SageMakerBackend implements InferenceBackend {
     if (type !== 'application/json' && !type.endsWith('+json')) {
       throw new InferenceError(
         502,
+        'the SageMaker endpoint answered something other than JSON',
+        {},
         `${this.endpoint()} answered ${contentType ? `Content-Type ${contentType}` : 'with no Content-Type'}; this API answers JSON only, so the endpoint must answer application/json (${ENV.SAGEMAKER_ACCEPT} is ${this.config.accept})`,
       );
     }
@@ -89,11 +91,15 @@ export class SageMakerBackend implements InferenceBackend {
     try {
       return { response: JSON.parse(json), json };
     } catch (e) {
-      throw new InferenceError(502, `${this.endpoint()} answered invalid JSON: ${(e as Error).message}`);
+      throw new InferenceError(502, 'the SageMaker endpoint answered invalid JSON', {}, `${this.endpoint()} answered invalid JSON: ${(e as Error).message}`);
     }
   }
 
-  /** The answer an SDK failure deserves, told apart by the exception's name and HTTP status. */
+  /**
+   * The answer an SDK failure deserves, told apart by the exception's name and HTTP status. The
+   * caller gets what happened and whether to retry; the endpoint's name, SageMaker's request id, the
+   * container's log stream ARN and the SDK's own message go to the log (the InferenceError's detail).
+   */
   private describeFailure(e: unknown, timedOut: boolean): InferenceError {
     const err = (e ?? {}) as SdkError;
     const status = err.$metadata?.httpStatusCode;
@@ -101,45 +107,90 @@ export class SageMakerBackend implements InferenceBackend {
     const said = `${err.name}: ${err.message}`;
     const endpoint = this.endpoint();
     const retryAfter = retryAfterOf(err);
+    const detail = (text: string) => `${text}${requestId}`;
     if (timedOut || err.name === 'TimeoutError') {
-      return new InferenceError(504, `${endpoint} did not answer within ${this.config.timeoutMs} ms (${ENV.SAGEMAKER_TIMEOUT_MS})`);
+      return new InferenceError(
+        504,
+        'the SageMaker endpoint did not answer in time',
+        {},
+        detail(`${endpoint} did not answer within ${this.config.timeoutMs} ms (${ENV.SAGEMAKER_TIMEOUT_MS}): ${said}`),
+      );
     }
     switch (err.name) {
-      case 'ModelError':
+      case 'ModelError': {
         // The container answered an error: SageMaker wraps it in a 424 with the original status.
-        return new InferenceError(
-          502,
-          `the model container of ${endpoint} failed with status ${err.OriginalStatusCode ?? 'unknown'}: ${err.OriginalMessage ?? err.message}${requestId}${err.LogStreamArn ? `; container logs: ${err.LogStreamArn}` : ''}`,
+        const original = err.OriginalStatusCode;
+        const logged = detail(
+          `the model container of ${endpoint} failed with status ${original ?? 'unknown'}: ${err.OriginalMessage ?? err.message}${err.LogStreamArn ? `; container logs: ${err.LogStreamArn}` : ''}`,
         );
+        if (original !== undefined && original >= 400 && original < 500) {
+          // The container refused the request: the caller's to fix, so a 4xx (a 502 here would let
+          // any caller raise the server-error alarm on purpose). Its reason is passed on, without
+          // anything that reads as a location on the container. A status that says something of
+          // its own is kept; others (401, 404...) would speak of this API, not of the model.
+          const reason = redactAws(err.OriginalMessage ?? '');
+          const answered = PASSED_CONTAINER_STATUSES.has(original) ? original : 400;
+          return new InferenceError(
+            answered,
+            `the model refused the request (status ${original})${reason ? `: ${reason}` : ''}`,
+            answered === 429 ? { 'Retry-After': retryAfter ?? '1' } : {},
+            logged,
+          );
+        }
+        return new InferenceError(502, `the model container failed on this request (status ${original ?? 'unknown'})`, {}, logged);
+      }
       case 'ModelNotReadyException':
-        return new InferenceError(503, `${endpoint} is not ready to serve: ${err.message}${requestId}`, retryAfter ? { 'Retry-After': retryAfter } : {});
+        return new InferenceError(
+          503,
+          'the SageMaker endpoint is not ready to serve; retry later',
+          retryAfter ? { 'Retry-After': retryAfter } : {},
+          detail(`${endpoint}: ${said}`),
+        );
       case 'ValidationError':
         // A missing endpoint is this function's wiring, which the caller cannot fix: a 500, like
         // any other misconfiguration. Anything else SageMaker refuses is about the request.
         if (/endpoint\b.*\bnot found/i.test(err.message ?? '')) {
-          return new InferenceError(500, `${endpoint} does not exist in this account and region; check ${ENV.SAGEMAKER_ENDPOINT_NAME} (${said}${requestId})`);
+          return new InferenceError(
+            500,
+            'the SageMaker endpoint this function invokes does not exist',
+            {},
+            detail(`${endpoint} does not exist in this account and region; check ${ENV.SAGEMAKER_ENDPOINT_NAME} (${said})`),
+          );
         }
-        return new InferenceError(400, `SageMaker rejected the request: ${err.message}`);
+        return new InferenceError(400, `SageMaker rejected the request: ${redactAws(err.message ?? '')}`, {}, detail(`${endpoint}: ${said}`));
       case 'AccessDeniedException':
-        return new InferenceError(500, `this function may not invoke ${endpoint}: its role needs sagemaker:InvokeEndpoint on the endpoint's ARN (${said}${requestId})`);
+        return new InferenceError(
+          500,
+          'this function may not invoke its SageMaker endpoint',
+          {},
+          detail(`this function may not invoke ${endpoint}: its role needs sagemaker:InvokeEndpoint on the endpoint's ARN (${said})`),
+        );
       case 'ServiceUnavailable':
-        return new InferenceError(503, `SageMaker is unavailable: ${err.message}${requestId}`, retryAfter ? { 'Retry-After': retryAfter } : {});
+        return new InferenceError(503, 'SageMaker is unavailable; retry later', retryAfter ? { 'Retry-After': retryAfter } : {}, detail(`${endpoint}: ${said}`));
     }
     if (status === 429 || /throttl/i.test(err.name ?? '')) {
-      return new InferenceError(429, `${endpoint} is throttling requests: ${err.message}; retry later`, { 'Retry-After': retryAfter ?? '1' });
+      return new InferenceError(429, 'the SageMaker endpoint is throttling requests; retry later', { 'Retry-After': retryAfter ?? '1' }, detail(`${endpoint}: ${said}`));
     }
     if (status === undefined) {
-      return new InferenceError(502, `cannot call SageMaker (${said})`);
+      return new InferenceError(502, 'cannot call SageMaker', {}, detail(`${endpoint}: ${said}`));
     }
     // SageMaker's own 5xx, or a 4xx about this function's call (its credentials, its signature),
     // which the caller cannot fix either.
-    return new InferenceError(502, `SageMaker failed on this request with status ${status} (${said}${requestId})`);
+    return new InferenceError(502, `SageMaker failed on this request (status ${status})`, {}, detail(`${endpoint}: ${said}`));
   }
 
   private endpoint(): string {
     return `SageMaker endpoint '${this.config.endpointName}'`;
   }
 }
+
+/** A message from SageMaker or a container without the server's own details, account ids included. */
+function redactAws(message: string): string {
+  return redactServerDetail(message).replace(/\b\d{12}\b/g, '…');
+}
+
+/** A model container's 4xx statuses that mean the same at this API. */
+const PASSED_CONTAINER_STATUSES: ReadonlySet<number> = new Set([400, 413, 415, 422, 429]);
 
 interface SdkError {
   readonly name?: string;
