@@ -244,6 +244,13 @@ import { createInferenceHandler } from 'cdk-serverless-inference/handler';
 export const handler = await createInferenceHandler({
   hooks: {
     async preprocess(body) {
+      if (body.crash) {
+        // A hook's bug that no request catches: it ends the worker's thread.
+        setTimeout(() => {
+          throw new Error('the hook crashed');
+        }, 10);
+        await sleep(10_000);
+      }
       if (body.holdMs) await sleep(body.holdMs);
       return { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: body.row }] };
     },
@@ -258,8 +265,12 @@ export const handler = await createInferenceHandler({
   const bundleDir = fs.mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'csi-serve-workers-'));
   afterAll(() => fs.rmSync(bundleDir, { recursive: true, force: true }));
 
+  let bundle: string;
+  beforeAll(async () => {
+    bundle = await bundleUserEntry(ENTRY, bundleDir);
+  });
+
   it('runs the entry in every worker, spreads requests over them, queues what exceeds --concurrency and refuses what exceeds --queue', async () => {
-    const bundle = await bundleUserEntry(ENTRY, bundleDir);
     const s = await startServe(['--model', writeModel(mlp.bytes), '--handler', bundle, '--port', '0', '--workers', '2', '--concurrency', '2', '--queue', '1']);
     try {
       const row = (i: number) => [i + 1, -(i + 1), i / 2, 1].map(Math.fround);
@@ -291,6 +302,21 @@ export const handler = await createInferenceHandler({
     } finally {
       s.child.kill('SIGTERM');
     }
+  });
+
+  it('answers 502 to the requests of a worker that crashes, and stops with code 1 and the cause, as a process whose handler crashes does', async () => {
+    const s = await startServe(['--model', writeModel(mlp.bytes), '--handler', bundle, '--port', '0', '--workers', '2']);
+    const exited = new Promise<number | null>((resolve) => s.child.once('exit', resolve));
+    const res = await fetch(`${s.url}/v2/models/model/infer`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ row: [1, 2, 3, 4], crash: true }),
+    });
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ message: 'Internal server error' });
+    expect(await exited).toBe(1);
+    expect(s.output()).toMatch(/worker [12] of 2 stopped: Error: the hook crashed/);
+    expect(s.output()).toMatch(/serve stops: a worker that ended takes its model and its requests with it/);
   });
 });
 

@@ -123,7 +123,8 @@ export async function startHandlerWorkers(options: HandlerWorkersOptions): Promi
     worker.pending.clear();
     if (serving && !closing && !stopped) {
       stopped = true;
-      options.onWorkerStopped?.(error);
+      // Once the requests that failed have had their answers sent.
+      setImmediate(() => options.onWorkerStopped?.(error));
     }
   };
 
