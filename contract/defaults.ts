@@ -18,6 +18,9 @@ export const DEFAULT_MODEL_INIT_WAIT_MS = 8_000;
  */
 export const DEFAULT_SAGEMAKER_TIMEOUT_MS = 25_000;
 
+/** Lambda's limit on a synchronous invocation's request and answer payloads (6 MiB). */
+export const LAMBDA_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
 /** The first pause after a failed model load before the next attempt; doubled after each failure. */
 export const DEFAULT_MODEL_LOAD_RETRY_MS = 1_000;
 

@@ -34,6 +34,13 @@ export const ENV = {
   /** Largest request body accepted, in bytes. Default 6291456 (Lambda's synchronous payload limit). */
   MAX_BODY_BYTES: 'MAX_BODY_BYTES',
   /**
+   * Largest answer sent, in bytes, as Lambda counts it (the JSON of the whole HTTP answer). Default
+   * 6291456 (Lambda's synchronous payload limit: a larger answer becomes a 502). A request whose
+   * answer would be larger is refused with a 422, before its JSON is built when the output sizes
+   * show it.
+   */
+  MAX_RESPONSE_BYTES: 'MAX_RESPONSE_BYTES',
+  /**
    * After a failed model load, how long the instance waits before it loads again, in milliseconds;
    * doubled after each further failure, up to 60 s (or this value, if larger). Until then requests
    * are answered 503 (with Retry-After) and readiness probes `not ready`, without a new attempt.

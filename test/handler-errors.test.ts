@@ -148,12 +148,13 @@ describe('values that are not of the datatype', () => {
 });
 
 describe('model failures', () => {
-  it('answers a failure inside the model with 500, the request id and no stack, and recovers', async () => {
+  it('answers values the model refuses while it runs (an index outside its table) with 422 naming the input, and recovers', async () => {
     const handler = await handlerForModel(gather);
     const bad = await call(handler, { ...restEvent('POST', '/v2/models/model/infer', { inputs: [{ name: 'idx', datatype: 'INT64', shape: [1], data: [10] }] }) });
-    expect(bad.status).toBe(500);
-    expect(bad.body.error).toMatch(/the model failed on this request: .*(out of|bounds)/i);
-    expect(bad.body.error).toContain('rest-request-id');
+    expect(bad.status).toBe(422);
+    expect(bad.body.error).toBe(
+      "the model cannot compute an answer from the values of input 'idx': its Gather node refused them (indices element out of data bounds, idx=10 must be within the inclusive range [-4,3]) (request id rest-request-id)",
+    );
     expect(bad.text).not.toMatch(/\bat .*\.(m?js|ts):\d+/);
     const good = await infer(handler, { inputs: [{ name: 'idx', datatype: 'INT64', shape: [2], data: [3, 0] }] });
     expect(good.status).toBe(200);

@@ -5,19 +5,31 @@
  * hang, or take the instance down: after each, the next valid request is answered as before.
  *
  * - nesting deeper than any request needs, anywhere in the body: a 400 naming where;
+ * - values onnxruntime refuses while the model runs: a 422 naming the inputs, without onnxruntime's
+ *   source paths (those are logged);
  * - "toString" and other inherited names where "NaN" or "Infinity" may stand: a 400;
+ * - answers that cannot fit the response limit, sized by the request's values: a 422 before the
+ *   answer is built;
  * - a model without inputs, called with `"inputs": []`;
  * - content types other than JSON: a 415;
  * - a model that cannot load: readiness and errors say what failed, not where.
  */
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningInferenceServer } from '../lib/local/inference-server';
-import { constantModel, truncatedModel } from '../tools/onnx';
+import { castStringModel, constantModel, constantOfShapeModel, gatherModel, reshapeModel, truncatedModel, wideningModel } from '../tools/onnx';
 import { type Handler, createHandler, handlerForModel, writeModel } from './support/handler';
 import { type HttpAnswer, postJson, send, serveOverHttp } from './support/http';
 import { captureLogs, withLogLevel } from './support/logs';
 import { INHERITED_NAMES, answerMismatch, mlpUnderTest, render } from './support/reliability-requests';
+
+/** A full garbage collection, so that what is still resident is what something keeps. */
+function collectGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+}
 
 const servers: RunningInferenceServer[] = [];
 afterAll(async () => {
@@ -35,6 +47,9 @@ async function serve(create: () => Promise<Handler>): Promise<string> {
 const mlp = mlpUnderTest('mlp');
 const validMlp = JSON.stringify(render(mlp, mlp.fixed));
 const expectMlpAnswer = (a: HttpAnswer) => expect(answerMismatch(mlp, mlp.fixed, a.status, a.text)).toBeUndefined();
+
+/** What reads as the server's own: onnxruntime's source paths and internals, the tests' temporary paths. */
+const SERVER_DETAIL = /onnxruntime_src|\/onnxruntime\/|\.(?:cc|cpp|h|hpp):\d+|onnxruntime::|csi-test/;
 
 /** `depth` arrays around a 1. */
 const arrays = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
@@ -106,6 +121,74 @@ describe('nesting deeper than any request needs, anywhere in the body', () => {
   });
 });
 
+describe('values onnxruntime refuses while the model runs', () => {
+  const urls: Record<string, string> = {};
+  beforeAll(async () => {
+    urls.reshape = await serve(() => handlerForModel(reshapeModel().bytes, { MODEL_NAME: 'reshape' }));
+    urls.cast = await serve(() => handlerForModel(castStringModel().bytes, { MODEL_NAME: 'cast' }));
+    urls.fill = await serve(() => handlerForModel(constantOfShapeModel().bytes, { MODEL_NAME: 'fill' }));
+    urls.gather = await serve(() => handlerForModel(gatherModel().bytes, { MODEL_NAME: 'gather' }));
+  });
+
+  const reshape = (dims: string) => `{"inputs":[{"name":"x","datatype":"FP32","shape":[4],"data":[1,2,3,4]},{"name":"shape","datatype":"INT64","shape":[2],"data":${dims}}]}`;
+  const fill = (dims: string, rank: number) => `{"inputs":[{"name":"shape","datatype":"INT64","shape":[${rank}],"data":${dims}}]}`;
+  const cases: Array<[string, string, string, string, string]> = [
+    [
+      'a negative dimension for Reshape',
+      'reshape',
+      reshape('[-5,2]'),
+      "inputs 'x', 'shape': its Reshape node refused them (A dimension cannot be less than -1, got -5)",
+      reshape('[2,2]'),
+    ],
+    ['a shape Reshape cannot give', 'reshape', reshape('[3,3]'), "inputs 'x', 'shape': its Reshape node refused them (The input tensor cannot be reshaped", reshape('[-1,1]')],
+    [
+      'a string Cast cannot parse',
+      'cast',
+      '{"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"data":["1.5","abc"]}]}',
+      "input 'text': its Cast node refused them (a string that is not a number)",
+      '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["2.5"]}]}',
+    ],
+    ['a negative dimension for ConstantOfShape', 'fill', fill('[-1,2]', 2), "input 'shape': its ConstantOfShape node refused them", fill('[2,3]', 2)],
+    ['the largest int64 as a dimension', 'fill', fill('["9223372036854775807"]', 1), "input 'shape': its ConstantOfShape node refused them", fill('[2]', 1)],
+    ['the smallest int64 as a dimension', 'fill', fill('["-9223372036854775808","1"]', 2), "input 'shape': its ConstantOfShape node refused them", fill('[1,1]', 2)],
+    [
+      'dimensions whose product overflows',
+      'fill',
+      fill('["4611686018427387904","4611686018427387904"]', 2),
+      "input 'shape': its ConstantOfShape node refused them (Integer overflow)",
+      fill('[3]', 1),
+    ],
+    ['a size no memory holds', 'fill', fill('[100000,100000,100000]', 3), "input 'shape': its ConstantOfShape node refused them", fill('[0,5]', 2)],
+    [
+      'an index outside the table',
+      'gather',
+      '{"inputs":[{"name":"idx","datatype":"INT64","shape":[1],"data":[10]}]}',
+      "input 'idx': its Gather node refused them (indices element out of data bounds",
+      '{"inputs":[{"name":"idx","datatype":"INT64","shape":[2],"data":[3,0]}]}',
+    ],
+  ];
+
+  it.each(cases)('%s: a 422 naming the input, no server path; the full message in the log', async (_what, model, body, says, valid) => {
+    const logs = captureLogs();
+    let a: HttpAnswer;
+    try {
+      a = await postJson(urls[model], model, body);
+    } finally {
+      logs.stop();
+    }
+    expect(a.status, a.text).toBe(422);
+    expect(a.body.error).toContain(`the model cannot compute an answer from the values of ${says}`);
+    expect(a.body.error).toMatch(/ \(request id [\w-]+\)$/);
+    expect(a.text).not.toMatch(SERVER_DETAIL);
+    const refused = logs.lines().find((l) => l.message === 'request refused');
+    expect(refused).toMatchObject({ level: 'WARN', status: 422, detail: expect.stringContaining('Non-zero status code returned while running') });
+    expect(a.body.error).toContain(`(request id ${refused.requestId})`);
+
+    const after = await postJson(urls[model], model, valid);
+    expect(after.status, after.text).toBe(200);
+  });
+});
+
 describe('inherited names where a float token may stand', () => {
   let url: string;
   beforeAll(async () => {
@@ -122,6 +205,73 @@ describe('inherited names where a float token may stand', () => {
     const a = await postJson(url, 'mlp', '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":["NaN","Infinity","-Infinity",1]}]}');
     expect(a.status, a.text).toBe(200);
     expect(a.body.outputs[0].data).toEqual(['NaN', 'NaN', 'NaN']);
+  });
+});
+
+describe('answers that cannot fit the response limit', () => {
+  const fill = constantOfShapeModel({ value: 1.5 });
+  const widening = wideningModel({ width: 1000 });
+  const urls: Record<string, string> = {};
+  beforeAll(async () => {
+    urls.fill = await serve(() => handlerForModel(fill.bytes, { MODEL_NAME: 'fill' }));
+    urls.widening = await serve(() => handlerForModel(widening.bytes, { MODEL_NAME: 'widening' }));
+  });
+  const shapeRequest = (dims: number[]) => JSON.stringify({ inputs: [{ name: 'shape', datatype: 'INT64', shape: [dims.length], data: dims }] });
+  const expectFilled = async (dims: number[]) => {
+    const a = await postJson(urls.fill, 'fill', shapeRequest(dims));
+    expect(a.status, a.text.slice(0, 300)).toBe(200);
+    expect(a.body.outputs[0].shape).toEqual(dims);
+    expect(a.body.outputs[0].data).toEqual(new Array(dims.reduce((x, y) => x * y, 1)).fill(fill.value));
+    return a;
+  };
+
+  it('a 90-byte request for 100 million values: a 422 in seconds, and the instance serves the next request with its memory back', { timeout: 60_000 }, async () => {
+    const request = shapeRequest([10_000, 10_000]);
+    expect(request.length).toBeLessThan(100);
+    const before = process.memoryUsage().rss;
+    const a = await postJson(urls.fill, 'fill', request);
+    expect(a.status, a.text).toBe(422);
+    expect(a.body.error).toBe(
+      "the answer has at least 200000000 bytes of JSON (output 'filled' [10000,10000]), over the response limit of 6291456 bytes; ask for fewer values or fewer outputs",
+    );
+    expect(a.ms).toBeLessThan(10_000);
+    await expectFilled([2, 3]);
+    // onnxruntime's tensor (400 MB) and its copy are gone: no arena keeps them.
+    collectGarbage();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(process.memoryUsage().rss - before).toBeLessThan(300 * 2 ** 20);
+  });
+
+  it('an answer whose values fit but whose JSON does not: a 422 once it is built, never a 6 MB+ answer', async () => {
+    // 1.6 million values of "1.5,": at least 3.2 MB by the count, 6.4 MB once written.
+    const a = await postJson(urls.fill, 'fill', shapeRequest([1600, 1000]));
+    expect(a.status, a.text.slice(0, 300)).toBe(422);
+    expect(a.body.error).toMatch(/^the answer is \d{7} bytes, over the response limit of 6291456 bytes; ask for fewer values or fewer outputs$/);
+    // A million of them fit, and are answered.
+    const fits = await expectFilled([1000, 1000]);
+    expect(fits.text.length).toBeGreaterThan(4_000_000);
+  });
+
+  it('an output whose declared shape the request fixes: refused before the model runs', async () => {
+    const batch = 4000;
+    const a = await postJson(urls.widening, 'widening', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [batch, 1], data: new Array(batch).fill(2) }] }));
+    expect(a.status, a.text.slice(0, 300)).toBe(422);
+    expect(a.body.error).toBe(
+      "the answer would have at least 8000000 bytes of JSON (output 'y' [4000,1000]), over the response limit of 6291456 bytes; ask for fewer values or fewer outputs",
+    );
+    const small = await postJson(urls.widening, 'widening', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 1], data: [2, 3] }] }));
+    expect(small.status).toBe(200);
+    expect(small.body.outputs[0].data).toEqual([...new Array(1000).fill(2), ...new Array(1000).fill(3)]);
+  });
+
+  it('the instances form for an output that does not come in rows: a 400, not a 500', async () => {
+    const a = await postJson(urls.fill, 'fill', '{"instances":[5,1]}');
+    expect(a.status, a.text).toBe(400);
+    expect(a.body.error).toBe("output 'filled' has shape [5,1], which cannot be split into 2 predictions: use 'inputs' (Open Inference Protocol)");
+    // 40 instances whose answer has 40 dimensions: predictions nested 40 deep, refused.
+    const deep = await postJson(urls.fill, 'fill', JSON.stringify({ instances: [40, ...new Array(38).fill(1), 0] }));
+    expect(deep.status, deep.text.slice(0, 300)).toBe(400);
+    expect(deep.body.error).toMatch(/^output 'filled' has shape \[40,1,.*,0\], which cannot be split into 40 predictions/);
   });
 });
 

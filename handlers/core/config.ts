@@ -9,6 +9,7 @@ import {
   DEFAULT_SAGEMAKER_CONTENT_TYPE,
   DEFAULT_SAGEMAKER_TIMEOUT_MS,
   GraphOptimizationLevel,
+  LAMBDA_MAX_PAYLOAD_BYTES,
 } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 
@@ -19,11 +20,13 @@ export type ModelLocation =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 's3'; readonly uri: string; readonly versionId?: string; readonly cacheDir: string; readonly idleTimeoutMs: number };
 
-/** What every handler reads: the served model's name and version (routes) and the body limit. */
+/** What every handler reads: the served model's name and version (routes) and the payload limits. */
 export interface ServiceConfig {
   readonly modelName: string;
   readonly modelVersion: string;
   readonly maxBodyBytes: number;
+  /** The largest answer, as Lambda counts it (the JSON of the whole HTTP answer). */
+  readonly maxResponseBytes: number;
 }
 
 export interface HandlerConfig extends ServiceConfig {
@@ -113,7 +116,8 @@ function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
   return {
     modelName: env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME,
     modelVersion: env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION,
-    maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, 6 * 1024 * 1024),
+    maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
+    maxResponseBytes: positiveInt(env, ENV.MAX_RESPONSE_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
   };
 }
 

@@ -38,6 +38,14 @@ export function badRequest(message: string): InferenceError {
   return new InferenceError(400, message);
 }
 
+/**
+ * A 422: the request is well formed and fits the model's signature, but no answer can be made
+ * from its values (the model refused them, or the answer would not fit the response limit).
+ */
+export function unprocessable(message: string, detail?: string): InferenceError {
+  return new InferenceError(422, message, {}, detail);
+}
+
 export function notFound(message: string): InferenceError {
   return new InferenceError(404, message);
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { METRIC } from '../../contract/metrics';
 import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
-import { InferenceError, isInferenceError } from './errors';
+import { InferenceError, isInferenceError, unprocessable } from './errors';
 import { type HttpRequest, type HttpResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { HookContext, InferenceHooks } from './hooks';
 import { stringifyJson } from './json';
@@ -75,7 +75,10 @@ export class InferenceService<M extends BackendModel> {
     try {
       // Lambda parsed the payload; the same bound as for an HTTP body applies before anything walks it.
       checkJsonValueNesting(body);
-      return (await this.infer(body, undefined, requestId, undefined)).value;
+      const value = (await this.infer(body, undefined, requestId, undefined)).value;
+      // Lambda sends the value as JSON, under the same payload limit as an HTTP answer.
+      this.checkAnswerBytes(Buffer.byteLength(JSON.stringify(value) ?? ''));
+      return value;
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);
       const err = new Error(`[${status}] ${message}`);
@@ -112,7 +115,9 @@ export class InferenceService<M extends BackendModel> {
         case 'infer': {
           const body = readJsonBody(request, this.config.maxBodyBytes);
           const answer = await this.infer(body.value, body.text, requestId, request);
-          return answer.json !== undefined ? jsonResponse(200, answer.json) : this.json(200, answer.value);
+          const response = answer.json !== undefined ? jsonResponse(200, answer.json) : this.json(200, answer.value);
+          this.checkAnswerBytes(lambdaPayloadBytes(response, this.config.maxResponseBytes));
+          return response;
         }
       }
     } catch (e) {
@@ -168,6 +173,14 @@ export class InferenceService<M extends BackendModel> {
     );
   }
 
+  /** Refuses, with a 422, an answer over the response limit: Lambda would turn it into a 502. */
+  private checkAnswerBytes(bytes: number): void {
+    const limit = this.config.maxResponseBytes;
+    if (bytes > limit) {
+      throw unprocessable(`the answer is ${bytes} bytes, over the response limit of ${limit} bytes; ask for fewer values or fewer outputs`);
+    }
+  }
+
   /**
    * The status and message a failure is answered with. A 5xx answer says what failed and gives the
    * request id; what the operator needs to fix it (paths, S3 URIs, ARNs, the runtime's own words)
@@ -202,6 +215,17 @@ type LoadFailure = Error & { readonly summary?: string; readonly retryAt?: numbe
 function secondsUntil(at: number | undefined): number {
   const ms = at === undefined ? 0 : at - performance.now();
   return ms > 0 ? Math.ceil(ms / 1000) : 0;
+}
+
+/**
+ * The bytes Lambda counts for an HTTP answer: the JSON of the whole object, in which the body is
+ * a string with its quotes and backslashes escaped. Worked out exactly only when it could matter.
+ */
+function lambdaPayloadBytes(response: HttpResponse, limit: number): number {
+  const bodyBytes = Buffer.byteLength(response.body);
+  // No character takes more than six bytes escaped (`\u001f`): an answer that fits even so needs
+  // no second copy, and its body's size stands for it.
+  return bodyBytes * 6 + 1024 <= limit ? bodyBytes : Buffer.byteLength(JSON.stringify(response));
 }
 
 /** A hook's own 4xx passes through; anything else it throws is a 500 that names the hook (its message goes to the log). */

@@ -1,4 +1,4 @@
-import { type JsonValue, encodeValues } from './datatypes';
+import { type Datatype, type JsonValue, encodeValues } from './datatypes';
 import { badRequest } from './errors';
 import { type OipTensor, type TensorInit, type TensorSpec, checkShapeAgainstModel, decodeInputTensor, encodeOutputTensor, flatten } from './tensors';
 
@@ -18,6 +18,8 @@ export interface InferPlan {
   readonly outputs: readonly TensorSpec[];
   /** Number of instances, for the `instances` form. */
   readonly instanceCount?: number;
+  /** The size the request gives each symbolic dimension of the model's inputs (`batch` → 2). */
+  readonly symbols: ReadonlyMap<string, number>;
 }
 
 /** What onnxruntime returned for one output. */
@@ -58,16 +60,18 @@ export function planInference(body: unknown, signature: ModelSignature): InferPl
   if (req.parameters !== undefined && !isPlainObject(req.parameters)) {
     throw badRequest("'parameters' must be an object");
   }
+  const symbols = new Map<string, number>();
   return {
     form: 'oip',
     id: req.id as string | undefined,
     parameters: req.parameters as Record<string, unknown> | undefined,
-    feeds: readInputs(req.inputs, signature),
+    feeds: readInputs(req.inputs, signature, symbols),
     outputs: readRequestedOutputs(req.outputs, signature),
+    symbols,
   };
 }
 
-function readInputs(raw: unknown, signature: ModelSignature): Map<string, TensorInit> {
+function readInputs(raw: unknown, signature: ModelSignature, symbols: Map<string, number>): Map<string, TensorInit> {
   // A model without inputs (a constant graph) is called with `"inputs": []`.
   if (!Array.isArray(raw) || (raw.length === 0 && signature.inputs.length > 0)) {
     throw badRequest(
@@ -77,7 +81,6 @@ function readInputs(raw: unknown, signature: ModelSignature): Map<string, Tensor
     );
   }
   const feeds = new Map<string, TensorInit>();
-  const symbols = new Map<string, number>();
   raw.forEach((t, i) => {
     if (!isPlainObject(t) || typeof t.name !== 'string') {
       throw badRequest(`inputs[${i}] must be an object with a string 'name', 'shape', 'datatype' and 'data'`);
@@ -137,7 +140,8 @@ function planInstances(raw: unknown, signature: ModelSignature): InferPlan {
   const spec = signature.inputs[0];
   const rowShape = shapeOf(raw[0]);
   const shape = [raw.length, ...rowShape];
-  checkShapeAgainstModel(shape, spec, new Map());
+  const symbols = new Map<string, number>();
+  checkShapeAgainstModel(shape, spec, symbols);
   const values = flatten(
     raw.map((r) => (Array.isArray(r) ? r : [r])),
     "'instances'",
@@ -152,6 +156,7 @@ function planInstances(raw: unknown, signature: ModelSignature): InferPlan {
     feeds: new Map([[spec.name, { datatype: spec.datatype, data: encodeValues(values, spec.datatype, spec.name), shape }]]),
     outputs: [...signature.outputs],
     instanceCount: raw.length,
+    symbols,
   };
 }
 
@@ -193,11 +198,19 @@ export function buildInferResponse(
   };
 }
 
-/** One prediction per instance: the row of the single output, or an object of every output's row. */
+/** Deeper than any prediction row: `nest` recurses once per dimension. */
+const MAX_PREDICTION_RANK = 32;
+
+/**
+ * One prediction per instance: the row of the single output, or an object of every output's row.
+ * An output that does not come in rows of the instances (a model whose output shape comes from
+ * the values sent) cannot be answered in this form: the request is refused, as for a model with
+ * several inputs.
+ */
 function toPredictions(outputs: OipTensor[], n: number): unknown[] {
   const rows = outputs.map((o) => {
-    if (o.shape[0] !== n) {
-      throw new Error(`output '${o.name}' has shape [${o.shape.join(',')}], which cannot be split into ${n} predictions`);
+    if (o.shape[0] !== n || o.shape.length > MAX_PREDICTION_RANK) {
+      throw badRequest(`output '${o.name}' has shape [${o.shape.join(',')}], which cannot be split into ${n} predictions: use 'inputs' (Open Inference Protocol)`);
     }
     return splitRows(o.data, o.shape);
   });
@@ -226,4 +239,24 @@ function names(specs: readonly TensorSpec[]): string {
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The fewest bytes `count` values of a datatype take in a JSON answer: one digit (or `true`, or
+ * `""`) and a comma each. An answer whose minimum is over the response limit can be refused
+ * before any of it is built.
+ */
+export function minJsonBytes(datatype: Datatype, count: number): number {
+  return count * (datatype === 'BOOL' ? 5 : datatype === 'BYTES' ? 3 : 2);
+}
+
+/** An output's shape before the model runs, where the model's declared shape and the request's symbols fix it. */
+export function expectedOutputShape(spec: TensorSpec, symbols: ReadonlyMap<string, number>): number[] | undefined {
+  const dims: number[] = [];
+  for (const d of spec.shape) {
+    const size = typeof d === 'number' ? (d >= 0 ? d : undefined) : symbols.get(d);
+    if (size === undefined) return undefined;
+    dims.push(size);
+  }
+  return dims;
 }
