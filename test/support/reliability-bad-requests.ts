@@ -4,7 +4,7 @@
  * must name.
  */
 import fc from 'fast-check';
-import { type Datatype, type Draft, type InputSpec, type ModelUnderTest, countOf, render, shapeOf, validDraft } from './reliability-requests';
+import { type Datatype, type Draft, INHERITED_NAMES, type InputSpec, type ModelUnderTest, countOf, render, shapeOf, validDraft } from './reliability-requests';
 
 export interface BadRequest {
   readonly what: string;
@@ -28,7 +28,8 @@ const notObject = fc.oneof(fc.integer(), fc.string(), fc.boolean(), fc.constant(
 
 /**
  * Values JSON can carry that the datatype must refuse: "NaN" and the infinities are floats only
- * (and only as those exact strings), and BYTES cannot hold a NUL or a lone surrogate.
+ * (and only as those exact strings, not "toString" or another name every object inherits), and
+ * BYTES cannot hold a NUL or a lone surrogate.
  */
 const NOT_OF_TYPE: Record<Datatype, unknown[]> = {
   INT64: [
@@ -51,10 +52,11 @@ const NOT_OF_TYPE: Record<Datatype, unknown[]> = {
     '9223372036854775808',
     '-9223372036854775809',
     '123456789012345678901',
+    ...INHERITED_NAMES,
   ],
-  BOOL: ['true', 'false', 1, 0, 'NaN', 'Infinity', null, {}, '1'],
-  FP16: ['nan', 'inf', '-inf', 'NAN', '+Infinity', 65520, -70000, 1e6, true, null, {}, '1', ''],
-  FP32: ['nan', 'Inf', '+Infinity', 3.5e38, -1e39, true, null, {}, '1', ''],
+  BOOL: ['true', 'false', 1, 0, 'NaN', 'Infinity', null, {}, '1', ...INHERITED_NAMES],
+  FP16: ['nan', 'inf', '-inf', 'NAN', '+Infinity', 65520, -70000, 1e6, true, null, {}, '1', '', ...INHERITED_NAMES],
+  FP32: ['nan', 'Inf', '+Infinity', 3.5e38, -1e39, true, null, {}, '1', '', ...INHERITED_NAMES],
   BYTES: [1, 0, 1.5, true, false, null, {}, 'a\u0000b', '\u0000', 'x\ud800', '\udc00y'],
 };
 
@@ -105,7 +107,7 @@ function tensorMutations(model: ModelUnderTest, draft: Draft): fc.Arbitrary<Muta
     fc
       .tuple(
         spec,
-        fc.string({ maxLength: 12 }).filter((n) => !names.includes(n)),
+        fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom(...INHERITED_NAMES)).filter((n) => !names.includes(n)),
       )
       .map(([s, n]) => ({
         what: `unknown input ${JSON.stringify(n)}`,
@@ -117,7 +119,7 @@ function tensorMutations(model: ModelUnderTest, draft: Draft): fc.Arbitrary<Muta
         spec,
         fc.oneof(
           notString,
-          fc.string().filter((t) => !PROTOCOL_DATATYPES.includes(t)),
+          fc.oneof(fc.string(), fc.constantFrom(...INHERITED_NAMES)).filter((t) => !PROTOCOL_DATATYPES.includes(t)),
         ),
       )
       .map(([s, v]) => ({
@@ -156,7 +158,7 @@ function tensorMutations(model: ModelUnderTest, draft: Draft): fc.Arbitrary<Muta
         apply: (b: Body) => void (b.outputs = [v]),
       })),
     fc
-      .string({ maxLength: 12 })
+      .oneof(fc.string({ maxLength: 12 }), fc.constantFrom(...INHERITED_NAMES))
       .filter((n) => !model.outputs.includes(n))
       .map((n) => ({
         what: `unknown output ${JSON.stringify(n)}`,
@@ -379,6 +381,61 @@ function bodyLevelMistakes(model: ModelUnderTest, maxBodyBytes: number): fc.Arbi
 /** The largest nesting the handler takes (handlers/core/nesting.ts), written down again here. */
 export const MAX_JSON_DEPTH = 64;
 
+/** Gives `body` an own field `key`, even one named as an inherited property (`__proto__`), as JSON.parse does. */
+function own(body: Body, key: string, value: unknown): void {
+  Object.defineProperty(body, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** `levels` arrays (or objects `{"k":...}`) around a 1, as JSON text. */
+function nestedText(levels: number, objects: boolean): string {
+  return objects ? `${'{"k":'.repeat(levels)}1${'}'.repeat(levels)}` : `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+}
+
+/**
+ * A valid request with a value nested past the limit put anywhere: in a tensor's data, shape,
+ * datatype or name, in one of its values or dimensions, in `id`, `parameters`, `outputs`, a field
+ * nobody reads (named as an inherited property or not), or as the whole body. The answer must be
+ * the 400 naming where, before anything walks the value (describing a datatype or a value in an
+ * error, JSON.stringify, flattening data).
+ */
+function deepNesting(model: ModelUnderTest, maxBodyBytes: number): fc.Arbitrary<BadRequest> {
+  const where = (at: number, s: InputSpec, n: number) =>
+    fc.constantFrom<[string, (b: Body) => void]>(
+      [`inputs[${at}].data`, (b) => void (b.inputs[at].data = MARKER)],
+      [`inputs[${at}].data[${n - 1}]`, (b) => void (b.inputs[at].data[n - 1] = MARKER)],
+      [`inputs[${at}].shape`, (b) => void (b.inputs[at].shape = MARKER)],
+      [`inputs[${at}].shape[0]`, (b) => void (b.inputs[at].shape[0] = MARKER)],
+      [`inputs[${at}].datatype`, (b) => void (b.inputs[at].datatype = MARKER)],
+      [`inputs[${at}].name`, (b) => void (b.inputs[at].name = MARKER)],
+      [`inputs[${at}].parameters`, (b) => void (b.inputs[at].parameters = MARKER)],
+      [`inputs[${at}].${s.name === 'x' ? 'y' : 'x'}`, (b) => void (b.inputs[at][s.name === 'x' ? 'y' : 'x'] = MARKER)],
+      ['id', (b) => void (b.id = MARKER)],
+      ['parameters.p', (b) => void (b.parameters = { p: MARKER })],
+      ['outputs[0].name', (b) => void (b.outputs = [{ name: MARKER }])],
+      ['extra', (b) => void (b.extra = MARKER)],
+      ['__proto__', (b) => own(b, '__proto__', MARKER)],
+      ['constructor', (b) => own(b, 'constructor', MARKER)],
+    );
+  const placed = validDraft(model)
+    .map((d): Draft => ({ ...d, form: 'oip', nested: false, extraRoot: {}, extraTensor: {}, id: undefined, outputs: undefined }))
+    .chain((d) =>
+      fc
+        .constantFrom(...model.inputs)
+        .chain((s) => fc.tuple(fc.constant(d), where(d.order.indexOf(s.name), s, countOf(shapeOf(s, d.batch))), fc.boolean(), fc.integer({ min: MAX_JSON_DEPTH, max: 1500 }))),
+    )
+    .map(([d, [path, put], objects, levels]) => {
+      const body = render(model, d);
+      put(body);
+      const deep = nestedText(objects ? Math.min(levels, 600) : levels, objects);
+      return { what: `nested ${levels} deep at ${path}`, text: JSON.stringify(body).replace(JSON.stringify(MARKER), deep), path };
+    });
+  const whole = fc.integer({ min: MAX_JSON_DEPTH + 1, max: 1500 }).map((levels) => ({ what: `a body nested ${levels} deep`, text: nestedText(levels, false), path: '[0]' }));
+  return fc
+    .oneof({ weight: 9, arbitrary: placed }, { weight: 1, arbitrary: whole })
+    .filter((r) => Buffer.byteLength(r.text) <= maxBodyBytes)
+    .map((r) => ({ what: r.what, text: r.text, status: 400, mentions: [`the request is nested deeper than ${MAX_JSON_DEPTH} levels, at ${r.path}`] }));
+}
+
 /** The request text with an unknown field that brings it to exactly `bytes` UTF-8 bytes. */
 export function padTo(text: string, bytes: number, wide = ''): string {
   const base = `${text.slice(0, -1)},"padding":"${wide}"}`;
@@ -412,5 +469,6 @@ export function badRequests(model: ModelUnderTest, maxBodyBytes: number): fc.Arb
     },
     { weight: 1, arbitrary: instancesMutations(model) },
     { weight: 3, arbitrary: bodyLevelMistakes(model, maxBodyBytes) },
+    { weight: 2, arbitrary: deepNesting(model, maxBodyBytes) },
   );
 }
