@@ -62,8 +62,6 @@ export interface HandlerWorkersOptions {
 export interface HandlerWorkers {
   /** Sends each event to the worker with the fewest requests in flight. */
   readonly handler: LambdaHandler;
-  /** The worker threads' ids, in start order. */
-  readonly threadIds: readonly number[];
   /** Terminates every worker; requests in flight fail. */
   close(): Promise<void>;
 }
@@ -196,7 +194,6 @@ export async function startHandlerWorkers(options: HandlerWorkersOptions): Promi
 
   return {
     handler: (event, context) => (stopped ? Promise.reject(new Error('a worker stopped: serve is shutting down')) : invoke(pick(), event, context)),
-    threadIds: workers.map((w) => w.thread.threadId),
     close,
   };
 }
