@@ -107,9 +107,9 @@ export interface JsonBody {
  * RFC 6839), in any case, with any parameters. Everything else, `text/plain` included, is refused
  * with a 415: API Gateway's request validator checks `application/json` bodies only, so a body of
  * another type would reach the function without the validator's checks, and a JSON body should
- * say what it is. No Content-Type at all counts as JSON: API Gateway assumes `application/json`
- * for a request without one (that is the mapping template and model it picks), a caller that
- * sends no header has claimed no other format, and the body must parse as JSON anyway.
+ * say what it is. No Content-Type at all counts as JSON: API Gateway itself takes a request
+ * without one as `application/json` (its documented default when it picks a mapping template), a
+ * caller that sends no header has claimed no other format, and the body must parse as JSON anyway.
  */
 export function isJsonContentType(header: string | undefined): boolean {
   const type = (header ?? '').split(';')[0].trim().toLowerCase();
