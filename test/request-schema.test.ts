@@ -157,3 +157,16 @@ describe.each([
     expect(accepts({ inputs: [...valid(), tensorOf(inputs[0])] })).toBe(false);
   });
 });
+
+describe('inferRequestSchema() of a model with no inputs', () => {
+  const accepts = validatorFor(inferRequestSchema([]));
+
+  it('accepts `"inputs": []`, the only way to call a constant graph', () => {
+    expect(accepts({ inputs: [] })).toBe(true);
+    expect(accepts({ id: 'x', inputs: [], outputs: [{ name: 'y' }] })).toBe(true);
+  });
+
+  it('rejects any input, since the model has none', () => {
+    expect(accepts({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] })).toBe(false);
+  });
+});

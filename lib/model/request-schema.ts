@@ -37,12 +37,16 @@ export function inferRequestSchema(inputs?: readonly TensorSignature[]): apigw.J
     properties: {
       id: { type: T.STRING },
       parameters: { type: T.OBJECT },
-      inputs: {
-        type: T.ARRAY,
-        minItems: 1,
-        ...(inputs && inputs.length > 0 ? { maxItems: inputs.length } : {}),
-        items,
-      },
+      // A model with no inputs (a constant graph) is called with `"inputs": []`.
+      inputs:
+        inputs && inputs.length === 0
+          ? { type: T.ARRAY, maxItems: 0 }
+          : {
+              type: T.ARRAY,
+              minItems: 1,
+              ...(inputs && inputs.length > 0 ? { maxItems: inputs.length } : {}),
+              items,
+            },
       instances: { type: T.ARRAY, minItems: 1 },
       outputs: {
         type: T.ARRAY,
