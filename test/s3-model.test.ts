@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { build, type BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
@@ -534,6 +535,28 @@ try {
     expect(again.downloaded).toBe(false);
     expect(await partialsIn(cacheDir)).toEqual([]);
     expect((await readFile(again.path)).equals(content)).toBe(true);
+  });
+
+  it('leaves the partial file of a download in another worker thread of this process alone', { timeout: 60_000 }, async () => {
+    // As on Lambda Managed Instances: worker threads of one process load the same model at once.
+    const content = randomBytes(1024 * 1024);
+    await upload('threads/model.onnx', content);
+    const uri = `s3://${BUCKET}/threads/model.onnx`;
+    const bundle = await buildFetchRunner();
+
+    proxy.fault = { stallAfterBytes: 200_000 };
+    const worker = new Worker(bundle, { argv: [uri, cacheDir], env: { ...process.env, AWS_ENDPOINT_URL_S3: proxy.endpoint }, stdout: true });
+    try {
+      await until(async () => (await partialsIn(cacheDir)).length === 1, "the other thread's partial file");
+      const [theirs] = await partialsIn(cacheDir);
+      proxy.fault = undefined;
+      // Same process id, another thread still writing: its file stays.
+      const mine = await fetchS3Model({ uri, cacheDir });
+      expect((await readFile(mine.path)).equals(content)).toBe(true);
+      expect(await partialsIn(cacheDir)).toEqual([theirs]);
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it('can be imported where @aws-sdk/client-s3 does not resolve (the SDK loads only when fetching)', async () => {

@@ -1,7 +1,7 @@
 /**
  * Fetches an S3 model to a local cache directory (Lambda's /tmp) at cold start.
  *
- * - The body is streamed to a file of this attempt's own (`<file>.<host>-<pid>-<random>.partial`)
+ * - The body is streamed to a file of this attempt's own (`<file>.<host>-<pid>-<thread>-<random>.partial`)
  *   and renamed only once its length (and MD5, when the ETag is one) has been checked, so a path
  *   this module returns always holds a whole object, even when several processes share the cache
  *   directory and fetch the same object at once: each writes its own file, and the renames are
@@ -22,6 +22,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { threadId } from 'node:worker_threads';
 import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
@@ -146,13 +147,17 @@ const HOST_TAG =
 
 /** A new partial file for `target`, unique to this attempt, registered as being written. */
 function newPartial(target: string): string {
-  const file = `${target}.${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}.partial`;
+  const file = `${target}.${HOST_TAG}-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}.partial`;
   LIVE_PARTIALS.add(file);
   return file;
 }
 
-/** `<host>-<pid>-<random>.partial`: who wrote a partial file. */
-const PARTIAL_OWNER = /\.([A-Za-z0-9_]+)-(\d+)-[0-9a-f]{8}\.partial$/;
+/**
+ * `<host>-<pid>-<thread>-<random>.partial`: who wrote a partial file. The thread matters: on Lambda
+ * Managed Instances (and `serve --workers`) several worker threads of one process load the model,
+ * each with its own list of the downloads it runs.
+ */
+const PARTIAL_OWNER = /\.([A-Za-z0-9_]+)-(\d+)-(\d+)-[0-9a-f]{8}\.partial$/;
 
 /**
  * Fetches the model unless the cache already holds the current object. Concurrent calls for the
@@ -264,7 +269,9 @@ async function isStalePartial(file: string, name: string, idleTimeoutMs: number)
   const owner = PARTIAL_OWNER.exec(name);
   if (owner && owner[1] === HOST_TAG) {
     const pid = Number(owner[2]);
-    if (pid === process.pid || !isRunning(pid)) return true;
+    // This thread's own file outside an attempt, or a file of a process gone: nobody finishes it.
+    // Another thread of this process may still be writing its own: judged by age below.
+    if ((pid === process.pid && Number(owner[3]) === threadId) || (pid !== process.pid && !isRunning(pid))) return true;
   }
   try {
     const { mtimeMs } = await stat(file);
