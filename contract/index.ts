@@ -4,6 +4,7 @@
  * import this module and nothing else of each other, so a name is defined once. Plain constants and
  * types only: it is bundled into every handler.
  */
+export * from './binary-data';
 export * from './datatypes';
 export * from './defaults';
 export * from './environment';

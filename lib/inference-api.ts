@@ -7,6 +7,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { BINARY_TENSOR_CONTENT_TYPE } from '../contract/binary-data';
 import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../contract/defaults';
 import { inferRequestSchema } from './model/request-schema';
 import { unscopedValidationError, validationError } from './private/errors';
@@ -472,6 +473,10 @@ export class InferenceApi extends Construct {
       restApiName: Names.uniqueResourceName(this, { maxLength: 128 }),
       description: props.description ?? `Open Inference Protocol API of the model ${this.modelName}`,
       endpointConfiguration: { types: [props.endpointType ?? apigw.EndpointType.REGIONAL] },
+      // Bodies of the binary tensor data extension reach the function base64-encoded, unchanged;
+      // the request model (application/json) does not apply to them. A client that wants a binary
+      // answer sends `Accept: application/octet-stream`, so that API Gateway decodes it.
+      binaryMediaTypes: [BINARY_TENSOR_CONTENT_TYPE],
       // The account-wide role is opt-in (see `cloudWatchRole`), not a side effect of every API.
       cloudWatchRole: false,
       defaultCorsPreflightOptions: props.cors,

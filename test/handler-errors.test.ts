@@ -79,9 +79,10 @@ describe('requests the handler refuses, with the status and a message naming the
     expect(r.body.error).toMatch(/application\/json/);
   });
 
-  it('refuses the binary tensor extension with 415', async () => {
-    const r = await infer(handler, valid, 'model', { headers: { 'Inference-Header-Content-Length': '10' } });
+  it('refuses a body of the binary tensor extension with 415 when its content type is neither binary nor JSON', async () => {
+    const r = await infer(handler, valid, 'model', { headers: { 'Content-Type': 'text/plain', 'Inference-Header-Content-Length': '10' } });
     expect(r.status).toBe(415);
+    expect(r.body.error).toMatch(/application\/octet-stream/);
   });
 
   it('refuses a body marked base64 that is not base64', async () => {

@@ -105,7 +105,7 @@ describe('Open Inference Protocol over the bundled handler', () => {
     expect(server.status).toBe(200);
     expect(server.body.name).toBe('cdk-serverless-inference');
     expect(server.body.version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(server.body.extensions).toEqual([]);
+    expect(server.body.extensions).toEqual(['binary_tensor_data']);
   });
 
   it('returns only the outputs the request selects, in its order', async () => {

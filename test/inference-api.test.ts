@@ -697,3 +697,18 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
     expect(flagged(nagRules.cognito.CognitoUserPoolAPIGWAuthorizer)).toEqual(Array(OIP_ROUTES('model').length).fill('AWS::ApiGateway::Method'));
   });
 });
+
+describe('binary tensor data', () => {
+  it('lists application/octet-stream as a binary media type, so that API Gateway passes such bodies base64-encoded', () => {
+    const { template } = setup();
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['application/octet-stream'] });
+  });
+
+  it('keeps the request model on application/json only: a binary body is not checked against the JSON schema', () => {
+    const { template } = setup();
+    const infer = resourcesOf(template, 'AWS::ApiGateway::Method').filter(([, r]) => r.Properties?.RequestModels);
+    // The infer route, with and without a version.
+    expect(infer).toHaveLength(2);
+    for (const [, r] of infer) expect(Object.keys(r.Properties.RequestModels)).toEqual(['application/json']);
+  });
+});

@@ -21,6 +21,11 @@ export interface InferenceBackend<M extends BackendModel = BackendModel> {
    * thrown as an `InferenceError` with its status; anything else is answered as an internal error.
    */
   infer(model: M, request: BackendRequest): Promise<BackendResult>;
+  /**
+   * Whether the backend reads and writes the binary tensor data extension (`request.binary`, and
+   * outputs carrying their bytes, see protocol.ts's BINARY_DATA). Without it such requests get a 415.
+   */
+  readonly binaryTensorData?: boolean;
 }
 
 export interface BackendModel {
@@ -46,6 +51,11 @@ export interface BackendRequest {
   readonly body: unknown;
   /** The body's JSON text as the client sent it; absent when `preprocess` ran or no text came (a direct invocation). */
   readonly json?: string;
+  /**
+   * The bytes after the JSON header of a body of the binary tensor data extension (the inputs'
+   * `binary_data_size` sections, in the order of the inputs); `body` is the JSON header.
+   */
+  readonly binary?: Buffer;
 }
 
 export interface BackendResult {

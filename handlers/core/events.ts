@@ -1,3 +1,4 @@
+import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../../contract/binary-data';
 import { InferenceError } from './errors';
 import { checkJsonTextNesting } from './nesting';
 import { type WarmupRequest, readWarmup } from './warmup';
@@ -19,7 +20,8 @@ export interface HttpResponse {
   readonly statusCode: number;
   readonly headers: Record<string, string>;
   readonly body: string;
-  readonly isBase64Encoded: false;
+  /** True for a binary body (the binary tensor data extension), sent base64-encoded as Lambda requires. */
+  readonly isBase64Encoded: boolean;
 }
 
 export type IncomingEvent =
@@ -83,13 +85,23 @@ function decodeBody(body: string, base64: boolean, maxBodyBytes: number): string
     if (Buffer.byteLength(body) > maxBodyBytes) throw tooLarge(Buffer.byteLength(body), maxBodyBytes);
     return body;
   }
-  const compact = body.replace(/\s+/g, '');
+  return decodeBodyBytes(body, true, maxBodyBytes).toString('utf8');
+}
+
+/** The body's bytes, the limit applied to them (not to their base64 text). */
+function decodeBodyBytes(body: string, base64: boolean, maxBodyBytes: number): Buffer {
+  if (!base64) {
+    const bytes = Buffer.from(body, 'utf8');
+    if (bytes.length > maxBodyBytes) throw tooLarge(bytes.length, maxBodyBytes);
+    return bytes;
+  }
+  const compact = /\s/.test(body) ? body.replace(/\s+/g, '') : body;
   if (compact.length % 4 !== 0 || !BASE64.test(compact)) {
     throw new InferenceError(400, 'the request body is marked base64-encoded but is not valid base64');
   }
   const size = (compact.length / 4) * 3 - (compact.endsWith('==') ? 2 : compact.endsWith('=') ? 1 : 0);
   if (size > maxBodyBytes) throw tooLarge(size, maxBodyBytes);
-  return Buffer.from(compact, 'base64').toString('utf8');
+  return Buffer.from(compact, 'base64');
 }
 
 function tooLarge(size: number, max: number): InferenceError {
@@ -100,6 +112,43 @@ function tooLarge(size: number, max: number): InferenceError {
 export interface JsonBody {
   readonly value: unknown;
   readonly text: string;
+  /**
+   * With the binary tensor data extension (an `Inference-Header-Content-Length` header), the bytes
+   * after the JSON header; `value` and `text` are then the JSON header's.
+   */
+  readonly binary?: Buffer;
+}
+
+const HEADER_LENGTH = INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase();
+
+/**
+ * Reads a request of the binary tensor data extension: a JSON header of the length the
+ * `Inference-Header-Content-Length` header gives, then the tensors' bytes. Its content type is
+ * `application/octet-stream` (as Triton's and KServe's clients send it, and what a REST API passes
+ * to the function base64-encoded), or JSON; any other is refused with a 415, as for JSON bodies.
+ */
+function readBinaryBody(request: HttpRequest, header: string, maxBodyBytes: number): JsonBody {
+  const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== BINARY_TENSOR_CONTENT_TYPE && !isJsonContentType(type)) {
+    throw new InferenceError(
+      415,
+      `Content-Type ${type} is not supported; send binary tensor data as ${BINARY_TENSOR_CONTENT_TYPE} with the ${INFERENCE_HEADER_CONTENT_LENGTH} header, or the request as application/json`,
+    );
+  }
+  if (!/^\s*\d{1,15}\s*$/.test(header)) {
+    throw new InferenceError(400, `the ${INFERENCE_HEADER_CONTENT_LENGTH} header must be the JSON header's length in bytes, got: ${JSON.stringify(header.slice(0, 40))}`);
+  }
+  const length = Number(header);
+  const body = request.rawBody === undefined ? Buffer.alloc(0) : decodeBodyBytes(request.rawBody, request.isBase64Encoded, maxBodyBytes);
+  if (length > body.length) {
+    throw new InferenceError(400, `the ${INFERENCE_HEADER_CONTENT_LENGTH} header says the JSON header is ${length} bytes, but the body has only ${body.length}`);
+  }
+  const text = body.subarray(0, length).toString('utf8');
+  if (text.trim() === '') {
+    throw new InferenceError(400, `the request's JSON header is empty (${INFERENCE_HEADER_CONTENT_LENGTH}: ${length}); send the inference request as JSON before the tensor bytes`);
+  }
+  checkJsonTextNesting(text);
+  return { value: parseJson(text, `the request's JSON header (its first ${length} bytes, per ${INFERENCE_HEADER_CONTENT_LENGTH})`), text, binary: body.subarray(length) };
 }
 
 /**
@@ -120,9 +169,13 @@ export function isJsonContentType(header: string | undefined): boolean {
  * Parses a JSON request body, checking its content type, size and nesting first. The text is kept
  * for a backend that forwards the body as it came.
  */
-export function readJsonBody(request: HttpRequest, maxBodyBytes: number): JsonBody {
-  if (request.headers['inference-header-content-length'] !== undefined) {
-    throw new InferenceError(415, 'the binary tensor data extension is not supported; send the tensors as JSON');
+export function readJsonBody(request: HttpRequest, maxBodyBytes: number, binaryTensorData = false): JsonBody {
+  const header = request.headers[HEADER_LENGTH];
+  if (header !== undefined) {
+    if (!binaryTensorData) {
+      throw new InferenceError(415, 'the binary tensor data extension is not supported; send the tensors as JSON');
+    }
+    return readBinaryBody(request, header, maxBodyBytes);
   }
   const contentType = request.headers['content-type'];
   if (!isJsonContentType(contentType)) {
@@ -148,4 +201,18 @@ function parseJson(text: string, what: string): unknown {
 
 export function jsonResponse(statusCode: number, body: string, headers: Record<string, string> = {}): HttpResponse {
   return { statusCode, headers: { 'Content-Type': 'application/json', ...headers }, body, isBase64Encoded: false };
+}
+
+/**
+ * An answer of the binary tensor data extension: the JSON header, then the outputs' bytes, with
+ * `Inference-Header-Content-Length`; base64-encoded, as Lambda carries binary bodies.
+ */
+export function binaryResponse(statusCode: number, json: string, binary: readonly Buffer[]): HttpResponse {
+  const header = Buffer.from(json, 'utf8');
+  return {
+    statusCode,
+    headers: { 'Content-Type': BINARY_TENSOR_CONTENT_TYPE, [INFERENCE_HEADER_CONTENT_LENGTH]: String(header.length) },
+    body: Buffer.concat([header, ...binary]).toString('base64'),
+    isBase64Encoded: true,
+  };
 }

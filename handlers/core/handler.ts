@@ -7,11 +7,12 @@ import { randomUUID } from 'node:crypto';
 import { METRIC } from '../../contract/metrics';
 import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
-import { InferenceError, isInferenceError, unprocessable } from './errors';
-import { type HttpRequest, type HttpResponse, jsonResponse, readEvent, readJsonBody } from './events';
+import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
+import { type HttpRequest, type HttpResponse, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { HookContext, InferenceHooks } from './hooks';
 import { stringifyJson } from './json';
 import { checkJsonValueNesting } from './nesting';
+import { binaryDataOf } from './binary-data';
 import { matchRoute } from './routes';
 import type { Telemetry } from './telemetry';
 import { VERSION } from './version';
@@ -76,6 +77,10 @@ export class InferenceService<M extends BackendModel> {
       // Lambda parsed the payload; the same bound as for an HTTP body applies before anything walks it.
       checkJsonValueNesting(body);
       const value = (await this.infer(body, undefined, requestId, undefined)).value;
+      const outputs = (value as { outputs?: unknown } | null)?.outputs;
+      if (Array.isArray(outputs) && outputs.some((o) => binaryDataOf(o) !== undefined)) {
+        throw badRequest('a direct invocation answers JSON only: binary tensor data (binary_data, binary_data_output) needs an HTTP request');
+      }
       // Lambda sends the value as JSON, under the same payload limit as an HTTP answer.
       this.checkAnswerBytes(Buffer.byteLength(JSON.stringify(value) ?? ''));
       return value;
@@ -94,7 +99,7 @@ export class InferenceService<M extends BackendModel> {
         case 'server-live':
           return this.json(200, { live: true });
         case 'server-metadata':
-          return this.json(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: [] });
+          return this.json(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
         case 'server-ready':
         case 'model-ready': {
           // The protocol answers readiness with the status code: 200 ready, 4xx not. While a failed
@@ -113,9 +118,9 @@ export class InferenceService<M extends BackendModel> {
             ...this.backend.metadata(await this.model()),
           });
         case 'infer': {
-          const body = readJsonBody(request, this.config.maxBodyBytes);
-          const answer = await this.infer(body.value, body.text, requestId, request);
-          const response = answer.json !== undefined ? jsonResponse(200, answer.json) : this.json(200, answer.value);
+          const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
+          const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
+          const response = answer.json !== undefined ? jsonResponse(200, answer.json) : this.answer(answer.value);
           this.checkAnswerBytes(lambdaPayloadBytes(response, this.config.maxResponseBytes));
           return response;
         }
@@ -127,7 +132,7 @@ export class InferenceService<M extends BackendModel> {
   }
 
   /** `text` is the body's JSON text, if it came as text, so that a backend may pass it on as it is. */
-  private async infer(body: unknown, text: string | undefined, requestId: string, http: HttpRequest | undefined): Promise<InferAnswer> {
+  private async infer(body: unknown, text: string | undefined, requestId: string, http: HttpRequest | undefined, binary?: Buffer): Promise<InferAnswer> {
     const model = await this.model();
     const context: HookContext = {
       requestId,
@@ -136,7 +141,7 @@ export class InferenceService<M extends BackendModel> {
       logger: this.telemetry.logger,
       http,
     };
-    const request = this.hooks.preprocess ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)) } : { body, json: text };
+    const request = this.hooks.preprocess ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)), binary } : { body, json: text, binary };
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {
@@ -201,6 +206,16 @@ export class InferenceService<M extends BackendModel> {
     }
     this.telemetry.logger.error('internal error', { requestId, error: describeCause(e) });
     return { status: 500, message: `internal error (request id ${requestId})` };
+  }
+
+  /**
+   * An infer answer: JSON, or with outputs asked for as binary tensor data (their bytes kept under
+   * protocol.ts's BINARY_DATA), the JSON header followed by their bytes in the order of the outputs.
+   */
+  private answer(value: unknown): HttpResponse {
+    const outputs = (value as { outputs?: unknown } | null)?.outputs;
+    const binary = Array.isArray(outputs) ? outputs.map(binaryDataOf).filter((b): b is Buffer => b !== undefined) : [];
+    return binary.length > 0 ? binaryResponse(200, stringifyJson(value), binary) : this.json(200, value);
   }
 
   private json(status: number, body: unknown): HttpResponse {

@@ -1,4 +1,5 @@
 import type * as Ort from 'onnxruntime-node';
+import { binaryTensorBytes } from './binary-data';
 import type { BackendMetadata, BackendRequest, BackendResult, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
 import { type Datatype, ORT_TYPE_OF } from './datatypes';
@@ -27,14 +28,17 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     return { platform: 'onnxruntime_onnx', inputs: model.signature.inputs.map(spec), outputs: model.signature.outputs.map(spec) };
   }
 
+  /** Binary tensor data is read into onnxruntime's tensors here, and its outputs written from them. */
+  readonly binaryTensorData = true;
+
   async infer(model: LoadedModel, request: BackendRequest): Promise<BackendResult> {
-    const plan = planInference(request.body, model.signature);
+    const plan = planInference(request.body, model.signature, request.binary);
     // Where the model's declared output shapes and the request's dimensions fix the answer's size,
     // an answer too large to send is refused before the model runs (and allocates it).
     this.checkAnswerSize(
       plan.outputs.flatMap((o) => {
         const dims = expectedOutputShape(o, plan.symbols);
-        return dims ? [{ name: o.name, datatype: o.datatype, dims }] : [];
+        return dims ? [{ name: o.name, datatype: o.datatype, dims, binary: plan.binaryOutputs.has(o.name) }] : [];
       }),
       'would have',
     );
@@ -45,7 +49,13 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     // only known now: checked before any of its JSON is built, which would take far longer and far
     // more memory than onnxruntime's tensor.
     this.checkAnswerSize(
-      plan.outputs.map((o) => ({ name: o.name, datatype: o.datatype, dims: results.get(o.name)!.dims, data: results.get(o.name)!.data })),
+      plan.outputs.map((o) => ({
+        name: o.name,
+        datatype: o.datatype,
+        dims: results.get(o.name)!.dims,
+        data: results.get(o.name)!.data,
+        binary: plan.binaryOutputs.has(o.name),
+      })),
       'has',
     );
     const response = buildInferResponse(plan, results, { name: this.config.modelName, version: this.config.modelVersion });
@@ -56,11 +66,20 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
    * Refuses with a 422 an answer whose JSON cannot be smaller than the response limit: every value
    * takes at least a digit and a comma (see minJsonBytes), strings their own length too.
    */
-  private checkAnswerSize(outputs: ReadonlyArray<{ name: string; datatype: Datatype; dims: readonly number[]; data?: unknown }>, tense: 'would have' | 'has'): void {
+  private checkAnswerSize(
+    outputs: ReadonlyArray<{ name: string; datatype: Datatype; dims: readonly number[]; data?: unknown; binary: boolean }>,
+    tense: 'would have' | 'has',
+  ): void {
     let bytes = 0;
     const parts: string[] = [];
     for (const o of outputs) {
       const count = o.dims.reduce((a, b) => a * b, 1);
+      if (o.binary) {
+        // Binary data goes base64-encoded in Lambda's answer: 4 characters for every 3 bytes.
+        bytes += Math.ceil(binaryTensorBytes(o.datatype, count, Array.isArray(o.data) ? (o.data as string[]) : undefined) / 3) * 4;
+        parts.push(`'${o.name}' [${o.dims.join(',')}]`);
+        continue;
+      }
       let min = minJsonBytes(o.datatype, count);
       if (o.datatype === 'BYTES' && Array.isArray(o.data)) {
         for (const s of o.data as string[]) min += s.length;
@@ -71,7 +90,7 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     const limit = this.config.maxResponseBytes;
     if (bytes > limit) {
       throw unprocessable(
-        `the answer ${tense} at least ${bytes} bytes of JSON (output ${parts.join(', ')}), over the response limit of ${limit} bytes; ask for fewer values or fewer outputs`,
+        `the answer ${tense} at least ${bytes} bytes${outputs.some((o) => o.binary) ? '' : ' of JSON'} (output ${parts.join(', ')}), over the response limit of ${limit} bytes; ask for fewer values or fewer outputs`,
       );
     }
   }

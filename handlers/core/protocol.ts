@@ -1,5 +1,6 @@
+import { BinarySection, binaryOutput, encodeBinaryTensor } from './binary-data';
 import { type Datatype, type JsonValue, encodeValues } from './datatypes';
-import { badRequest } from './errors';
+import { badRequest, describeJson } from './errors';
 import { type OipTensor, type TensorInit, type TensorSpec, checkShapeAgainstModel, decodeInputTensor, encodeOutputTensor, flatten } from './tensors';
 
 /** The model's inputs and outputs, read from the loaded session. */
@@ -20,6 +21,8 @@ export interface InferPlan {
   readonly instanceCount?: number;
   /** The size the request gives each symbolic dimension of the model's inputs (`batch` → 2). */
   readonly symbols: ReadonlyMap<string, number>;
+  /** The outputs to answer as binary tensor data rather than JSON. */
+  readonly binaryOutputs: ReadonlySet<string>;
 }
 
 /** What onnxruntime returned for one output. */
@@ -39,8 +42,11 @@ export interface InferResponse {
 
 const SHAPE_HINT = 'send {"inputs": [{"name", "shape", "datatype", "data"}]} (Open Inference Protocol) or {"instances": [...]}';
 
-/** Checks a parsed request body against the model and plans the inference. Throws 400s that say what is wrong. */
-export function planInference(body: unknown, signature: ModelSignature): InferPlan {
+/**
+ * Checks a parsed request body against the model and plans the inference. Throws 400s that say what
+ * is wrong. `binary` is what followed the JSON header in a body of the binary tensor data extension.
+ */
+export function planInference(body: unknown, signature: ModelSignature, binary?: Buffer): InferPlan {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw badRequest(`the request body must be a JSON object: ${SHAPE_HINT}`);
   }
@@ -49,6 +55,7 @@ export function planInference(body: unknown, signature: ModelSignature): InferPl
     throw badRequest(`the request has both 'inputs' and 'instances': ${SHAPE_HINT}`);
   }
   if ('instances' in req) {
+    if (binary) throw badRequest("binary tensor data goes with 'inputs' (Open Inference Protocol), not 'instances'");
     return planInstances(req.instances, signature);
   }
   if (!('inputs' in req)) {
@@ -61,17 +68,45 @@ export function planInference(body: unknown, signature: ModelSignature): InferPl
     throw badRequest("'parameters' must be an object");
   }
   const symbols = new Map<string, number>();
+  const section = binary ? new BinarySection(binary) : undefined;
+  const feeds = readInputs(req.inputs, signature, symbols, section);
+  section?.checkConsumed();
+  const outputs = readRequestedOutputs(req.outputs, signature);
   return {
     form: 'oip',
     id: req.id as string | undefined,
     parameters: req.parameters as Record<string, unknown> | undefined,
-    feeds: readInputs(req.inputs, signature, symbols),
-    outputs: readRequestedOutputs(req.outputs, signature),
+    feeds,
+    outputs,
     symbols,
+    binaryOutputs: readBinaryOutputs(req, outputs),
   };
 }
 
-function readInputs(raw: unknown, signature: ModelSignature, symbols: Map<string, number>): Map<string, TensorInit> {
+/**
+ * The outputs to answer in binary: every one with `"binary_data_output": true` in the request's
+ * parameters, unless an output's own `"binary_data"` says otherwise (binary tensor data extension).
+ */
+function readBinaryOutputs(req: Record<string, unknown>, outputs: readonly TensorSpec[]): Set<string> {
+  const all = (req.parameters as Record<string, unknown> | undefined)?.binary_data_output;
+  if (all !== undefined && typeof all !== 'boolean') {
+    throw badRequest(`parameters.binary_data_output must be true or false, got: ${describeJson(all)}`);
+  }
+  const own = new Map<string, boolean>();
+  if (Array.isArray(req.outputs)) {
+    for (const o of req.outputs as Record<string, unknown>[]) {
+      if (o.parameters === undefined) continue;
+      if (!isPlainObject(o.parameters)) throw badRequest(`output '${o.name}': 'parameters' must be an object`);
+      const flag = o.parameters.binary_data;
+      if (flag === undefined) continue;
+      if (typeof flag !== 'boolean') throw badRequest(`output '${o.name}': parameters.binary_data must be true or false, got: ${describeJson(flag)}`);
+      own.set(o.name as string, flag);
+    }
+  }
+  return new Set(outputs.filter((o) => own.get(o.name) ?? all === true).map((o) => o.name));
+}
+
+function readInputs(raw: unknown, signature: ModelSignature, symbols: Map<string, number>, binary: BinarySection | undefined): Map<string, TensorInit> {
   // A model without inputs (a constant graph) is called with `"inputs": []`.
   if (!Array.isArray(raw) || (raw.length === 0 && signature.inputs.length > 0)) {
     throw badRequest(
@@ -94,7 +129,7 @@ function readInputs(raw: unknown, signature: ModelSignature, symbols: Map<string
     if (feeds.has(spec.name)) {
       throw badRequest(`input '${spec.name}' is given more than once`);
     }
-    feeds.set(spec.name, decodeInputTensor(t, spec, symbols));
+    feeds.set(spec.name, decodeInputTensor(t, spec, symbols, binary));
   });
   const missing = signature.inputs.filter((s) => !feeds.has(s.name));
   if (missing.length > 0) {
@@ -157,6 +192,7 @@ function planInstances(raw: unknown, signature: ModelSignature): InferPlan {
     outputs: [...signature.outputs],
     instanceCount: raw.length,
     symbols,
+    binaryOutputs: new Set(),
   };
 }
 
@@ -183,8 +219,12 @@ export function buildInferResponse(
   results: ReadonlyMap<string, OutputResult>,
   model: { readonly name: string; readonly version: string },
 ): InferResponse | { predictions: unknown[] } {
-  const outputs = plan.outputs.map((spec) => {
+  const outputs = plan.outputs.map((spec): OipTensor => {
     const r = results.get(spec.name)!;
+    if (plan.binaryOutputs.has(spec.name)) {
+      const bytes = encodeBinaryTensor(r.data, spec.datatype);
+      return binaryOutput({ name: spec.name, datatype: spec.datatype, shape: [...r.dims], parameters: { binary_data_size: bytes.length } }, bytes);
+    }
     return encodeOutputTensor(spec.name, spec.datatype, r.dims, r.data);
   });
   if (plan.form === 'instances') {

@@ -1,4 +1,5 @@
 import { type Datatype, type JsonValue, type TensorData, decodeValues, encodeValues, isDatatype } from './datatypes';
+import { type BinarySection, decodeBinaryTensor } from './binary-data';
 import { badRequest, describeJson } from './errors';
 
 /**
@@ -37,7 +38,7 @@ const MAX_DIM = 2 ** 31 - 1;
  * check runs before anything is allocated for the tensor: a claimed shape of 10^9 elements whose
  * data does not match is refused on the count alone.
  */
-export function decodeInputTensor(raw: unknown, spec: TensorSpec, symbols: Map<string, number>): TensorInit {
+export function decodeInputTensor(raw: unknown, spec: TensorSpec, symbols: Map<string, number>, binary?: BinarySection): TensorInit {
   const t = raw as Record<string, unknown>;
   const name = spec.name;
   if (!isDatatype(t.datatype)) {
@@ -49,12 +50,39 @@ export function decodeInputTensor(raw: unknown, spec: TensorSpec, symbols: Map<s
   const shape = readShape(t.shape, `input '${name}'`);
   checkShapeAgainstModel(shape, spec, symbols);
 
+  const binarySize = readBinaryDataSize(t, name);
+  if (binarySize !== undefined) {
+    if (t.data !== undefined) {
+      throw badRequest(`input '${name}' has both 'data' and parameters.binary_data_size: send its values in one place`);
+    }
+    if (!binary) {
+      throw badRequest(
+        `input '${name}' has parameters.binary_data_size but the request has no binary data: send the JSON header's length in the Inference-Header-Content-Length header and the tensor bytes after it`,
+      );
+    }
+    return { datatype: spec.datatype, data: decodeBinaryTensor(binary.take(binarySize, name), spec.datatype, shape, name), shape };
+  }
+
   const values = flatten(t.data, `input '${name}'`);
   const expected = shape.reduce((a, b) => a * b, 1);
   if (values.length !== expected) {
     throw badRequest(`input '${name}': shape [${shape.join(',')}] holds ${expected} elements but data has ${values.length}`);
   }
   return { datatype: spec.datatype, data: encodeValues(values, spec.datatype, name), shape };
+}
+
+/** The input's `parameters.binary_data_size` (binary tensor data extension), if it has one. */
+function readBinaryDataSize(t: Record<string, unknown>, name: string): number | undefined {
+  if (t.parameters === undefined) return undefined;
+  if (typeof t.parameters !== 'object' || t.parameters === null || Array.isArray(t.parameters)) {
+    throw badRequest(`input '${name}': 'parameters' must be an object`);
+  }
+  const size = (t.parameters as Record<string, unknown>).binary_data_size;
+  if (size === undefined) return undefined;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    throw badRequest(`input '${name}': parameters.binary_data_size must be a non-negative integer, got: ${describeJson(size)}`);
+  }
+  return size;
 }
 
 /** An output tensor of onnxruntime in the protocol's JSON form. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import { BlockList, type AddressInfo } from 'node:net';
+import { BINARY_TENSOR_CONTENT_TYPE } from '../../contract/binary-data';
 
 /** A Lambda handler as the local server calls it. */
 export type LambdaHandler = (event: unknown, context: { awsRequestId: string }) => Promise<unknown>;
@@ -92,7 +93,9 @@ export async function checkReadiness(handler: LambdaHandler): Promise<Readiness>
   const requestId = randomUUID();
   let result: ProxyResult;
   try {
-    result = (await handler(proxyEvent('GET', new URL('/v2/health/ready', 'http://localhost'), {}, null, requestId), { awsRequestId: requestId })) as ProxyResult;
+    result = (await handler(proxyEvent('GET', new URL('/v2/health/ready', 'http://localhost'), {}, { body: null, isBase64Encoded: false }, requestId), {
+      awsRequestId: requestId,
+    })) as ProxyResult;
   } catch (e) {
     return { ready: false, reason: e instanceof Error ? e.message : String(e) };
   }
@@ -118,15 +121,24 @@ interface ProxyResult {
   isBase64Encoded?: boolean;
 }
 
-function proxyEvent(method: string, url: URL, headers: Record<string, string>, body: string | null, requestId: string) {
+/**
+ * The body as API Gateway passes it: base64-encoded for a binary media type (the REST API lists
+ * the binary tensor data extension's), as text otherwise.
+ */
+function eventBody(body: Buffer, contentType: string | undefined): { body: string | null; isBase64Encoded: boolean } {
+  if (body.length === 0) return { body: null, isBase64Encoded: false };
+  const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  return type === BINARY_TENSOR_CONTENT_TYPE ? { body: body.toString('base64'), isBase64Encoded: true } : { body: body.toString('utf8'), isBase64Encoded: false };
+}
+
+function proxyEvent(method: string, url: URL, headers: Record<string, string>, body: { body: string | null; isBase64Encoded: boolean }, requestId: string) {
   return {
     resource: '/{proxy+}',
     path: url.pathname,
     httpMethod: method,
     headers,
     queryStringParameters: url.searchParams.size > 0 ? Object.fromEntries(url.searchParams) : null,
-    body,
-    isBase64Encoded: false,
+    ...body,
     requestContext: { requestId, stage: 'local', httpMethod: method, path: url.pathname },
   };
 }
@@ -144,7 +156,7 @@ async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: htt
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
     }
-    const event = proxyEvent(req.method ?? 'GET', url, headers, body.length > 0 ? body.toString('utf8') : null, requestId);
+    const event = proxyEvent(req.method ?? 'GET', url, headers, eventBody(body, headers['content-type']), requestId);
     const result = (await handler(event, { awsRequestId: requestId })) as ProxyResult;
     const payload = result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? '');
     send(res, result.statusCode ?? 200, result.headers ?? {}, payload);
