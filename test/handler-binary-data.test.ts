@@ -392,6 +392,31 @@ describe('binary tensor data extension, INT64, BOOL, BYTES and FP16 (multi-io mo
     expect(uint16s(a.bytes.get('halves_plus_half_fp16')!)).toEqual([0x3c00, 0x3e00, 0xbe00, 0x3a00]);
   });
 
+  it('reads a tensor whose bytes start at an odd offset in the body (after a BYTES input of odd length)', async () => {
+    const text = byteStrings('abc');
+    const f = framed(
+      {
+        inputs: [
+          { name: 'text', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 7 } },
+          { name: 'halves', shape: [1, 2], datatype: 'FP16', parameters: { binary_data_size: 4 } },
+          { name: 'ids', shape: [1, 4], datatype: 'INT64', parameters: { binary_data_size: 32 } },
+          { name: 'mask', shape: [1, 4], datatype: 'BOOL', data: [true, false, true, false] },
+        ],
+        parameters: { binary_data_output: true },
+      },
+      text,
+      raw(Uint16Array.from([0x3800, 0x3c00])),
+      raw(BigInt64Array.from([3n, -3n, 2n ** 62n, 0n])),
+    );
+    for (const shape of SHAPES) {
+      const a = readAnswer(await handler(binaryEvent(shape, f)));
+      expect(a.status, JSON.stringify(a.json)).toBe(200);
+      expect(uint16s(a.bytes.get('halves_plus_half_fp16')!)).toEqual([0x3c00, 0x3e00]);
+      expect(int64s(a.bytes.get('ids_times_two')!)).toEqual([6n, -6n, -(2n ** 63n), 0n]);
+      expect(readByteStrings(a.bytes.get('text_echo')!)).toEqual(['abc']);
+    }
+  });
+
   const textCase = (text: Buffer, size = text.length) =>
     framed(
       {
@@ -504,6 +529,10 @@ describe('what binary tensor data saves (a log line, not an assertion of time)',
     const lrBare = await timeUs(() => lrSession.run({ features: new ort.Tensor('float32', flat, [64, 100]) }), n);
     const lrJson = await timeUs(() => lrHandler(jsonEvent), n);
     const lrBin = await timeUs(() => lrHandler(binEvent), n);
+    // The handler's fixed cost per request, whatever the tensors: one row, in JSON.
+    const oneRow = restEvent('POST', '/v2/models/model/infer', { inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', data: batch[0] }] });
+    const oneBare = await timeUs(() => lrSession.run({ features: new ort.Tensor('float32', flat.subarray(0, 100), [1, 100]) }), n);
+    const oneJson = await timeUs(() => lrHandler(oneRow), n);
     const imBare = await timeUs(() => imageSession.run({ image: new ort.Tensor('float32', image, [1, 3, 224, 224]) }), 100, 10);
     const imJson = await timeUs(() => imageHandler(imageJson), 20, 3);
     const imBin = await timeUs(() => imageHandler(imageBin), 100, 10);
@@ -512,6 +541,7 @@ describe('what binary tensor data saves (a log line, not an assertion of time)',
       [
         'binary tensor data, mean per request through the bundled handler (REST event), against bare session.run:',
         `  64×100 FP32: bare ${f(lrBare)}; JSON ${f(lrJson)} (×${(lrJson / lrBare).toFixed(1)}); binary in and out ${f(lrBin)} (×${(lrBin / lrBare).toFixed(1)}, handler − bare ${f(lrBin - lrBare)})`,
+        `  1×100 FP32 in JSON (the handler's fixed cost): bare ${f(oneBare)}; handler ${f(oneJson)} (handler − bare ${f(oneJson - oneBare)})`,
         `  1×3×224×224 FP32: bare ${f(imBare)}; JSON ${f(imJson)} (handler − bare ${f(imJson - imBare)}); binary ${f(imBin)} (handler − bare ${f(imBin - imBare)})`,
       ].join('\n'),
     );

@@ -51,20 +51,21 @@ const ELEMENT_BYTES: Record<Exclude<Datatype, 'BYTES'>, number> = {
   FP64: 8,
 };
 
-/** The typed array of each fixed-size datatype, over a buffer of its own (so aligned). */
-const VIEW: Record<Exclude<Datatype, 'BYTES'>, (b: ArrayBuffer) => Exclude<TensorData, string[]>> = {
-  BOOL: (b) => new Uint8Array(b),
-  UINT8: (b) => new Uint8Array(b),
-  INT8: (b) => new Int8Array(b),
-  UINT16: (b) => new Uint16Array(b),
-  INT16: (b) => new Int16Array(b),
-  FP16: (b) => new Uint16Array(b),
-  UINT32: (b) => new Uint32Array(b),
-  INT32: (b) => new Int32Array(b),
-  FP32: (b) => new Float32Array(b),
-  UINT64: (b) => new BigUint64Array(b),
-  INT64: (b) => new BigInt64Array(b),
-  FP64: (b) => new Float64Array(b),
+/** The typed array of each fixed-size datatype, over aligned bytes. */
+type View = (b: ArrayBufferLike, offset: number, length: number) => Exclude<TensorData, string[]>;
+const VIEW: Record<Exclude<Datatype, 'BYTES'>, View> = {
+  BOOL: (b, o, n) => new Uint8Array(b, o, n),
+  UINT8: (b, o, n) => new Uint8Array(b, o, n),
+  INT8: (b, o, n) => new Int8Array(b, o, n),
+  UINT16: (b, o, n) => new Uint16Array(b, o, n),
+  INT16: (b, o, n) => new Int16Array(b, o, n),
+  FP16: (b, o, n) => new Uint16Array(b, o, n),
+  UINT32: (b, o, n) => new Uint32Array(b, o, n),
+  INT32: (b, o, n) => new Int32Array(b, o, n),
+  FP32: (b, o, n) => new Float32Array(b, o, n),
+  UINT64: (b, o, n) => new BigUint64Array(b, o, n),
+  INT64: (b, o, n) => new BigInt64Array(b, o, n),
+  FP64: (b, o, n) => new Float64Array(b, o, n),
 };
 
 // Typed arrays use the machine's byte order; the extension's is little-endian, as Lambda's are.
@@ -94,10 +95,14 @@ export function decodeBinaryTensor(bytes: Buffer, datatype: Datatype, shape: rea
   if (!LITTLE_ENDIAN) {
     throw badRequest('binary tensor data is not supported on a big-endian machine');
   }
-  // A copy into a buffer of its own: the section may start at any offset, a typed array may not.
-  const own = new ArrayBuffer(expected);
-  new Uint8Array(own).set(bytes);
-  const data = VIEW[datatype](own);
+  // A typed array must start at a multiple of its element size: a section that does not is copied
+  // into memory of its own (not zero-filled first: every byte is written).
+  let aligned = bytes;
+  if (bytes.byteOffset % ELEMENT_BYTES[datatype] !== 0) {
+    aligned = Buffer.allocUnsafeSlow(expected);
+    bytes.copy(aligned);
+  }
+  const data = VIEW[datatype](aligned.buffer, aligned.byteOffset, expected / ELEMENT_BYTES[datatype]);
   if (datatype === 'BOOL') {
     const i = (data as Uint8Array).findIndex((v) => v > 1);
     if (i >= 0) throw badRequest(`input '${name}' (BOOL): byte ${i} is ${(data as Uint8Array)[i]}; a BOOL element is 0 (false) or 1 (true)`);
