@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildOnnxModel, logisticRegressionModel, multiIoModel } from '../tools/onnx';
 import { functionUrlEvent, httpApiEvent, restEvent } from './support/events';
-import { type Handler, handlerForModel } from './support/handler';
+import { createHandler, type Handler, handlerForModel, writeModel } from './support/handler';
 
 const HEADER = 'Inference-Header-Content-Length';
 const OCTET = 'application/octet-stream';
@@ -464,6 +464,48 @@ describe('binary tensor data extension, INT64, BOOL, BYTES and FP16 (multi-io mo
     const a = readAnswer(await handler(binaryEvent('rest', f)));
     expect(a.status).toBe(400);
     expect(a.json.error).toMatch(/input 'mask' \(BOOL\): byte 2 is 2/);
+  });
+});
+
+describe('binary tensor data with hooks', () => {
+  const batch = rows(2, 100, 5);
+  const f = () =>
+    framed(
+      { inputs: [{ name: 'features', shape: [2, 100], datatype: 'FP32', parameters: { binary_data_size: 800 } }], parameters: { binary_data_output: true } },
+      raw(Float32Array.from(batch.flat())),
+    );
+
+  it('preprocess sees the JSON header, the bytes follow it; postprocess that keeps the outputs keeps them binary', async () => {
+    const seen: unknown[] = [];
+    const handler = await createHandler(
+      { MODEL_PATH: writeModel(lr.bytes) },
+      {
+        preprocess: (body: any) => {
+          seen.push(body);
+          return { ...body, id: 'from-hook' };
+        },
+        postprocess: (response: any) => ({ ...response, note: 'kept' }),
+      },
+    );
+    const a = readAnswer(await handler(binaryEvent('rest', f())));
+    expect(a.status, JSON.stringify(a.json)).toBe(200);
+    expect(seen[0]).toMatchObject({ inputs: [{ name: 'features', parameters: { binary_data_size: 800 } }] });
+    expect(a.json).toMatchObject({ id: 'from-hook', note: 'kept' });
+    const expected = lr.predict(batch);
+    float32s(a.bytes.get('probability')!).forEach((v, i) => {
+      expect(v).toBeCloseTo(expected[i], 6);
+    });
+  });
+
+  it('postprocess that builds outputs of its own answers them in JSON', async () => {
+    const handler = await createHandler(
+      { MODEL_PATH: writeModel(lr.bytes) },
+      { postprocess: (response: any) => ({ outputs: response.outputs.map((o: any) => ({ name: o.name, shape: o.shape, datatype: o.datatype, data: [1, 2] })) }) },
+    );
+    const a = readAnswer(await handler(binaryEvent('rest', f())));
+    expect(a.status).toBe(200);
+    expect(a.isBase64Encoded).toBe(false);
+    expect(a.json.outputs[0].data).toEqual([1, 2]);
   });
 });
 

@@ -174,6 +174,13 @@ describe('requests refused before the endpoint', () => {
     ['a string', '"hello"', {}, 400, /must be a JSON object/],
     ['no body', undefined, {}, 400, /has no body/],
     ['a form', 'a=1', { 'Content-Type': 'application/x-www-form-urlencoded' }, 415, /not supported/],
+    [
+      'binary tensor data, which the proxy does not read',
+      '{"inputs":[]}',
+      { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': '13' },
+      415,
+      /binary tensor data extension is not supported/,
+    ],
     ['too large a body', JSON.stringify({ instances: [Array(40).fill(1)] }), {}, 413, /limit is 64 bytes/],
   ] as const)('answers %s without calling SageMaker', async (_what, body, headers, status, message) => {
     sm.respondWith(() => ({ body: OIP_ANSWER }));
