@@ -283,6 +283,10 @@ describe('binary tensor data extension, FP32 (logistic regression, 100 features)
     await expect(handler({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', data: batch[0] }], parameters: { binary_data_output: true } })).rejects.toThrow(
       /\[400\] a direct invocation answers JSON only/,
     );
+    // Lambda's Invoke payload is JSON: there are no bytes after it for binary_data_size to point at.
+    await expect(handler({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', parameters: { binary_data_size: 400 } }] })).rejects.toThrow(
+      /\[400\] input 'features' has parameters.binary_data_size but the request has no binary data/,
+    );
   });
 });
 
