@@ -23,7 +23,7 @@ export interface InferenceBackend<M extends BackendModel = BackendModel> {
   infer(model: M, request: BackendRequest): Promise<BackendResult>;
   /**
    * Whether the backend reads and writes the binary tensor data extension (`request.binary`, and
-   * outputs carrying their bytes, see protocol.ts's BINARY_DATA). Without it such requests get a 415.
+   * outputs carrying their bytes, see binary-data.ts's binaryOutput). Without it such requests get a 415.
    */
   readonly binaryTensorData?: boolean;
 }

@@ -210,7 +210,7 @@ export class InferenceService<M extends BackendModel> {
 
   /**
    * An infer answer: JSON, or with outputs asked for as binary tensor data (their bytes kept under
-   * protocol.ts's BINARY_DATA), the JSON header followed by their bytes in the order of the outputs.
+   * binary-data.ts's binaryOutput), the JSON header followed by their bytes in the order of the outputs.
    */
   private answer(value: unknown): HttpResponse {
     const outputs = (value as { outputs?: unknown } | null)?.outputs;
