@@ -17,7 +17,7 @@ export interface Fault {
   stallBeforeHeaders?: boolean;
   /** Invert the body byte at this offset. */
   flipByteAt?: number;
-  /** Headers to add to or replace in a 200 response. */
+  /** Headers to add to or replace in a 200 or 206 response. */
   setHeaders?: Record<string, string>;
 }
 
@@ -79,7 +79,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     const upstreamRequest = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (upstream) => {
       const status = upstream.statusCode ?? 502;
       seen.status = status;
-      const faulty = status === 200 ? fault : undefined;
+      const faulty = status === 200 || status === 206 ? fault : undefined;
       res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
       let offset = 0;
       let holding = faulty?.holdAfterBytes;
