@@ -758,15 +758,21 @@ async function streamToPosition(body: Readable, fd: number, cursor: { position: 
       body.destroy(Object.assign(new Error(`No data from S3 for ${idleTimeoutMs} ms`), { name: 'TimeoutError' }));
     }, idleTimeoutMs);
   };
+  // The write in progress: awaited before returning, so that no write lands (and moves the cursor)
+  // after a failure has been reported and a retry or the file's removal has begun.
+  let writing: Promise<void> = Promise.resolve();
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       armIdleTimer();
-      writeAll(fd, chunk, cursor.position, (error) => {
-        if (!error) {
-          cursor.position += chunk.length;
-          progress.bytes += chunk.length;
-        }
-        callback(error);
+      writing = new Promise<void>((resolve) => {
+        writeAll(fd, chunk, cursor.position, (error) => {
+          if (!error) {
+            cursor.position += chunk.length;
+            progress.bytes += chunk.length;
+          }
+          resolve();
+          callback(error);
+        });
       });
     },
   });
@@ -775,6 +781,7 @@ async function streamToPosition(body: Readable, fd: number, cursor: { position: 
     await pipeline(body, sink);
   } finally {
     clearTimeout(idleTimer);
+    await writing;
   }
 }
 
@@ -881,7 +888,8 @@ function toModelFetchError(error: unknown, context: FailureContext): ModelFetchE
         'SSE-KMS). Without s3:ListBucket on the bucket, S3 also answers 403 for a key that does not exist.',
     );
   }
-  if (name === 'TimeoutError' || code === 'ETIMEDOUT') {
+  // The SDK names a connection reset before the answer's headers a TimeoutError: it is a drop.
+  if ((name === 'TimeoutError' && !(typeof code === 'string' && INTERRUPTION_CODES.has(code))) || code === 'ETIMEDOUT') {
     return make(
       'Timeout',
       `Timed out fetching ${uri} after ${progress.bytes} bytes (idle timeout ${idleTimeoutMs} ms). Check the ` +
