@@ -11,11 +11,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { build, type BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
+import { type FetchS3ModelOptions, fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
 import { startLocalS3, type LocalS3 } from '../tools/local-s3';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy';
 
@@ -417,6 +418,26 @@ describe('fetchS3Model in parallel ranges', () => {
     const again = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
     expect(again.downloaded).toBe(false);
     expect(proxy.requests.map((r) => r.status)).toEqual([304]);
+  });
+
+  it('fetches an empty object, whose first range S3 refuses (416), with a GET of the whole object', async () => {
+    // s3rver drops the connection for a range of an empty object; S3 answers 416 InvalidRange.
+    const ranges: Array<string | undefined> = [];
+    const client = {
+      send: async (command: { input: { Range?: string } }) => {
+        ranges.push(command.input.Range);
+        if (command.input.Range) {
+          throw Object.assign(new Error('The requested range is not satisfiable'), { name: 'InvalidRange', $metadata: { httpStatusCode: 416 } });
+        }
+        return { Body: Readable.from([]), ContentLength: 0, ETag: `"${md5Hex(Buffer.alloc(0))}"` };
+      },
+    } as unknown as FetchS3ModelOptions['client'];
+
+    const result = await fetchS3Model({ uri: `s3://${BUCKET}/ranged/empty.onnx`, cacheDir, client, partSizeBytes, concurrency: 4 });
+
+    expect(result).toMatchObject({ downloaded: true, sizeBytes: 0 });
+    expect((await stat(result.path)).size).toBe(0);
+    expect(ranges).toEqual([`bytes=0-${partSizeBytes - 1}`, undefined]);
   });
 
   it('keeps one GET for an object no larger than a range', async () => {

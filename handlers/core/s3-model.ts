@@ -439,6 +439,10 @@ async function getObjectUnlessMatch(
     if (httpStatusOf(error) === 304) {
       return 'not-modified';
     }
+    // S3 answers a range of an empty object 416: ask again for the whole object.
+    if (httpStatusOf(error) === 416 && Range !== undefined) {
+      return getObjectUnlessMatch(client, location, versionId, etag);
+    }
     throw error;
   }
 }
