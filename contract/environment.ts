@@ -68,6 +68,24 @@ export const ENV = {
    * (ModelError) is never retried.
    */
   SAGEMAKER_MAX_ATTEMPTS: 'SAGEMAKER_MAX_ATTEMPTS',
+  /**
+   * Size of the byte ranges an S3 model is fetched in, in MiB (at least 1). Default 8, or 16 for
+   * objects of 1 GiB and more; where the object's multipart ETag (`-N`) is explained by a common
+   * part size, that size, so that ranges match the parts it was uploaded in. An object no larger
+   * than one range is fetched with one GET.
+   */
+  MODEL_S3_PART_SIZE_MB: 'MODEL_S3_PART_SIZE_MB',
+  /**
+   * How many ranges of an S3 model are fetched at once. Default: the function's memory
+   * (AWS_LAMBDA_FUNCTION_MEMORY_SIZE) divided by 128 MB, between 4 and 16; 8 where that is unset.
+   * 1 fetches the object with one GET, as earlier versions did.
+   */
+  MODEL_S3_CONCURRENCY: 'MODEL_S3_CONCURRENCY',
+  /**
+   * Attempts per range, the first included, when its connection drops or stalls past
+   * MODEL_DOWNLOAD_TIMEOUT_MS; a retry resumes where the range stopped. Default 3.
+   */
+  MODEL_S3_PART_ATTEMPTS: 'MODEL_S3_PART_ATTEMPTS',
   /** `true` for path-style S3 addressing, which S3-compatible servers need. Default `false`. */
   MODEL_S3_FORCE_PATH_STYLE: 'MODEL_S3_FORCE_PATH_STYLE',
   /** Powertools' service name of the logs and metrics: a metric dimension. Default `cdk-serverless-inference`. */

@@ -18,7 +18,7 @@ import {
   SageMakerIntegration,
   SageMakerProxyEndpoint,
 } from '../lib';
-import { nagFindings, newStack, roleStatements } from './support/stacks';
+import { nagFindings, newStack, roleStatements, thrown } from './support/stacks';
 
 const model = () => ModelSource.fromAsset(DEMO_MODEL_FILE);
 
@@ -133,15 +133,6 @@ describe('reservedConcurrentExecutions', () => {
 });
 
 describe('synth errors', () => {
-  function thrown(make: () => unknown): Error & { constructPath?: string } {
-    try {
-      make();
-    } catch (e) {
-      return e as Error;
-    }
-    throw new Error('expected an error');
-  }
-
   it.each([
     [
       'a prop of the endpoint',

@@ -6,7 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { BundledModelEndpoint, EfsModelEndpoint, InferenceCompute, type ManagedInstancesOptions, ModelSource, S3ModelEndpoint, type S3ModelEndpointProps } from '../lib';
-import { nagFindings, newStack, resourceProps } from './support/stacks';
+import { nagFindings, newStack, resourceProps, thrown } from './support/stacks';
 
 const model = () => ModelSource.fromAsset(DEMO_MODEL_FILE);
 
@@ -24,15 +24,6 @@ function setup(managed: (stack: Stack) => ManagedInstancesOptions, props: Partia
   const { app, stack } = newStack();
   const endpoint = new S3ModelEndpoint(stack, 'E', { model: model(), compute: InferenceCompute.managedInstances(managed(stack)), ...props });
   return { app, stack, endpoint, template: Template.fromStack(stack) };
-}
-
-function thrown(make: () => unknown): Error & { constructPath?: string } {
-  try {
-    make();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
 }
 
 describe('an endpoint on Lambda Managed Instances', () => {

@@ -11,11 +11,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { build, type BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
+import { type FetchS3ModelOptions, fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
 import { startLocalS3, type LocalS3 } from '../tools/local-s3';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy';
 
@@ -87,6 +88,8 @@ beforeEach(() => {
   cacheDir = path.join(workDir, `cache-${testNumber}`);
   proxy.fault = undefined;
   proxy.requests.length = 0;
+  proxy.ranges.length = 0;
+  proxy.resetConcurrency();
 });
 
 async function upload(key: string, body: Buffer): Promise<string> {
@@ -379,6 +382,126 @@ describe('fetchS3Model', () => {
   });
 });
 
+describe('fetchS3Model in parallel ranges', () => {
+  const partSizeBytes = 256 * 1024;
+  // Eight whole ranges and a short ninth one.
+  const content = randomBytes(8 * partSizeBytes + 1000);
+  const key = 'ranged/model.onnx';
+  const uri = `s3://${BUCKET}/${key}`;
+  const rangeOf = (index: number) => `bytes=${index * partSizeBytes}-${Math.min((index + 1) * partSizeBytes, content.length) - 1}`;
+
+  beforeAll(async () => {
+    await upload(key, content);
+  });
+
+  it('fetches the object as ranges, several at once, into one whole file', async () => {
+    // Every answer waits after its first 1000 bytes until several are waiting at once.
+    proxy.fault = { holdAfterBytes: 1000 };
+    const fetching = fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+    const started = Date.now();
+    while (proxy.heldCount < 4 && Date.now() - started < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(proxy.heldCount).toBe(4);
+    proxy.fault = undefined;
+    proxy.releaseHeld();
+
+    const result = await fetching;
+
+    expect(result).toMatchObject({ downloaded: true, sizeBytes: content.length, etag: `"${md5Hex(content)}"` });
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    expect(proxy.maxConcurrentGets).toBe(4);
+    expect([...proxy.ranges].sort()).toEqual(Array.from({ length: 9 }, (_, i) => rangeOf(i)).sort());
+    expect((await readdir(cacheDir)).sort()).toEqual([path.basename(result.path), `${path.basename(result.path)}.json`]);
+    // The cache record and If-None-Match work as for one GET.
+    proxy.requests.length = 0;
+    const again = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+    expect(again.downloaded).toBe(false);
+    expect(proxy.requests.map((r) => r.status)).toEqual([304]);
+  });
+
+  it('fetches an empty object, whose first range S3 refuses (416), with a GET of the whole object', async () => {
+    // s3rver drops the connection for a range of an empty object; S3 answers 416 InvalidRange.
+    const ranges: Array<string | undefined> = [];
+    const client = {
+      send: async (command: { input: { Range?: string } }) => {
+        ranges.push(command.input.Range);
+        if (command.input.Range) {
+          throw Object.assign(new Error('The requested range is not satisfiable'), { name: 'InvalidRange', $metadata: { httpStatusCode: 416 } });
+        }
+        return { Body: Readable.from([]), ContentLength: 0, ETag: `"${md5Hex(Buffer.alloc(0))}"` };
+      },
+    } as unknown as FetchS3ModelOptions['client'];
+
+    const result = await fetchS3Model({ uri: `s3://${BUCKET}/ranged/empty.onnx`, cacheDir, client, partSizeBytes, concurrency: 4 });
+
+    expect(result).toMatchObject({ downloaded: true, sizeBytes: 0 });
+    expect((await stat(result.path)).size).toBe(0);
+    expect(ranges).toEqual([`bytes=0-${partSizeBytes - 1}`, undefined]);
+  });
+
+  it('keeps one GET for an object no larger than a range', async () => {
+    const result = await fetchS3Model({ uri, cacheDir, partSizeBytes: content.length, concurrency: 4 });
+
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    expect(proxy.ranges).toEqual([`bytes=0-${content.length - 1}`]);
+  });
+
+  it('asks again for a range whose connection drops, from where it stopped, and the file is whole', async () => {
+    proxy.fault = { cutAfterBytes: 100_000, rangeMatching: new RegExp(`-${3 * partSizeBytes - 1}$`), times: 1 };
+
+    const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    const third = proxy.ranges.filter((range) => range.endsWith(`-${3 * partSizeBytes - 1}`));
+    expect(third).toHaveLength(2);
+    expect(third[0]).toBe(rangeOf(2));
+    // The retry resumes past what had arrived (on loopback, some of the 100 kB at least).
+    const resumedAt = Number(/^bytes=(\d+)-/.exec(third[1])![1]);
+    expect(resumedAt).toBeGreaterThan(2 * partSizeBytes);
+    expect(resumedAt).toBeLessThanOrEqual(2 * partSizeBytes + 100_000);
+  });
+
+  it('fails with Interrupted when a range keeps failing: no partial file left, nothing renamed', async () => {
+    proxy.fault = { cutAfterBytes: 50_000, rangeMatching: new RegExp(`-${4 * partSizeBytes - 1}$`) };
+
+    await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4, partAttempts: 3 }), 'Interrupted');
+
+    // Three attempts of the range, each of which the SDK may itself retry when the drop comes before the headers.
+    const attempts = proxy.ranges.filter((range) => range.endsWith(`-${4 * partSizeBytes - 1}`)).length;
+    expect(attempts).toBeGreaterThanOrEqual(3);
+    expect(attempts).toBeLessThanOrEqual(9);
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
+  it('fails with Corrupt when a byte of a later range changes in transit (MD5 of the whole file, off the main thread)', async () => {
+    proxy.fault = { flipByteAt: 10, rangeMatching: new RegExp(`^bytes=${5 * partSizeBytes}-`) };
+
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 }), 'Corrupt');
+
+    expect(error.message).toContain(`the ETag says ${md5Hex(content)}`);
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
+  it('fails with Timeout when a range stalls on every attempt', { timeout: 10_000 }, async () => {
+    proxy.fault = { stallAfterBytes: 1000, rangeMatching: new RegExp(`-${5 * partSizeBytes - 1}$`) };
+
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4, partAttempts: 2, idleTimeoutMs: 300 }), 'Timeout');
+
+    expect(error.message).toContain('300 ms');
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
+  it('does not compare a multipart ETag with the MD5, and fetches every range', async () => {
+    proxy.fault = { setHeaders: { etag: `"${'0'.repeat(32)}-9"` } };
+
+    const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 3 });
+
+    expect(result.etag).toBe(`"${'0'.repeat(32)}-9"`);
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+  });
+});
+
 describe('fetchS3Model in a separate process (bundled as the handler is)', () => {
   let bundleDir: string;
 
@@ -446,6 +569,34 @@ process.stdout.write(JSON.stringify({ result, maxRssBytes: process.resourceUsage
     // body into memory first peaks at ~480 MiB for the large one.
     expect(large.maxRssBytes).toBeLessThan(small.maxRssBytes + 32 * 1024 * 1024);
     expect(large.maxRssBytes).toBeLessThan(largeBytes * 0.75);
+  });
+
+  it('fetches a 500 MB model in parallel ranges within 128 MiB of RSS over the process before the fetch', { timeout: 180_000 }, async () => {
+    const bytes = 500 * 1024 * 1024;
+    const hash = await uploadRandomFile('huge/model.onnx', bytes);
+    await s3.putObject(BUCKET, 'huge/warm.onnx', randomBytes(1024));
+    const runner = path.join(bundleDir, 'rss-runner.ts');
+    await writeFile(
+      runner,
+      `import { fetchS3Model } from ${JSON.stringify(MODULE_PATH)};
+// A first fetch loads the SDK, so that the RSS before the large one includes it.
+await fetchS3Model({ uri: process.argv[2].replace('model.onnx', 'warm.onnx'), cacheDir: process.argv[3] });
+const rssBefore = process.memoryUsage().rss;
+const result = await fetchS3Model({ uri: process.argv[2], cacheDir: process.argv[3] });
+process.stdout.write(JSON.stringify({ result, rssBefore, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+`,
+    );
+    await build({ ...HANDLER_BUILD_OPTIONS, entryPoints: [runner], outdir: bundleDir });
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(bundleDir, 'rss-runner.mjs'), `s3://${BUCKET}/huge/model.onnx`, cacheDir], {
+      env: { ...process.env, AWS_ENDPOINT_URL_S3: s3.endpoint, MODEL_S3_CONCURRENCY: '16' },
+      timeout: 120_000,
+    });
+    const run = JSON.parse(stdout) as { result: { path: string; sizeBytes: number }; rssBefore: number; maxRssBytes: number };
+
+    expect(run.result.sizeBytes).toBe(bytes);
+    expect(await sha256OfFile(run.result.path)).toBe(hash);
+    expect(run.maxRssBytes - run.rssBefore).toBeLessThan(128 * 1024 * 1024);
+    await rm(run.result.path);
   });
 
   /** A runner in its own process: fetches `uri` into `cacheDir` and prints the result (or the error) as JSON. */

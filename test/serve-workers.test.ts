@@ -326,7 +326,7 @@ describe('serve --workers starts only when every worker is ready, and stops them
 
   it('exits 1 with the cause when a worker cannot load the model, before it serves', async () => {
     const r = await runCli(['serve', '--model', writeModel(new TextEncoder().encode('not an ONNX model'), 'notes.onnx'), '--port', '0', '--workers', '2'], { env: userEnv });
-    expect(r.code).toBe(1);
+    expect(r.code, r.output).toBe(1);
     expect(r.output).toMatch(/Loading model 'model' in 2 workers/);
     expect(r.output).toMatch(/cannot serve model 'model' \(worker [12] of 2\): onnxruntime cannot load the model/);
     expect(r.output).toMatch(/onnxruntime cannot load the model \S*notes\.onnx/);

@@ -15,14 +15,14 @@
  * Nothing is logged here: the result says what happened and the caller logs it.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { close as closeFd, createWriteStream, ftruncate, open as openFd, write as writeFd } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { threadId } from 'node:worker_threads';
+import { threadId, Worker } from 'node:worker_threads';
 import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
@@ -71,6 +71,21 @@ export interface FetchS3ModelOptions {
    * @default - `fs.statfs`: available blocks times block size
    */
   readonly freeBytes?: (directory: string) => Promise<number>;
+  /**
+   * Size of the byte ranges fetched in parallel.
+   * @default - MODEL_S3_PART_SIZE_MB, else 8 MiB (16 MiB from 1 GiB), or the object's multipart part size
+   */
+  readonly partSizeBytes?: number;
+  /**
+   * Ranges fetched at once; 1 fetches the object with one GET.
+   * @default - MODEL_S3_CONCURRENCY, else from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see downloadPlan)
+   */
+  readonly concurrency?: number;
+  /**
+   * Attempts per range, the first included.
+   * @default - MODEL_S3_PART_ATTEMPTS, else 3
+   */
+  readonly partAttempts?: number;
 }
 
 export interface FetchedModel {
@@ -197,24 +212,52 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     const cached = await readCacheRecord(files, location, options.versionId);
     ownClient = options.client ? undefined : await createS3Client(idleTimeoutMs, options.connectTimeoutMs);
     const client = options.client ?? ownClient!;
-    const response = await getObjectUnlessMatch(client, location, options.versionId, cached?.etag);
+    const tuning = downloadTuning(options);
+    // With parallel ranges allowed, the first GET asks for the first range only: its answer gives
+    // the object's size (Content-Range), and an object no larger than a range needs no other GET.
+    const firstRange = tuning.concurrency > 1 ? tuning.partSizeBytes : undefined;
+    const response = await getObjectUnlessMatch(client, location, options.versionId, cached?.etag, firstRange);
     if (response === 'not-modified') {
       return fetched(cached!, false);
     }
     const body = nodeStreamOf(response, uri);
-    if (cached && response.ETag === cached.etag && response.ContentLength === cached.sizeBytes) {
+    const range = contentRangeOf(response);
+    const objectBytes = range?.total ?? response.ContentLength;
+    if (cached && response.ETag === cached.etag && objectBytes === cached.sizeBytes) {
       // A server that ignores If-None-Match: the object is still the cached one.
       body.destroy();
       return fetched(cached, false);
     }
     try {
       const expectedBytes = requireContentLength(response, uri);
-      progress.expectedBytes = expectedBytes;
+      const objectSize = range?.total ?? expectedBytes;
+      progress.expectedBytes = objectSize;
       // The cached file is stale: free its space before the new one needs it.
       await removeCacheEntry(files);
-      await ensureFreeSpace(options.cacheDir, expectedBytes, uri, options.freeBytes ?? statfsFreeBytes);
-      const md5 = await streamToFile(body, partial, idleTimeoutMs, progress);
-      verifyDownload(response, { bytes: progress.bytes, md5 }, expectedBytes, uri);
+      await ensureFreeSpace(options.cacheDir, objectSize, uri, options.freeBytes ?? statfsFreeBytes);
+      if (range && range.start === 0 && range.end + 1 < range.total) {
+        await fetchInRanges(client, {
+          location,
+          versionId: options.versionId,
+          uri,
+          response,
+          body,
+          firstEnd: range.end,
+          objectSize,
+          file: partial,
+          idleTimeoutMs,
+          progress,
+          tuning,
+        });
+      } else {
+        if (range && (range.start !== 0 || range.end + 1 !== range.total)) {
+          throw new ModelFetchError('Corrupt', `S3 answered a GET of ${uri} with the range ${range.start}-${range.end}/${range.total}, which is not the first range asked for.`);
+        }
+        const md5 = await streamToFile(body, partial, idleTimeoutMs, progress);
+        verifyDownload(response, { bytes: progress.bytes, md5 }, expectedBytes, uri);
+        // A whole-object range: what came must also be the whole object (the MD5 check above comes first: its message says more).
+        verifyLength(progress.bytes, objectSize, uri);
+      }
     } finally {
       body.destroy();
     }
@@ -385,14 +428,20 @@ async function getObjectUnlessMatch(
   location: S3Location,
   versionId: string | undefined,
   etag: string | undefined,
+  firstRangeBytes?: number,
 ): Promise<GetObjectCommandOutput | 'not-modified'> {
   const { GetObjectCommand } = await loadS3Sdk();
+  const Range = firstRangeBytes === undefined ? undefined : `bytes=0-${firstRangeBytes - 1}`;
   try {
-    return await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag }));
+    return await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag, Range }));
   } catch (error) {
     // The SDK turns a 304 into an exception whose name varies by server.
     if (httpStatusOf(error) === 304) {
       return 'not-modified';
+    }
+    // S3 answers a range of an empty object 416: ask again for the whole object.
+    if (httpStatusOf(error) === 416 && Range !== undefined) {
+      return getObjectUnlessMatch(client, location, versionId, etag);
     }
     throw error;
   }
@@ -462,16 +511,17 @@ async function streamToFile(body: Readable, file: string, idleTimeoutMs: number,
  * A plain MD5 ETag (32 hex digits) is checked. A multipart ETag (`-N` suffix) and the ETag of an
  * SSE-KMS, DSSE-KMS or SSE-C object are not MD5s of the content, so only the length is checked.
  */
-function verifyDownload(response: GetObjectCommandOutput, received: { bytes: number; md5: string }, expectedBytes: number, uri: string): void {
-  if (received.bytes !== expectedBytes) {
-    throw new ModelFetchError(
-      'Corrupt',
-      `Downloaded ${received.bytes} bytes of ${uri} but S3 announced ${expectedBytes} (Content-Length); the partial file was deleted, fetch again.`,
-    );
-  }
+function verifyDownload(response: GetObjectCommandOutput, received: { bytes: number; md5?: string }, expectedBytes: number, uri: string): void {
+  verifyLength(received.bytes, expectedBytes, uri);
   const expectedMd5 = plainMd5Of(response);
   if (expectedMd5 !== undefined && expectedMd5 !== received.md5) {
     throw new ModelFetchError('Corrupt', `The download of ${uri} is corrupt: its MD5 is ${received.md5} but the ETag says ${expectedMd5}; the file was deleted, fetch again.`);
+  }
+}
+
+function verifyLength(bytes: number, expectedBytes: number, uri: string): void {
+  if (bytes !== expectedBytes) {
+    throw new ModelFetchError('Corrupt', `Downloaded ${bytes} bytes of ${uri} but S3 announced ${expectedBytes} (Content-Length); the partial file was deleted, fetch again.`);
   }
 }
 
@@ -480,6 +530,328 @@ function plainMd5Of(response: GetObjectCommandOutput): string | undefined {
   const kmsOrCustomerKey = response.ServerSideEncryption === 'aws:kms' || response.ServerSideEncryption === 'aws:kms:dsse' || response.SSECustomerAlgorithm !== undefined;
   return etag && !kmsOrCustomerKey ? etag[1].toLowerCase() : undefined;
 }
+
+const MIB = 1024 * 1024;
+const DEFAULT_PART_BYTES = 8 * MIB;
+const LARGE_OBJECT_PART_BYTES = 16 * MIB;
+const DEFAULT_PART_ATTEMPTS = 3;
+/** Part sizes that upload tools commonly use, tried in order to explain a multipart ETag's part count. */
+const COMMON_UPLOAD_PART_BYTES = [8, 16, 5, 10, 32, 64, 15, 25, 50, 100, 128].map((n) => n * MIB);
+
+interface DownloadTuning {
+  /** Size of the ranges (the first one's, and the default of the others). */
+  readonly partSizeBytes: number;
+  /** Whether the size came from the options or the environment: then it is not adapted to the object. */
+  readonly partSizeFixed: boolean;
+  readonly concurrency: number;
+  readonly partAttempts: number;
+}
+
+function positiveIntFromEnv(name: string): number | undefined {
+  const value = Number(process.env[name]);
+  return Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+/**
+ * Part size and concurrency, from the options, else the environment, else the function's memory:
+ * Lambda gives a function network bandwidth and CPU in proportion to its memory, and each range in
+ * flight holds only a socket's and a stream's buffers (tens of KiB), not the range.
+ */
+function downloadTuning(options: FetchS3ModelOptions): DownloadTuning {
+  const partMib = positiveIntFromEnv(ENV.MODEL_S3_PART_SIZE_MB);
+  const fixedPart = options.partSizeBytes ?? (partMib === undefined ? undefined : partMib * MIB);
+  const memoryMb = positiveIntFromEnv('AWS_LAMBDA_FUNCTION_MEMORY_SIZE');
+  const concurrency = options.concurrency ?? positiveIntFromEnv(ENV.MODEL_S3_CONCURRENCY) ?? (memoryMb === undefined ? 8 : Math.min(16, Math.max(4, Math.floor(memoryMb / 128))));
+  return {
+    partSizeBytes: Math.max(1, fixedPart ?? DEFAULT_PART_BYTES),
+    partSizeFixed: fixedPart !== undefined,
+    concurrency: Math.max(1, concurrency),
+    partAttempts: Math.max(1, options.partAttempts ?? positiveIntFromEnv(ENV.MODEL_S3_PART_ATTEMPTS) ?? DEFAULT_PART_ATTEMPTS),
+  };
+}
+
+/** The part size of the ranges after the first: the object's upload part size where a common one explains its ETag's part count. */
+function partSizeFor(objectSize: number, etag: string | undefined, tuning: DownloadTuning): number {
+  if (tuning.partSizeFixed) return tuning.partSizeBytes;
+  const parts = Number(/-(\d+)"?$/.exec(etag ?? '')?.[1]);
+  if (parts > 1) {
+    const uploaded = COMMON_UPLOAD_PART_BYTES.find((size) => Math.ceil(objectSize / size) === parts);
+    if (uploaded !== undefined) return uploaded;
+  }
+  return objectSize >= 1024 * MIB ? LARGE_OBJECT_PART_BYTES : tuning.partSizeBytes;
+}
+
+function contentRangeOf(response: GetObjectCommandOutput): { start: number; end: number; total: number } | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.ContentRange ?? '');
+  return match ? { start: Number(match[1]), end: Number(match[2]), total: Number(match[3]) } : undefined;
+}
+
+interface RangedFetch {
+  readonly location: S3Location;
+  readonly versionId?: string;
+  readonly uri: string;
+  /** The answer to the first GET (the first range) and its body. */
+  readonly response: GetObjectCommandOutput;
+  readonly body: Readable;
+  readonly firstEnd: number;
+  readonly objectSize: number;
+  readonly file: string;
+  readonly idleTimeoutMs: number;
+  readonly progress: Progress;
+  readonly tuning: DownloadTuning;
+}
+
+interface Part {
+  readonly start: number;
+  /** Inclusive, as in a Range header. */
+  readonly end: number;
+}
+
+/**
+ * Fetches the object as byte ranges, `tuning.concurrency` at a time, each streamed to its own
+ * offset of one preallocated file. Every range after the first is asked for with If-Match on the
+ * first answer's ETag, so an object replaced during the download fails it instead of mixing two
+ * objects. A range whose connection drops or stalls is asked for again from where it stopped, up
+ * to `partAttempts` times. The first failure that is not retried aborts the other ranges.
+ * When the ETag is a plain MD5, a worker thread hashes the file's written prefix as it grows, so
+ * the hash neither waits for the end nor blocks the event loop.
+ */
+async function fetchInRanges(client: Pick<S3Client, 'send'>, job: RangedFetch): Promise<void> {
+  const { objectSize, response, uri, progress } = job;
+  const partSize = partSizeFor(objectSize, response.ETag, job.tuning);
+  const parts: Part[] = [{ start: 0, end: job.firstEnd }];
+  // After the first range, boundaries fall on multiples of the part size (the upload's parts).
+  for (let start = Math.ceil((job.firstEnd + 1) / partSize) * partSize, previous = job.firstEnd + 1; previous < objectSize; start += partSize) {
+    const end = Math.min(start, objectSize) - 1;
+    if (end >= previous) parts.push({ start: previous, end });
+    previous = end + 1;
+  }
+  const fd = await new Promise<number>((resolve, reject) => openFd(job.file, 'w', (error, opened) => (error ? reject(error) : resolve(opened))));
+  const abort = new AbortController();
+  const expectedMd5 = plainMd5Of(response);
+  const hasher = expectedMd5 === undefined ? undefined : new PrefixHasher(job.file);
+  try {
+    await new Promise<void>((resolve, reject) => ftruncate(fd, objectSize, (error) => (error ? reject(error) : resolve())));
+    const done = new Array<boolean>(parts.length).fill(false);
+    let prefixPart = 0;
+    const partDone = (index: number) => {
+      done[index] = true;
+      while (prefixPart < parts.length && done[prefixPart]) prefixPart += 1;
+      hasher?.advance(prefixPart === parts.length ? objectSize : parts[prefixPart].start);
+    };
+    let next = 1;
+    const runPart = async (index: number, first?: Readable): Promise<void> => {
+      await fetchPart(client, job, fd, parts[index], abort.signal, first);
+      partDone(index);
+    };
+    const lane = async (first?: Readable): Promise<void> => {
+      if (first) await runPart(0, first);
+      while (next < parts.length && !abort.signal.aborted) {
+        await runPart(next++);
+      }
+    };
+    const lanes = [lane(job.body), ...Array.from({ length: Math.min(job.tuning.concurrency, parts.length) - 1 }, () => lane())].map((running) =>
+      running.catch((error: unknown) => {
+        abort.abort();
+        throw error;
+      }),
+    );
+    // Every lane settles before the file is closed: none may write to a closed (or reused) descriptor.
+    const settled = await Promise.allSettled(lanes);
+    const failed = settled.find((outcome) => outcome.status === 'rejected' && (outcome.reason as { name?: unknown })?.name !== 'AbortError');
+    const anyFailed = failed ?? settled.find((outcome) => outcome.status === 'rejected');
+    if (anyFailed) throw (anyFailed as PromiseRejectedResult).reason;
+    verifyLength(progress.bytes, objectSize, uri);
+    if (hasher && expectedMd5 !== undefined) {
+      const md5 = await hasher.digest();
+      if (md5 !== expectedMd5) {
+        throw new ModelFetchError('Corrupt', `The download of ${uri} is corrupt: its MD5 is ${md5} but the ETag says ${expectedMd5}; the file was deleted, fetch again.`);
+      }
+    }
+  } finally {
+    abort.abort();
+    hasher?.stop();
+    await new Promise<void>((resolve) => closeFd(fd, () => resolve()));
+  }
+}
+
+/** Whether a range that failed this way is worth asking for again. */
+function retryable(error: unknown): boolean {
+  if (error instanceof ModelFetchError) return error.code === 'Interrupted' || error.code === 'Timeout';
+  const name = (error as { name?: unknown } | undefined)?.name;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const status = httpStatusOf(error);
+  return name === 'TimeoutError' || (typeof code === 'string' && INTERRUPTION_CODES.has(code)) || (status !== undefined && status >= 500);
+}
+
+/** One range into its place in the file, resumed from where it stopped after a retryable failure. */
+async function fetchPart(client: Pick<S3Client, 'send'>, job: RangedFetch, fd: number, part: Part, signal: AbortSignal, firstBody?: Readable): Promise<void> {
+  const cursor = { position: part.start };
+  let body = firstBody;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (!body) {
+        body = await getRange(client, job, cursor.position, part.end, signal);
+      }
+      const stream = body;
+      const abortStream = () => stream.destroy(Object.assign(new Error('aborted: another range failed'), { name: 'AbortError' }));
+      signal.addEventListener('abort', abortStream, { once: true });
+      try {
+        await streamToPosition(stream, fd, cursor, job.idleTimeoutMs, job.progress);
+      } finally {
+        signal.removeEventListener('abort', abortStream);
+        stream.destroy();
+      }
+      if (cursor.position !== part.end + 1) {
+        throw new ModelFetchError('Interrupted', `A range of ${job.uri} ended after ${cursor.position - part.start} of ${part.end + 1 - part.start} bytes.`);
+      }
+      return;
+    } catch (error) {
+      body = undefined;
+      if (signal.aborted || attempt >= job.tuning.partAttempts || !retryable(error)) throw error;
+    }
+  }
+}
+
+async function getRange(client: Pick<S3Client, 'send'>, job: RangedFetch, start: number, end: number, signal: AbortSignal): Promise<Readable> {
+  const { GetObjectCommand } = await loadS3Sdk();
+  const { location, response, uri } = job;
+  let answer: GetObjectCommandOutput;
+  try {
+    answer = await client.send(
+      new GetObjectCommand({
+        Bucket: location.bucket,
+        Key: location.key,
+        // The version the first answer named, so that every range is of the same object.
+        VersionId: response.VersionId ?? job.versionId,
+        IfMatch: response.ETag,
+        Range: `bytes=${start}-${end}`,
+      }),
+      { abortSignal: signal },
+    );
+  } catch (error) {
+    if (httpStatusOf(error) === 412) {
+      throw new ModelFetchError(
+        'Interrupted',
+        `${uri} changed while it was being downloaded (its ETag is no longer ${response.ETag}); the partial file was deleted, fetch again.`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+  const body = nodeStreamOf(answer, uri);
+  const range = contentRangeOf(answer);
+  if (!range || range.start !== start || range.end !== end || range.total !== job.objectSize) {
+    body.destroy();
+    throw new ModelFetchError('Corrupt', `S3 answered the range ${start}-${end} of ${uri} with ${answer.ContentRange ?? 'no Content-Range'} (object of ${job.objectSize} bytes).`);
+  }
+  return body;
+}
+
+/**
+ * Streams a body into `fd` from `cursor.position` on, with positional writes, advancing the cursor
+ * past each byte written: after a failure it says where a retry resumes.
+ */
+async function streamToPosition(body: Readable, fd: number, cursor: { position: number }, idleTimeoutMs: number, progress: Progress): Promise<void> {
+  let idleTimer: NodeJS.Timeout | undefined;
+  const armIdleTimer = () => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      body.destroy(Object.assign(new Error(`No data from S3 for ${idleTimeoutMs} ms`), { name: 'TimeoutError' }));
+    }, idleTimeoutMs);
+  };
+  // The write in progress: awaited before returning, so that no write lands (and moves the cursor)
+  // after a failure has been reported and a retry or the file's removal has begun.
+  let writing: Promise<void> = Promise.resolve();
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      armIdleTimer();
+      writing = new Promise<void>((resolve) => {
+        writeAll(fd, chunk, cursor.position, (error) => {
+          if (!error) {
+            cursor.position += chunk.length;
+            progress.bytes += chunk.length;
+          }
+          resolve();
+          callback(error);
+        });
+      });
+    },
+  });
+  armIdleTimer();
+  try {
+    await pipeline(body, sink);
+  } finally {
+    clearTimeout(idleTimer);
+    await writing;
+  }
+}
+
+function writeAll(fd: number, chunk: Buffer, position: number, callback: (error: Error | null) => void): void {
+  writeFd(fd, chunk, 0, chunk.length, position, (error, written) => {
+    if (error) return callback(error);
+    if (written < chunk.length) return writeAll(fd, chunk.subarray(written), position + written, callback);
+    callback(null);
+  });
+}
+
+/**
+ * MD5 of a file's prefix, computed in a worker thread that reads the file as `advance` extends the
+ * prefix: the main thread only posts offsets.
+ */
+class PrefixHasher {
+  private readonly worker: Worker;
+  private readonly result: Promise<string>;
+
+  constructor(file: string) {
+    this.worker = new Worker(PREFIX_HASHER_SOURCE, { eval: true, workerData: file });
+    this.worker.unref();
+    this.result = new Promise<string>((resolve, reject) => {
+      this.worker.once('message', (digest: string) => resolve(digest));
+      this.worker.once('error', reject);
+      this.worker.once('exit', () => reject(new Error('the hashing thread stopped before it finished')));
+    });
+    // Observed through digest(); an unread failure must not become an unhandled rejection.
+    this.result.catch(() => undefined);
+  }
+
+  advance(upTo: number): void {
+    this.worker.postMessage(upTo);
+  }
+
+  digest(): Promise<string> {
+    this.worker.postMessage('digest');
+    return this.result;
+  }
+
+  stop(): void {
+    void this.worker.terminate();
+  }
+}
+
+const PREFIX_HASHER_SOURCE = `
+const { createHash } = require('node:crypto');
+const { openSync, readSync } = require('node:fs');
+const { parentPort, workerData } = require('node:worker_threads');
+const hash = createHash('md5');
+const fd = openSync(workerData, 'r');
+const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
+let hashed = 0;
+parentPort.on('message', (message) => {
+  if (message === 'digest') {
+    parentPort.postMessage(hash.digest('hex'));
+    return;
+  }
+  while (hashed < message) {
+    const read = readSync(fd, buffer, 0, Math.min(buffer.length, message - hashed), hashed);
+    if (read === 0) throw new Error('the file is shorter than the bytes written to it');
+    hash.update(buffer.subarray(0, read));
+    hashed += read;
+  }
+});
+`;
 
 interface FailureContext {
   readonly uri: string;
@@ -520,7 +892,8 @@ function toModelFetchError(error: unknown, context: FailureContext): ModelFetchE
         'SSE-KMS). Without s3:ListBucket on the bucket, S3 also answers 403 for a key that does not exist.',
     );
   }
-  if (name === 'TimeoutError' || code === 'ETIMEDOUT') {
+  // The SDK names a connection reset before the answer's headers a TimeoutError: it is a drop.
+  if ((name === 'TimeoutError' && !(typeof code === 'string' && INTERRUPTION_CODES.has(code))) || code === 'ETIMEDOUT') {
     return make(
       'Timeout',
       `Timed out fetching ${uri} after ${progress.bytes} bytes (idle timeout ${idleTimeoutMs} ms). Check the ` +

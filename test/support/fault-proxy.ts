@@ -17,8 +17,12 @@ export interface Fault {
   stallBeforeHeaders?: boolean;
   /** Invert the body byte at this offset. */
   flipByteAt?: number;
-  /** Headers to add to or replace in a 200 response. */
+  /** Headers to add to or replace in a 200 or 206 response. */
   setHeaders?: Record<string, string>;
+  /** Only GETs whose Range header matches this (e.g. `/-2097151$/`, every request of a range ending there) get the fault. */
+  rangeMatching?: RegExp;
+  /** Only this many GETs get the fault (counted down as they do); then it no longer applies. */
+  times?: number;
 }
 
 export interface SeenRequest {
@@ -39,6 +43,11 @@ export interface FaultProxy {
   fault: Fault | undefined;
   /** How many answers are held (`holdAfterBytes`) right now. */
   readonly heldCount: number;
+  /** The Range header of every GET so far (`''` when it had none); clear it with `ranges.length = 0`. */
+  ranges: string[];
+  /** The most GET answers in progress at once since the last `resetConcurrency()`. */
+  readonly maxConcurrentGets: number;
+  resetConcurrency(): void;
   /** Sends the rest of every held answer. */
   releaseHeld(): void;
   close(): Promise<void>;
@@ -48,6 +57,8 @@ export interface FaultProxy {
 export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const sockets = new Set<Socket>();
   const held: Array<() => void> = [];
+  let activeGets = 0;
+  let maxActiveGets = 0;
   const proxy: FaultProxy = {
     endpoint: '',
     requests: [],
@@ -55,6 +66,13 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       return this.requests.filter((r) => r.method === 'GET').map((r) => r.url);
     },
     fault: undefined,
+    ranges: [],
+    get maxConcurrentGets() {
+      return maxActiveGets;
+    },
+    resetConcurrency() {
+      maxActiveGets = activeGets;
+    },
     get heldCount() {
       return held.length;
     },
@@ -71,7 +89,21 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       bodyBytes: 0,
     };
     proxy.requests.push(seen);
-    const fault = req.method === 'GET' ? proxy.fault : undefined;
+    const range = req.headers.range ?? '';
+    let fault = req.method === 'GET' ? proxy.fault : undefined;
+    if (fault?.rangeMatching !== undefined && !fault.rangeMatching.test(range)) fault = undefined;
+    if (fault?.times !== undefined) {
+      if (fault.times <= 0) fault = undefined;
+      else fault.times -= 1;
+    }
+    if (req.method === 'GET') {
+      proxy.ranges.push(range);
+      activeGets += 1;
+      maxActiveGets = Math.max(maxActiveGets, activeGets);
+      res.once('close', () => {
+        activeGets -= 1;
+      });
+    }
     if (fault?.stallBeforeHeaders) {
       req.resume();
       return;
@@ -79,7 +111,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     const upstreamRequest = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (upstream) => {
       const status = upstream.statusCode ?? 502;
       seen.status = status;
-      const faulty = status === 200 ? fault : undefined;
+      const faulty = status === 200 || status === 206 ? fault : undefined;
       res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
       let offset = 0;
       let holding = faulty?.holdAfterBytes;

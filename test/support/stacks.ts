@@ -49,3 +49,13 @@ export function nagFindings(app: App): string[] {
 export function assetFolder(app: App, s3Key: string): string {
   return path.join(app.synth().directory, `asset.${s3Key.replace(/\.zip$/, '')}`);
 }
+
+/** The error `make` throws, for assertions on its class and construct path; fails if it throws none. */
+export function thrown(make: () => unknown): Error & { constructPath?: string } {
+  try {
+    make();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}
