@@ -75,7 +75,7 @@ const APT_LOCK_WAIT = ['-o', 'DPkg::Lock::Timeout=600'];
 const MINUTE = 60_000;
 
 export function defaultArm64CacheDir(): string {
-  return process.env.CSI_ARM64_CACHE ?? path.join(os.tmpdir(), 'cdk-serverless-inference-arm64');
+  return process.env.CSI_ARM64_CACHE ?? path.join(process.env.CSI_CACHE_TMP ?? os.tmpdir(), 'cdk-serverless-inference-arm64');
 }
 
 /**

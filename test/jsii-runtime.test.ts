@@ -31,7 +31,7 @@ const RUNTIME_BIN = path.join(RUNTIME.dir, 'webpack', 'bin', 'jsii-runtime.js');
 
 // The registry tarballs (aws-cdk-lib's is ~30 MB) are kept across runs, keyed by version, outside
 // the repository.
-const TARBALL_CACHE = path.join(os.tmpdir(), 'cdk-serverless-inference-jsii', 'tarballs');
+const TARBALL_CACHE = path.join(process.env.CSI_CACHE_TMP ?? os.tmpdir(), 'cdk-serverless-inference-jsii', 'tarballs');
 
 interface Tarball {
   name: string;
