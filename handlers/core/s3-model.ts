@@ -478,31 +478,41 @@ async function ensureFreeSpace(cacheDir: string, neededBytes: number, uri: strin
   }
 }
 
+/** Fails `body` with a TimeoutError when `arm` is not called again within `idleTimeoutMs`. */
+function idleWatchdog(body: Readable, idleTimeoutMs: number): { arm(): void; clear(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    arm() {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        body.destroy(Object.assign(new Error(`No data from S3 for ${idleTimeoutMs} ms`), { name: 'TimeoutError' }));
+      }, idleTimeoutMs);
+    },
+    clear() {
+      clearTimeout(timer);
+    },
+  };
+}
+
 /** Streams the body to `file`, counting bytes into `progress`; returns the body's MD5 (hex). */
 async function streamToFile(body: Readable, file: string, idleTimeoutMs: number, progress: Progress): Promise<string> {
   const md5 = createHash('md5');
-  let idleTimer: NodeJS.Timeout | undefined;
   // The SDK's socket timeout covers a client this module built; this one also covers an injected client.
-  const armIdleTimer = () => {
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
-      body.destroy(Object.assign(new Error(`No data from S3 for ${idleTimeoutMs} ms`), { name: 'TimeoutError' }));
-    }, idleTimeoutMs);
-  };
+  const idle = idleWatchdog(body, idleTimeoutMs);
   const meter = new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      armIdleTimer();
+      idle.arm();
       progress.bytes += chunk.length;
       md5.update(chunk);
       callback(null, chunk);
     },
   });
-  armIdleTimer();
+  idle.arm();
   try {
     // No fsync before the rename: the file only has to survive the process, not the machine.
     await pipeline(body, meter, createWriteStream(file));
   } finally {
-    clearTimeout(idleTimer);
+    idle.clear();
   }
   return md5.digest('hex');
 }
@@ -755,19 +765,13 @@ async function getRange(client: Pick<S3Client, 'send'>, job: RangedFetch, start:
  * past each byte written: after a failure it says where a retry resumes.
  */
 async function streamToPosition(body: Readable, fd: number, cursor: { position: number }, idleTimeoutMs: number, progress: Progress): Promise<void> {
-  let idleTimer: NodeJS.Timeout | undefined;
-  const armIdleTimer = () => {
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
-      body.destroy(Object.assign(new Error(`No data from S3 for ${idleTimeoutMs} ms`), { name: 'TimeoutError' }));
-    }, idleTimeoutMs);
-  };
+  const idle = idleWatchdog(body, idleTimeoutMs);
   // The write in progress: awaited before returning, so that no write lands (and moves the cursor)
   // after a failure has been reported and a retry or the file's removal has begun.
   let writing: Promise<void> = Promise.resolve();
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      armIdleTimer();
+      idle.arm();
       writing = new Promise<void>((resolve) => {
         writeAll(fd, chunk, cursor.position, (error) => {
           if (!error) {
@@ -780,11 +784,11 @@ async function streamToPosition(body: Readable, fd: number, cursor: { position: 
       });
     },
   });
-  armIdleTimer();
+  idle.arm();
   try {
     await pipeline(body, sink);
   } finally {
-    clearTimeout(idleTimer);
+    idle.clear();
     await writing;
   }
 }
