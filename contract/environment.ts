@@ -25,6 +25,18 @@ export const ENV = {
    * milliseconds. Default 8000 (Lambda's on-demand init phase is capped at 10 s).
    */
   MODEL_INIT_WAIT_MS: 'MODEL_INIT_WAIT_MS',
+  /**
+   * `1` when the function is invoked with response streaming (API Gateway's STREAM transfer mode,
+   * a Function URL's RESPONSE_STREAM): the entry exports a streaming handler, which ends the
+   * response before the `afterResponse` hook runs. Anything else: a buffered handler.
+   */
+  RESPONSE_STREAMING: 'RESPONSE_STREAMING',
+  /**
+   * The users' hooks module (`preprocess`, `postprocess`, `afterResponse` as named exports), a file
+   * name relative to the handler's entry: the constructs bundle it beside the entry as
+   * `hooks.mjs`. Unset: no hooks.
+   */
+  HOOKS_MODULE: 'INFERENCE_HOOKS_MODULE',
   /** onnxruntime intra-op threads. Default: the vCPUs the instance has. */
   ORT_INTRA_OP_THREADS: 'ORT_INTRA_OP_THREADS',
   /** onnxruntime inter-op threads. Default 1. */

@@ -8,6 +8,7 @@ export * from './binary-data';
 export * from './datatypes';
 export * from './defaults';
 export * from './environment';
+export * from './hooks';
 export * from './metrics';
 export * from './model-copy';
 export * from './pre-traffic-check';

@@ -13,6 +13,8 @@ export const METRIC = {
   INFERENCE_MS: 'InferenceMs',
   /** 1 per failed model load (the next request retries). Count. */
   MODEL_LOAD_FAILED: 'ModelLoadFailed',
+  /** 1 per `afterResponse` hook that threw or outlasted the function's remaining time (the response was already sent). Count. */
+  AFTER_RESPONSE_FAILED: 'AfterResponseFailed',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

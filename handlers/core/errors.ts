@@ -1,8 +1,16 @@
 /**
+ * Marks an InferenceError across copies of this module: a hooks module bundled on its own carries
+ * its own copy of `badRequest`, whose errors must still be answered as the 4xx they are.
+ */
+const INFERENCE_ERROR = Symbol.for('cdk-serverless-inference.InferenceError');
+
+/**
  * An error that becomes an HTTP answer: the status and the Open Inference Protocol error body
  * `{"error": message}`. Hooks throw it too (see `badRequest`) to reject a request with a 4xx.
  */
 export class InferenceError extends Error {
+  readonly [INFERENCE_ERROR] = true;
+
   /**
    * What the operator needs and the caller must not see (a path, an S3 URI, an ARN, onnxruntime's
    * or SageMaker's own words): logged with the request id, never answered. The answer then carries
@@ -57,7 +65,10 @@ export function methodNotAllowed(method: string, path: string, allowed: readonly
 }
 
 export function isInferenceError(e: unknown): e is InferenceError {
-  return e instanceof InferenceError;
+  return (
+    e instanceof InferenceError ||
+    (e instanceof Error && (e as Partial<Record<typeof INFERENCE_ERROR, boolean>>)[INFERENCE_ERROR] === true && typeof (e as InferenceError).status === 'number')
+  );
 }
 
 /** How deep describeJson looks into arrays and objects; deeper ones are shown as `[…]` and `{…}`. */

@@ -9,27 +9,58 @@ import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
 import { type HttpRequest, type HttpResponse, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
-import type { HookContext, InferenceHooks } from './hooks';
+import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks';
 import { stringifyJson } from './json';
 import { checkJsonValueNesting } from './nesting';
 import { binaryDataOf } from './binary-data';
 import { matchRoute } from './routes';
+import { type ResponseStream, writeHttpResponse, writeValue } from './streaming';
 import type { Telemetry } from './telemetry';
 import { VERSION } from './version';
 import type { WarmupRequest } from './warmup';
 
-/** Minimal view of Lambda's context object: only the request id is used. */
+/** Minimal view of Lambda's context object: the request id, and the time left for `afterResponse`. */
 export interface InvocationContext {
   readonly awsRequestId?: string;
+  getRemainingTimeInMillis?(): number;
 }
 
 export type InferenceHandler = (event: unknown, context?: InvocationContext) => Promise<unknown>;
 
-/** An inference answer: the value, and the JSON text to send as it is when the backend kept it. */
+/**
+ * A handler for response streaming, as Lambda's `awslambda.streamifyResponse` takes it: it writes
+ * the answer to `responseStream` and ends it, then may go on (the `afterResponse` hook).
+ */
+export type StreamingInferenceHandler = (event: unknown, responseStream: ResponseStream, context?: InvocationContext) => Promise<void>;
+
+/** An inference answer: the value, the JSON text to send as it is when the backend kept it, and the hook's context. */
 interface InferAnswer {
   readonly value: unknown;
   readonly json?: string;
+  readonly context: HookContext;
+  readonly request: unknown;
 }
+
+/** The `afterResponse` hook's call, once the answer is sent. */
+interface AfterResponse {
+  readonly response: unknown;
+  readonly context: AfterResponseContext;
+}
+
+/**
+ * What an invocation answers, before it is sent: an HTTP answer (HTTP events) or a value (warm-up,
+ * direct invocation), or for a failed direct invocation the error Lambda reports; and the
+ * `afterResponse` hook's call, if it has one.
+ */
+export interface Outcome {
+  readonly http?: HttpResponse;
+  readonly value?: unknown;
+  readonly error?: Error;
+  readonly after?: AfterResponse;
+}
+
+/** How long before the function's timeout `afterResponse` is given up, so that its failure is still logged. */
+const AFTER_RESPONSE_MARGIN_MS = 500;
 
 /** The request handling every handler shares; the backend runs the model. */
 export class InferenceService<M extends BackendModel> {
@@ -43,25 +74,89 @@ export class InferenceService<M extends BackendModel> {
     private readonly hooks: InferenceHooks<unknown>,
   ) {}
 
+  /** The buffered handler: the caller waits for `afterResponse` too, as Lambda freezes the instance once it returns. */
   readonly handle = async (event: unknown, context?: InvocationContext): Promise<unknown> => {
+    let outcome: Outcome;
+    try {
+      outcome = await this.respond(event, context);
+      if (outcome.after) await this.afterResponse(outcome.after, context);
+    } finally {
+      this.telemetry.flush();
+    }
+    if (outcome.error) throw outcome.error;
+    return outcome.http ?? outcome.value;
+  };
+
+  /**
+   * The streaming handler: the answer is written and the stream ended, so the caller has all of it,
+   * then `afterResponse` runs while the invocation goes on. An HTTP answer carries its status and
+   * headers in the metadata prelude that API Gateway and Function URLs read; a warm-up or direct
+   * invocation's answer is the JSON value itself, as a buffered `Invoke` returns it.
+   */
+  readonly handleStream: StreamingInferenceHandler = async (event, responseStream, context) => {
+    let outcome: Outcome;
+    try {
+      outcome = await this.respond(event, context);
+    } catch (e) {
+      this.telemetry.flush();
+      throw e;
+    }
+    if (outcome.error) {
+      this.telemetry.flush();
+      throw outcome.error;
+    }
+    await (outcome.http ? writeHttpResponse(responseStream, outcome.http) : writeValue(responseStream, outcome.value));
+    this.telemetry.flush();
+    if (outcome.after) {
+      await this.afterResponse(outcome.after, context);
+      this.telemetry.flush();
+    }
+  };
+
+  /** The answer to one event, not yet sent. */
+  async respond(event: unknown, context?: InvocationContext): Promise<Outcome> {
     const coldStart = this.coldStart;
     this.coldStart = false;
     if (coldStart) this.telemetry.record(METRIC.COLD_START, 1);
     const incoming = readEvent(event);
     const requestId = context?.awsRequestId ?? (event as { requestContext?: { requestId?: string } } | null | undefined)?.requestContext?.requestId ?? randomUUID();
-    try {
-      switch (incoming.kind) {
-        case 'warmup':
-          return await this.warmup(incoming.warmup, coldStart);
-        case 'direct':
-          return await this.directInvoke(incoming.body, requestId);
-        case 'http':
-          return await this.http(incoming.request, requestId);
-      }
-    } finally {
-      this.telemetry.flush();
+    switch (incoming.kind) {
+      case 'warmup':
+        return { value: await this.warmup(incoming.warmup, coldStart) };
+      case 'direct':
+        return await this.directInvoke(incoming.body, requestId);
+      case 'http':
+        return await this.http(incoming.request, requestId);
     }
-  };
+  }
+
+  /**
+   * Runs the `afterResponse` hook, within the invocation's remaining time: its failure or overrun
+   * is logged and counted; the answer is already sent (or, buffered, already decided).
+   */
+  private async afterResponse(after: AfterResponse, context: InvocationContext | undefined): Promise<void> {
+    const hook = this.hooks.afterResponse;
+    if (!hook) return;
+    const remaining = context?.getRemainingTimeInMillis?.();
+    let timer: NodeJS.Timeout | undefined;
+    const budget =
+      remaining === undefined
+        ? undefined
+        : new Promise<never>((_, reject) => {
+            const ms = Math.max(0, remaining - AFTER_RESPONSE_MARGIN_MS);
+            timer = setTimeout(() => reject(new Error(`it did not finish within the function's remaining time (${ms} ms)`)), ms);
+            timer.unref();
+          });
+    try {
+      const run = Promise.resolve().then(() => hook(after.response, after.context));
+      await (budget ? Promise.race([run, budget]) : run);
+    } catch (e) {
+      this.telemetry.logger.error('the afterResponse hook failed; the answer was sent', { requestId: after.context.requestId, error: describeCause(e) });
+      this.telemetry.record(METRIC.AFTER_RESPONSE_FAILED, 1);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   private async warmup(warmup: WarmupRequest, coldStart: boolean) {
     // A cold instance is only warm once its model is loaded; a failure is reported, not thrown.
@@ -72,34 +167,42 @@ export class InferenceService<M extends BackendModel> {
   }
 
   /** A direct invocation answers with the response body itself; a failure is thrown so the caller sees a function error. */
-  private async directInvoke(body: unknown, requestId: string): Promise<unknown> {
+  private async directInvoke(body: unknown, requestId: string): Promise<Outcome> {
     try {
       // Lambda parsed the payload; the same bound as for an HTTP body applies before anything walks it.
       checkJsonValueNesting(body);
-      const value = (await this.infer(body, undefined, requestId, undefined)).value;
+      const answer = await this.infer(body, undefined, requestId, undefined);
+      const value = answer.value;
       const outputs = (value as { outputs?: unknown } | null)?.outputs;
       if (Array.isArray(outputs) && outputs.some((o) => binaryDataOf(o) !== undefined)) {
         throw badRequest('a direct invocation answers JSON only: binary tensor data (binary_data, binary_data_output) needs an HTTP request');
       }
       // Lambda sends the value as JSON, under the same payload limit as an HTTP answer.
       this.checkAnswerBytes(Buffer.byteLength(JSON.stringify(value) ?? ''));
-      return value;
+      return { value, after: this.afterCall(answer, 200) };
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);
-      const err = new Error(`[${status}] ${message}`);
-      err.name = status < 500 ? 'InferenceRequestError' : 'InferenceServerError';
-      throw err;
+      const error = new Error(`[${status}] ${message}`);
+      error.name = status < 500 ? 'InferenceRequestError' : 'InferenceServerError';
+      return { error };
     }
   }
 
-  private async http(request: HttpRequest, requestId: string): Promise<HttpResponse> {
+  /** The `afterResponse` call of a successful answer, if there is such a hook. */
+  private afterCall(answer: InferAnswer, statusCode: number): AfterResponse | undefined {
+    if (!this.hooks.afterResponse) return undefined;
+    return { response: answer.value, context: { ...answer.context, request: answer.request, statusCode } };
+  }
+
+  private async http(request: HttpRequest, requestId: string): Promise<Outcome> {
+    const json = (status: number, body: unknown): Outcome => ({ http: this.json(status, body) });
     try {
       const route = matchRoute(request.method, request.path, { name: this.config.modelName, version: this.config.modelVersion });
       switch (route.kind) {
         case 'server-live':
-          return this.json(200, { live: true });
+          return json(200, { live: true });
         case 'server-metadata':
-          return this.json(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
+          return json(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
         case 'server-ready':
         case 'model-ready': {
           // The protocol answers readiness with the status code: 200 ready, 4xx not. While a failed
@@ -107,12 +210,12 @@ export class InferenceService<M extends BackendModel> {
           const error = await this.loadError();
           const ready = error === undefined;
           const body = route.kind === 'model-ready' ? { name: this.config.modelName, ready } : { ready };
-          if (ready) return this.json(200, body);
+          if (ready) return json(200, body);
           this.telemetry.logger.warn('model not ready', { requestId, error: error.message });
-          return this.json(400, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
+          return json(400, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
         }
         case 'model-metadata':
-          return this.json(200, {
+          return json(200, {
             name: this.config.modelName,
             versions: [this.config.modelVersion],
             ...this.backend.metadata(await this.model()),
@@ -122,12 +225,12 @@ export class InferenceService<M extends BackendModel> {
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
           const response = answer.json !== undefined ? jsonResponse(200, answer.json) : this.answer(answer.value);
           this.checkAnswerBytes(lambdaPayloadBytes(response, this.config.maxResponseBytes));
-          return response;
+          return { http: response, after: this.afterCall(answer, 200) };
         }
       }
     } catch (e) {
       const { status, message, headers } = this.describeFailure(e, requestId);
-      return jsonResponse(status, stringifyJson({ error: message }), headers);
+      return { http: jsonResponse(status, stringifyJson({ error: message }), headers) };
     }
   }
 
@@ -145,9 +248,9 @@ export class InferenceService<M extends BackendModel> {
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {
-      return { value: result.response, json: result.json };
+      return { value: result.response, json: result.json, context, request: body };
     }
-    return { value: await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body })) };
+    return { value: await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body })), context, request: body };
   }
 
   private async model(): Promise<M> {
@@ -269,6 +372,24 @@ export function misconfiguredHandler(error: Error): InferenceHandler {
     if (incoming.kind === 'http') return jsonResponse(500, stringifyJson({ error: answer }));
     if (incoming.kind === 'warmup') return { warmed: false, error: answer };
     throw new Error(answer);
+  };
+}
+
+/** A handler in both of Lambda's forms: buffered, and for response streaming. */
+export interface InferenceEntry {
+  readonly handle: InferenceHandler;
+  readonly handleStream: StreamingInferenceHandler;
+}
+
+/** misconfiguredHandler's answers, in both forms. */
+export function misconfiguredEntry(error: Error): InferenceEntry {
+  const handle = misconfiguredHandler(error);
+  return {
+    handle,
+    handleStream: async (event, responseStream, context) => {
+      const answer = await handle(event, context);
+      await (readEvent(event).kind === 'http' ? writeHttpResponse(responseStream, answer as HttpResponse) : writeValue(responseStream, answer));
+    },
   };
 }
 

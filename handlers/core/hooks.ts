@@ -41,6 +41,23 @@ export interface InferenceHooks<Response = InferResponse | PredictionsResponse> 
    * before `preprocess`.
    */
   postprocess?(response: Response, context: HookContext & { readonly request: unknown }): unknown | Promise<unknown>;
+  /**
+   * Runs once the caller has the whole answer of a successful inference (`response` is the body
+   * sent, after `postprocess`): log it, write it to a database, emit an event. With response
+   * streaming (what the constructs deploy when hooks export it) the stream is ended first, and the
+   * invocation goes on until this hook settles, within the function's timeout. Whatever it throws,
+   * or a run past the function's remaining time, is logged and counted (`AfterResponseFailed`),
+   * and never changes the answer. Without streaming the caller waits for it.
+   */
+  afterResponse?(response: unknown, context: AfterResponseContext): void | Promise<void>;
+}
+
+/** What `afterResponse` knows: the request's context, the body as it came in, and the status sent. */
+export interface AfterResponseContext extends HookContext {
+  /** The request body as it came in, before `preprocess`. */
+  readonly request: unknown;
+  /** The HTTP status sent (200 for a direct invocation's answer). */
+  readonly statusCode: number;
 }
 
 /** Hooks around a SageMaker endpoint: `postprocess` gets the endpoint's JSON answer as it is. */

@@ -1,6 +1,6 @@
 import { METRIC } from '../../contract/metrics';
 import { type HandlerConfig, readConfig } from './config';
-import { type InferenceHandler, InferenceService, describeCause, misconfiguredHandler, sleep } from './handler';
+import { type InferenceEntry, type InferenceHandler, InferenceService, describeCause, misconfiguredEntry, sleep } from './handler';
 import type { InferenceHooks } from './hooks';
 import { ModelRuntime } from './model-runtime';
 import { OnnxBackend } from './onnx-backend';
@@ -22,11 +22,16 @@ export interface InferenceHandlerOptions {
  * `export const handler = await createInferenceHandler();` in an ES module.
  */
 export async function createInferenceHandler(options: InferenceHandlerOptions = {}): Promise<InferenceHandler> {
+  return (await createInferenceEntry(options)).handle;
+}
+
+/** createInferenceHandler's handler in both forms: buffered, and for response streaming. */
+export async function createInferenceEntry(options: InferenceHandlerOptions = {}): Promise<InferenceEntry> {
   let config: HandlerConfig;
   try {
     config = readConfig(options.env ?? process.env);
   } catch (e) {
-    return misconfiguredHandler(e as Error);
+    return misconfiguredEntry(e as Error);
   }
   const telemetry = createTelemetry(config.modelName);
   const runtime = new ModelRuntime(config, {
@@ -42,5 +47,5 @@ export async function createInferenceHandler(options: InferenceHandlerOptions = 
   const loading = runtime.ensureLoaded().catch(() => undefined);
   // The timer must not keep a process alive on its own (tests, `serve`); Lambda's runtime does not care.
   await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
-  return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {}).handle;
+  return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {});
 }

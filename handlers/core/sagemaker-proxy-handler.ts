@@ -1,5 +1,5 @@
 import { type SageMakerProxyConfig, readSageMakerProxyConfig } from './config';
-import { type InferenceHandler, InferenceService, misconfiguredHandler } from './handler';
+import { type InferenceEntry, type InferenceHandler, InferenceService, misconfiguredEntry } from './handler';
 import type { SageMakerProxyHooks } from './hooks';
 import { createSageMakerBackend } from './sagemaker-backend';
 import { createTelemetry } from './telemetry';
@@ -23,14 +23,19 @@ export interface SageMakerProxyOptions {
  * `export const handler = await createSageMakerProxyHandler();` in an ES module.
  */
 export async function createSageMakerProxyHandler(options: SageMakerProxyOptions = {}): Promise<InferenceHandler> {
+  return (await createSageMakerProxyEntry(options)).handle;
+}
+
+/** createSageMakerProxyHandler's handler in both forms: buffered, and for response streaming. */
+export async function createSageMakerProxyEntry(options: SageMakerProxyOptions = {}): Promise<InferenceEntry> {
   let config: SageMakerProxyConfig;
   try {
     config = readSageMakerProxyConfig(options.env ?? process.env);
   } catch (e) {
-    return misconfiguredHandler(e as Error);
+    return misconfiguredEntry(e as Error);
   }
   const telemetry = createTelemetry(config.modelName);
   // Awaited here, in the init phase, so that loading the SDK does not slow the first request.
   const backend = await createSageMakerBackend(config);
-  return new InferenceService(config, backend, telemetry, options.hooks ?? {}).handle;
+  return new InferenceService(config, backend, telemetry, options.hooks ?? {});
 }

@@ -21,6 +21,7 @@ export interface Telemetry {
 const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = {
   [METRIC.COLD_START]: MetricUnit.Count,
   [METRIC.MODEL_LOAD_FAILED]: MetricUnit.Count,
+  [METRIC.AFTER_RESPONSE_FAILED]: MetricUnit.Count,
   [METRIC.MODEL_LOAD_MS]: MetricUnit.Milliseconds,
   [METRIC.INFERENCE_MS]: MetricUnit.Milliseconds,
 };

@@ -6,7 +6,9 @@ import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaul
 import { ENV } from '../../contract/environment';
 import { modelFingerprint } from '../private/local-model';
 import { modelVersionFromIdentity } from '../private/model-version';
-import { PACKAGE_ROOT } from '../private/package-paths';
+import { HOOKS_MODULE_FILE } from '../../contract/hooks';
+import { bundleHooks, type HooksBundle, HooksBuildError, hooksOf, writeHooksBundle } from '../private/hooks-bundle';
+import { inferenceHandlerDir, PACKAGE_ROOT } from '../private/package-paths';
 import { limitConcurrency } from './concurrency-limit';
 import { type HandlerWorkers, startHandlerWorkers, WorkerLoadError } from './handler-workers';
 import { checkReadiness, type LambdaHandler, type RunningInferenceServer, startInferenceServer } from './inference-server';
@@ -21,7 +23,7 @@ export const DEFAULT_CONCURRENCY_PER_WORKER = 4;
 /** Requests that wait for a free slot when --queue is not given. */
 export const DEFAULT_QUEUE = 100;
 
-const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--mount PATH=DIR]
+const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--hooks FILE] [--mount PATH=DIR]
                                        [--workers N] [--concurrency C] [--queue Q]
        cdk-serverless-inference --version
 
@@ -38,7 +40,11 @@ Options:
   --port N         the port (default: 8080; 0 picks a free one)
   --host HOST      the address to listen on (default: 127.0.0.1); the server has no authorization,
                    so another address lets anyone who can reach it on the network call the model
-  --handler FILE   a bundled entry file of your own (with hooks) instead of the library's handler
+  --hooks FILE     a hooks entry (TypeScript or JavaScript) whose named exports preprocess, postprocess
+                   and afterResponse are the hooks: bundled as an endpoint's \`hooks\` prop bundles it, and
+                   served streaming, as deployed with response streaming (afterResponse runs once the
+                   client has the whole answer)
+  --handler FILE   a bundled entry file of your own instead of the library's handler
   --mount PATH=DIR a local folder standing in for a path of the function, as an endpoint sets
                    ${ENV.MODEL_PATH}: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
                    --mount /mnt/models=./efs (the EFS mount), --mount /var/task=./code (bundled)
@@ -67,6 +73,7 @@ function parseServeOptions(args: string[]) {
       port: { type: 'string' },
       host: { type: 'string' },
       handler: { type: 'string' },
+      hooks: { type: 'string' },
       mount: { type: 'string', multiple: true },
       workers: { type: 'string' },
       concurrency: { type: 'string' },
@@ -118,6 +125,10 @@ export async function main(argv: string[]): Promise<number | undefined> {
     }
     mounts.push([target.replace(/\/+$/, ''), path.resolve(dir)]);
   }
+  if (args.hooks !== undefined && args.handler !== undefined) {
+    console.error("give --hooks (bundled with the library's handler) or --handler (an entry of your own), not both");
+    return 1;
+  }
   const workerArgs = workerSettings(args);
   if (typeof workerArgs === 'string') {
     console.error(workerArgs);
@@ -159,6 +170,17 @@ export async function main(argv: string[]): Promise<number | undefined> {
     process.env[ENV.ORT_INTRA_OP_THREADS] ??= String(Math.max(1, Math.floor(os.availableParallelism() / workerArgs.workers)));
   }
 
+  let handlerFile = args.handler;
+  if (args.hooks !== undefined) {
+    const staged = stageHandlerWithHooks(args.hooks);
+    if (typeof staged === 'string') {
+      console.error(staged);
+      return 1;
+    }
+    handlerFile = staged.file;
+    console.log(`Hooks from ${path.resolve(args.hooks)}: ${staged.hooks.join(', ')}`);
+  }
+
   const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
   const version = process.env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION;
   console.log(`Loading model '${name}'${workerArgs ? ` in ${plural(workerArgs.workers, 'worker')}` : ''}...`);
@@ -169,7 +191,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     try {
       workers = await startHandlerWorkers({
         workers: workerArgs.workers,
-        file: inferenceHandlerFile(args.handler),
+        file: inferenceHandlerFile(handlerFile),
         onWorkerStopped: (error) => {
           // Lambda replaces an execution environment whose runtime fails; here, serve ends.
           console.error(`${error.message}\nserve stops: a worker that ended takes its model and its requests with it`);
@@ -183,7 +205,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     }
     handler = limitConcurrency(workers.handler, { maxConcurrency: workerArgs.concurrency, maxQueue: workerArgs.queue });
   } else {
-    handler = await loadInferenceHandler(args.handler);
+    handler = await loadInferenceHandler(handlerFile);
     const readiness = await checkReadiness(handler);
     if (!readiness.ready) {
       console.error(`cannot serve model '${name}': ${readiness.reason}`);
@@ -217,6 +239,47 @@ export async function main(argv: string[]): Promise<number | undefined> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   return undefined;
+}
+
+/**
+ * The library's handler with a hooks entry bundled beside it, in a temporary folder removed when the
+ * process exits, set up as an endpoint with hooks and response streaming runs it; or a message
+ * saying why the entry cannot be served.
+ */
+function stageHandlerWithHooks(entry: string): { file: string; hooks: readonly string[] } | string {
+  let bundle: HooksBundle;
+  let hooks: string[];
+  try {
+    bundle = bundleHooks({ entry });
+    hooks = hooksOf(bundle, entry);
+  } catch (e) {
+    if (e instanceof HooksBuildError) return `--hooks: ${e.message}`;
+    throw e;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdk-serverless-inference-hooks-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.cpSync(inferenceHandlerDir(), dir, { recursive: true });
+  writeHooksBundle(bundle, dir);
+  // The handler finds onnxruntime-node from its own folder, as from the package's: a link to the one installed.
+  const onnxRuntime = resolvePackageDir('onnxruntime-node', [PACKAGE_ROOT, process.cwd()]);
+  if (onnxRuntime) {
+    fs.mkdirSync(path.join(dir, 'node_modules'));
+    fs.symlinkSync(onnxRuntime, path.join(dir, 'node_modules', 'onnxruntime-node'), 'dir');
+  }
+  process.env[ENV.HOOKS_MODULE] = HOOKS_MODULE_FILE;
+  process.env[ENV.RESPONSE_STREAMING] ??= '1';
+  // As NODE_OPTIONS=--enable-source-maps does on the function: a hook's stack names its own source lines.
+  process.setSourceMapsEnabled(true);
+  return { file: path.join(dir, 'index.mjs'), hooks };
+}
+
+/** The folder of an installed package, as Node.js resolves it from `paths`; undefined when it is not installed. */
+function resolvePackageDir(name: string, paths: string[]): string | undefined {
+  try {
+    return path.dirname(require.resolve(`${name}/package.json`, { paths }));
+  } catch {
+    return undefined;
+  }
 }
 
 /** This package's version, from its package.json. */

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { checkReadiness, type LambdaHandler } from './inference-server';
+import { lambdaRuntimeUrl } from './load-handler';
 
 /**
  * What runs in each worker thread: it imports the handler's entry file, which runs the handler's
@@ -14,7 +15,11 @@ const describe = (e) => (e instanceof Error ? { message: e.message, stack: e.sta
 (async () => {
   let handler;
   try {
-    handler = (await import(workerData.url)).handler;
+    // Lambda's streaming runtime, as serve stands in for it: a streaming handler answers once its stream ends.
+    const runtime = await import(workerData.runtimeUrl);
+    runtime.installLambdaRuntime();
+    const loaded = (await import(workerData.url)).handler;
+    handler = typeof loaded === 'function' ? runtime.bufferedHandler(loaded) : loaded;
   } catch (e) {
     parentPort.postMessage({ type: 'failed', reason: describe(e).message });
     return;
@@ -135,7 +140,7 @@ export async function startHandlerWorkers(options: HandlerWorkersOptions): Promi
   const loads = Array.from({ length: options.workers }, (_, i) => {
     const worker: HandlerWorker = {
       number: i + 1,
-      thread: new Worker(WORKER_SOURCE, { eval: true, workerData: { url, file: options.file } }),
+      thread: new Worker(WORKER_SOURCE, { eval: true, workerData: { url, file: options.file, runtimeUrl: lambdaRuntimeUrl() } }),
       pending: new Map(),
     };
     workers.push(worker);

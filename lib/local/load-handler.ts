@@ -16,15 +16,28 @@ export function inferenceHandlerFile(entry?: string): string {
   return file;
 }
 
+/** URL of `serve`'s stand-in for Lambda's streaming runtime (see lambda-runtime.ts), which worker threads import too. */
+export function lambdaRuntimeUrl(): string {
+  return pathToFileURL(builtAssetPath('local', 'lambda-runtime.mjs')).href;
+}
+
+interface LambdaRuntimeModule {
+  installLambdaRuntime(): void;
+  bufferedHandler(handler: unknown): LambdaHandler;
+}
+
 /**
  * Loads the inference handler (see inferenceHandlerFile) in this thread, the way Lambda does: its
- * configuration comes from `process.env`, so set the handler's variables first (`serve` does).
+ * configuration comes from `process.env`, so set the handler's variables first (`serve` does). A
+ * streaming handler (RESPONSE_STREAMING) is served buffered, answered as soon as its stream ends.
  */
 export async function loadInferenceHandler(entry?: string): Promise<LambdaHandler> {
   const file = inferenceHandlerFile(entry);
+  const runtime = (await import(lambdaRuntimeUrl())) as LambdaRuntimeModule;
+  runtime.installLambdaRuntime();
   const mod = (await import(pathToFileURL(file).href)) as { handler?: LambdaHandler };
   if (typeof mod.handler !== 'function') {
     throw new Error(`${file} does not export a function named 'handler'`);
   }
-  return mod.handler;
+  return runtime.bufferedHandler(mod.handler);
 }

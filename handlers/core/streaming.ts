@@ -1,0 +1,50 @@
+/**
+ * Writing an answer to Lambda's response stream (`awslambda.streamifyResponse`), the way API
+ * Gateway's STREAM transfer mode and Function URLs' RESPONSE_STREAM read it: for an HTTP answer, a
+ * JSON metadata prelude (status and headers) and eight NUL bytes, written by the runtime's own
+ * `awslambda.HttpResponseStream.from`, then the body's bytes.
+ */
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { HttpResponse } from './events';
+
+/** Lambda's response stream: a Writable, with the content type the runtime sends it under. */
+export type ResponseStream = Writable & { setContentType?(contentType: string): void };
+
+/** What the Node.js runtime of Lambda puts on `globalThis.awslambda` (and `serve` puts there too). */
+export interface LambdaStreamingRuntime {
+  streamifyResponse<H>(handler: H): H;
+  readonly HttpResponseStream: { from(stream: ResponseStream, metadata: Record<string, unknown>): ResponseStream };
+}
+
+/** The runtime's streaming API, or an error that says why a streaming entry cannot run here. */
+export function streamingRuntime(): LambdaStreamingRuntime {
+  const runtime = (globalThis as { awslambda?: LambdaStreamingRuntime }).awslambda;
+  if (!runtime?.streamifyResponse || !runtime.HttpResponseStream) {
+    throw new Error(
+      'response streaming needs the Lambda Node.js runtime (its global `awslambda`); outside Lambda, serve the entry with `cdk-serverless-inference serve`, or unset RESPONSE_STREAMING',
+    );
+  }
+  return runtime;
+}
+
+/**
+ * An HTTP answer: status and headers in the prelude, then the body as bytes. A binary body is
+ * written as its bytes (a stream carries them as they are; base64 is for buffered answers only).
+ */
+export async function writeHttpResponse(stream: ResponseStream, response: HttpResponse): Promise<void> {
+  const http = streamingRuntime().HttpResponseStream.from(stream, { statusCode: response.statusCode, headers: response.headers });
+  const body = response.isBase64Encoded ? Buffer.from(response.body, 'base64') : Buffer.from(response.body, 'utf8');
+  // The runtime writes the prelude on the first write: an empty body still needs one.
+  http.write(body);
+  http.end();
+  await finished(http);
+}
+
+/** A warm-up's or direct invocation's answer: its JSON, which a buffered `Invoke` of the function returns. */
+export async function writeValue(stream: ResponseStream, value: unknown): Promise<void> {
+  stream.setContentType?.('application/json');
+  stream.write(JSON.stringify(value) ?? 'null');
+  stream.end();
+  await finished(stream);
+}
