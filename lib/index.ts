@@ -12,6 +12,7 @@ export * from './model-endpoint';
 // What every endpoint shares: one interface, the inference function, the API, the warmer.
 export * from './inference-endpoint';
 export * from './inference-function';
+export * from './handler-hooks';
 export * from './inference-compute';
 export * from './inference-api';
 export * from './warmer';

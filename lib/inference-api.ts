@@ -1,4 +1,4 @@
-import { Names, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, Names, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { BINARY_TENSOR_CONTENT_TYPE } from '../contract/binary-data';
-import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../contract/defaults';
+import { API_GATEWAY_TIMEOUT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../contract/defaults';
 import { inferRequestSchema } from './model/request-schema';
 import { unscopedValidationError, validationError } from './private/errors';
 import { acknowledge } from './private/acknowledge';
@@ -312,6 +312,26 @@ export interface InferenceApiOptions {
    * @default false
    */
   readonly allowTestInvoke?: boolean;
+
+  /**
+   * How API Gateway passes the function's answer on. `STREAM` invokes the function with response
+   * streaming (`InvokeWithResponseStream`): a request may then run up to `integrationTimeout` (15
+   * minutes at most) instead of 29 s, the function's `afterResponse` hook runs after the caller has
+   * the answer, and answers are not limited to Lambda's 6 MB. API Gateway ends a stream idle for 5
+   * minutes (regional and private APIs) or 30 s (edge-optimized), and the handler writes its answer
+   * once inference ends: keep inference within that, or the caller gets the gateway's timeout.
+   * Requests stay limited to 6 MB (Lambda's synchronous invocation). Only for the Lambda proxy.
+   * @default apigw.ResponseTransferMode.BUFFERED
+   */
+  readonly responseTransferMode?: apigw.ResponseTransferMode;
+
+  /**
+   * How long API Gateway waits for the function: at most 29 s with buffered answers (raising it
+   * needs a quota increase for the account, and the streaming mode needs none), up to 15 minutes
+   * with `responseTransferMode: STREAM`.
+   * @default - 29 seconds buffered; streamed, the function's timeout where the endpoint knows it, else 15 minutes
+   */
+  readonly integrationTimeout?: Duration;
 }
 
 /** A route of the Open Inference Protocol, as `IInferenceApiIntegrations` is asked for it. */
@@ -703,7 +723,12 @@ function routeIntegrations(scope: Construct, props: InferenceApiProps): IInferen
   if ((props.handler === undefined) === (props.integrations === undefined)) {
     throw validationError(scope, 'InferenceApi: give exactly one of handler (a function that answers every route) and integrations');
   }
-  if (props.integrations) return props.integrations;
+  if (props.integrations) {
+    if (props.responseTransferMode === apigw.ResponseTransferMode.STREAM || props.integrationTimeout !== undefined) {
+      throw validationError(scope, 'InferenceApi: responseTransferMode and integrationTimeout apply to the Lambda proxy (handler); give the integrations their own options');
+    }
+    return props.integrations;
+  }
   // API Gateway may invoke the function for each route's method and path on the deployment stage,
   // nothing else: not another stage of the API, not a path the API does not have.
   //
@@ -716,8 +741,49 @@ function routeIntegrations(scope: Construct, props: InferenceApiProps): IInferen
   // take ~3.8 KB (stage 'prod', model name 'model', eu-west-1), ~5.9 KB at most (128-character
   // stage name, 64-character model and function names, aws-us-gov partition), where one API-wide
   // statement took ~0.4 KB. With allowTestInvoke, twice that: ~7.7 KB, ~11.8 KB at most.
-  const integration = new apigw.LambdaIntegration(props.handler!, { allowTestInvoke: props.allowTestInvoke ?? false });
+  const streamed = props.responseTransferMode === apigw.ResponseTransferMode.STREAM;
+  const integration = new apigw.LambdaIntegration(props.handler!, {
+    allowTestInvoke: props.allowTestInvoke ?? false,
+    ...(streamed ? { responseTransferMode: apigw.ResponseTransferMode.STREAM } : {}),
+    timeout: integrationTimeout(scope, props, streamed),
+  });
   return { integrationFor: () => integration, methodResponsesFor: () => [] };
+}
+
+/** API Gateway's longest wait for a streamed answer. */
+const MAX_STREAM_TIMEOUT = Duration.minutes(15);
+/** How long a stream may stay idle: edge-optimized APIs end it sooner than regional and private ones. */
+const STREAM_IDLE_TIMEOUT = { edge: Duration.seconds(30), other: Duration.minutes(5) };
+
+/**
+ * The integration's timeout: within 29 s for a buffered answer, 15 minutes for a streamed one; a
+ * warning where a stream that waits that long for its answer would meet the idle timeout first.
+ */
+function integrationTimeout(scope: Construct, props: InferenceApiProps, streamed: boolean): Duration | undefined {
+  const timeout = props.integrationTimeout ?? (streamed ? MAX_STREAM_TIMEOUT : undefined);
+  if (timeout === undefined || Token.isUnresolved(timeout.toMilliseconds())) return timeout;
+  const ms = timeout.toMilliseconds();
+  if (ms < 50) {
+    throw validationError(scope, `InferenceApi: integrationTimeout must be at least 50 ms, got: ${timeout.toHumanString()}`);
+  }
+  if (!streamed && ms > API_GATEWAY_TIMEOUT_MS) {
+    throw validationError(
+      scope,
+      `InferenceApi: integrationTimeout is ${timeout.toHumanString()}, over API Gateway's 29 s limit for a buffered answer: ` +
+        'set responseTransferMode to apigw.ResponseTransferMode.STREAM, which lets a request run up to 15 minutes',
+    );
+  }
+  if (streamed && ms > MAX_STREAM_TIMEOUT.toMilliseconds()) {
+    throw validationError(scope, `InferenceApi: integrationTimeout is ${timeout.toHumanString()}, over API Gateway's 15-minute limit for a streamed answer`);
+  }
+  const idle = props.endpointType === apigw.EndpointType.EDGE ? STREAM_IDLE_TIMEOUT.edge : STREAM_IDLE_TIMEOUT.other;
+  if (streamed && ms > idle.toMilliseconds()) {
+    Annotations.of(scope).addWarningV2(
+      'cdk-serverless-inference:stream-idle',
+      `integrationTimeout is ${timeout.toHumanString()}, but API Gateway ends a stream idle for ${idle.toHumanString()} (${props.endpointType === apigw.EndpointType.EDGE ? 'edge-optimized' : 'regional and private'} APIs), and the handler writes its answer when inference ends: an inference longer than that gets the gateway's timeout`,
+    );
+  }
+  return timeout;
 }
 
 function validateProps(scope: Construct, props: InferenceApiProps, modelName: string, stageName: string, rateLimit: number, burstLimit: number): void {

@@ -196,6 +196,11 @@ export abstract class InferenceEndpointBase extends Construct implements IInfere
     return this.functionFor('metricModelLoadFailures').metricModelLoadFailures(props);
   }
 
+  /** `afterResponse` hooks that threw or were given up at the function's timeout (the answers were sent). */
+  public metricAfterResponseFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.functionFor('metricAfterResponseFailures').metricAfterResponseFailures(props);
+  }
+
   /** The inference function behind the API, if there is one. */
   protected abstract inferenceFunctionOrUndefined(): InferenceFunction | undefined;
 

@@ -7,6 +7,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { DEFAULT_MODEL_INIT_WAIT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, GraphOptimizationLevel } from '../contract/defaults';
 import { ENV } from '../contract/environment';
+import { AFTER_RESPONSE_HOOK, HOOKS_MODULE_FILE } from '../contract/hooks';
+import type { HandlerHooks } from './handler-hooks';
+import { handlerWithHooks } from './private/handler-code';
 import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE } from '../contract/metrics';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import type { InferenceCompute } from './inference-compute';
@@ -19,7 +22,7 @@ import { ephemeralStorageForModel, formatBytes, inferenceThreads, validateCodeSi
 import { inferenceHandlerDir } from './private/package-paths';
 import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances } from './private/managed-instances';
 import { modelVersionFromIdentity } from './private/model-version';
-import { treeSize } from './private/staging';
+import { STAGING_EXCLUDE, treeSize } from './private/staging';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
 export interface LambdaFunctionOptions {
@@ -90,6 +93,15 @@ export interface LambdaFunctionOptions {
    * @default - a new role with no managed policy
    */
   readonly role?: iam.IRole;
+
+  /**
+   * Your pre- and post-processing, and work after the response: `HandlerHooks.fromEntry('hooks.ts')`,
+   * a file whose named exports `preprocess`, `postprocess` and `afterResponse` are the hooks,
+   * bundled at synth beside the library's handler. `afterResponse` runs once the caller has the
+   * whole answer, which needs response streaming (the API's `responseTransferMode: STREAM`).
+   * @default - no hooks
+   */
+  readonly hooks?: HandlerHooks;
 }
 
 /** What an inference function lets its users choose: the function, and how it runs the model. */
@@ -198,6 +210,15 @@ export interface InferenceFunctionProps extends InferenceFunctionOptions {
    * @default - names the model
    */
   readonly description?: string;
+
+  /**
+   * Whether the function is invoked with response streaming (an API with `responseTransferMode:
+   * STREAM`, a Function URL with `InvokeMode.RESPONSE_STREAM`): the handler writes its answer to the
+   * stream and ends it, then runs `afterResponse`. The endpoints set it from their API's transfer
+   * mode. A streaming function still answers a buffered `Invoke` (the warmer, the pre-traffic check).
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
 }
 
 const TRACING_OPT_IN = 'X-Ray tracing is opt-in (the tracing prop): it is billed per trace, and the handler already emits latency metrics.';
@@ -238,6 +259,9 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
    */
   public readonly capacityProvider?: lambda.ICapacityProvider;
 
+  /** Whether the function answers through response streaming. */
+  public readonly responseStreaming: boolean;
+
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
   private readonly serviceName: string;
 
@@ -270,7 +294,17 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     this.grantPrincipal = this.role;
     this.logGroup.grantWrite(this.role);
 
-    const packaging = props.packaging.bind(this, { role: this.role, modelName: this.modelName, architecture, runtime: props.runtime });
+    this.responseStreaming = props.responseStreaming ?? false;
+    const hooks = props.hooks?.bind(this);
+    if (hooks?.hooks.includes(AFTER_RESPONSE_HOOK) && !this.responseStreaming) {
+      throw validationError(
+        this,
+        `hooks: the entry exports ${AFTER_RESPONSE_HOOK}, which runs after the answer is sent, and only a streamed answer lets the function go on after it: ` +
+          "set the endpoint's api.responseTransferMode to apigw.ResponseTransferMode.STREAM (or responseStreaming on an InferenceFunction of your own)",
+      );
+    }
+    const packaging = props.packaging.bind(this, { role: this.role, modelName: this.modelName, architecture, runtime: props.runtime, hooks });
+    const handlerDir = packaging.code ? undefined : handlerWithHooks(this, inferenceHandlerDir(), hooks);
     this.modelInfo = packaging.modelInfo;
     // A new model is a new version in the API unless the user names versions.
     this.modelVersion = props.modelVersion ?? (packaging.modelIdentity ? modelVersionFromIdentity(packaging.modelIdentity) : DEFAULT_MODEL_VERSION);
@@ -281,7 +315,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     this.onnxRuntimeLayer = image || !onnxRuntime ? undefined : OnnxRuntimeLayer.forArchitecture(this, architecture);
     const layers = image ? [] : [...(this.onnxRuntimeLayer ? [this.onnxRuntimeLayer] : []), ...(packaging.layers ?? [])];
     if (!image) {
-      validateCodeSize(this, codeParts(packaging, this.onnxRuntimeLayer), layers.length);
+      validateCodeSize(this, codeParts(packaging, handlerDir, this.onnxRuntimeLayer), layers.length);
     }
 
     let ephemeralStorageSize = props.ephemeralStorageSize;
@@ -299,7 +333,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     }
 
     this.function = new lambda.Function(this, 'Function', {
-      code: packaging.code ?? lambda.Code.fromAsset(inferenceHandlerDir()),
+      code: packaging.code ?? lambda.Code.fromAsset(handlerDir!, hooks ? { exclude: STAGING_EXCLUDE } : {}),
       handler: image ? lambda.Handler.FROM_IMAGE : 'index.handler',
       runtime: image ? lambda.Runtime.FROM_IMAGE : (props.runtime ?? lambda.Runtime.NODEJS_24_X),
       architecture,
@@ -332,6 +366,8 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         [ENV.POWERTOOLS_SERVICE_NAME]: this.serviceName,
         [ENV.POWERTOOLS_METRICS_NAMESPACE]: METRICS_NAMESPACE,
         ...(managed ? { AWS_LAMBDA_NODEJS_WORKER_COUNT: String(managed.workers) } : {}),
+        ...(hooks ? { [ENV.HOOKS_MODULE]: HOOKS_MODULE_FILE, ...(hooks.sourceMap ? { NODE_OPTIONS: '--enable-source-maps' } : {}) } : {}),
+        ...(this.responseStreaming ? { [ENV.RESPONSE_STREAMING]: '1' } : {}),
         ...packaging.environment,
         ...props.environment,
       },
@@ -371,7 +407,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     }
   }
 
-  /** A metric of the handler's own (`ColdStart`, `ModelLoadMs`, `InferenceMs`, `ModelLoadFailed`), over 5 minutes. */
+  /** A metric of the handler's own (`ColdStart`, `ModelLoadMs`, `InferenceMs`, `ModelLoadFailed`, `AfterResponseFailed`), over 5 minutes. */
   public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
@@ -427,6 +463,11 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     return this.metric(METRIC.MODEL_LOAD_FAILED, { statistic: 'Sum', ...props });
   }
 
+  /** `afterResponse` hooks that threw or were given up at the function's timeout (the answers were sent). */
+  public metricAfterResponseFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.AFTER_RESPONSE_FAILED, { statistic: 'Sum', ...props });
+  }
+
   private scaleProvisionedConcurrency(scaling: ProvisionedConcurrencyScaling, provisioned: number | undefined): void {
     if (provisioned === undefined) {
       throw validationError(this, 'provisionedConcurrencyScaling scales provisionedConcurrency: set provisionedConcurrency too (the starting capacity)');
@@ -446,10 +487,10 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   }
 }
 
-/** What the 250 MB check adds up: the code (the prebuilt handler unless the packaging brings its own), its layers. */
-function codeParts(packaging: ModelPackagingConfig, onnxRuntimeLayer: OnnxRuntimeLayer | undefined): CodePart[] {
+/** What the 250 MB check adds up: the code (the handler, with its hooks, unless the packaging brings its own), its layers. */
+function codeParts(packaging: ModelPackagingConfig, handlerDir: string | undefined, onnxRuntimeLayer: OnnxRuntimeLayer | undefined): CodePart[] {
   return [
-    ...(packaging.code ? [] : [{ name: 'inference handler', sizeBytes: treeSize(inferenceHandlerDir()) }]),
+    ...(handlerDir ? [{ name: 'inference handler', sizeBytes: treeSize(handlerDir) }] : []),
     ...(packaging.codeParts ?? []),
     ...(onnxRuntimeLayer ? [{ name: 'ONNX Runtime layer', sizeBytes: onnxRuntimeLayer.unzippedSizeBytes }] : []),
   ];

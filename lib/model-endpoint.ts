@@ -12,6 +12,7 @@ import type { EndpointMonitoring } from './operations/endpoint-monitoring';
 import type { GradualRollout } from './operations/gradual-rollout';
 import type { ModelPackaging } from './packaging/model-packaging';
 import { createEndpointOperations } from './private/endpoint-operations';
+import { apiIntegrationTimeout, streamsResponses } from './private/response-streaming';
 import type { Warmer } from './warmer';
 
 /** What every ONNX model endpoint lets its users choose: its function, its API and its operations. */
@@ -73,7 +74,7 @@ export class ModelEndpoint extends InferenceEndpointBase implements iam.IGrantab
     // 'Default' keeps the logical ids that the function, its role, log group and `live` alias had
     // when they were direct children of the endpoint: a replaced alias would collide with the
     // existing `live` one on the next deploy.
-    this.inferenceFunction = new InferenceFunction(this, 'Default', props);
+    this.inferenceFunction = new InferenceFunction(this, 'Default', { ...props, responseStreaming: streamsResponses(props.api) });
     const fn = this.inferenceFunction;
     this.function = fn.function;
     this.alias = fn.alias;
@@ -88,6 +89,7 @@ export class ModelEndpoint extends InferenceEndpointBase implements iam.IGrantab
     this.api = new InferenceApi(this, 'Api', {
       tracingEnabled: props.tracing === lambda.Tracing.ACTIVE,
       ...props.api,
+      integrationTimeout: apiIntegrationTimeout(props.api, fn),
       handler: this.alias,
       modelName: this.modelName,
       modelVersion: this.modelVersion,

@@ -14,9 +14,11 @@ import type { EndpointMonitoring } from './operations/endpoint-monitoring';
 import type { GradualRollout } from './operations/gradual-rollout';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './packaging/model-packaging';
 import { createEndpointOperations } from './private/endpoint-operations';
+import { apiIntegrationTimeout, streamsResponses } from './private/response-streaming';
 import { validationError } from './private/errors';
 import { builtAssetPath } from './private/package-paths';
-import { treeSize } from './private/staging';
+import { handlerWithHooks } from './private/handler-code';
+import { STAGING_EXCLUDE, treeSize } from './private/staging';
 import type { SageMakerEndpoint, SageMakerEndpointConfig } from './sagemaker/sagemaker-endpoint';
 import type { Warmer } from './warmer';
 
@@ -38,7 +40,8 @@ export enum SageMakerIntegration {
 export interface SageMakerProxyFunctionOptions extends LambdaFunctionOptions {
   /**
    * Your own bundled entry (a folder with `index.mjs` that wraps `createSageMakerProxyHandler`
-   * from `cdk-serverless-inference/handler` with hooks), instead of the library's proxy.
+   * from `cdk-serverless-inference/handler`), instead of the library's proxy. For hooks, `hooks`
+   * is simpler: the construct bundles them with the library's proxy.
    * @default - the library's prebuilt proxy handler
    */
   readonly code?: lambda.Code;
@@ -69,9 +72,9 @@ export interface SageMakerProxyEndpointProps extends InferenceEndpointOptions {
   readonly accept?: string;
 
   /**
-   * How long one call to SageMaker may take, retries included. API Gateway ends a request after
-   * 29 s, so longer calls cannot be answered through the API; SageMaker itself allows real-time
-   * invocations 60 s.
+   * How long one call to SageMaker may take, retries included. A buffered API ends a request after
+   * 29 s, so it must be under 29 s; with the Lambda proxy and `api.responseTransferMode: STREAM`,
+   * up to 14 minutes (SageMaker's own limit for a real-time invocation applies: 60 s).
    * @default Duration.seconds(25)
    */
   readonly invokeTimeout?: Duration;
@@ -85,6 +88,14 @@ export interface SageMakerProxyEndpointProps extends InferenceEndpointOptions {
 
 /** API Gateway's REST integration limit: a longer call to SageMaker cannot be answered. */
 const API_TIMEOUT = Duration.millis(API_GATEWAY_TIMEOUT_MS);
+/** The longest call to SageMaker a streamed API can answer: its 15 minutes, less the proxy's own work and hooks. */
+const MAX_STREAMED_INVOKE = Duration.minutes(14);
+
+/** The proxy's timeout with a streamed API: the call to SageMaker and a minute for the hooks, within Lambda's 15 minutes. */
+function proxyTimeoutStreamed(invokeTimeout: Duration): Duration {
+  if (Token.isUnresolved(invokeTimeout.toSeconds())) return Duration.minutes(15);
+  return Duration.seconds(Math.min(900, Math.ceil(invokeTimeout.toSeconds()) + 60));
+}
 
 /**
  * The library's Open Inference Protocol API in front of a SageMaker endpoint, for models Lambda
@@ -136,11 +147,21 @@ export class SageMakerProxyEndpoint extends InferenceEndpointBase {
     this.variantName = endpoint.variantName;
     this.modelName = props.modelName ?? DEFAULT_MODEL_NAME;
     const invokeTimeout = props.invokeTimeout ?? Duration.millis(DEFAULT_SAGEMAKER_TIMEOUT_MS);
-    if (!Token.isUnresolved(invokeTimeout.toMilliseconds()) && invokeTimeout.toMilliseconds() > API_TIMEOUT.toMilliseconds() - 1000) {
-      throw validationError(
-        this,
-        `invokeTimeout must be under API Gateway's 29 s integration limit (at most 28 s, for the proxy's own work), got: ${invokeTimeout.toHumanString()}`,
-      );
+    const streamed = streamsResponses(props.api);
+    if (!Token.isUnresolved(invokeTimeout.toMilliseconds())) {
+      if (!streamed && invokeTimeout.toMilliseconds() > API_TIMEOUT.toMilliseconds() - 1000) {
+        throw validationError(
+          this,
+          `invokeTimeout must be under API Gateway's 29 s integration limit (at most 28 s, for the proxy's own work), got: ${invokeTimeout.toHumanString()}; ` +
+            'with the Lambda proxy, api.responseTransferMode STREAM lets a request run up to 15 minutes',
+        );
+      }
+      if (streamed && invokeTimeout.toMilliseconds() > MAX_STREAMED_INVOKE.toMilliseconds()) {
+        throw validationError(
+          this,
+          `invokeTimeout must be at most 14 minutes with a streamed API (15 minutes, less the proxy's own work and hooks), got: ${invokeTimeout.toHumanString()}`,
+        );
+      }
     }
     const integration = props.integration ?? SageMakerIntegration.LAMBDA_PROXY;
     if (integration === SageMakerIntegration.DIRECT) {
@@ -166,8 +187,10 @@ export class SageMakerProxyEndpoint extends InferenceEndpointBase {
         ...functionOptions,
         architecture: proxy.architecture ?? lambda.Architecture.ARM_64,
         memorySize: proxy.memorySize ?? 512,
-        // API Gateway answers after 29 s whatever the function does; a little more lets it log.
-        timeout: API_TIMEOUT.plus(Duration.seconds(1)),
+        // Buffered, API Gateway answers after 29 s whatever the function does; a little more lets it
+        // log. Streamed, the call to SageMaker and a minute for the hooks (afterResponse among them).
+        timeout: streamed ? proxyTimeoutStreamed(invokeTimeout) : API_TIMEOUT.plus(Duration.seconds(1)),
+        responseStreaming: streamed,
         modelName: this.modelName,
         modelVersion: props.modelVersion,
         description: `Open Inference Protocol proxy of the SageMaker endpoint behind ${this.node.path}`,
@@ -179,6 +202,7 @@ export class SageMakerProxyEndpoint extends InferenceEndpointBase {
       this.api = new InferenceApi(this, 'Api', {
         tracingEnabled: proxy.tracing === lambda.Tracing.ACTIVE,
         ...props.api,
+        integrationTimeout: apiIntegrationTimeout(props.api, this.inferenceFunction),
         handler: this.alias,
         modelName: this.modelName,
         modelVersion: this.modelVersion,
@@ -244,8 +268,12 @@ class SageMakerProxyPackaging extends ModelPackaging {
     super();
   }
 
-  public bind(_scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
+  public bind(scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
+    if (this.code && options.hooks) {
+      throw validationError(scope, "proxy: give code (an entry of your own, bundled) or hooks (bundled with the library's proxy handler), not both");
+    }
     grantInvokeEndpoint(options.role, this.endpoint);
+    const handlerDir = this.code ? undefined : handlerWithHooks(scope, PROXY_HANDLER_DIR(), options.hooks);
     return {
       environment: {
         [ENV.SAGEMAKER_ENDPOINT_NAME]: this.endpoint.endpointName,
@@ -253,9 +281,9 @@ class SageMakerProxyPackaging extends ModelPackaging {
         [ENV.SAGEMAKER_ACCEPT]: this.props.accept ?? DEFAULT_SAGEMAKER_CONTENT_TYPE,
         [ENV.SAGEMAKER_TIMEOUT_MS]: String(this.invokeTimeout.toMilliseconds()),
       },
-      code: this.code ?? lambda.Code.fromAsset(PROXY_HANDLER_DIR()),
+      code: this.code ?? lambda.Code.fromAsset(handlerDir!, options.hooks ? { exclude: STAGING_EXCLUDE } : {}),
       onnxRuntime: false,
-      codeParts: this.code ? [] : [{ name: 'SageMaker proxy handler', sizeBytes: treeSize(PROXY_HANDLER_DIR()) }],
+      codeParts: handlerDir ? [{ name: 'SageMaker proxy handler', sizeBytes: treeSize(handlerDir) }] : [],
       dependencies: this.endpoint.cfnEndpoint ? [this.endpoint.cfnEndpoint] : [],
     };
   }

@@ -484,6 +484,7 @@ describe('S3ModelEndpoint metrics', () => {
       [f.endpoint.metricModelLoadTime(), 'ModelLoadMs'],
       [f.endpoint.metricInferenceTime(), 'InferenceMs'],
       [f.endpoint.metricModelLoadFailures(), 'ModelLoadFailed'],
+      [f.endpoint.metricAfterResponseFailures(), 'AfterResponseFailed'],
     ] as const) {
       expect(metric.namespace).toBe(env(f).POWERTOOLS_METRICS_NAMESPACE);
       expect(metric.metricName).toBe(name);

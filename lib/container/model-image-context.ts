@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { STAGING_EXCLUDE } from '../private/staging';
 import type { OnnxRuntimeLayerManifest } from '../private/onnxruntime-manifest';
 import { builtAssetPath } from '../private/package-paths';
 import { extractZip } from '../private/zip-reader';
@@ -16,6 +17,11 @@ export interface ModelImageContextOptions {
   readonly nodeMajor?: 22 | 24;
   /** Where to write the context: created, or replaced when it holds an earlier context. */
   readonly outDir: string;
+  /**
+   * The handler's folder (the prebuilt handler with a hooks module beside its entry, say).
+   * @default - the prebuilt inference handler
+   */
+  readonly handlerDirectory?: string;
 }
 
 export interface ModelImageContext {
@@ -77,7 +83,11 @@ export function writeModelImageContext(options: ModelImageContextOptions): Model
   const staging = fs.mkdtempSync(path.join(path.dirname(directory), `.${path.basename(directory)}.staging-`));
   try {
     fs.writeFileSync(path.join(staging, 'Dockerfile'), dockerfile);
-    fs.cpSync(builtAssetPath('handlers', 'inference'), path.join(staging, 'handler'), { recursive: true });
+    fs.cpSync(options.handlerDirectory ?? builtAssetPath('handlers', 'inference'), path.join(staging, 'handler'), {
+      recursive: true,
+      dereference: true,
+      filter: (source) => !STAGING_EXCLUDE.includes(path.basename(source)),
+    });
     extractOnnxRuntime(architecture, path.join(staging, 'node_modules'));
     const stagedModel = path.join(staging, 'model', modelName);
     fs.mkdirSync(path.dirname(stagedModel));

@@ -5,6 +5,7 @@ import { ENV } from '../../contract/environment';
 import type { ModelSource } from '../model/model-source';
 import { BoundOnce } from '../private/bound-once';
 import { modelFingerprint, requireLocalModel } from '../private/local-model';
+import { handlerWithHooks } from '../private/handler-code';
 import { inferenceHandlerDir } from '../private/package-paths';
 import { STAGING_EXCLUDE, stageFiles, treeSize } from '../private/staging';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
@@ -34,11 +35,11 @@ export class BundledModelPackaging extends ModelPackaging {
     super();
   }
 
-  public bind(scope: Construct, _options: ModelPackagingBindOptions): ModelPackagingConfig {
+  public bind(scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
     const source = requireLocalModel(scope, this.props.model, 'BundledModelPackaging');
     const fileName = path.basename(source.localPath);
     const modelPath = this.modelPath.bind(scope, () => `/var/task/${BUNDLED_MODEL_DIR}/${fileName}`);
-    const handlerDir = inferenceHandlerDir();
+    const handlerDir = handlerWithHooks(scope, inferenceHandlerDir(), options.hooks);
     const staged = stageFiles(scope, 'bundled-model', [
       { source: handlerDir, destination: '.' },
       { source: source.localPath, destination: path.posix.join(BUNDLED_MODEL_DIR, fileName) },

@@ -13,6 +13,7 @@ import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
 import { formatBytes } from '../private/lambda-limits';
 import { modelFingerprint, requireLocalModel } from '../private/local-model';
+import { handlerWithHooks } from '../private/handler-code';
 import { builtAssetPath, inferenceHandlerDir } from '../private/package-paths';
 import { describeTree, stagingDir, treeSize } from '../private/staging';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
@@ -78,7 +79,7 @@ export class ContainerModelPackaging extends ModelPackaging {
 
   public bind(scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
     const props = this.props;
-    const image = this.image.bind(scope, () => (props.imageDirectory ? ownImage(scope, props) : generatedImage(scope, props, options.architecture, options.runtime)));
+    const image = this.image.bind(scope, () => (props.imageDirectory ? ownImage(scope, props, options) : generatedImage(scope, props, options)));
     const platform = options.architecture === lambda.Architecture.ARM_64 ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64;
     const source = props.model ? requireLocalModel(scope, props.model, 'ContainerModelPackaging') : undefined;
     return {
@@ -96,7 +97,13 @@ export class ContainerModelPackaging extends ModelPackaging {
   }
 }
 
-function ownImage(scope: Construct, props: ContainerModelPackagingProps): ContainedModel {
+function ownImage(scope: Construct, props: ContainerModelPackagingProps, options: ModelPackagingBindOptions): ContainedModel {
+  if (options.hooks) {
+    throw validationError(
+      scope,
+      "ContainerModelPackaging: hooks are bundled beside the library's handler, which your own image (imageDirectory) does not take from here: put them in the image, or give model so that the image is generated",
+    );
+  }
   if (props.model) {
     throw validationError(scope, 'ContainerModelPackaging: give either model (the image is generated) or imageDirectory (your own image), not both');
   }
@@ -110,7 +117,8 @@ function ownImage(scope: Construct, props: ContainerModelPackagingProps): Contai
   return { directory, modelPath: props.modelPathInImage };
 }
 
-function generatedImage(scope: Construct, props: ContainerModelPackagingProps, architecture: lambda.Architecture, runtime: lambda.Runtime | undefined): ContainedModel {
+function generatedImage(scope: Construct, props: ContainerModelPackagingProps, options: ModelPackagingBindOptions): ContainedModel {
+  const { architecture, runtime } = options;
   if (!props.model) {
     throw validationError(scope, 'ContainerModelPackaging: give model (a model file) or imageDirectory (your own Docker build context)');
   }
@@ -121,14 +129,15 @@ function generatedImage(scope: Construct, props: ContainerModelPackagingProps, a
   const nodeMajor = nodeMajorOf(scope, runtime);
   const arch = architecture === lambda.Architecture.ARM_64 ? 'arm64' : 'x86_64';
   // Keyed by what goes in, so a repeated synth reuses the context instead of writing it again.
-  const inputs = [source.localPath, inferenceHandlerDir(), builtAssetPath('layers', `onnxruntime-node-${arch}.zip`)].map(describeTree);
+  const handlerDir = handlerWithHooks(scope, inferenceHandlerDir(), options.hooks);
+  const inputs = [source.localPath, handlerDir, builtAssetPath('layers', `onnxruntime-node-${arch}.zip`)].map(describeTree);
   const key = createHash('sha256')
     .update(JSON.stringify([...inputs, arch, nodeMajor]))
     .digest('hex')
     .slice(0, 32);
   const outDir = stagingDir(scope, 'model-image', key);
   // Checked before the context is written: a model too big is never linked or copied.
-  const runtimeBytes = treeSize(inferenceHandlerDir()) + readManifest().layers[arch].unzippedBytes;
+  const runtimeBytes = treeSize(handlerDir) + readManifest().layers[arch].unzippedBytes;
   const imageBytes = source.info.sizeBytes + runtimeBytes + BASE_IMAGE_ALLOWANCE_BYTES;
   if (imageBytes > MAX_IMAGE_BYTES) {
     throw validationError(
@@ -144,7 +153,7 @@ function generatedImage(scope: Construct, props: ContainerModelPackagingProps, a
   if (fs.existsSync(outDir) && fs.existsSync(record)) {
     return { directory: outDir, modelPath: JSON.parse(fs.readFileSync(record, 'utf8')).modelPath };
   }
-  const context = writeModelImageContext({ modelFile: source.localPath, architecture: arch, nodeMajor, outDir });
+  const context = writeModelImageContext({ modelFile: source.localPath, architecture: arch, nodeMajor, outDir, handlerDirectory: handlerDir });
   fs.writeFileSync(record, JSON.stringify({ modelPath: context.modelPath }));
   return { directory: context.directory, modelPath: context.modelPath };
 }

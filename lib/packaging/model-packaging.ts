@@ -3,6 +3,7 @@ import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct, IDependable } from 'constructs';
+import type { HandlerHooksConfig } from '../handler-hooks';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 
 /** One part of a function's unzipped code or layers, for Lambda's 250 MB check at synth. */
@@ -26,6 +27,12 @@ export interface ModelPackagingBindOptions {
    * @default - lambda.Runtime.NODEJS_24_X
    */
   readonly runtime?: lambda.Runtime;
+  /**
+   * The users' hooks, bundled: a packaging that brings its own code (the handler with the model, an
+   * image) puts `hooks.mjs` beside the handler's entry.
+   * @default - no hooks
+   */
+  readonly hooks?: HandlerHooksConfig;
 }
 
 /**
