@@ -11,6 +11,9 @@ export const demoModel = () => mlpModel({ inputs: 4, hidden: 16, classes: 3, see
 export const DEMO_MODEL_NAME = 'demo';
 export const DEMO_MODEL_FILE = `${__dirname}/model/demo.onnx`;
 
+/** The hooks of the Hooks demo stack: named features in, class names out, a log line per prediction after the answer. */
+export const DEMO_HOOKS_FILE = `${__dirname}/hooks/demo-hooks.ts`;
+
 /** A request the demo sends, and the README's curl line repeats. */
 export const DEMO_FEATURES = [0.5, -1.2, 3.3, 0.7];
 

@@ -1,10 +1,12 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import {
   BundledModelEndpoint,
   ContainerModelEndpoint,
   EfsModelEndpoint,
+  HandlerHooks,
   InferenceCompute,
   LayerModelEndpoint,
   ModelArtifact,
@@ -13,7 +15,7 @@ import {
   SageMakerEndpoint,
   SageMakerProxyEndpoint,
 } from '../lib';
-import { DEMO_FEATURES, DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, DEMO_MODEL_NAME } from './demo-model';
+import { DEMO_FEATURES, DEMO_HOOKS_FILE, DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, DEMO_MODEL_NAME } from './demo-model';
 
 /** SageMaker's Triton container in us-east-1; other regions have their own registry account. */
 const DEFAULT_TRITON_IMAGE = '785573368785.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3';
@@ -51,6 +53,16 @@ export const DEMO_ENDPOINTS = {
           flowLogs: { Rejected: { trafficType: ec2.FlowLogTrafficType.REJECT } },
         }),
       }),
+    }),
+  // The model in S3 with the demo's hooks (demo/hooks/demo-hooks.ts), bundled at synth: named
+  // features in, a class name out, and a log line per prediction after the answer, which the
+  // streamed API lets the function write once the caller has it.
+  Hooks: (scope: Construct) =>
+    new S3ModelEndpoint(scope, 'DemoEndpoint', {
+      model: ModelSource.fromAsset(DEMO_MODEL_FILE),
+      modelName: DEMO_MODEL_NAME,
+      hooks: HandlerHooks.fromEntry(DEMO_HOOKS_FILE),
+      api: { responseTransferMode: apigw.ResponseTransferMode.STREAM },
     }),
   // The same API in front of a SageMaker endpoint: NVIDIA Triton, which speaks the same protocol,
   // serving the same model on a CPU instance. The image is SageMaker's Triton container for the

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_FEATURES, DEMO_HOOKS_FILE, DEMO_MODEL_FILE, demoModel } from '../demo/demo-model';
 import { mlpModel } from '../tools/onnx';
 import { tempDir, writeModel } from './support/handler';
 import { runCli, type Served, startServe } from './support/serve';
@@ -186,4 +187,33 @@ describe('serve --hooks refusals', () => {
     expect(r.code).toBe(1);
     expect(r.output).toContain('not both');
   });
+});
+
+describe("the demo's hooks", () => {
+  it('serve the demo model: named features in, class names out, a log line per prediction after the answer', async () => {
+    const served = await startServe(['--model', DEMO_MODEL_FILE, '--name', 'demo', '--port', '0', '--hooks', DEMO_HOOKS_FILE], {
+      env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'INFO' },
+      timeoutMs: 40_000,
+    });
+    try {
+      const rows = [
+        { a: DEMO_FEATURES[0], b: DEMO_FEATURES[1], c: DEMO_FEATURES[2], d: DEMO_FEATURES[3] },
+        { a: 1, b: 0.2, c: -0.4, d: 2.5 },
+      ];
+      const r = await fetch(`${served.url}/v2/models/demo/infer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(rows) });
+      const body = (await r.json()) as { predictions: Array<{ class: string; confidence: number }> };
+      expect(r.status).toBe(200);
+      const expected = demoModel().predict(rows.map((row) => [row.a, row.b, row.c, row.d].map(Math.fround)));
+      expect(body.predictions.map((p) => p.class)).toEqual(expected.map((p) => ['alpha', 'beta', 'gamma'][p.indexOf(Math.max(...p))]));
+      for (const [i, p] of body.predictions.entries()) expect(p.confidence).toBeCloseTo(Math.max(...expected[i]), 5);
+      const bad = await fetch(`${served.url}/v2/models/demo/infer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ a: 1 }) });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: string }).error).toBe("row 0: 'b' must be a number");
+      const until = Date.now() + 10_000;
+      while ((served.output().match(/"message":"prediction"/g) ?? []).length < 2 && Date.now() < until) await new Promise((res) => setTimeout(res, 50));
+      expect((served.output().match(/"message":"prediction"/g) ?? []).length).toBe(2);
+    } finally {
+      served.child.kill();
+    }
+  }, 60_000);
 });
