@@ -5,7 +5,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
 import type * as Ort from 'onnxruntime-node';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphOptimizationLevel } from '../contract/defaults';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { BundledModelEndpoint, ContainerModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint } from '../lib';
@@ -22,6 +22,7 @@ import {
   multiIoModel,
   stringOpsModel,
 } from '../tools/onnx';
+import { startLocalS3, type LocalS3 } from '../tools/local-s3';
 import { infer } from './support/events';
 import { createHandler, tempDir, writeModel } from './support/handler';
 import { logged, withLogLevel } from './support/logs';
@@ -229,6 +230,49 @@ describe('the handler with a precompiled model', () => {
     const { loaded, refused } = await loadedWith({ MODEL_PATH: onnxFile });
     expect(loaded.source.precompiled).toBeUndefined();
     expect(refused).toBeUndefined();
+  });
+});
+
+describe('the handler with a precompiled model in S3', () => {
+  const mlp = mlpModel({ seed: 5 });
+  const input = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] };
+  let s3server: LocalS3;
+  const saved = { ...process.env };
+  beforeAll(async () => {
+    s3server = await startLocalS3();
+    await s3server.createBucket('models');
+    const onnxFile = writeModel(mlp.bytes);
+    await s3server.putObject('models', 'm/model.onnx', fs.readFileSync(onnxFile));
+    await s3server.putObject('models', 'm/model.ort', fs.readFileSync(precompile(onnxFile)));
+    Object.assign(process.env, s3server.env());
+  });
+  afterAll(async () => {
+    process.env = saved;
+    await s3server?.stop();
+  });
+
+  async function load(precompiledKey: string) {
+    const { result: handler, text } = await logged(() =>
+      withLogLevel(() => createHandler({ MODEL_S3_URI: 's3://models/m/model.onnx', MODEL_PRECOMPILED_S3_URI: `s3://models/${precompiledKey}`, MODEL_CACHE_DIR: tempDir() })),
+    );
+    const loaded = text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+      .find((l) => l.message === 'model loaded');
+    return { handler, loaded };
+  }
+
+  it('fetches the precompiled object instead of the .onnx', async () => {
+    const { handler, loaded } = await load('m/model.ort');
+    expect(loaded.source).toMatchObject({ precompiled: true, path: expect.stringMatching(/model\.ort$/) });
+    expect((await infer(handler, input)).status).toBe(200);
+  });
+
+  it('fetches the .onnx when the precompiled object is missing', async () => {
+    const { handler, loaded } = await load('m/gone.ort');
+    expect(loaded.source).toMatchObject({ precompiled: false, path: expect.stringMatching(/model\.onnx$/), precompiledRefused: expect.stringMatching(/gone\.ort/) });
+    expect((await infer(handler, input)).status).toBe(200);
   });
 });
 
