@@ -8,7 +8,7 @@ import type * as Ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphOptimizationLevel } from '../contract/defaults';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
-import { BundledModelEndpoint, ContainerModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint } from '../lib';
+import { BundledModelEndpoint, ContainerModelEndpoint, EfsModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint } from '../lib';
 import { PRECOMPILED_LEVEL, precompileModel, precompiledCacheDir } from '../lib/private/precompiled-model';
 import {
   convModel,
@@ -307,6 +307,16 @@ describe('every packaging of a local model ships its precompiled copy beside it'
     expect(fs.existsSync(path.join(e.imageDirectory, 'model', 'demo.ort'))).toBe(true);
   });
 
+  it('EFS: copied by the loader beside the model, named after it, deleted with it', () => {
+    const { stack } = newStack();
+    const e = new EfsModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE) });
+    const vars = env(stack, e.function);
+    expect(vars.MODEL_PRECOMPILED_PATH).toBe(vars.MODEL_PATH.replace(/\.onnx$/, '.ort'));
+    const copy = Object.values(Template.fromStack(stack).findResources('Custom::EfsModelCopy'))[0].Properties;
+    expect(copy.PrecompiledFileName).toBe(path.posix.basename(vars.MODEL_PRECOMPILED_PATH));
+    expect(JSON.stringify(copy.PrecompiledS3Uri)).toMatch(/\.ort/);
+  });
+
   it.each([
     ['precompileModel: false', { precompileModel: false }],
     ['graphOptimizationLevel: DISABLED', { graphOptimizationLevel: GraphOptimizationLevel.DISABLED }],
@@ -318,6 +328,7 @@ describe('every packaging of a local model ships its precompiled copy beside it'
       new LayerModelEndpoint(stack, 'L', { model: model(), ...props }),
       new ContainerModelEndpoint(stack, 'C', { model: model(), ...props }),
       new S3ModelEndpoint(stack, 'S', { model: model(), ...props }),
+      new EfsModelEndpoint(stack, 'F', { model: model(), ...props }),
     ];
     for (const e of endpoints) {
       const vars = env(stack, e.function);
