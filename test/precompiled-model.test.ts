@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphOptimizationLevel } from '../contract/defaults';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { BundledModelEndpoint, ContainerModelEndpoint, EfsModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint } from '../lib';
-import { PRECOMPILED_LEVEL, precompileModel, precompiledCacheDir } from '../lib/private/precompiled-model';
+import { overrideOnnxRuntimeLookup, PRECOMPILED_LEVEL, precompileModel, precompiledCacheDir } from '../lib/private/precompiled-model';
 import {
   convModel,
   dynamicQuantMatMulModel,
@@ -165,6 +165,26 @@ describe('a model precompiled at synth (ORT format)', () => {
     expect(precompiled.level).toBe('basic');
     expect(precompiled.fileName).toBe('iris.ort');
     expect(precompiled.onnxruntimeVersion).toBe(require('onnxruntime-node/package.json').version);
+  });
+
+  it.each([
+    ['onnxruntime-node cannot be found', { missing: 'onnxruntime-node is not installed where the app or the library can find it' }, /install onnxruntime-node in the app/],
+    [
+      "its version is not the layer's",
+      { dir: path.dirname(require.resolve('onnxruntime-node/package.json')), version: '0.0.1' },
+      /installed here is 0\.0\.1, the functions run \d/,
+    ],
+  ])('is left out, with an info annotation and no failure, when %s at synth', (_what, found, message) => {
+    overrideOnnxRuntimeLookup(found);
+    try {
+      const { stack } = newStack();
+      const e = new BundledModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE) });
+      expect(resourceProps(Template.fromStack(stack), e.function).Environment.Variables.MODEL_PRECOMPILED_PATH).toBeUndefined();
+      expect(Annotations.fromStack(stack).findInfo('*', Match.stringLikeRegexp(message.source))).toHaveLength(1);
+      expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+    } finally {
+      overrideOnnxRuntimeLookup();
+    }
   });
 
   it('is left out, with an info annotation and no failure, for a model onnxruntime refuses', () => {

@@ -69,6 +69,14 @@ function findOnnxRuntime(): Runtime {
   return runtime;
 }
 
+/**
+ * Replaces what `findOnnxRuntime` found (or forgets it, with no argument), for tests of a synth
+ * without onnxruntime-node or with another version.
+ */
+export function overrideOnnxRuntimeLookup(found?: { readonly dir: string; readonly version: string } | { readonly missing: string }): void {
+  runtime = found;
+}
+
 /** Conversions that failed in this process, by cache key: a model onnxruntime refuses is not tried again per endpoint. */
 const refused = new Map<string, string>();
 
