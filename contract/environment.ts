@@ -16,6 +16,18 @@ export const ENV = {
   MODEL_S3_URI: 'MODEL_S3_URI',
   /** Optional S3 object version of MODEL_S3_URI. */
   MODEL_S3_VERSION_ID: 'MODEL_S3_VERSION_ID',
+  /**
+   * Local path of the model precompiled in ORT format beside MODEL_PATH (set by the packaging when
+   * it precompiled the model at synth). The handler creates the session from it, memory-mapped, and
+   * falls back to MODEL_PATH, with a log line, when it is missing or onnxruntime refuses it.
+   */
+  MODEL_PRECOMPILED_PATH: 'MODEL_PRECOMPILED_PATH',
+  /**
+   * `s3://bucket/key` of the model precompiled in ORT format, fetched instead of MODEL_S3_URI; the
+   * .onnx is fetched when this one cannot be fetched or loaded. Its object version is pinned by the
+   * key (the key holds the model's content hash).
+   */
+  MODEL_PRECOMPILED_S3_URI: 'MODEL_PRECOMPILED_S3_URI',
   /** Where an S3 model is written. Default `/tmp/models`. */
   MODEL_CACHE_DIR: 'MODEL_CACHE_DIR',
   /** Idle socket timeout of the S3 download, in milliseconds. Default 30000. */

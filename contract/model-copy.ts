@@ -8,6 +8,10 @@ export const MODEL_COPY_PROPERTY = {
   MOUNT_PATH: 'MountPath',
   /** The file written under MOUNT_PATH: a plain name ending in `.onnx`. */
   MODEL_FILE_NAME: 'ModelFileName',
+  /** Optional `s3://bucket/key` of the model precompiled in ORT format, copied beside the model. */
+  PRECOMPILED_S3_URI: 'PrecompiledS3Uri',
+  /** Where the precompiled model is written under MOUNT_PATH: a plain name ending in `.ort`; with PRECOMPILED_S3_URI only. */
+  PRECOMPILED_FILE_NAME: 'PrecompiledFileName',
 } as const;
 
 /** The custom resource type of the EFS model copy. */

@@ -134,6 +134,21 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
   readonly graphOptimizationLevel?: GraphOptimizationLevel;
 
   /**
+   * Whether to ship a local model (`ModelSource.fromAsset`) together with its copy precompiled at
+   * synth in ORT format, with the basic graph optimisations (those that give the same graph on every
+   * CPU) applied. The handler creates its session from that copy, memory-mapped, which makes a cold
+   * start's session faster and its weights file-backed; it falls back to the .onnx, with a log
+   * line, when the copy is missing or onnxruntime refuses it. Synth converts with the
+   * onnxruntime-node installed in the app (the version of the ONNX Runtime layer), caching the
+   * result by the model's content; without it, the model ships alone (an info annotation says so).
+   * A model given as an S3 object (`ModelSource.fromBucket`) is not read at synth and is never
+   * precompiled. Nor is a model whose copy would not fit in Lambda's 250 MB (layer, bundled), or
+   * one served with `graphOptimizationLevel: DISABLED`.
+   * @default true
+   */
+  readonly precompileModel?: boolean;
+
+  /**
    * How long the init phase waits for the model before handing over to the first request. Lambda
    * caps an on-demand init at 10 s; a load that takes longer finishes during the first request
    * instead of failing every cold start. Provisioned instances may initialise for 130 s (or the
@@ -303,7 +318,15 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
           "set the endpoint's api.responseTransferMode to apigw.ResponseTransferMode.STREAM (or responseStreaming on an InferenceFunction of your own)",
       );
     }
-    const packaging = props.packaging.bind(this, { role: this.role, modelName: this.modelName, architecture, runtime: props.runtime, hooks });
+    const packaging = props.packaging.bind(this, {
+      role: this.role,
+      modelName: this.modelName,
+      architecture,
+      runtime: props.runtime,
+      hooks,
+      precompileModel: props.precompileModel,
+      graphOptimizationLevel: props.graphOptimizationLevel,
+    });
     const handlerDir = packaging.code ? undefined : handlerWithHooks(this, inferenceHandlerDir(), hooks);
     this.modelInfo = packaging.modelInfo;
     // A new model is a new version in the API unless the user names versions.

@@ -6,8 +6,10 @@ import type { ModelSource } from './model/model-source';
 import { modelFingerprint, requireLocalModel } from './private/local-model';
 import type { OnnxModelInfo } from './model/onnx-model-info';
 import { formatBytes, LAMBDA_LIMITS } from './private/lambda-limits';
-import { STAGING_EXCLUDE, stageFiles } from './private/staging';
+import { STAGING_EXCLUDE, stageFiles, treeSize } from './private/staging';
 import { validationError } from './private/errors';
+import { inferenceHandlerDir } from './private/package-paths';
+import { ifItFits, largestOnnxRuntimeLayerBytes, precompileModel } from './private/precompiled-model';
 
 /** Where model layers put their files: `/opt/models/<file name>` in the function. */
 const MODEL_LAYER_DIR = '/opt/models';
@@ -29,6 +31,16 @@ export interface ModelLayerProps {
    * @default RemovalPolicy.DESTROY
    */
   readonly removalPolicy?: RemovalPolicy;
+
+  /**
+   * Whether the layer also holds the model precompiled at synth in ORT format
+   * (`/opt/models/<stem>.ort`), which functions create their session from; see
+   * `InferenceFunctionOptions.precompileModel`. Left out, with an info annotation, where
+   * onnxruntime-node is not installed at synth or where the copy would not fit in Lambda's 250 MB
+   * beside the model, the handler and the larger ONNX Runtime layer.
+   * @default true
+   */
+  readonly precompileModel?: boolean;
 }
 
 /**
@@ -52,6 +64,11 @@ export class ModelLayer extends lambda.LayerVersion {
   public readonly unzippedSizeBytes: number;
   /** The model's content hash. */
   public readonly modelFingerprint: string;
+  /**
+   * Where the model precompiled in ORT format is in a function that uses this layer.
+   * @default - none: the layer holds the .onnx alone
+   */
+  public readonly precompiledModelPath?: string;
 
   constructor(scope: Construct, id: string, props: ModelLayerProps) {
     const source = requireLocalModel(scope, props.model, 'ModelLayer');
@@ -63,7 +80,14 @@ export class ModelLayer extends lambda.LayerVersion {
           'serve it from S3 (S3ModelEndpoint), EFS (EfsModelEndpoint) or a container image (ContainerModelEndpoint)',
       );
     }
-    const staged = stageFiles(scope, 'model-layer', [{ source: source.localPath, destination: path.posix.join('models', fileName) }]);
+    const precompiled =
+      props.precompileModel === false
+        ? undefined
+        : ifItFits(scope, precompileModel(scope, source.localPath), source.info.sizeBytes + treeSize(inferenceHandlerDir()) + largestOnnxRuntimeLayerBytes());
+    const staged = stageFiles(scope, 'model-layer', [
+      { source: source.localPath, destination: path.posix.join('models', fileName) },
+      ...(precompiled ? [{ source: precompiled.path, destination: path.posix.join('models', precompiled.fileName) }] : []),
+    ]);
     super(scope, id, {
       code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE }),
       description: props.description ?? `ONNX model ${fileName} at ${MODEL_LAYER_DIR}/${fileName}`,
@@ -71,7 +95,8 @@ export class ModelLayer extends lambda.LayerVersion {
     });
     this.modelPath = `${MODEL_LAYER_DIR}/${fileName}`;
     this.modelInfo = source.info;
-    this.unzippedSizeBytes = source.info.sizeBytes;
+    this.unzippedSizeBytes = source.info.sizeBytes + (precompiled?.sizeBytes ?? 0);
+    this.precompiledModelPath = precompiled ? `${MODEL_LAYER_DIR}/${precompiled.fileName}` : undefined;
     this.modelFingerprint = modelFingerprint(source.localPath);
   }
 }

@@ -283,6 +283,34 @@ describe('failures', () => {
   });
 });
 
+describe('a precompiled model beside the model', () => {
+  it('copies it to MountPath/PrecompiledFileName and deletes it with the model', async () => {
+    const model = randomBytes(20_000);
+    const precompiled = randomBytes(30_000);
+    await upload('pre/model.onnx', model);
+    await upload('pre/model.ort', precompiled);
+    const properties = props('pre/model.onnx', 'm-1.onnx', { PrecompiledS3Uri: `s3://${BUCKET}/pre/model.ort`, PrecompiledFileName: 'm-1.ort' });
+    const response = await handler(event('Create', properties));
+    expect(response.Data).toMatchObject({ ModelPath: path.join(mount, 'm-1.onnx'), PrecompiledPath: path.join(mount, 'm-1.ort') });
+    expect((await readFile(path.join(mount, 'm-1.ort'))).equals(precompiled)).toBe(true);
+    expect((await readFile(path.join(mount, 'm-1.onnx'))).equals(model)).toBe(true);
+    expect((await readdir(mount)).sort()).toEqual(['m-1.onnx', 'm-1.ort']);
+    await handler(event('Delete', properties, response.PhysicalResourceId));
+    expect(await readdir(mount)).toEqual([]);
+  });
+
+  it.each([
+    ['a name that is not .ort', { PrecompiledS3Uri: `s3://${BUCKET}/pre/model.ort`, PrecompiledFileName: 'm.onnx' }, /PrecompiledFileName must end in \.ort/],
+    ['a path', { PrecompiledS3Uri: `s3://${BUCKET}/pre/model.ort`, PrecompiledFileName: '../m.ort' }, /PrecompiledFileName must be a plain file name/],
+    ['a name without its source', { PrecompiledFileName: 'm.ort' }, /PrecompiledS3Uri is required/],
+  ])('refuses %s', async (_what, extra, message) => {
+    await upload('pre/model.onnx', randomBytes(1000));
+    const error = await rejectionOf(handler(event('Create', props('pre/model.onnx', 'm.onnx', extra))));
+    expect(error.message).toMatch(message);
+    expect(await readdir(mount)).toEqual([]);
+  });
+});
+
 describe('Delete', () => {
   it('removes the file the physical id names, and succeeds again once it is gone', async () => {
     await upload('delete/model.onnx', randomBytes(10_000));

@@ -43,6 +43,7 @@ function s3Statements(f: Fixture): Array<Record<string, any>> {
 
 describe('S3ModelEndpoint defaults', () => {
   const f = setup();
+  const precompiledKey = () => f.endpoint.modelObjectKey.replace(/\.onnx$/, '.ort');
 
   it('runs the shared inference handler on Node.js 24, arm64, 2 GB, 60 s, with the ONNX Runtime layer', () => {
     expect(fn(f)).toMatchObject({
@@ -68,6 +69,8 @@ describe('S3ModelEndpoint defaults', () => {
       MODEL_VERSION: assetHash.slice(0, 16),
       // The key carries the model's hash: a new model is a new key, so a new function version.
       MODEL_S3_URI: { 'Fn::Join': ['', ['s3://', ref(f.endpoint.bucket), `/${f.endpoint.modelObjectKey}`]] },
+      // Fetched instead of the .onnx: the model precompiled at synth, beside it.
+      MODEL_PRECOMPILED_S3_URI: { 'Fn::Join': ['', ['s3://', ref(f.endpoint.bucket), `/${f.endpoint.modelObjectKey.replace(/\.onnx$/, '.ort')}`]] },
       // 2,048 MiB buys a little more than one vCPU (1,769 MiB each).
       ORT_INTRA_OP_THREADS: '1',
       ORT_GRAPH_OPTIMIZATION_LEVEL: 'all',
@@ -111,7 +114,20 @@ describe('S3ModelEndpoint defaults', () => {
       { Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [bucketArn, `/${f.endpoint.modelObjectKey}`]] } },
       // Listing the model's own key lets a missing model read as 404, not 403; no other key is listable.
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringEquals: { 's3:prefix': f.endpoint.modelObjectKey } } },
+      // The same for the model precompiled at synth, beside it.
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [bucketArn, `/${precompiledKey()}`]] } },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringEquals: { 's3:prefix': precompiledKey() } } },
     ]);
+  });
+
+  it('ships the model precompiled at synth beside it, unless precompileModel is false', () => {
+    const copies = Object.values(f.template.findResources('Custom::AWS')).map((c) => JSON.stringify(c.Properties.Create));
+    expect(copies.filter((c) => c.includes(precompiledKey()))).toHaveLength(1);
+    const { stack } = newStack();
+    const plain = new S3ModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), precompileModel: false });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('Custom::AWS', 1);
+    expect(resourceProps(template, plain.function).Environment.Variables.MODEL_PRECOMPILED_S3_URI).toBeUndefined();
   });
 
   it('gives the function its own role: no managed policy, no wildcard action', () => {
@@ -138,7 +154,7 @@ describe('S3ModelEndpoint defaults', () => {
   });
 
   it('copies the model asset into the bucket at deploy, again when the file changes', () => {
-    const copy = Object.values(f.template.findResources('Custom::AWS'));
+    const copy = Object.values(f.template.findResources('Custom::AWS')).filter((c) => !JSON.stringify(c.Properties.Create).includes('.ort'));
     expect(copy).toHaveLength(1);
     // The call is a JSON string joined with references: put placeholders in for the references.
     const call = (joined: any) => JSON.parse(joined['Fn::Join'][1].map((p: unknown) => (typeof p === 'string' ? p : 'REF')).join(''));
@@ -324,7 +340,8 @@ describe('S3ModelEndpoint props', () => {
     const template = Template.fromStack(stack);
     expect(a.onnxRuntimeLayer).toBe(b.onnxRuntimeLayer);
     template.resourceCountIs('AWS::Lambda::LayerVersion', 1);
-    template.resourceCountIs('Custom::AWS', 2);
+    // The model and its precompiled copy, per endpoint.
+    template.resourceCountIs('Custom::AWS', 4);
     // Inference x2, warmer x2, the AwsCustomResource provider x1.
     template.resourceCountIs('AWS::Lambda::Function', 5);
   });

@@ -7,7 +7,9 @@ const started = since();
 
 const { createRequire } = await import('node:module');
 const { availableParallelism } = await import('node:os');
+const { readFileSync } = await import('node:fs');
 
+// The event and the input come in files: a MatMul model's input is too long for an environment variable.
 let ready;
 let answer;
 if (process.env.BENCH_MODE === 'handler') {
@@ -15,7 +17,7 @@ if (process.env.BENCH_MODE === 'handler') {
   // loads the model in its top-level await, as in Lambda's init phase.
   const { handler } = await import(new URL('../../assets/handlers/inference/index.mjs', import.meta.url).href);
   ready = since();
-  const response = await handler(JSON.parse(process.env.BENCH_EVENT), { awsRequestId: 'bench-cold-start' });
+  const response = await handler(JSON.parse(readFileSync(process.env.BENCH_EVENT_FILE, 'utf8')), { awsRequestId: 'bench-cold-start' });
   answer = { status: response.statusCode, body: JSON.parse(response.body) };
 } else {
   const ort = createRequire(import.meta.url)('onnxruntime-node');
@@ -26,13 +28,19 @@ if (process.env.BENCH_MODE === 'handler') {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     logSeverityLevel: 3,
+    enableCpuMemArena: false,
   });
   ready = since();
-  const input = JSON.parse(process.env.BENCH_INPUT);
+  const input = JSON.parse(readFileSync(process.env.BENCH_INPUT_FILE, 'utf8'));
   const out = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
   const [name] = session.outputNames;
   answer = { status: 200, body: { outputs: [{ name, data: Array.from(out[name].data) }] } };
 }
 const answered = since();
-process.stdout.write(`BENCH_RESULT ${JSON.stringify({ started, ready, answered, answer })}\n`);
+// Resident memory once the first answer is out: anonymous (the heap, onnxruntime's copies of the
+// weights) and file-backed (mapped code and models), from the kernel's own count.
+const status = readFileSync('/proc/self/status', 'utf8');
+const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+const memory = { rssAnon: kb('RssAnon'), rssFile: kb('RssFile'), maxRss: process.resourceUsage().maxRSS * 1024 };
+process.stdout.write(`BENCH_RESULT ${JSON.stringify({ started, ready, answered, answer, memory })}\n`);
 process.exit(0);

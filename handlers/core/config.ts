@@ -17,8 +17,15 @@ export type { GraphOptimizationLevel };
 
 /** Where the model file comes from: exactly one of a local path or an S3 object. */
 export type ModelLocation =
-  | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 's3'; readonly uri: string; readonly versionId?: string; readonly cacheDir: string; readonly idleTimeoutMs: number };
+  | { readonly kind: 'file'; readonly path: string; readonly precompiledPath?: string }
+  | {
+      readonly kind: 's3';
+      readonly uri: string;
+      readonly versionId?: string;
+      readonly precompiledUri?: string;
+      readonly cacheDir: string;
+      readonly idleTimeoutMs: number;
+    };
 
 /** What every handler reads: the served model's name and version (routes) and the payload limits. */
 export interface ServiceConfig {
@@ -63,12 +70,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
   if (!modelPath && !s3Uri) {
     throw new Error(`no model configured: set ${ENV.MODEL_PATH} (a local .onnx file) or ${ENV.MODEL_S3_URI} (s3://bucket/key)`);
   }
+  const precompiledPath = env[ENV.MODEL_PRECOMPILED_PATH];
+  const precompiledUri = env[ENV.MODEL_PRECOMPILED_S3_URI];
   const location: ModelLocation = modelPath
-    ? { kind: 'file', path: resolveModelPath(modelPath, env) }
+    ? { kind: 'file', path: resolveModelPath(modelPath, env), precompiledPath: precompiledPath ? resolveModelPath(precompiledPath, env) : undefined }
     : {
         kind: 's3',
         uri: s3Uri!,
         versionId: env[ENV.MODEL_S3_VERSION_ID] || undefined,
+        precompiledUri: precompiledUri || undefined,
         cacheDir: env[ENV.MODEL_CACHE_DIR] || '/tmp/models',
         idleTimeoutMs: positiveInt(env, ENV.MODEL_DOWNLOAD_TIMEOUT_MS, DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS),
       };

@@ -15,6 +15,10 @@ export interface ModelSource {
   readonly versionId?: string;
   /** False when an S3 model was already on disk from an earlier load of this instance. */
   readonly downloaded?: boolean;
+  /** The session was created from the model precompiled in ORT format. */
+  readonly precompiled?: boolean;
+  /** Why the precompiled model was not used although one was configured (the .onnx was loaded instead). */
+  readonly precompiledRefused?: string;
 }
 
 export interface LoadedModel {
@@ -128,33 +132,79 @@ export class ModelRuntime {
 
   private async load(): Promise<LoadedModel> {
     const started = performance.now();
-    const source = await this.fetch();
     const ort = loadOnnxRuntime();
+    let refused: string | undefined;
+    if (this.hasPrecompiled()) {
+      // The precompiled model is an optimisation only: whatever keeps it from loading (absent from
+      // an older deployment, corrupt, written by an onnxruntime this one cannot read) is logged and
+      // the .onnx loaded as before.
+      try {
+        const source = await this.fetchPrecompiled();
+        const session = await ort.InferenceSession.create(source.path, { ...this.sessionOptions(), extra: { session: ORT_FORMAT_SESSION_CONFIG } });
+        return this.loaded(session, { ...source, precompiled: true }, started);
+      } catch (e) {
+        refused = (e as Error).message;
+      }
+    }
+    const source = await this.fetch();
     let session: Ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(source.path, {
-        intraOpNumThreads: this.config.intraOpThreads,
-        interOpNumThreads: this.config.interOpThreads,
-        graphOptimizationLevel: this.config.graphOptimizationLevel,
-        executionMode: 'sequential',
-        logSeverityLevel: 3,
-        // No memory arena: onnxruntime's arena grows to the largest request it served and never
-        // gives the memory back, so one request for a large output (a ConstantOfShape of what the
-        // caller asked) would leave the instance that much fuller for its whole life. Without it,
-        // tensors are allocated per run and freed when the run ends. onnxruntime-node 1.30 offers
-        // no cap on the arena (its max_mem needs OrtArenaCfg, which the Node binding does not
-        // expose) nor on a run's memory, so this is the memory bound it allows. Measured on MLPs
-        // from 4→16 (batch 2) to 1024→2048 (batch 64): the same run times with and without it.
-        enableCpuMemArena: false,
-      });
+      session = await ort.InferenceSession.create(source.path, this.sessionOptions());
     } catch (e) {
       throw new ModelLoadError(`onnxruntime cannot load the model ${source.path}: ${(e as Error).message}`, 'onnxruntime cannot load the model', e);
     }
+    return this.loaded(session, { ...source, ...(refused !== undefined ? { precompiled: false, precompiledRefused: refused } : {}) }, started);
+  }
+
+  private loaded(session: Ort.InferenceSession, source: ModelSource, started: number): LoadedModel {
     const signature = {
       inputs: session.inputMetadata.map((m) => specOf(m, 'input')),
       outputs: session.outputMetadata.map((m) => specOf(m, 'output')),
     };
     return { session, signature, source, loadMs: Math.round(performance.now() - started) };
+  }
+
+  /**
+   * The same options for the .onnx and the precompiled model. The precompiled one holds the
+   * portable (basic) optimisations already; the levels above (fusions, layout) depend on the CPU
+   * and are left to this instance, as ORT_GRAPH_OPTIMIZATION_LEVEL says. onnxruntime applies them
+   * to an ORT-format graph as to an ONNX one, writing new initializers rather than into the mapped
+   * file: a graph saved again after such a load holds the NCHWc nodes, and the test models give the
+   * .onnx's outputs within float rounding.
+   */
+  private sessionOptions(): Ort.InferenceSession.SessionOptions {
+    return {
+      intraOpNumThreads: this.config.intraOpThreads,
+      interOpNumThreads: this.config.interOpThreads,
+      graphOptimizationLevel: this.config.graphOptimizationLevel,
+      executionMode: 'sequential',
+      logSeverityLevel: 3,
+      // No memory arena: onnxruntime's arena grows to the largest request it served and never
+      // gives the memory back, so one request for a large output (a ConstantOfShape of what the
+      // caller asked) would leave the instance that much fuller for its whole life. Without it,
+      // tensors are allocated per run and freed when the run ends. onnxruntime-node 1.30 offers
+      // no cap on the arena (its max_mem needs OrtArenaCfg, which the Node binding does not
+      // expose) nor on a run's memory, so this is the memory bound it allows. Measured on MLPs
+      // from 4→16 (batch 2) to 1024→2048 (batch 64): the same run times with and without it.
+      enableCpuMemArena: false,
+    };
+  }
+
+  private hasPrecompiled(): boolean {
+    const loc = this.config.location;
+    return loc.kind === 'file' ? loc.precompiledPath !== undefined : loc.precompiledUri !== undefined;
+  }
+
+  private async fetchPrecompiled(): Promise<ModelSource> {
+    const loc = this.config.location;
+    if (loc.kind === 'file') {
+      const stat = await fs.promises.stat(loc.precompiledPath!);
+      return { path: loc.precompiledPath!, sizeBytes: stat.size };
+    }
+    const { fetchS3Model } = await import('./s3-model.js');
+    // Its key holds the model's content hash, so the latest version is the one synth wrote.
+    const fetched = await fetchS3Model({ uri: loc.precompiledUri!, cacheDir: loc.cacheDir, idleTimeoutMs: loc.idleTimeoutMs });
+    return { path: fetched.path, sizeBytes: fetched.sizeBytes, etag: fetched.etag, versionId: fetched.versionId, downloaded: fetched.downloaded };
   }
 
   private async fetch(): Promise<ModelSource> {
@@ -212,6 +262,19 @@ function specOf(m: Ort.InferenceSession.ValueMetadata, kind: 'input' | 'output')
   }
   return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : typeof d === 'string' && d ? d : -1)) };
 }
+
+/**
+ * How a session reads a model in ORT format: memory-mapped, its initializers used where they lie in
+ * the mapping rather than copied, so the weights are file-backed pages the kernel can drop and share
+ * instead of anonymous memory (only what a kernel prepacks is copied).
+ */
+const ORT_FORMAT_SESSION_CONFIG = {
+  // onnxruntime-node prefixes these with `session.`: the keys of onnxruntime's session config.
+  load_model_format: 'ORT',
+  use_memory_mapped_ort_model: '1',
+  use_ort_model_bytes_directly: '1',
+  use_ort_model_bytes_for_initializers: '1',
+};
 
 let ort: typeof Ort | undefined;
 

@@ -36,6 +36,9 @@ export async function createInferenceEntry(options: InferenceHandlerOptions = {}
   const telemetry = createTelemetry(config.modelName);
   const runtime = new ModelRuntime(config, {
     onLoaded: (m) => {
+      if (m.source.precompiledRefused !== undefined) {
+        telemetry.logger.warn('precompiled model not used; loaded the .onnx instead', { reason: m.source.precompiledRefused });
+      }
       telemetry.logger.info('model loaded', { source: m.source, loadMs: m.loadMs, signature: m.signature });
       telemetry.record(METRIC.MODEL_LOAD_MS, m.loadMs);
     },

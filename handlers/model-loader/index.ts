@@ -32,6 +32,8 @@ export interface ModelLoaderResponse {
   readonly Data?: {
     readonly ModelPath: string;
     readonly SizeBytes: number;
+    /** Where the precompiled model was written, when there is one. */
+    readonly PrecompiledPath?: string;
     /** As S3 returns it, quoted. */
     readonly ETag?: string;
   };
@@ -77,7 +79,7 @@ export async function handler(event: ModelLoaderEvent): Promise<ModelLoaderRespo
 type Log = (fields: Record<string, unknown>) => void;
 
 async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelLoaderResponse> {
-  const { modelS3Uri, versionId, mountPath, modelPath } = properties;
+  const { modelS3Uri, versionId, mountPath, modelPath, precompiled } = properties;
   await requireDirectory(mountPath);
   const stagingRoot = path.join(mountPath, STAGING_DIR_NAME);
   await removeStaleStaging(stagingRoot);
@@ -86,12 +88,24 @@ async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelL
   const stagingDir = path.join(stagingRoot, randomUUID());
   const source = versionId === undefined ? modelS3Uri : `version ${versionId} of ${modelS3Uri}`;
   try {
+    // The precompiled copy first: by the time the model's name exists, so does the copy a new
+    // function version reads instead (an older version reading the model alone is unaffected).
+    if (precompiled) {
+      const copy = await fetchS3Model({ uri: precompiled.s3Uri, cacheDir: path.join(stagingDir, 'precompiled') });
+      await rename(copy.path, precompiled.path);
+      log({ message: 'precompiled model copied', source: precompiled.s3Uri, path: precompiled.path, sizeBytes: copy.sizeBytes });
+    }
     const fetched = await fetchS3Model({ uri: modelS3Uri, versionId, cacheDir: stagingDir });
     await rename(fetched.path, modelPath);
     log({ message: 'model copied', source: modelS3Uri, versionId, modelPath, sizeBytes: fetched.sizeBytes, etag: fetched.etag });
     return {
       PhysicalResourceId: modelPath,
-      Data: { ModelPath: modelPath, SizeBytes: fetched.sizeBytes, ...(fetched.etag ? { ETag: fetched.etag } : {}) },
+      Data: {
+        ModelPath: modelPath,
+        SizeBytes: fetched.sizeBytes,
+        ...(fetched.etag ? { ETag: fetched.etag } : {}),
+        ...(precompiled ? { PrecompiledPath: precompiled.path } : {}),
+      },
     };
   } catch (error) {
     const reason = error instanceof ModelFetchError ? `${error.code}: ${error.message}` : messageOf(error);
@@ -124,6 +138,19 @@ async function deleteModel(event: ModelLoaderEvent, log: Log): Promise<ModelLoad
     problemWithFileName(path.posix.basename(physicalId)) === undefined;
   if (!isModelFile) {
     return skip(`not a model file directly inside MountPath ${mountPath}`);
+  }
+  // The precompiled copy goes with its model; a name that is not one the loader writes is left alone.
+  const precompiledName = event.ResourceProperties?.[P.PRECOMPILED_FILE_NAME];
+  if (typeof precompiledName === 'string' && problemWithFileName(precompiledName, '.ort') === undefined) {
+    const precompiledPath = path.posix.join(mountPath, precompiledName);
+    try {
+      await unlink(precompiledPath);
+      log({ message: 'precompiled model deleted', path: precompiledPath });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new Error(`Deleting ${precompiledPath} failed: ${messageOf(error)}`, { cause: error });
+      }
+    }
   }
   try {
     await unlink(physicalId);

@@ -13,6 +13,8 @@ export interface LoaderProperties {
   readonly mountPath: string;
   /** `${mountPath}/${ModelFileName}`: the physical resource id. */
   readonly modelPath: string;
+  /** The model precompiled in ORT format, copied beside it, when the properties name one. */
+  readonly precompiled?: { readonly s3Uri: string; readonly path: string };
 }
 
 /** Longest file name most file systems (EFS included) accept, in bytes. */
@@ -35,7 +37,27 @@ export function parseProperties(raw: unknown): LoaderProperties {
   if (path.posix.dirname(modelPath) !== mountPath) {
     throw new Error(`${P.MODEL_FILE_NAME} must name a file directly inside ${P.MOUNT_PATH} ${mountPath}, got ${JSON.stringify(properties[P.MODEL_FILE_NAME])}`);
   }
-  return { modelS3Uri, versionId: parseVersionId(properties[P.MODEL_S3_VERSION_ID]), mountPath, modelPath };
+  return { modelS3Uri, versionId: parseVersionId(properties[P.MODEL_S3_VERSION_ID]), mountPath, modelPath, precompiled: parsePrecompiled(properties, mountPath) };
+}
+
+/** The precompiled model's source and file, both or neither. */
+function parsePrecompiled(properties: Record<string, unknown>, mountPath: string): LoaderProperties['precompiled'] {
+  const uri = properties[P.PRECOMPILED_S3_URI];
+  const name = properties[P.PRECOMPILED_FILE_NAME];
+  if ((uri === undefined || uri === '') && (name === undefined || name === '')) {
+    return undefined;
+  }
+  const s3Uri = requireString(properties, P.PRECOMPILED_S3_URI);
+  try {
+    parseS3Uri(s3Uri);
+  } catch {
+    throw new Error(`${P.PRECOMPILED_S3_URI} must be s3://<bucket>/<key>, got ${JSON.stringify(s3Uri)}`);
+  }
+  const problem = problemWithFileName(name, '.ort');
+  if (problem) {
+    throw new Error(`${P.PRECOMPILED_FILE_NAME} ${problem}, got ${JSON.stringify(name)}`);
+  }
+  return { s3Uri, path: path.posix.join(mountPath, name as string) };
 }
 
 /** The mount path, normalized, or an error naming MountPath. */
@@ -47,7 +69,7 @@ export function parseMountPath(value: unknown): string {
 }
 
 /** Why `value` is not a model file name the loader would write, or undefined when it is one. */
-export function problemWithFileName(value: unknown): string | undefined {
+export function problemWithFileName(value: unknown, extension = '.onnx'): string | undefined {
   if (typeof value !== 'string' || value === '') {
     return 'must be a non-empty string';
   }
@@ -59,8 +81,8 @@ export function problemWithFileName(value: unknown): string | undefined {
   if (value.includes('..')) {
     return 'must not contain ".."';
   }
-  if (!value.endsWith('.onnx') || value === '.onnx') {
-    return 'must end in .onnx';
+  if (!value.endsWith(extension) || value === extension) {
+    return `must end in ${extension}`;
   }
   if (Buffer.byteLength(value) > MAX_FILE_NAME_BYTES) {
     return `must be at most ${MAX_FILE_NAME_BYTES} bytes long`;

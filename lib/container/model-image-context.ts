@@ -22,6 +22,11 @@ export interface ModelImageContextOptions {
    * @default - the prebuilt inference handler
    */
   readonly handlerDirectory?: string;
+  /**
+   * The model precompiled in ORT format, placed beside the model as `<model stem>.ort`.
+   * @default - none
+   */
+  readonly precompiledFile?: string;
 }
 
 export interface ModelImageContext {
@@ -37,6 +42,8 @@ export interface ModelImageContext {
   readonly baseImage: string;
   /** Total bytes of the context's files, the model included. */
   readonly contentBytes: number;
+  /** Where the precompiled model sits inside the image, when one was given. */
+  readonly precompiledPath?: string;
 }
 
 const HANDLER = 'index.handler';
@@ -93,11 +100,24 @@ export function writeModelImageContext(options: ModelImageContextOptions): Model
     fs.mkdirSync(path.dirname(stagedModel));
     // link() would link a symlink itself, not the model it points to.
     const linked = placeModel(fs.realpathSync(modelFile), modelStat, stagedModel);
+    const precompiledName = `${path.basename(modelName, path.extname(modelName))}.ort`;
+    if (options.precompiledFile) {
+      // A copy, not a link: the tree's modes are normalised below, and the source is a shared cache.
+      fs.copyFileSync(options.precompiledFile, path.join(staging, 'model', precompiledName));
+    }
     const contentBytes = normalizeTree(staging, linked ? stagedModel : undefined);
 
     fs.rmSync(directory, { recursive: true, force: true });
     fs.renameSync(staging, directory);
-    return { directory, dockerfile, modelPath, handler: HANDLER, baseImage, contentBytes };
+    return {
+      directory,
+      dockerfile,
+      modelPath,
+      handler: HANDLER,
+      baseImage,
+      contentBytes,
+      ...(options.precompiledFile ? { precompiledPath: `${MODEL_DIR_IN_IMAGE}/${precompiledName}` } : {}),
+    };
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }

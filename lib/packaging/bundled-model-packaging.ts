@@ -6,7 +6,9 @@ import type { ModelSource } from '../model/model-source';
 import { BoundOnce } from '../private/bound-once';
 import { modelFingerprint, requireLocalModel } from '../private/local-model';
 import { handlerWithHooks } from '../private/handler-code';
+import { readManifest } from '../private/onnxruntime-manifest';
 import { inferenceHandlerDir } from '../private/package-paths';
+import { ifItFits, precompileModel, wantsPrecompiled } from '../private/precompiled-model';
 import { STAGING_EXCLUDE, stageFiles, treeSize } from '../private/staging';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
@@ -40,16 +42,24 @@ export class BundledModelPackaging extends ModelPackaging {
     const fileName = path.basename(source.localPath);
     const modelPath = this.modelPath.bind(scope, () => `/var/task/${BUNDLED_MODEL_DIR}/${fileName}`);
     const handlerDir = handlerWithHooks(scope, inferenceHandlerDir(), options.hooks);
+    const handlerBytes = treeSize(handlerDir);
+    const arch = options.architecture.name === lambda.Architecture.X86_64.name ? 'x86_64' : 'arm64';
+    const precompiled = wantsPrecompiled(options)
+      ? ifItFits(scope, precompileModel(scope, source.localPath), handlerBytes + source.info.sizeBytes + (readManifest().layers[arch]?.unzippedBytes ?? 0))
+      : undefined;
+    const precompiledPath = precompiled ? path.posix.join(BUNDLED_MODEL_DIR, precompiled.fileName) : undefined;
     const staged = stageFiles(scope, 'bundled-model', [
       { source: handlerDir, destination: '.' },
       { source: source.localPath, destination: path.posix.join(BUNDLED_MODEL_DIR, fileName) },
+      ...(precompiled ? [{ source: precompiled.path, destination: precompiledPath! }] : []),
     ]);
     return {
-      environment: { [ENV.MODEL_PATH]: modelPath },
+      environment: { [ENV.MODEL_PATH]: modelPath, ...(precompiled ? { [ENV.MODEL_PRECOMPILED_PATH]: `/var/task/${precompiledPath}` } : {}) },
       code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE }),
       codeParts: [
-        { name: 'inference handler', sizeBytes: treeSize(handlerDir) },
+        { name: 'inference handler', sizeBytes: handlerBytes },
         { name: 'model', sizeBytes: source.info.sizeBytes },
+        ...(precompiled ? [{ name: 'precompiled model', sizeBytes: precompiled.sizeBytes }] : []),
       ],
       modelInfo: source.info,
       modelIdentity: modelFingerprint(source.localPath),

@@ -15,6 +15,7 @@ import { formatBytes } from '../private/lambda-limits';
 import { modelFingerprint, requireLocalModel } from '../private/local-model';
 import { handlerWithHooks } from '../private/handler-code';
 import { builtAssetPath, inferenceHandlerDir } from '../private/package-paths';
+import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
 import { describeTree, stagingDir, treeSize } from '../private/staging';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
@@ -58,6 +59,8 @@ const BASE_IMAGE_ALLOWANCE_BYTES = 1024 ** 3;
 export interface ContainedModel {
   readonly directory: string;
   readonly modelPath: string;
+  /** Where the model precompiled in ORT format is in the image, when the generated image holds one. */
+  readonly precompiledPath?: string;
 }
 
 /**
@@ -83,7 +86,7 @@ export class ContainerModelPackaging extends ModelPackaging {
     const platform = options.architecture === lambda.Architecture.ARM_64 ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64;
     const source = props.model ? requireLocalModel(scope, props.model, 'ContainerModelPackaging') : undefined;
     return {
-      environment: { [ENV.MODEL_PATH]: image.modelPath },
+      environment: { [ENV.MODEL_PATH]: image.modelPath, ...(image.precompiledPath ? { [ENV.MODEL_PRECOMPILED_PATH]: image.precompiledPath } : {}) },
       code: lambda.Code.fromAssetImage(image.directory, { ...props.imageAssetOptions, platform }),
       image: true,
       modelInfo: source?.info,
@@ -130,7 +133,8 @@ function generatedImage(scope: Construct, props: ContainerModelPackagingProps, o
   const arch = architecture === lambda.Architecture.ARM_64 ? 'arm64' : 'x86_64';
   // Keyed by what goes in, so a repeated synth reuses the context instead of writing it again.
   const handlerDir = handlerWithHooks(scope, inferenceHandlerDir(), options.hooks);
-  const inputs = [source.localPath, handlerDir, builtAssetPath('layers', `onnxruntime-node-${arch}.zip`)].map(describeTree);
+  const precompiled = wantsPrecompiled(options) ? precompileModel(scope, source.localPath) : undefined;
+  const inputs = [source.localPath, handlerDir, builtAssetPath('layers', `onnxruntime-node-${arch}.zip`), ...(precompiled ? [precompiled.path] : [])].map(describeTree);
   const key = createHash('sha256')
     .update(JSON.stringify([...inputs, arch, nodeMajor]))
     .digest('hex')
@@ -138,7 +142,7 @@ function generatedImage(scope: Construct, props: ContainerModelPackagingProps, o
   const outDir = stagingDir(scope, 'model-image', key);
   // Checked before the context is written: a model too big is never linked or copied.
   const runtimeBytes = treeSize(handlerDir) + readManifest().layers[arch].unzippedBytes;
-  const imageBytes = source.info.sizeBytes + runtimeBytes + BASE_IMAGE_ALLOWANCE_BYTES;
+  const imageBytes = source.info.sizeBytes + (precompiled?.sizeBytes ?? 0) + runtimeBytes + BASE_IMAGE_ALLOWANCE_BYTES;
   if (imageBytes > MAX_IMAGE_BYTES) {
     throw validationError(
       scope,
@@ -151,11 +155,12 @@ function generatedImage(scope: Construct, props: ContainerModelPackagingProps, o
   // context already: writing it again would extract ONNX Runtime and copy the handler on every synth.
   const record = `${outDir}.json`;
   if (fs.existsSync(outDir) && fs.existsSync(record)) {
-    return { directory: outDir, modelPath: JSON.parse(fs.readFileSync(record, 'utf8')).modelPath };
+    const { modelPath, precompiledPath } = JSON.parse(fs.readFileSync(record, 'utf8'));
+    return { directory: outDir, modelPath, precompiledPath };
   }
-  const context = writeModelImageContext({ modelFile: source.localPath, architecture: arch, nodeMajor, outDir, handlerDirectory: handlerDir });
-  fs.writeFileSync(record, JSON.stringify({ modelPath: context.modelPath }));
-  return { directory: context.directory, modelPath: context.modelPath };
+  const context = writeModelImageContext({ modelFile: source.localPath, architecture: arch, nodeMajor, outDir, precompiledFile: precompiled?.path, handlerDirectory: handlerDir });
+  fs.writeFileSync(record, JSON.stringify({ modelPath: context.modelPath, precompiledPath: context.precompiledPath }));
+  return { directory: context.directory, modelPath: context.modelPath, precompiledPath: context.precompiledPath };
 }
 
 /** The base image's Node.js major version, from the `runtime` prop (Node.js 24 by default). */

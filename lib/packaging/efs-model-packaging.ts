@@ -17,6 +17,7 @@ import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { grantLambdaVpcAccess, grantReadModelObject } from '../private/grants';
 import { builtAssetPath } from '../private/package-paths';
+import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model and file system of an `EfsModelPackaging`. */
@@ -74,11 +75,11 @@ export class EfsModelPackaging extends ModelPackaging {
   }
 
   public bind(scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
-    const storage = this.storage.bind(scope, () => createModelStorage(scope, this.props));
+    const storage = this.storage.bind(scope, () => createModelStorage(scope, this.props, options));
     // The file system lets the function mount, read-only.
     allowClient(storage.fileSystem, options.role, { write: false });
     return {
-      environment: { [ENV.MODEL_PATH]: storage.modelPath },
+      environment: { [ENV.MODEL_PATH]: storage.modelPath, ...(storage.precompiledPath ? { [ENV.MODEL_PRECOMPILED_PATH]: storage.precompiledPath } : {}) },
       modelInfo: storage.info,
       modelSize: this.props.model.bind().size,
       vpc: storage.vpc,
@@ -106,12 +107,14 @@ export interface ModelStorage {
   readonly loader: lambda.Function;
   readonly copy: CustomResource;
   readonly modelPath: string;
+  /** Where the model precompiled in ORT format is on the file system, when it is copied there. */
+  readonly precompiledPath?: string;
   readonly info?: OnnxModelInfo;
   /** The asset hash, or the pinned S3 version. */
   readonly identity?: string;
 }
 
-function createModelStorage(scope: Construct, props: EfsModelPackagingProps): ModelStorage {
+function createModelStorage(scope: Construct, props: EfsModelPackagingProps, options: ModelPackagingBindOptions): ModelStorage {
   const source = props.model.bind();
   const vpc = props.vpc ?? createVpc(scope);
   const vpcSubnets = props.vpcSubnets ?? { subnetType: props.vpc ? undefined : ec2.SubnetType.PRIVATE_ISOLATED };
@@ -175,9 +178,16 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps): Mo
     .replace(/[^A-Za-z0-9._-]/g, '_')
     .slice(0, 64);
   const modelFileName = `${stem}-${createHash('sha256').update(identity).digest('hex').slice(0, 16)}.onnx`;
+  // Named after its model: replaced, and deleted, with it.
+  const precompiled = source.localPath && wantsPrecompiled(options) ? precompileModel(scope, source.localPath) : undefined;
+  const precompiledAsset = precompiled ? new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path }) : undefined;
+  const precompiledFileName = precompiled ? modelFileName.replace(/\.onnx$/, '.ort') : undefined;
 
   const loader = createLoader(scope, vpc, vpcSubnets, fileSystem, accessPoint);
   grantSource(loader.role!);
+  if (precompiledAsset) {
+    grantReadModelObject(loader.role!, precompiledAsset.bucket, precompiledAsset.s3ObjectKey, undefined);
+  }
   allowClient(fileSystem, loader.role!, { write: true });
   const provider = createProvider(scope, loader);
   const copy = new CustomResource(scope, 'ModelCopy', {
@@ -188,6 +198,7 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps): Mo
       ...(versionId ? { [P.MODEL_S3_VERSION_ID]: versionId } : {}),
       [P.MOUNT_PATH]: EFS_MOUNT_PATH,
       [P.MODEL_FILE_NAME]: modelFileName,
+      ...(precompiledAsset ? { [P.PRECOMPILED_S3_URI]: precompiledAsset.s3ObjectUrl, [P.PRECOMPILED_FILE_NAME]: precompiledFileName } : {}),
     },
   });
   return {
@@ -199,6 +210,7 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps): Mo
     loader,
     copy,
     modelPath: `${EFS_MOUNT_PATH}/${modelFileName}`,
+    precompiledPath: precompiledFileName ? `${EFS_MOUNT_PATH}/${precompiledFileName}` : undefined,
     info: source.info,
     identity: source.localPath ? identity : versionId,
   };

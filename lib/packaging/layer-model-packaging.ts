@@ -7,6 +7,7 @@ import type { ModelSource } from '../model/model-source';
 import { OnnxRuntimeLayer } from '../onnxruntime-layer';
 import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
+import { wantsPrecompiled } from '../private/precompiled-model';
 import { type CodePart, ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model layer of a `LayerModelPackaging`: a model file, or a `ModelLayer` to share. */
@@ -43,13 +44,13 @@ export class LayerModelPackaging extends ModelPackaging {
     super();
   }
 
-  public bind(scope: Construct, _options: ModelPackagingBindOptions): ModelPackagingConfig {
+  public bind(scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
     const props = this.props;
     const modelLayer = this.layer.bind(scope, () => {
       if ((props.model === undefined) === (props.modelLayer === undefined)) {
         throw validationError(scope, 'LayerModelPackaging: give exactly one of model (a model file) and modelLayer (a ModelLayer)');
       }
-      return props.modelLayer ?? new ModelLayer(scope, 'ModelLayer', { model: props.model! });
+      return props.modelLayer ?? new ModelLayer(scope, 'ModelLayer', { model: props.model!, precompileModel: wantsPrecompiled(options) });
     });
     const extra = props.layers ?? [];
     const known = (l: lambda.ILayerVersion): l is ModelLayer | OnnxRuntimeLayer => l instanceof ModelLayer || l instanceof OnnxRuntimeLayer;
@@ -65,7 +66,11 @@ export class LayerModelPackaging extends ModelPackaging {
       ...extra.filter(known).map((l) => ({ name: l.node.path, sizeBytes: l.unzippedSizeBytes })),
     ];
     return {
-      environment: { [ENV.MODEL_PATH]: modelLayer.modelPath },
+      environment: {
+        [ENV.MODEL_PATH]: modelLayer.modelPath,
+        // A shared layer may hold a copy that this function was told not to use.
+        ...(modelLayer.precompiledModelPath && wantsPrecompiled(options) ? { [ENV.MODEL_PRECOMPILED_PATH]: modelLayer.precompiledModelPath } : {}),
+      },
       layers: [modelLayer, ...extra],
       codeParts,
       modelInfo: modelLayer.modelInfo,

@@ -3,6 +3,7 @@ import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct, IDependable } from 'constructs';
+import type { GraphOptimizationLevel } from '../../contract/defaults';
 import type { HandlerHooksConfig } from '../handler-hooks';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 
@@ -33,6 +34,18 @@ export interface ModelPackagingBindOptions {
    * @default - no hooks
    */
   readonly hooks?: HandlerHooksConfig;
+  /**
+   * Whether to ship, beside a local model, its copy precompiled at synth in ORT format (see
+   * `InferenceFunctionOptions.precompileModel`).
+   * @default true
+   */
+  readonly precompileModel?: boolean;
+  /**
+   * The function's graph optimisation level: `DISABLED` ships no precompiled copy, whose graph
+   * holds the basic optimisations.
+   * @default GraphOptimizationLevel.ALL
+   */
+  readonly graphOptimizationLevel?: GraphOptimizationLevel;
 }
 
 /**

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -13,6 +13,7 @@ import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
 import { grantReadModelObject } from '../private/grants';
 import { formatBytes } from '../private/lambda-limits';
+import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** Where an `S3ModelPackaging` finds the model, and the bucket it deploys a local model into. */
@@ -52,6 +53,10 @@ export interface PlacedS3Model {
   readonly ownBucket: boolean;
   /** The model's content hash or pinned version. */
   readonly identity?: string;
+  /** The key of the model precompiled in ORT format, in the same bucket, and its deploy-time copy. */
+  readonly precompiledKey?: string;
+  readonly precompiledSizeBytes?: number;
+  readonly precompiledDeployment?: cr.AwsCustomResource;
 }
 
 /**
@@ -68,17 +73,22 @@ export class S3ModelPackaging extends ModelPackaging {
 
   public bind(scope: Construct, options: ModelPackagingBindOptions): ModelPackagingConfig {
     const source = this.props.model.bind();
-    const placed = this.placed.bind(scope, () => placeModel(scope, this.props, options.modelName));
+    const placed = this.placed.bind(scope, () => placeModel(scope, this.props, options));
     grantReadModelObject(options.role, placed.bucket, placed.key, placed.version, { listBucket: placed.ownBucket });
+    if (placed.precompiledKey) {
+      grantReadModelObject(options.role, placed.bucket, placed.precompiledKey, undefined, { listBucket: placed.ownBucket });
+    }
     return {
       environment: {
         [ENV.MODEL_S3_URI]: `s3://${placed.bucket.bucketName}/${placed.key}`,
         ...(placed.version ? { [ENV.MODEL_S3_VERSION_ID]: placed.version } : {}),
+        ...(placed.precompiledKey ? { [ENV.MODEL_PRECOMPILED_S3_URI]: `s3://${placed.bucket.bucketName}/${placed.precompiledKey}` } : {}),
       },
-      tmpSize: source.size,
+      // When the precompiled copy is refused, the .onnx is fetched beside it.
+      tmpSize: source.size && placed.precompiledSizeBytes ? Size.bytes(source.size.toBytes() + placed.precompiledSizeBytes) : source.size,
       modelSize: source.size,
       modelInfo: source.info,
-      dependencies: placed.deployment ? [placed.deployment] : [],
+      dependencies: [...(placed.deployment ? [placed.deployment] : []), ...(placed.precompiledDeployment ? [placed.precompiledDeployment] : [])],
       modelIdentity: placed.identity,
     };
   }
@@ -89,7 +99,8 @@ export class S3ModelPackaging extends ModelPackaging {
   }
 }
 
-function placeModel(scope: Construct, props: S3ModelPackagingProps, modelName: string): PlacedS3Model {
+function placeModel(scope: Construct, props: S3ModelPackagingProps, options: ModelPackagingBindOptions): PlacedS3Model {
+  const modelName = options.modelName;
   const source = props.model.bind();
   if (source.bucket && source.objectKey !== undefined) {
     if (props.bucket) {
@@ -121,8 +132,25 @@ function placeModel(scope: Construct, props: S3ModelPackagingProps, modelName: s
   // reads (during the deploy, or after a rollback), and endpoints sharing a bucket never collide.
   const stem = path.basename(localPath, '.onnx');
   const key = `models/${modelName}/${stem}-${asset.assetHash.slice(0, 16)}.onnx`;
-  const deployment = copyAssetIntoBucket(scope, asset, bucket, key);
-  return { bucket, key, deployment, ownBucket: props.bucket === undefined, identity: asset.assetHash };
+  const deployment = copyAssetIntoBucket(scope, asset, bucket, key, 'ModelCopy');
+  const precompiled = wantsPrecompiled(options) ? precompileModel(scope, localPath) : undefined;
+  if (!precompiled) {
+    return { bucket, key, deployment, ownBucket: props.bucket === undefined, identity: asset.assetHash };
+  }
+  // Keyed by the .onnx's hash too: it is the precompiled copy of that model and no other.
+  const precompiledAsset = new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path });
+  const precompiledKey = `models/${modelName}/${stem}-${asset.assetHash.slice(0, 16)}.ort`;
+  const precompiledCopy = copyAssetIntoBucket(scope, precompiledAsset, bucket, precompiledKey, 'PrecompiledModelCopy');
+  return {
+    bucket,
+    key,
+    deployment,
+    precompiledDeployment: precompiledCopy,
+    ownBucket: props.bucket === undefined,
+    identity: asset.assetHash,
+    precompiledKey,
+    precompiledSizeBytes: precompiled.sizeBytes,
+  };
 }
 
 /**
@@ -130,7 +158,7 @@ function placeModel(scope: Construct, props: S3ModelPackagingProps, modelName: s
  * download, no /tmp, at most 5 GB), again whenever the model file changes. Its grants are the two
  * objects and nothing else; the copied object stays when the stack is deleted, as the bucket does.
  */
-function copyAssetIntoBucket(scope: Construct, asset: s3assets.Asset, bucket: s3.IBucket, key: string): cr.AwsCustomResource {
+function copyAssetIntoBucket(scope: Construct, asset: s3assets.Asset, bucket: s3.IBucket, key: string, id: string): cr.AwsCustomResource {
   const copy: cr.AwsSdkCall = {
     service: 'S3',
     action: 'copyObject',
@@ -144,7 +172,7 @@ function copyAssetIntoBucket(scope: Construct, asset: s3assets.Asset, bucket: s3
   if (bucket.encryptionKey) {
     statements.push(new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [bucket.encryptionKey.keyArn] }));
   }
-  const deployment = new cr.AwsCustomResource(scope, 'ModelCopy', {
+  const deployment = new cr.AwsCustomResource(scope, id, {
     onCreate: copy,
     onUpdate: copy,
     policy: cr.AwsCustomResourcePolicy.fromStatements(statements),

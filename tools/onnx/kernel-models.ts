@@ -3,7 +3,8 @@
  * string operators), with a plain-JS reference for each, so that a runtime build can be checked on an
  * architecture where it cannot be trusted yet (say, the arm64 layer under emulation).
  */
-import { attr, buildOnnxModel, type OnnxModelSpec } from './model-builder';
+import * as fs from 'node:fs';
+import { attr, buildOnnxModel, buildOnnxModelPrefix, type OnnxModelSpec } from './model-builder';
 import { mulberry32 } from './models';
 
 /** A row-major matrix. */
@@ -359,4 +360,62 @@ export function stringOpsModel(): StringOpsModel {
       same: words.map((w) => w === probe),
     }),
   };
+}
+
+export interface MatMulModelFile {
+  readonly path: string;
+  readonly sizeBytes: number;
+  /** `W` is [k, n] FP32. */
+  readonly k: number;
+  readonly n: number;
+  /** The input {@link writeMatMulModel} computed `expected` for: [1, k]. */
+  readonly input: readonly number[];
+  /** `input · W`, accumulated in float64 while the weights were written. */
+  readonly expected: readonly number[];
+}
+
+/**
+ * Writes `y = x · W` (x [batch, k], W a square [k, k] FP32 initializer) of about `sizeBytes`, the
+ * weights streamed in chunks so that a model of hundreds of MB is never held in memory. Unlike a
+ * padded model, onnxruntime reads every weight: it loads W, prepacks it for its SGEMM kernel and
+ * multiplies by all of it, and nothing can be folded away (W meets a graph input). The weights are
+ * deterministic for a size.
+ */
+export function writeMatMulModel(filePath: string, sizeBytes: number, options: { seed?: number } = {}): MatMulModelFile {
+  const k = Math.max(1, Math.round(Math.sqrt(sizeBytes / 4)));
+  const n = k;
+  const spec: OnnxModelSpec = {
+    graphName: 'matmul_streamed',
+    inputs: [{ name: 'x', elemType: 'float32', shape: ['batch', k] }],
+    outputs: [{ name: 'y', elemType: 'float32', shape: ['batch', n] }],
+    nodes: [{ opType: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
+  };
+  const { prefix } = buildOnnxModelPrefix(spec, { name: 'w', rawDataLength: k * n * 4, elemType: 'float32', dims: [k, n] });
+  const input = randomFloat32s(mulberry32((options.seed ?? 51) + 1), k, 1);
+  const expected = new Float64Array(n);
+  const random = mulberry32(options.seed ?? 51);
+  const scale = 1 / Math.sqrt(k);
+  // Whole rows per chunk, about 4 MiB.
+  const rowsPerChunk = Math.max(1, Math.floor((4 * 1024 * 1024) / (n * 4)));
+  const chunk = new Float32Array(rowsPerChunk * n);
+  const fd = fs.openSync(filePath, 'w');
+  try {
+    fs.writeSync(fd, prefix);
+    for (let row = 0; row < k; row += rowsPerChunk) {
+      const rows = Math.min(rowsPerChunk, k - row);
+      for (let r = 0; r < rows; r++) {
+        const x = input[row + r];
+        for (let j = 0; j < n; j++) {
+          const w = Math.fround((random() * 2 - 1) * scale);
+          chunk[r * n + j] = w;
+          expected[j] += x * w;
+        }
+      }
+      // ONNX raw data is little-endian, as every platform these run on.
+      fs.writeSync(fd, new Uint8Array(chunk.buffer, 0, rows * n * 4));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { path: filePath, sizeBytes: fs.statSync(filePath).size, k, n, input, expected: Array.from(expected) };
 }

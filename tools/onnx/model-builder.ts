@@ -140,16 +140,34 @@ export interface OnnxModelPrefix {
   readonly totalBytes: number;
 }
 
+/** The initializer whose raw data a caller streams after an {@link OnnxModelPrefix}. */
+export interface TrailingInitializer {
+  readonly name: string;
+  readonly rawDataLength: number;
+  /**
+   * Its element type.
+   * @default uint8
+   */
+  readonly elemType?: Exclude<OnnxElemType, 'string'>;
+  /**
+   * Its shape: the raw data must hold exactly that many elements.
+   * @default [rawDataLength]
+   */
+  readonly dims?: readonly number[];
+}
+
 /**
- * Serializes a model whose graph ends with a uint8 initializer of `rawDataLength` bytes, leaving those
- * bytes out so a caller can stream them (a multi-GB model is never held in memory). The graph is the
- * model's last field and the raw data the graph's last bytes, so `prefix` + data is the whole file.
+ * Serializes a model whose graph ends with an initializer of `rawDataLength` bytes (uint8 and flat
+ * unless told otherwise), leaving those bytes out so a caller can stream them (a multi-GB model is
+ * never held in memory). The graph is the model's last field and the raw data the graph's last
+ * bytes, so `prefix` + data is the whole file.
  */
-export function buildOnnxModelPrefix(spec: OnnxModelSpec, trailing: { readonly name: string; readonly rawDataLength: number }): OnnxModelPrefix {
+export function buildOnnxModelPrefix(spec: OnnxModelSpec, trailing: TrailingInitializer): OnnxModelPrefix {
   const n = trailing.rawDataLength;
-  const tensorHeader = new ProtoWriter()
-    .varint(TENSOR.dims, n)
-    .varint(TENSOR.dataType, ONNX_ELEM_TYPE_CODES.uint8)
+  const header = new ProtoWriter();
+  for (const d of trailing.dims ?? [n]) header.varint(TENSOR.dims, d);
+  const tensorHeader = header
+    .varint(TENSOR.dataType, ONNX_ELEM_TYPE_CODES[trailing.elemType ?? 'uint8'])
     .string(TENSOR.name, trailing.name)
     .raw(encodeLengthDelimitedHeader(TENSOR.rawData, n))
     .finish();
