@@ -159,7 +159,7 @@ describe('hooks bundled by the constructs', () => {
     const folder = assetFolder(app, fn.Code.S3Key);
     expect(fs.existsSync(path.join(folder, 'hooks.mjs'))).toBe(true);
     expect(fs.existsSync(path.join(folder, 'index.mjs'))).toBe(true);
-    expect(fs.readdirSync(path.join(folder, 'model'))).toEqual(['demo.onnx']);
+    expect(fs.readdirSync(path.join(folder, 'model')).sort()).toEqual(['demo.onnx', 'demo.ort']);
   });
 
   it("puts the hooks beside the handler in a generated image's build context", () => {
