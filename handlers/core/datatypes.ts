@@ -182,8 +182,16 @@ export function decodeValues(data: unknown, datatype: Datatype): JsonValue[] {
     case 'FP16':
       return Array.from(data as Uint16Array, (bits) => jsonFloat(halfBitsToFloat(bits)));
     case 'FP32':
-    case 'FP64':
-      return Array.from(data as Float32Array | Float64Array, jsonFloat);
+    case 'FP64': {
+      // A loop rather than Array.from with a mapping function: several times faster on small outputs.
+      const floats = data as Float32Array | Float64Array;
+      const out = new Array<JsonValue>(floats.length);
+      for (let i = 0; i < floats.length; i++) {
+        const v = floats[i];
+        out[i] = Number.isFinite(v) ? v : jsonFloat(v);
+      }
+      return out;
+    }
     case 'INT64':
     case 'UINT64':
       return Array.from(data as BigInt64Array | BigUint64Array, (b) => (b >= -9007199254740991n && b <= 9007199254740991n ? Number(b) : new RawJsonNumber(b.toString())));
