@@ -607,6 +607,18 @@ describe("fetchS3Model and S3's object checksums", () => {
     expect((await readFile(result.path)).equals(content)).toBe(true);
   });
 
+  it('has the SDK check a full-object checksum on a GET of the whole object (one stream)', async () => {
+    const value = (await checksumOf('CRC32C', content)).toString('base64');
+    proxy.fault = { setHeaders: { 'x-amz-checksum-crc32c': value, 'x-amz-checksum-type': 'FULL_OBJECT' } };
+    const result = await fetchS3Model({ uri, cacheDir, concurrency: 1 });
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+
+    proxy.fault = { setHeaders: { 'x-amz-checksum-crc32c': (await checksumOf('CRC32C', content.subarray(1))).toString('base64') } };
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir: `${cacheDir}-2`, concurrency: 1 }), 'Corrupt');
+    expect(error.message).toContain('Checksum mismatch');
+    expect(await readdir(`${cacheDir}-2`)).toEqual([]);
+  });
+
   it('checks the MD5 as before when the object has no checksum, and when the HEAD fails', async () => {
     proxy.fault = { flipByteAt: 99, rangeMatching: new RegExp(`^bytes=${2 * partSizeBytes}-`) };
     const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 }), 'Corrupt');

@@ -440,7 +440,9 @@ async function getObjectUnlessMatch(
   const { GetObjectCommand } = await loadS3Sdk();
   const Range = firstRangeBytes === undefined ? undefined : `bytes=0-${firstRangeBytes - 1}`;
   try {
-    return await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag, Range }));
+    // A GET of the whole object asks for its checksum: the SDK then checks a full-object one as the body streams.
+    const ChecksumMode = Range === undefined ? 'ENABLED' : undefined;
+    return await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag, Range, ChecksumMode }));
   } catch (error) {
     // The SDK turns a 304 into an exception whose name varies by server.
     if (httpStatusOf(error) === 304) {
@@ -965,6 +967,10 @@ function toModelFetchError(error: unknown, context: FailureContext): ModelFetchE
   const object = versionId === undefined ? uri : `version ${versionId} of ${uri}`;
   const make = (fetchCode: ModelFetchErrorCode, message: string) => new ModelFetchError(fetchCode, message, { cause: error });
 
+  // The SDK's own check of a whole-object GET's checksum (ChecksumMode ENABLED).
+  if (/^Checksum mismatch/.test(messageOf(error))) {
+    return make('Corrupt', `The download of ${uri} is corrupt: ${messageOf(error)}; the file was deleted, fetch again.`);
+  }
   if (name === 'NoSuchKey') {
     return make('NotFound', `${uri} does not exist (NoSuchKey). Check MODEL_S3_URI and that the model was uploaded.`);
   }
