@@ -446,6 +446,26 @@ describe('fetchS3Model in parallel ranges', () => {
     expect(ranges).toEqual([`bytes=0-${partSizeBytes - 1}`, undefined]);
   });
 
+  it('calls onTransferStarted once the ranges are under way, before the fetch ends, and not when the cached file is current', async () => {
+    const calls: number[] = [];
+    let fetchedAt = 0;
+    const fetching = fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4, onTransferStarted: () => calls.push(proxy.ranges.length) }).then((r) => {
+      fetchedAt = calls.length;
+      return r;
+    });
+    const result = await fetching;
+    expect(result.downloaded).toBe(true);
+    expect(fetchedAt).toBe(1);
+    // Called with the four lanes' first ranges asked for.
+    expect(calls[0]).toBeGreaterThanOrEqual(4);
+
+    const again = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4, onTransferStarted: () => calls.push(-1) });
+    expect(again.downloaded).toBe(false);
+    const single = await fetchS3Model({ uri, cacheDir: `${cacheDir}-single`, concurrency: 1, onTransferStarted: () => calls.push(-2) });
+    expect(single.downloaded).toBe(true);
+    expect(calls.slice(1)).toEqual([-2]);
+  });
+
   it('keeps one GET for an object no larger than a range', async () => {
     const result = await fetchS3Model({ uri, cacheDir, partSizeBytes: content.length, concurrency: 4 });
 

@@ -87,6 +87,12 @@ export interface FetchS3ModelOptions {
    * @default - MODEL_S3_PART_ATTEMPTS, else 3
    */
   readonly partAttempts?: number;
+  /**
+   * Called once, when every request the download starts with is in flight (or its one GET has
+   * answered): the caller may do synchronous work then (load onnxruntime), which the socket
+   * buffers absorb, instead of after the download. Not called when no download is needed.
+   */
+  readonly onTransferStarted?: () => void;
 }
 
 export interface FetchedModel {
@@ -255,11 +261,13 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
           progress,
           tuning,
           checksum: await checksum,
+          onTransferStarted: options.onTransferStarted,
         });
       } else {
         if (range && (range.start !== 0 || range.end + 1 !== range.total)) {
           throw new ModelFetchError('Corrupt', `S3 answered a GET of ${uri} with the range ${range.start}-${range.end}/${range.total}, which is not the first range asked for.`);
         }
+        options.onTransferStarted?.();
         const md5 = await streamToFile(body, partial, idleTimeoutMs, progress);
         verifyDownload(response, { bytes: progress.bytes, md5 }, expectedBytes, uri);
         // A whole-object range: what came must also be the whole object (the MD5 check above comes first: its message says more).
@@ -620,6 +628,7 @@ interface RangedFetch {
   readonly tuning: DownloadTuning;
   /** The object's CRC checksum, from a HEAD, when it has one. */
   readonly checksum?: ObjectChecksum;
+  readonly onTransferStarted?: () => void;
 }
 
 /** A CRC checksum S3 keeps for the object: of the whole object, or composite (of its upload's parts). */
@@ -724,8 +733,16 @@ async function fetchInRanges(client: Pick<S3Client, 'send'>, job: RangedFetch): 
       hasher?.advance(prefixPart === parts.length ? objectSize : parts[prefixPart].start);
     };
     let next = 1;
+    // Once every lane's first GET has answered, the transfer is under way: nothing the caller then
+    // does on this thread delays a request, only the reading of bytes the sockets hold meanwhile.
+    const laneCount = Math.min(job.tuning.concurrency, parts.length);
+    let answered = 1;
+    const answeredOnce = () => {
+      if (++answered === laneCount) job.onTransferStarted?.();
+    };
+    if (laneCount === 1) job.onTransferStarted?.();
     const runPart = async (index: number, first?: Readable): Promise<void> => {
-      await fetchPart(client, job, fd, parts[index], abort.signal, first);
+      await fetchPart(client, job, fd, parts[index], abort.signal, first, index <= laneCount - 1 && index > 0 ? answeredOnce : undefined);
       partDone(index);
     };
     const lane = async (first?: Readable): Promise<void> => {
@@ -740,6 +757,7 @@ async function fetchInRanges(client: Pick<S3Client, 'send'>, job: RangedFetch): 
         throw error;
       }),
     );
+
     // Every lane settles before the file is closed: none may write to a closed (or reused) descriptor.
     const settled = await Promise.allSettled(lanes);
     const failed = settled.find((outcome) => outcome.status === 'rejected' && (outcome.reason as { name?: unknown })?.name !== 'AbortError');
@@ -783,13 +801,24 @@ function retryable(error: unknown): boolean {
 }
 
 /** One range into its place in the file, resumed from where it stopped after a retryable failure. */
-async function fetchPart(client: Pick<S3Client, 'send'>, job: RangedFetch, fd: number, part: Part, signal: AbortSignal, firstBody?: Readable): Promise<void> {
+async function fetchPart(
+  client: Pick<S3Client, 'send'>,
+  job: RangedFetch,
+  fd: number,
+  part: Part,
+  signal: AbortSignal,
+  firstBody?: Readable,
+  onAnswer?: () => void,
+): Promise<void> {
   const cursor = { position: part.start };
   let body = firstBody;
+  let answered = onAnswer;
   for (let attempt = 1; ; attempt++) {
     try {
       if (!body) {
         body = await getRange(client, job, cursor.position, part.end, signal);
+        answered?.();
+        answered = undefined;
       }
       const stream = body;
       const abortStream = () => stream.destroy(Object.assign(new Error('aborted: another range failed'), { name: 'AbortError' }));
