@@ -15,6 +15,7 @@
  * Nothing is logged here: the result says what happened and the caller logs it.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { close as closeFd, createWriteStream, ftruncate, open as openFd, write as writeFd } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -711,6 +712,9 @@ async function fetchInRanges(client: Pick<S3Client, 'send'>, job: RangedFetch): 
   }
   const fd = await new Promise<number>((resolve, reject) => openFd(job.file, 'w', (error, opened) => (error ? reject(error) : resolve(opened))));
   const abort = new AbortController();
+  // Each range's GET and stream listen on the signal, and the SDK keeps its listener until the
+  // download ends: past ten parts Node warned of a leak (MaxListenersExceededWarning) in the log.
+  setMaxListeners(2 * parts.length + 16, abort.signal);
   // A CRC of the same object (same ETag) is checked part by part; otherwise a plain MD5 ETag is.
   const checksum = job.checksum !== undefined && job.checksum.etag === response.ETag ? job.checksum : undefined;
   const crcs = checksum === undefined ? undefined : new SegmentCrcs(job.file, checksum.algorithm);
