@@ -125,6 +125,7 @@ export const coldStart: Bench = {
         models.push({ label: m.label, path: file, sizeBytes, precompiled, input, expected, tolerance, eventFile, inputFile });
         ctx.log(`cold start: ${m.label} written and precompiled (${Math.round(precompiled.convertMs)} ms)`);
       }
+      await s3.putObject('bench', 'cold/warm.bin', Buffer.alloc(1024));
       const envFor = (variant: VariantId, model: Model, run: number): Record<string, string> => {
         const s3Env = () => ({
           ...s3.env(),
@@ -152,6 +153,8 @@ export const coldStart: Bench = {
       };
 
       const samples = new Map<string, Sample[]>();
+      /** The raw transfer of each model's bytes: the floor an S3 cold start's extra time is compared with. */
+      const raw = new Map<string, number[]>();
       let run = 0;
       // Round one is a warm-up, not kept: it puts the files in the page cache for every later run.
       for (let round = -1; round < repetitions; round++) {
@@ -168,6 +171,25 @@ export const coldStart: Bench = {
               samples.set(key, [...(samples.get(key) ?? []), { ...result, parentMs }]);
             }
           }
+          // The same bytes by plain node:http ranged GETs (8 MiB, 8 at a time, as fetchS3Model's defaults), in a fresh
+          // process after a warm-up GET: no SDK, no checks, no rename. bench/children/s3-parallel.mjs's raw loader.
+          const dest = path.join(ctx.tmpDir, `cold-raw-${run++}`);
+          const { result } = await runChild<{ ms: number; bytes: number }>('s3-parallel.mjs', {
+            repoRoot: ctx.repoRoot,
+            env: {
+              ...s3.env(),
+              BENCH_LOADER: 'raw',
+              BENCH_RAW_PART_BYTES: String(8 * 1024 * 1024),
+              BENCH_RAW_CONCURRENCY: '8',
+              BENCH_DEST_DIR: dest,
+              BENCH_URI: `s3://bench/cold/${path.basename(model.path)}`,
+              BENCH_WARM_URI: 's3://bench/cold/warm.bin',
+            },
+          });
+          fs.rmSync(dest, { recursive: true, force: true });
+          const objectBytes = fs.statSync(model.path).size;
+          if (result.bytes !== objectBytes) throw new Error(`cold start raw transfer ${model.label}: ${result.bytes} bytes, expected ${objectBytes}`);
+          if (round >= 0) raw.set(model.label, [...(raw.get(model.label) ?? []), result.ms]);
         }
         ctx.log(round < 0 ? 'cold start: warm-up round done' : `cold start: round ${round + 1}/${repetitions} done`);
       }
@@ -176,6 +198,8 @@ export const coldStart: Bench = {
       const precompiledRows: string[][] = [];
       const synthRows: string[][] = [];
       const groups: ChartGroup[] = [];
+      const transfers: string[] = [];
+      const rawData: Record<string, Summary> = {};
       type Stats = { started: Summary; ready: Summary; answered: Summary; parentMs: Summary; rssAnon: Summary; rssFile: Summary; maxRss: Summary };
       const data: Record<string, Record<VariantId, Stats> & { precompiledBytes: number; convertMs: number; cachedMs: number }> = {};
       for (const model of models) {
@@ -226,6 +250,12 @@ export const coldStart: Bench = {
         ]);
         synthRows.push([model.label, mib(model.sizeBytes), mib(model.precompiled.sizeBytes), ms(model.precompiled.convertMs), ms(model.precompiled.cachedMs)]);
         groups.push({ label: model.label, bars: VARIANTS.map(({ id, label }) => ({ label, summary: stats[id].answered })) });
+        const transfer = summarize(raw.get(model.label)!);
+        const extra = stats.s3.answered.p50 - stats.disk.answered.p50;
+        transfers.push(
+          `${model.label}: S3 − local disk ${ms(extra)} ms against a raw transfer of ${ms(transfer.p50)} ms (${times(extra / transfer.p50)}; min / max ${ms(transfer.min)} / ${ms(transfer.max)} ms)`,
+        );
+        rawData[model.label] = transfer;
       }
 
       return {
@@ -275,6 +305,9 @@ export const coldStart: Bench = {
           },
         ],
         notes: [
+          `What fetching from S3 adds to a cold start (first answer, medians), against the raw transfer of the same bytes from the same server ` +
+            `(node:http ranged GETs, 8 MiB, 8 at a time, into a file, in a fresh process after a warm-up GET; median of ${repetitions}): ` +
+            `${transfers.join('; ')}.`,
           'Model files are in the page cache (the warm-up round read them): a real cold start from a layer, an image or EFS ' +
             'also reads them from storage, which local disk hides, and the S3 figures are a loopback server, not the network.',
           "A padded model's .ort is near empty (onnxruntime drops the initializer no operator reads before saving), so its " +
@@ -283,7 +316,7 @@ export const coldStart: Bench = {
             summarize(Object.values(data).flatMap((d) => [d.floor.parentMs.p50 - d.floor.answered.p50])).p50,
           )} ms after the child's own timestamp (stdout pipe and scheduling).`,
         ],
-        data: { repetitions, models: models.map((m) => ({ label: m.label, sizeBytes: m.sizeBytes })), unit: 'ms since spawn(); bytes', results: data },
+        data: { repetitions, models: models.map((m) => ({ label: m.label, sizeBytes: m.sizeBytes })), unit: 'ms since spawn(); bytes', results: data, rawTransferMs: rawData },
         files: {
           'cold-start.svg': coldStartChart(groups, {
             title: 'Cold start to first answer, by packaging and model size',

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
+import { Crc32, Crc32c, Crc64Nvme } from '@aws-sdk/checksums/crc';
 import { build, type BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FetchS3ModelOptions, fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../handlers/core/s3-model';
@@ -87,6 +88,7 @@ beforeEach(() => {
   testNumber += 1;
   cacheDir = path.join(workDir, `cache-${testNumber}`);
   proxy.fault = undefined;
+  proxy.headHeaders = undefined;
   proxy.requests.length = 0;
   proxy.ranges.length = 0;
   proxy.resetConcurrency();
@@ -213,15 +215,17 @@ describe('fetchS3Model', () => {
     const pinned = await fetchS3Model({ uri, versionId: 'v-2024.1', cacheDir });
     const current = await fetchS3Model({ uri, cacheDir });
 
-    expect(proxy.requests[0].url).toContain('versionId=v-2024.1');
-    expect(proxy.requests[1].url).not.toContain('versionId');
+    // GETs only: the first fetch of each also sends a HEAD for the object's checksum.
+    const gets = () => proxy.requests.filter((r) => r.method === 'GET');
+    expect(gets()[0].url).toContain('versionId=v-2024.1');
+    expect(gets()[1].url).not.toContain('versionId');
     expect(pinned.versionId).toBe('v-2024.1');
     expect(current.versionId).toBeUndefined();
     expect(pinned.path).not.toBe(current.path);
     expect((await readFile(pinned.path)).equals(content)).toBe(true);
     const pinnedAgain = await fetchS3Model({ uri, versionId: 'v-2024.1', cacheDir });
     expect(pinnedAgain).toMatchObject({ downloaded: false, versionId: 'v-2024.1' });
-    expect(proxy.requests[2].url).toContain('versionId=v-2024.1');
+    expect(gets()[2].url).toContain('versionId=v-2024.1');
   });
 
   it('uses an injected client as is and leaves it usable', async () => {
@@ -425,6 +429,8 @@ describe('fetchS3Model in parallel ranges', () => {
     const ranges: Array<string | undefined> = [];
     const client = {
       send: async (command: { input: { Range?: string } }) => {
+        // The HEAD for the object's checksum: an object without one.
+        if (command.constructor.name === 'HeadObjectCommand') return { ContentLength: 0, ETag: `"${md5Hex(Buffer.alloc(0))}"` };
         ranges.push(command.input.Range);
         if (command.input.Range) {
           throw Object.assign(new Error('The requested range is not satisfiable'), { name: 'InvalidRange', $metadata: { httpStatusCode: 416 } });
@@ -438,6 +444,26 @@ describe('fetchS3Model in parallel ranges', () => {
     expect(result).toMatchObject({ downloaded: true, sizeBytes: 0 });
     expect((await stat(result.path)).size).toBe(0);
     expect(ranges).toEqual([`bytes=0-${partSizeBytes - 1}`, undefined]);
+  });
+
+  it('calls onTransferStarted once the ranges are under way, before the fetch ends, and not when the cached file is current', async () => {
+    const calls: number[] = [];
+    let fetchedAt = 0;
+    const fetching = fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4, onTransferStarted: () => calls.push(proxy.ranges.length) }).then((r) => {
+      fetchedAt = calls.length;
+      return r;
+    });
+    const result = await fetching;
+    expect(result.downloaded).toBe(true);
+    expect(fetchedAt).toBe(1);
+    // Called with the four lanes' first ranges asked for.
+    expect(calls[0]).toBeGreaterThanOrEqual(4);
+
+    const again = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4, onTransferStarted: () => calls.push(-1) });
+    expect(again.downloaded).toBe(false);
+    const single = await fetchS3Model({ uri, cacheDir: `${cacheDir}-single`, concurrency: 1, onTransferStarted: () => calls.push(-2) });
+    expect(single.downloaded).toBe(true);
+    expect(calls.slice(1)).toEqual([-2]);
   });
 
   it('keeps one GET for an object no larger than a range', async () => {
@@ -499,6 +525,124 @@ describe('fetchS3Model in parallel ranges', () => {
 
     expect(result.etag).toBe(`"${'0'.repeat(32)}-9"`);
     expect((await readFile(result.path)).equals(content)).toBe(true);
+  });
+});
+
+describe("fetchS3Model and S3's object checksums", () => {
+  // s3rver keeps no checksums: the proxy adds them to the HEAD's answer, as S3 sends them with
+  // ChecksumMode ENABLED, computed here with the AWS SDK's own CRC classes.
+  const partSizeBytes = 256 * 1024;
+  const content = randomBytes(6 * partSizeBytes + 777);
+  const key = 'checksummed/model.onnx';
+  const uri = `s3://${BUCKET}/${key}`;
+  let etag: string;
+
+  beforeAll(async () => {
+    etag = await upload(key, content);
+  });
+
+  async function checksumOf(algorithm: 'CRC32' | 'CRC32C' | 'CRC64NVME', bytes: Buffer): Promise<Buffer> {
+    const hash = algorithm === 'CRC32' ? new Crc32() : algorithm === 'CRC32C' ? new Crc32c() : new Crc64Nvme();
+    hash.update(bytes);
+    return Buffer.from(await hash.digest());
+  }
+
+  /** A multipart upload's composite checksum: the CRC of its parts' CRCs, `-<parts>`. */
+  async function compositeOf(algorithm: 'CRC32' | 'CRC32C', bytes: Buffer, partBytes: number): Promise<string> {
+    const crcs: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += partBytes) crcs.push(await checksumOf(algorithm, bytes.subarray(at, at + partBytes)));
+    return `${(await checksumOf(algorithm, Buffer.concat(crcs))).toString('base64')}-${crcs.length}`;
+  }
+
+  const fullObject = (algorithm: string, value: string) => () => ({ [`x-amz-checksum-${algorithm.toLowerCase()}`]: value, 'x-amz-checksum-type': 'FULL_OBJECT' });
+
+  it.each(['CRC32', 'CRC32C', 'CRC64NVME'] as const)('checks a full-object %s, asked for with a HEAD beside the first range', async (algorithm) => {
+    proxy.headHeaders = fullObject(algorithm, (await checksumOf(algorithm, content)).toString('base64'));
+
+    const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    expect(proxy.requests.filter((r) => r.method === 'HEAD')).toHaveLength(1);
+    expect(proxy.requests.filter((r) => r.method === 'GET')).toHaveLength(7);
+  });
+
+  it.each(['CRC32', 'CRC32C', 'CRC64NVME'] as const)('fails with Corrupt when one byte of one range differs from the full-object %s', async (algorithm) => {
+    proxy.headHeaders = fullObject(algorithm, (await checksumOf(algorithm, content)).toString('base64'));
+    // The ETag is the content's MD5: with a CRC to check, the MD5 is not computed, so the CRC must catch it.
+    proxy.fault = { flipByteAt: 1234, rangeMatching: new RegExp(`^bytes=${3 * partSizeBytes}-`) };
+
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 }), 'Corrupt');
+
+    expect(error.message).toContain(`its ${algorithm} is`);
+    expect(error.message).toContain('S3 says');
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
+  describe('a composite checksum (multipart upload), part size from a HEAD of part 1', () => {
+    // Parts of 300 KiB: not the ranges' size, so ranges and parts do not line up.
+    const uploadPart = 300 * 1024;
+    const composite =
+      (value: string) =>
+      (url: string): Record<string, string> =>
+        /partNumber=1/.test(url)
+          ? { 'content-length': String(uploadPart), 'x-amz-mp-parts-count': String(Math.ceil(content.length / uploadPart)) }
+          : { 'x-amz-checksum-crc32c': value, 'x-amz-checksum-type': 'COMPOSITE' };
+
+    it('checks it, part by part', async () => {
+      const value = await compositeOf('CRC32C', content, uploadPart);
+      expect(value).toMatch(/-6$/);
+      proxy.headHeaders = composite(value);
+
+      const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+
+      expect((await readFile(result.path)).equals(content)).toBe(true);
+      expect(proxy.requests.filter((r) => r.method === 'HEAD').map((r) => /partNumber=1/.test(r.url))).toEqual([false, true]);
+    });
+
+    it('fails with Corrupt when one byte of one part differs', async () => {
+      proxy.headHeaders = composite(await compositeOf('CRC32C', content, uploadPart));
+      proxy.fault = { flipByteAt: 10, rangeMatching: new RegExp(`^bytes=${5 * partSizeBytes}-`) };
+
+      const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 }), 'Corrupt');
+
+      expect(error.message).toMatch(/its CRC32C is \S+-6 but S3 says \S+-6/);
+    });
+
+    it('is not used when the parts are not of one size (and the MD5 ETag still is)', async () => {
+      // Part 1 says 100 KiB: six parts cannot be split that way, so the checksum cannot be checked.
+      proxy.headHeaders = (url) => (/partNumber=1/.test(url) ? { 'content-length': String(100 * 1024) } : composite('AAAAAA==-6')(url));
+
+      const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+
+      expect((await readFile(result.path)).equals(content)).toBe(true);
+    });
+  });
+
+  it("ignores a checksum whose HEAD described another object (another ETag): the GETs' ETag rules", async () => {
+    proxy.headHeaders = () => ({ ...fullObject('CRC32', 'AAAAAA==')(), etag: `"${'1'.repeat(32)}"` });
+
+    const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+
+    expect(result.etag).toBe(etag);
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+  });
+
+  it('has the SDK check a full-object checksum on a GET of the whole object (one stream)', async () => {
+    const value = (await checksumOf('CRC32C', content)).toString('base64');
+    proxy.fault = { setHeaders: { 'x-amz-checksum-crc32c': value, 'x-amz-checksum-type': 'FULL_OBJECT' } };
+    const result = await fetchS3Model({ uri, cacheDir, concurrency: 1 });
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+
+    proxy.fault = { setHeaders: { 'x-amz-checksum-crc32c': (await checksumOf('CRC32C', content.subarray(1))).toString('base64') } };
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir: `${cacheDir}-2`, concurrency: 1 }), 'Corrupt');
+    expect(error.message).toContain('Checksum mismatch');
+    expect(await readdir(`${cacheDir}-2`)).toEqual([]);
+  });
+
+  it('checks the MD5 as before when the object has no checksum, and when the HEAD fails', async () => {
+    proxy.fault = { flipByteAt: 99, rangeMatching: new RegExp(`^bytes=${2 * partSizeBytes}-`) };
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 }), 'Corrupt');
+    expect(error.message).toContain('MD5');
   });
 });
 

@@ -80,16 +80,13 @@ const UNCARRIABLE = /\u0000|\p{Cs}/u;
  */
 export function encodeValues(values: readonly unknown[], datatype: Datatype, tensorName: string): TensorData {
   const n = values.length;
-  const fail = (i: number, expected: string): never => {
-    throw badRequest(`input '${tensorName}' (${datatype}): value at index ${i} must be ${expected}, got: ${preview(values[i])}`);
-  };
 
   switch (datatype) {
     case 'BOOL': {
       const out = new Uint8Array(n);
       for (let i = 0; i < n; i++) {
         const v = values[i];
-        if (typeof v !== 'boolean') fail(i, 'true or false');
+        if (typeof v !== 'boolean') badValue(values, datatype, tensorName, i, 'true or false');
         out[i] = v ? 1 : 0;
       }
       return out;
@@ -98,8 +95,8 @@ export function encodeValues(values: readonly unknown[], datatype: Datatype, ten
       const out = new Array<string>(n);
       for (let i = 0; i < n; i++) {
         const v = values[i];
-        if (typeof v !== 'string') fail(i, 'a string');
-        if (UNCARRIABLE.test(v as string)) fail(i, 'a string without NUL characters or lone surrogates, which onnxruntime cannot carry');
+        if (typeof v !== 'string') badValue(values, datatype, tensorName, i, 'a string');
+        if (UNCARRIABLE.test(v as string)) badValue(values, datatype, tensorName, i, 'a string without NUL characters or lone surrogates, which onnxruntime cannot carry');
         out[i] = v as string;
       }
       return out;
@@ -115,9 +112,9 @@ export function encodeValues(values: readonly unknown[], datatype: Datatype, ten
         if (special !== undefined) {
           v = special;
         } else if (typeof v !== 'number') {
-          fail(i, 'a number (or "NaN", "Infinity", "-Infinity")');
+          badValue(values, datatype, tensorName, i, 'a number (or "NaN", "Infinity", "-Infinity")');
         } else if (Math.abs(v) > max) {
-          fail(i, `within ±${max}`);
+          badValue(values, datatype, tensorName, i, `within ±${max}`);
         }
         out[i] = datatype === 'FP16' ? floatToHalfBits(v as number) : (v as number);
       }
@@ -130,9 +127,9 @@ export function encodeValues(values: readonly unknown[], datatype: Datatype, ten
       for (let i = 0; i < n; i++) {
         const b = toBigInt(values[i]);
         if (b === undefined) {
-          fail(i, 'an integer (as a JSON number up to 2^53, or a decimal string for exact 64-bit values)');
+          badValue(values, datatype, tensorName, i, 'an integer (as a JSON number up to 2^53, or a decimal string for exact 64-bit values)');
         } else if (b < min || b > max) {
-          fail(i, `within ${min}..${max}`);
+          badValue(values, datatype, tensorName, i, `within ${min}..${max}`);
         }
         out[i] = b!;
       }
@@ -143,8 +140,8 @@ export function encodeValues(values: readonly unknown[], datatype: Datatype, ten
       const out = range.make(n);
       for (let i = 0; i < n; i++) {
         const v = values[i];
-        if (typeof v !== 'number' || !Number.isInteger(v)) fail(i, 'an integer');
-        if ((v as number) < range.min || (v as number) > range.max) fail(i, `within ${range.min}..${range.max}`);
+        if (typeof v !== 'number' || !Number.isInteger(v)) badValue(values, datatype, tensorName, i, 'an integer');
+        if ((v as number) < range.min || (v as number) > range.max) badValue(values, datatype, tensorName, i, `within ${range.min}..${range.max}`);
         out[i] = v as number;
       }
       return out;
@@ -168,7 +165,11 @@ export type JsonValue = number | string | boolean | RawJsonNumber;
 
 /** A number already written as JSON text, so that 64-bit integers keep every digit. */
 export class RawJsonNumber {
-  constructor(readonly text: string) {}
+  /** How many were ever made: while none was, no value can hold one (see stringifyJson). */
+  static made = 0;
+  constructor(readonly text: string) {
+    RawJsonNumber.made++;
+  }
 }
 
 /** Turns onnxruntime output data into the flat JSON values of the protocol. */
@@ -181,14 +182,27 @@ export function decodeValues(data: unknown, datatype: Datatype): JsonValue[] {
     case 'FP16':
       return Array.from(data as Uint16Array, (bits) => jsonFloat(halfBitsToFloat(bits)));
     case 'FP32':
-    case 'FP64':
-      return Array.from(data as Float32Array | Float64Array, jsonFloat);
+    case 'FP64': {
+      // A loop rather than Array.from with a mapping function: several times faster on small outputs.
+      const floats = data as Float32Array | Float64Array;
+      const out = new Array<JsonValue>(floats.length);
+      for (let i = 0; i < floats.length; i++) {
+        const v = floats[i];
+        out[i] = Number.isFinite(v) ? v : jsonFloat(v);
+      }
+      return out;
+    }
     case 'INT64':
     case 'UINT64':
       return Array.from(data as BigInt64Array | BigUint64Array, (b) => (b >= -9007199254740991n && b <= 9007199254740991n ? Number(b) : new RawJsonNumber(b.toString())));
     default:
       return Array.from(data as ArrayLike<number>);
   }
+}
+
+/** Refuses a value of an input: a function of its own (not a closure per call, which the bundle would name each time). */
+function badValue(values: readonly unknown[], datatype: Datatype, tensorName: string, i: number, expected: string): never {
+  throw badRequest(`input '${tensorName}' (${datatype}): value at index ${i} must be ${expected}, got: ${preview(values[i])}`);
 }
 
 function jsonFloat(v: number): number | string {

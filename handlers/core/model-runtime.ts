@@ -226,6 +226,16 @@ export class ModelRuntime {
         versionId: loc.versionId,
         cacheDir: loc.cacheDir,
         idleTimeoutMs: loc.idleTimeoutMs,
+        // onnxruntime's require (tens of ms, synchronous) while the ranges are in flight, not after
+        // the download: the socket buffers hold what arrives meanwhile. A failure is left for
+        // load() to meet again and report after the fetch, as before.
+        onTransferStarted: () => {
+          try {
+            loadOnnxRuntime();
+          } catch {
+            // Reported by load().
+          }
+        },
       });
       return {
         path: fetched.path,

@@ -19,6 +19,7 @@ const SHOWN_STEPS = 8;
  * milliseconds). Malformed text is left to JSON.parse, which says where it broke.
  */
 export function checkJsonTextNesting(text: string, max = MAX_JSON_DEPTH): void {
+  if (openingsAtMost(text, max)) return;
   // One entry per open array or object: whether it is an array, the index of the current element
   // (arrays) or the last key read (objects).
   const arrays: boolean[] = [];
@@ -32,7 +33,8 @@ export function checkJsonTextNesting(text: string, max = MAX_JSON_DEPTH): void {
       const end = stringEnd(text, i);
       if (end < 0) return;
       if (expectKey) {
-        keys[keys.length - 1] = decodeKey(text.slice(i + 1, Math.min(end, i + 1 + 2 * MAX_KEY_SHOWN)));
+        // Kept raw: only a refusal shows the keys, and decoding each one cost a JSON.parse.
+        keys[keys.length - 1] = text.slice(i + 1, Math.min(end, i + 1 + 2 * MAX_KEY_SHOWN));
         expectKey = false;
       }
       i = end;
@@ -40,7 +42,7 @@ export function checkJsonTextNesting(text: string, max = MAX_JSON_DEPTH): void {
       if (arrays.length >= max) {
         throw tooDeep(
           max,
-          arrays.map((isArray, f) => (isArray ? indices[f] : keys[f])),
+          arrays.map((isArray, f) => (isArray ? indices[f] : decodeKey(keys[f]))),
         );
       }
       arrays.push(c === 0x5b);
@@ -57,6 +59,22 @@ export function checkJsonTextNesting(text: string, max = MAX_JSON_DEPTH): void {
       else expectKey = true;
     }
   }
+}
+
+/**
+ * Whether the text holds no more than `max` opening brackets, counted with the engine's own search:
+ * text cannot nest deeper than it opens, so a request with few of them (every binary tensor
+ * header, most JSON ones) needs no scan at all. Brackets inside strings count too; that only
+ * sends a few more texts to the scan.
+ */
+function openingsAtMost(text: string, max: number): boolean {
+  let count = 0;
+  for (const bracket of ['[', '{']) {
+    for (let i = text.indexOf(bracket); i >= 0; i = text.indexOf(bracket, i + 1)) {
+      if (++count > max) return false;
+    }
+  }
+  return true;
 }
 
 /** The index of the quote that closes the string opening at `start`, or -1 when it never closes. */

@@ -20,6 +20,21 @@ export interface ServedModel {
  * does not matter.
  */
 export function matchRoute(method: string, rawPath: string, model: ServedModel): Route {
+  // A function sees the same few paths over and over: each is worked out once (refusals are not kept).
+  const key = `${method} ${model.name} ${model.version} ${rawPath}`;
+  const known = MATCHED.get(key);
+  if (known) return known;
+  const route = findRoute(method, rawPath, model);
+  if (MATCHED.size >= MATCHED_KEPT) MATCHED.clear();
+  MATCHED.set(key, route);
+  return route;
+}
+
+/** Routes found, by method, model and path; a bounded few, so that no caller can grow it. */
+const MATCHED = new Map<string, Route>();
+const MATCHED_KEPT = 64;
+
+function findRoute(method: string, rawPath: string, model: ServedModel): Route {
   const segments = rawPath
     .split('/')
     .filter((s) => s.length > 0)

@@ -15,6 +15,7 @@
  * Nothing is logged here: the result says what happened and the caller logs it.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { close as closeFd, createWriteStream, ftruncate, open as openFd, write as writeFd } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -23,9 +24,10 @@ import { performance } from 'node:perf_hooks';
 import { Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { threadId, Worker } from 'node:worker_threads';
-import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
+import type { GetObjectCommandOutput, HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
+import { CRC_ALGORITHMS, type CrcAlgorithm, compositeChecksum, crcToBase64, fullObjectCrc, SegmentCrcs } from './crc';
 
 export type ModelFetchErrorCode = 'NotFound' | 'AccessDenied' | 'NoSpace' | 'Interrupted' | 'Timeout' | 'Corrupt' | 'InvalidUri' | 'Unknown';
 
@@ -86,6 +88,12 @@ export interface FetchS3ModelOptions {
    * @default - MODEL_S3_PART_ATTEMPTS, else 3
    */
   readonly partAttempts?: number;
+  /**
+   * Called once, when every request the download starts with is in flight (or its one GET has
+   * answered): the caller may do synchronous work then (load onnxruntime), which the socket
+   * buffers absorb, instead of after the download. Not called when no download is needed.
+   */
+  readonly onTransferStarted?: () => void;
 }
 
 export interface FetchedModel {
@@ -216,7 +224,12 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     // With parallel ranges allowed, the first GET asks for the first range only: its answer gives
     // the object's size (Content-Range), and an object no larger than a range needs no other GET.
     const firstRange = tuning.concurrency > 1 ? tuning.partSizeBytes : undefined;
+    // Alongside the first range, a HEAD asks for the object's checksum (S3 sends none with a range):
+    // a CRC the ranges can be checked against as they arrive, where the object has one.
+    // With a cached file, whose object is most likely unchanged (a 304), the HEAD waits for the GET's answer.
+    let checksum = firstRange === undefined || cached ? undefined : objectChecksum(client, location, options.versionId, idleTimeoutMs);
     const response = await getObjectUnlessMatch(client, location, options.versionId, cached?.etag, firstRange);
+    if (firstRange !== undefined && cached && response !== 'not-modified') checksum = objectChecksum(client, location, options.versionId, idleTimeoutMs);
     if (response === 'not-modified') {
       return fetched(cached!, false);
     }
@@ -248,11 +261,14 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
           idleTimeoutMs,
           progress,
           tuning,
+          checksum: await checksum,
+          onTransferStarted: options.onTransferStarted,
         });
       } else {
         if (range && (range.start !== 0 || range.end + 1 !== range.total)) {
           throw new ModelFetchError('Corrupt', `S3 answered a GET of ${uri} with the range ${range.start}-${range.end}/${range.total}, which is not the first range asked for.`);
         }
+        options.onTransferStarted?.();
         const md5 = await streamToFile(body, partial, idleTimeoutMs, progress);
         verifyDownload(response, { bytes: progress.bytes, md5 }, expectedBytes, uri);
         // A whole-object range: what came must also be the whole object (the MD5 check above comes first: its message says more).
@@ -433,7 +449,9 @@ async function getObjectUnlessMatch(
   const { GetObjectCommand } = await loadS3Sdk();
   const Range = firstRangeBytes === undefined ? undefined : `bytes=0-${firstRangeBytes - 1}`;
   try {
-    return await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag, Range }));
+    // A GET of the whole object asks for its checksum: the SDK then checks a full-object one as the body streams.
+    const ChecksumMode = Range === undefined ? 'ENABLED' : undefined;
+    return await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, IfNoneMatch: etag, Range, ChecksumMode }));
   } catch (error) {
     // The SDK turns a 304 into an exception whose name varies by server.
     if (httpStatusOf(error) === 304) {
@@ -609,6 +627,62 @@ interface RangedFetch {
   readonly idleTimeoutMs: number;
   readonly progress: Progress;
   readonly tuning: DownloadTuning;
+  /** The object's CRC checksum, from a HEAD, when it has one. */
+  readonly checksum?: ObjectChecksum;
+  readonly onTransferStarted?: () => void;
+}
+
+/** A CRC checksum S3 keeps for the object: of the whole object, or composite (of its upload's parts). */
+interface ObjectChecksum {
+  readonly algorithm: CrcAlgorithm;
+  /** As S3 sends it: base64, with `-<parts>` when composite. */
+  readonly value: string;
+  /** The ETag of the object the HEAD described: the checksum is used only if the GET's is the same. */
+  readonly etag?: string;
+  /** A composite checksum's upload part size (every part but the last), from a HEAD of part 1. */
+  readonly partBytes?: number;
+  readonly parts?: number;
+}
+
+/**
+ * The object's CRC checksum, asked for with a HEAD (ChecksumMode ENABLED); undefined when it has
+ * none, when the HEAD fails or takes longer than the idle timeout (the download then goes on with
+ * the MD5 or length checks it had before), and for a composite checksum whose part size a HEAD of
+ * part 1 does not give.
+ */
+async function objectChecksum(client: Pick<S3Client, 'send'>, location: S3Location, versionId: string | undefined, idleTimeoutMs: number): Promise<ObjectChecksum | undefined> {
+  const ask = async (): Promise<ObjectChecksum | undefined> => {
+    const { HeadObjectCommand } = await loadS3Sdk();
+    const head = (await client.send(
+      new HeadObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: versionId, ChecksumMode: 'ENABLED' }),
+    )) as HeadObjectCommandOutput;
+    for (const algorithm of CRC_ALGORITHMS) {
+      const value = head[`Checksum${algorithm}`];
+      if (typeof value !== 'string' || value === '') continue;
+      const parts = Number(/-(\d+)$/.exec(value)?.[1] ?? 0);
+      if (head.ChecksumType !== 'COMPOSITE' && parts === 0) return { algorithm, value, etag: head.ETag };
+      if (parts === 0) return undefined;
+      const first = (await client.send(
+        new HeadObjectCommand({ Bucket: location.bucket, Key: location.key, VersionId: head.VersionId ?? versionId, PartNumber: 1, IfMatch: head.ETag }),
+      )) as HeadObjectCommandOutput;
+      const partBytes = first.ContentLength;
+      const total = head.ContentLength;
+      // Parts of one size but the last is how the SDK's and the CLI's uploads split an object; any other split cannot be checked.
+      if (partBytes === undefined || total === undefined || partBytes <= 0 || Math.ceil(total / partBytes) !== parts) return undefined;
+      return { algorithm, value, etag: head.ETag, partBytes, parts };
+    }
+    return undefined;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), idleTimeoutMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([ask().catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 interface Part {
@@ -638,20 +712,41 @@ async function fetchInRanges(client: Pick<S3Client, 'send'>, job: RangedFetch): 
   }
   const fd = await new Promise<number>((resolve, reject) => openFd(job.file, 'w', (error, opened) => (error ? reject(error) : resolve(opened))));
   const abort = new AbortController();
-  const expectedMd5 = plainMd5Of(response);
+  // Each range's GET and stream listen on the signal, and the SDK keeps its listener until the
+  // download ends: past ten parts Node warned of a leak (MaxListenersExceededWarning) in the log.
+  setMaxListeners(2 * parts.length + 16, abort.signal);
+  // A CRC of the same object (same ETag) is checked part by part; otherwise a plain MD5 ETag is.
+  const checksum = job.checksum !== undefined && job.checksum.etag === response.ETag ? job.checksum : undefined;
+  const crcs = checksum === undefined ? undefined : new SegmentCrcs(job.file, checksum.algorithm);
+  const expectedMd5 = crcs ? undefined : plainMd5Of(response);
   const hasher = expectedMd5 === undefined ? undefined : new PrefixHasher(job.file);
   try {
     await new Promise<void>((resolve, reject) => ftruncate(fd, objectSize, (error) => (error ? reject(error) : resolve())));
     const done = new Array<boolean>(parts.length).fill(false);
     let prefixPart = 0;
     const partDone = (index: number) => {
+      if (crcs) {
+        // Split where the upload's parts meet, for a composite checksum (which has a CRC per part).
+        const step = checksum?.partBytes ?? objectSize;
+        for (let at = parts[index].start; at <= parts[index].end; at = (Math.floor(at / step) + 1) * step) {
+          crcs.add(at, Math.min(parts[index].end + 1, (Math.floor(at / step) + 1) * step));
+        }
+      }
       done[index] = true;
       while (prefixPart < parts.length && done[prefixPart]) prefixPart += 1;
       hasher?.advance(prefixPart === parts.length ? objectSize : parts[prefixPart].start);
     };
     let next = 1;
+    // Once every lane's first GET has answered, the transfer is under way: nothing the caller then
+    // does on this thread delays a request, only the reading of bytes the sockets hold meanwhile.
+    const laneCount = Math.min(job.tuning.concurrency, parts.length);
+    let answered = 1;
+    const answeredOnce = () => {
+      if (++answered === laneCount) job.onTransferStarted?.();
+    };
+    if (laneCount === 1) job.onTransferStarted?.();
     const runPart = async (index: number, first?: Readable): Promise<void> => {
-      await fetchPart(client, job, fd, parts[index], abort.signal, first);
+      await fetchPart(client, job, fd, parts[index], abort.signal, first, index <= laneCount - 1 && index > 0 ? answeredOnce : undefined);
       partDone(index);
     };
     const lane = async (first?: Readable): Promise<void> => {
@@ -666,12 +761,26 @@ async function fetchInRanges(client: Pick<S3Client, 'send'>, job: RangedFetch): 
         throw error;
       }),
     );
+
     // Every lane settles before the file is closed: none may write to a closed (or reused) descriptor.
     const settled = await Promise.allSettled(lanes);
     const failed = settled.find((outcome) => outcome.status === 'rejected' && (outcome.reason as { name?: unknown })?.name !== 'AbortError');
     const anyFailed = failed ?? settled.find((outcome) => outcome.status === 'rejected');
     if (anyFailed) throw (anyFailed as PromiseRejectedResult).reason;
     verifyLength(progress.bytes, objectSize, uri);
+    if (crcs && checksum) {
+      const segments = await crcs.all();
+      const computed =
+        checksum.partBytes === undefined
+          ? crcToBase64(checksum.algorithm, fullObjectCrc(checksum.algorithm, segments))
+          : compositeChecksum(checksum.algorithm, segments, objectSize, checksum.partBytes);
+      if (computed !== checksum.value) {
+        throw new ModelFetchError(
+          'Corrupt',
+          `The download of ${uri} is corrupt: its ${checksum.algorithm} is ${computed} but S3 says ${checksum.value}; the file was deleted, fetch again.`,
+        );
+      }
+    }
     if (hasher && expectedMd5 !== undefined) {
       const md5 = await hasher.digest();
       if (md5 !== expectedMd5) {
@@ -681,6 +790,7 @@ async function fetchInRanges(client: Pick<S3Client, 'send'>, job: RangedFetch): 
   } finally {
     abort.abort();
     hasher?.stop();
+    crcs?.stop();
     await new Promise<void>((resolve) => closeFd(fd, () => resolve()));
   }
 }
@@ -695,13 +805,24 @@ function retryable(error: unknown): boolean {
 }
 
 /** One range into its place in the file, resumed from where it stopped after a retryable failure. */
-async function fetchPart(client: Pick<S3Client, 'send'>, job: RangedFetch, fd: number, part: Part, signal: AbortSignal, firstBody?: Readable): Promise<void> {
+async function fetchPart(
+  client: Pick<S3Client, 'send'>,
+  job: RangedFetch,
+  fd: number,
+  part: Part,
+  signal: AbortSignal,
+  firstBody?: Readable,
+  onAnswer?: () => void,
+): Promise<void> {
   const cursor = { position: part.start };
   let body = firstBody;
+  let answered = onAnswer;
   for (let attempt = 1; ; attempt++) {
     try {
       if (!body) {
         body = await getRange(client, job, cursor.position, part.end, signal);
+        answered?.();
+        answered = undefined;
       }
       const stream = body;
       const abortStream = () => stream.destroy(Object.assign(new Error('aborted: another range failed'), { name: 'AbortError' }));
@@ -879,6 +1000,10 @@ function toModelFetchError(error: unknown, context: FailureContext): ModelFetchE
   const object = versionId === undefined ? uri : `version ${versionId} of ${uri}`;
   const make = (fetchCode: ModelFetchErrorCode, message: string) => new ModelFetchError(fetchCode, message, { cause: error });
 
+  // The SDK's own check of a whole-object GET's checksum (ChecksumMode ENABLED).
+  if (/^Checksum mismatch/.test(messageOf(error))) {
+    return make('Corrupt', `The download of ${uri} is corrupt: ${messageOf(error)}; the file was deleted, fetch again.`);
+  }
   if (name === 'NoSuchKey') {
     return make('NotFound', `${uri} does not exist (NoSuchKey). Check MODEL_S3_URI and that the model was uploaded.`);
   }

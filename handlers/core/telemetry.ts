@@ -26,26 +26,38 @@ const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = 
   [METRIC.INFERENCE_MS]: MetricUnit.Milliseconds,
 };
 
+/** Powertools' Metrics, with its own verdict on whether it is disabled (protected there) made readable. */
+class HandlerMetrics extends Metrics {
+  get disabledByEnvironment(): boolean {
+    return this.isDisabled();
+  }
+}
+
 export function createTelemetry(modelName: string): Telemetry {
   const serviceName = process.env[ENV.POWERTOOLS_SERVICE_NAME] || 'cdk-serverless-inference';
   const logger = new Logger({ serviceName, persistentKeys: { [METRIC_DIMENSION.MODEL]: modelName } });
-  const metrics = new Metrics({
+  const metrics = new HandlerMetrics({
     namespace: process.env[ENV.POWERTOOLS_METRICS_NAMESPACE] || METRICS_NAMESPACE,
     serviceName,
     defaultDimensions: { [METRIC_DIMENSION.MODEL]: modelName },
   });
-  let pending = false;
+  // Powertools reads process.env and its invocation store on every addMetric (a few microseconds
+  // each): the figures wait here and reach it only at flush, and not at all when it is disabled
+  // (POWERTOOLS_METRICS_DISABLED, read once when Metrics is created), when it would discard them.
+  if (metrics.disabledByEnvironment) {
+    return { logger, record() {}, flush() {} };
+  }
+  const pending: Array<[MetricName, number]> = [];
   return {
     logger,
     record(name, value) {
-      metrics.addMetric(name, UNITS[name], value);
-      pending = true;
+      pending.push([name, value]);
     },
     flush() {
-      if (pending) {
-        metrics.publishStoredMetrics();
-        pending = false;
-      }
+      if (pending.length === 0) return;
+      for (const [name, value] of pending) metrics.addMetric(name, UNITS[name], value);
+      pending.length = 0;
+      metrics.publishStoredMetrics();
     },
   };
 }

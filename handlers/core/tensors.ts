@@ -108,16 +108,17 @@ export function readShape(raw: unknown, what: string): number[] {
  */
 export function checkShapeAgainstModel(shape: readonly number[], spec: TensorSpec, symbols: Map<string, number>): void {
   const model = spec.shape;
-  const describe = () => `[${model.map((d) => (typeof d === 'string' ? d : d < 0 ? '?' : d)).join(',')}]`;
   if (shape.length !== model.length) {
-    throw badRequest(`input '${spec.name}': the model expects shape ${describe()} (rank ${model.length}), got: [${shape.join(',')}]`);
+    throw badRequest(`input '${spec.name}': the model expects shape ${describeShape(model)} (rank ${model.length}), got: [${shape.join(',')}]`);
   }
-  model.forEach((dim, i) => {
+  // A plain loop, no closures: the bundle keeps function names, which costs a call per closure made.
+  for (let i = 0; i < model.length; i++) {
+    const dim = model[i];
     if (typeof dim === 'number') {
       if (dim >= 0 && dim !== shape[i]) {
-        throw badRequest(`input '${spec.name}': the model expects shape ${describe()}, got: [${shape.join(',')}] (dimension ${i})`);
+        throw badRequest(`input '${spec.name}': the model expects shape ${describeShape(model)}, got: [${shape.join(',')}] (dimension ${i})`);
       }
-      return;
+      continue;
     }
     const bound = symbols.get(dim);
     if (bound === undefined) {
@@ -125,7 +126,11 @@ export function checkShapeAgainstModel(shape: readonly number[], spec: TensorSpe
     } else if (bound !== shape[i]) {
       throw badRequest(`input '${spec.name}': dimension '${dim}' is ${shape[i]} here but ${bound} in another input`);
     }
-  });
+  }
+}
+
+function describeShape(model: TensorSpec['shape']): string {
+  return `[${model.map((d) => (typeof d === 'string' ? d : d < 0 ? '?' : d)).join(',')}]`;
 }
 
 /**

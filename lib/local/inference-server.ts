@@ -131,7 +131,13 @@ function eventBody(body: Buffer, contentType: string | undefined): { body: strin
   return type === BINARY_TENSOR_CONTENT_TYPE ? { body: body.toString('base64'), isBase64Encoded: true } : { body: body.toString('utf8'), isBase64Encoded: false };
 }
 
-function proxyEvent(method: string, url: URL, headers: Record<string, string>, body: { body: string | null; isBase64Encoded: boolean }, requestId: string) {
+function proxyEvent(
+  method: string,
+  url: { readonly pathname: string; readonly searchParams: URLSearchParams },
+  headers: Record<string, string>,
+  body: { body: string | null; isBase64Encoded: boolean },
+  requestId: string,
+) {
   return {
     resource: '/{proxy+}',
     path: url.pathname,
@@ -151,7 +157,7 @@ async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: htt
       refuseTooLarge(req, res);
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
@@ -166,6 +172,16 @@ async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: htt
     send(res, 502, { 'Content-Type': 'application/json' }, JSON.stringify({ message: 'Internal server error' }));
   }
 }
+
+/** A plain path: segments of unreserved characters, none empty or dot-only, no query. */
+const PLAIN_PATH = /^(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._~-]+)+$/;
+
+/** What the request asks for: parsed by URL (normalised, percent-encoded as needed), except a plain path, which URL would leave as it is. */
+function requestUrl(raw: string | undefined): { readonly pathname: string; readonly searchParams: URLSearchParams } {
+  return raw !== undefined && PLAIN_PATH.test(raw) ? { pathname: raw, searchParams: NO_PARAMETERS } : new URL(raw ?? '/', 'http://localhost');
+}
+
+const NO_PARAMETERS = new URLSearchParams();
 
 /** The Content-Length a request announces (0 when it has none, as with a chunked body). */
 function declaredLength(req: http.IncomingMessage): number {
@@ -227,6 +243,7 @@ function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse): vo
 }
 
 function send(res: http.ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer): void {
-  res.writeHead(status, headers);
+  // With its length known, as API Gateway sends it, the answer goes out whole, without chunked framing.
+  res.writeHead(status, { ...headers, 'Content-Length': String(typeof body === 'string' ? Buffer.byteLength(body) : body.length) });
   res.end(body);
 }

@@ -1,7 +1,8 @@
 /**
  * A loopback HTTP proxy in front of the local S3 server that records what crosses the wire and can
  * break the answer to a GET: cut the connection, stop sending (for good, or until released), flip
- * a byte, rewrite headers, or never answer.
+ * a byte, rewrite headers, or never answer. It can also add headers to HEAD answers: the object
+ * checksums (and a part's size) that s3rver does not keep.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -41,6 +42,8 @@ export interface FaultProxy {
   readonly gets: string[];
   /** Applies to GET requests until changed. */
   fault: Fault | undefined;
+  /** Headers to add to or replace in the answer to a HEAD request, by its URL; until changed. */
+  headHeaders: ((url: string) => Record<string, string> | undefined) | undefined;
   /** How many answers are held (`holdAfterBytes`) right now. */
   readonly heldCount: number;
   /** The Range header of every GET so far (`''` when it had none); clear it with `ranges.length = 0`. */
@@ -66,6 +69,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       return this.requests.filter((r) => r.method === 'GET').map((r) => r.url);
     },
     fault: undefined,
+    headHeaders: undefined,
     ranges: [],
     get maxConcurrentGets() {
       return maxActiveGets;
@@ -112,7 +116,8 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       const status = upstream.statusCode ?? 502;
       seen.status = status;
       const faulty = status === 200 || status === 206 ? fault : undefined;
-      res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders });
+      const extra = req.method === 'HEAD' && status === 200 ? proxy.headHeaders?.(req.url ?? '') : undefined;
+      res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders, ...extra });
       let offset = 0;
       let holding = faulty?.holdAfterBytes;
       upstream.on('data', (data: Buffer) => {
