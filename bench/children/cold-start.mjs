@@ -42,5 +42,5 @@ const answered = since();
 const status = readFileSync('/proc/self/status', 'utf8');
 const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
 const memory = { rssAnon: kb('RssAnon'), rssFile: kb('RssFile'), maxRss: process.resourceUsage().maxRSS * 1024 };
-process.stdout.write(`BENCH_RESULT ${JSON.stringify({ started, ready, answered, answer, memory })}\n`);
-process.exit(0);
+// Exits once the line is flushed: a pipe takes 64 KiB at a time, and a large model's answer is longer.
+process.stdout.write(`BENCH_RESULT ${JSON.stringify({ started, ready, answered, answer, memory })}\n`, () => process.exit(0));
