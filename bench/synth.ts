@@ -85,7 +85,7 @@ export const synth: Bench = {
       method:
         `Wall time from spawn() to exit, measured by the bench, of each command in the repository; ${runs} runs each, ` +
         'interleaved, for the CLI commands (min / median / max). The synth is of the demo app of `cdk.json` ' +
-        '(`npx tsx demo/app.ts`: six stacks, cdk-nag as a gate) into a new folder each time. ' +
+        '(`npx tsx demo/app.ts`: every demo stack, cdk-nag as a gate) into a new folder each time. ' +
         (ctx.quick ? 'The unit-test suite is left out of a `--quick` run.' : 'The unit-test suite ran once, as `npm test` runs it (without the build).'),
       tables: [{ columns: ['command', 'time min / median / max (ms)', 'vs baseline (median)', 'over baseline (ms)'], rows }],
       notes: [
