@@ -1,16 +1,14 @@
 // One model fetch from S3 in a fresh process, by the handler's fetchS3Model (the chunk the Lambda
 // bundle runs) or by a naive loader; prints its time and the process's peak RSS.
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fetchS3ModelLoader, reportTimedFetch } from './timed-fetch.mjs';
 
 const dest = process.env.BENCH_DEST_DIR;
 let load;
 if (process.env.BENCH_LOADER === 'fetchS3Model') {
-  const chunks = new URL('../../assets/handlers/inference/chunks/', import.meta.url);
-  const chunk = readdirSync(chunks).find((f) => /^s3-model-.*\.mjs$/.test(f));
-  const { fetchS3Model } = await import(new URL(chunk, chunks).href);
-  load = async (uri, dir) => (await fetchS3Model({ uri, cacheDir: dir })).path;
+  load = await fetchS3ModelLoader();
 } else {
   const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
   // GetObject, the whole body gathered into one Buffer, written with writeFile: the loader many
@@ -32,13 +30,4 @@ if (process.env.BENCH_LOADER === 'fetchS3Model') {
   };
 }
 
-// A tiny object first: the SDK's code gets loaded and compiled before the clock starts, so the
-// timed fetch compares downloads rather than module loading (each loader loads a different SDK build).
-await load(process.env.BENCH_WARM_URI, path.join(dest, 'warm'));
-const rssBefore = process.memoryUsage().rss;
-const t = process.hrtime.bigint();
-const file = await load(process.env.BENCH_URI, path.join(dest, 'model'));
-const ms = Number(process.hrtime.bigint() - t) / 1e6;
-const peakRss = process.resourceUsage().maxRSS * 1024;
-process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ms, bytes: statSync(file).size, rssBefore, peakRss })}\n`);
-process.exit(0);
+await reportTimedFetch(load, dest);

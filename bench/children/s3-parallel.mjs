@@ -3,10 +3,11 @@
 // BENCH_LOADER: `one-stream` (fetchS3Model with MODEL_S3_CONCURRENCY=1: one GetObject stream),
 // `parallel` (fetchS3Model's parallel ranges, its defaults) or `raw` (the same ranges by node:http,
 // no SDK, no checks: the transfer floor).
-import { close, ftruncate, mkdirSync, open, readdirSync, statSync, write } from 'node:fs';
+import { close, ftruncate, mkdirSync, open, write } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { fetchS3ModelLoader, reportTimedFetch } from './timed-fetch.mjs';
 
 const dest = process.env.BENCH_DEST_DIR;
 const loader = process.env.BENCH_LOADER;
@@ -59,17 +60,7 @@ if (loader === 'raw') {
   };
 } else {
   if (loader === 'one-stream') process.env.MODEL_S3_CONCURRENCY = '1';
-  const chunks = new URL('../../assets/handlers/inference/chunks/', import.meta.url);
-  const chunk = readdirSync(chunks).find((f) => /^s3-model-.*\.mjs$/.test(f));
-  const { fetchS3Model } = await import(new URL(chunk, chunks).href);
-  load = async (uri, dir) => (await fetchS3Model({ uri, cacheDir: dir })).path;
+  load = await fetchS3ModelLoader();
 }
 
-await load(process.env.BENCH_WARM_URI, path.join(dest, 'warm'));
-const rssBefore = process.memoryUsage().rss;
-const t = process.hrtime.bigint();
-const file = await load(process.env.BENCH_URI, path.join(dest, 'model'));
-const ms = Number(process.hrtime.bigint() - t) / 1e6;
-const peakRss = process.resourceUsage().maxRSS * 1024;
-process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ms, bytes: statSync(file).size, rssBefore, peakRss })}\n`);
-process.exit(0);
+await reportTimedFetch(load, dest);
