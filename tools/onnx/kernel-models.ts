@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { attr, buildOnnxModel, buildOnnxModelPrefix, type OnnxModelSpec } from './model-builder';
-import { mulberry32 } from './models';
+import { mulberry32, randomFloat32s } from './models';
 
 /** A row-major matrix. */
 export interface Matrix {
@@ -16,10 +16,6 @@ export interface Matrix {
 
 function randomInts(random: () => number, count: number, min: number, max: number): number[] {
   return Array.from({ length: count }, () => min + Math.floor(random() * (max - min + 1)));
-}
-
-function randomFloat32s(random: () => number, count: number, scale: number): number[] {
-  return Array.from({ length: count }, () => Math.fround((random() * 2 - 1) * scale));
 }
 
 /** `a · b` accumulated in float64 (the references' rounding is then the runtime's only error). */

@@ -18,7 +18,7 @@ export function mulberry32(seed: number): () => number {
 }
 
 /** `count` float32-representable numbers uniform in [-scale, scale). */
-function randomFloat32s(random: () => number, count: number, scale: number): number[] {
+export function randomFloat32s(random: () => number, count: number, scale: number): number[] {
   return Array.from({ length: count }, () => Math.fround((random() * 2 - 1) * scale));
 }
 
