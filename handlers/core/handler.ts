@@ -195,14 +195,13 @@ export class InferenceService<M extends BackendModel> {
   }
 
   private async http(request: HttpRequest, requestId: string): Promise<Outcome> {
-    const json = (status: number, body: unknown): Outcome => ({ http: this.json(status, body) });
     try {
       const route = matchRoute(request.method, request.path, { name: this.config.modelName, version: this.config.modelVersion });
       switch (route.kind) {
         case 'server-live':
-          return json(200, { live: true });
+          return this.jsonOutcome(200, { live: true });
         case 'server-metadata':
-          return json(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
+          return this.jsonOutcome(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
         case 'server-ready':
         case 'model-ready': {
           // The protocol answers readiness with the status code: 200 ready, 4xx not. While a failed
@@ -210,12 +209,12 @@ export class InferenceService<M extends BackendModel> {
           const error = await this.loadError();
           const ready = error === undefined;
           const body = route.kind === 'model-ready' ? { name: this.config.modelName, ready } : { ready };
-          if (ready) return json(200, body);
+          if (ready) return this.jsonOutcome(200, body);
           this.telemetry.logger.warn('model not ready', { requestId, error: error.message });
-          return json(400, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
+          return this.jsonOutcome(400, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
         }
         case 'model-metadata':
-          return json(200, {
+          return this.jsonOutcome(200, {
             name: this.config.modelName,
             versions: [this.config.modelVersion],
             ...this.backend.metadata(await this.model()),
@@ -319,6 +318,10 @@ export class InferenceService<M extends BackendModel> {
     const outputs = (value as { outputs?: unknown } | null)?.outputs;
     const binary = Array.isArray(outputs) ? outputs.map(binaryDataOf).filter((b): b is Buffer => b !== undefined) : [];
     return binary.length > 0 ? binaryResponse(200, stringifyJson(value), binary) : this.json(200, value);
+  }
+
+  private jsonOutcome(status: number, body: unknown): Outcome {
+    return { http: this.json(status, body) };
   }
 
   private json(status: number, body: unknown): HttpResponse {
