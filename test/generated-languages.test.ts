@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './support/handler';
+
+/*
+ * What `npm run build` generates for the other languages (jsii-pacmak, with jsii-rosetta's
+ * translations of the examples), checked with those languages' own tools where this machine has
+ * them.
+ */
+
+const ROOT = path.resolve(__dirname, '..');
+const LANGS = path.join(ROOT, 'dist-langs');
+const PYTHON_README = path.join(LANGS, 'python', 'README.md');
+const PYTHON_MODULE = path.join(LANGS, 'python', 'src', 'cdk_serverless_inference', '__init__.py');
+const GO_DIR = path.join(LANGS, 'go');
+const GO_README = path.join(GO_DIR, 'cdkserverlessinference', 'README.md');
+
+function built(file: string): string {
+  if (!fs.existsSync(file)) throw new Error(`${path.relative(ROOT, file)} is missing: run \`npm run build\` first`);
+  return file;
+}
+
+/** The fenced blocks of a markdown text, with their info string. */
+function fencedBlocks(markdown: string): Array<{ info: string; code: string }> {
+  const blocks: Array<{ info: string; code: string }> = [];
+  for (const m of markdown.matchAll(/^```(.*)\n([\s\S]*?)^```\s*$/gm)) blocks.push({ info: m[1].trim(), code: m[2] });
+  return blocks;
+}
+
+/** A TypeScript import or declaration line, which a translated example no longer has. */
+const TYPESCRIPT_LINE = /^\s*(import \{.*\} from '|import \* as \w+ from '|const \w+ = new |new \w+\(this, )/m;
+
+describe('the Python package', () => {
+  it('README: every ```python block is Python (python3 compiles it), the TypeScript ones are fenced as such', () => {
+    const blocks = fencedBlocks(fs.readFileSync(built(PYTHON_README), 'utf8'));
+    const python = blocks.filter((b) => b.info === 'python');
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(python.length).toBe(readme.match(/^```ts\s*$/gm)?.length);
+    const dir = tempDir('csi-python-readme-');
+    for (const [i, b] of python.entries()) fs.writeFileSync(path.join(dir, `block_${i}.py`), b.code);
+    // compileall exits non-zero, naming the file and line, on the first block that is not Python.
+    execFileSync('python3', ['-m', 'compileall', '-q', dir], { encoding: 'utf8' });
+    for (const b of python) expect(b.code).not.toMatch(TYPESCRIPT_LINE);
+    // The code that stays TypeScript (a hooks file) keeps its own label.
+    expect(blocks.filter((b) => b.info === 'TS').length).toBe(readme.match(/^```TS\s*$/gm)?.length);
+  });
+
+  it('docstrings: the examples are translated (snake_case, no TypeScript)', () => {
+    const source = fs.readFileSync(built(PYTHON_MODULE), 'utf8');
+    const examples = [...source.matchAll(/^(\s*)Example::\n\n([\s\S]*?)^\s*'''/gm)].map((m) => m[2]);
+    expect(examples.length).toBeGreaterThanOrEqual(2);
+    for (const example of examples) expect(example).not.toMatch(TYPESCRIPT_LINE);
+    expect(source).toContain('endpoint.grant_invoke(backend_role)');
+  });
+});
+
+describe('the Go package', () => {
+  it('README: the examples are Go', () => {
+    const blocks = fencedBlocks(fs.readFileSync(built(GO_README), 'utf8'));
+    const go = blocks.filter((b) => b.info === 'go');
+    expect(go.length).toBeGreaterThan(10);
+    for (const b of go) {
+      expect(b.code).not.toMatch(TYPESCRIPT_LINE);
+      expect(b.code).toMatch(/cdkserverlessinference\./);
+    }
+  });
+});
