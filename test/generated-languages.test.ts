@@ -2,12 +2,13 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatGoSources, goFiles, hasGofmt, trimTrailingBlankLines } from '../scripts/format-go';
 import { tempDir } from './support/handler';
 
 /*
  * What `npm run build` generates for the other languages (jsii-pacmak, with jsii-rosetta's
  * translations of the examples), checked with those languages' own tools where this machine has
- * them.
+ * them: python3 always, gofmt when Go is installed.
  */
 
 const ROOT = path.resolve(__dirname, '..');
@@ -65,5 +66,41 @@ describe('the Go package', () => {
       expect(b.code).not.toMatch(TYPESCRIPT_LINE);
       expect(b.code).toMatch(/cdkserverlessinference\./);
     }
+  });
+
+  it('every source ends with one newline, no blank line after it', () => {
+    const files = goFiles(built(GO_DIR));
+    expect(files.length).toBeGreaterThan(50);
+    const untidy = files.filter((f) => fs.readFileSync(f, 'utf8') !== trimTrailingBlankLines(fs.readFileSync(f, 'utf8')));
+    expect(untidy.map((f) => path.relative(GO_DIR, f))).toEqual([]);
+  });
+
+  it.skipIf(!hasGofmt())('gofmt -l lists no file', () => {
+    expect(execFileSync('gofmt', ['-l', built(GO_DIR)], { encoding: 'utf8' })).toBe('');
+  });
+});
+
+describe('scripts/format-go.ts', () => {
+  // As jsii-pacmak writes a file: a blank line at the end, map keys not aligned.
+  const pacmakStyle = 'package x\n\nvar m = map[string]int{\n\t"A": 1,\n\t"BBB": 2,\n}\n\n';
+
+  it('without gofmt, drops the trailing blank line and nothing else', () => {
+    const dir = tempDir('csi-format-go-');
+    fs.mkdirSync(path.join(dir, 'pkg'));
+    fs.writeFileSync(path.join(dir, 'pkg', 'a.go'), pacmakStyle);
+    fs.writeFileSync(path.join(dir, 'pkg', 'b.go'), 'package x\n');
+    fs.writeFileSync(path.join(dir, 'pkg', 'go.mod'), 'module x\n\n');
+    const result = formatGoSources(dir, false);
+    expect(result).toEqual({ tool: 'trim', changed: [path.join(dir, 'pkg', 'a.go')] });
+    expect(fs.readFileSync(path.join(dir, 'pkg', 'a.go'), 'utf8')).toBe(pacmakStyle.slice(0, -1));
+    expect(fs.readFileSync(path.join(dir, 'pkg', 'go.mod'), 'utf8')).toBe('module x\n\n');
+  });
+
+  it.skipIf(!hasGofmt())('with gofmt, formats the whole file', () => {
+    const dir = tempDir('csi-format-go-');
+    fs.writeFileSync(path.join(dir, 'a.go'), pacmakStyle);
+    expect(formatGoSources(dir, true)).toEqual({ tool: 'gofmt', changed: [path.join(dir, 'a.go')] });
+    expect(fs.readFileSync(path.join(dir, 'a.go'), 'utf8')).toBe('package x\n\nvar m = map[string]int{\n\t"A":   1,\n\t"BBB": 2,\n}\n');
+    expect(execFileSync('gofmt', ['-l', dir], { encoding: 'utf8' })).toBe('');
   });
 });
