@@ -57,6 +57,45 @@ describe('the Python package', () => {
   });
 });
 
+describe('the npm tarball that every language package embeds', () => {
+  const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+  const TARBALL = path.join(LANGS, 'js', `${PKG.name}@${PKG.version}.jsii.tgz`);
+  /** Where a budget is passed, say what grew: `npm pack --dry-run` lists the files and their sizes. */
+  const BUDGET_BYTES = 36 * 1024 * 1024;
+
+  it('holds what the constructs load at synth, and no compiled handler module', () => {
+    const files = execFileSync('tar', ['tzf', built(TARBALL)], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+      .split('\n')
+      .filter(Boolean)
+      .map((f) => f.replace(/^package\//, ''));
+    for (const handler of ['inference', 'warmer', 'model-loader', 'pre-traffic-check', 'sagemaker-proxy', 'hooks-api', 'core']) {
+      expect(files).toContain(`assets/handlers/${handler}/index.mjs`);
+    }
+    for (const file of [
+      'assets/layers/onnxruntime-layers.json',
+      'assets/layers/onnxruntime-node-x86_64.zip',
+      'assets/layers/onnxruntime-node-arm64.zip',
+      'assets/local/lambda-runtime.mjs',
+      'node_modules/esbuild-wasm/esbuild.wasm',
+      '.jsii',
+      'dist/lib/index.js',
+      'dist/handlers/core/index.d.ts',
+      'bin/cdk-serverless-inference.js',
+    ]) {
+      expect(files).toContain(file);
+    }
+    // The ./handler export resolves to the bundle in assets/; the compiled modules are never loaded.
+    expect(files.filter((f) => f.startsWith('dist/handlers/') && f.endsWith('.js'))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.map') || /(^|\/)test\//.test(f) || f.endsWith('.tsbuildinfo'))).toEqual([]);
+    // The layers are zips only: not also as folders.
+    expect(files.filter((f) => f.startsWith('assets/layers/') && f.split('/').length > 3)).toEqual([]);
+  });
+
+  it(`stays under ${BUDGET_BYTES / 1024 / 1024} MiB (a Python user downloads it inside the wheel)`, () => {
+    expect(fs.statSync(built(TARBALL)).size).toBeLessThan(BUDGET_BYTES);
+  });
+});
+
 describe('the Go package', () => {
   it('README: the examples are Go', () => {
     const blocks = fencedBlocks(fs.readFileSync(built(GO_README), 'utf8'));
