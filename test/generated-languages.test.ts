@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,6 +46,21 @@ describe('the Python package', () => {
     for (const b of python) expect(b.code).not.toMatch(TYPESCRIPT_LINE);
     // The code that stays TypeScript (a hooks file) keeps its own label.
     expect(blocks.filter((b) => b.info === 'TS').length).toBe(readme.match(/^```TS\s*$/gm)?.length);
+  });
+
+  it("README and docstrings: every name an example takes from the module exists in it (rosetta's Python names)", () => {
+    const readmeBlocks = fencedBlocks(fs.readFileSync(built(PYTHON_README), 'utf8')).filter((b) => b.info === 'python');
+    const docstringExamples = [...fs.readFileSync(built(PYTHON_MODULE), 'utf8').matchAll(/^( *)Example::\n\n([\s\S]*?)^\s*'''/gm)].map((m) =>
+      m[2].replace(new RegExp(`^${m[1]}    `, 'gm'), ''),
+    );
+    const dir = tempDir('csi-python-names-');
+    const files = [...readmeBlocks.map((b) => b.code), ...docstringExamples].map((code, i) => {
+      const file = path.join(dir, `example_${i}.py`);
+      fs.writeFileSync(file, code);
+      return file;
+    });
+    const checked = spawnSync('python3', [path.join(ROOT, 'test', 'support', 'python', 'check_names.py'), PYTHON_MODULE, ...files], { encoding: 'utf8' });
+    expect(checked.status, `${checked.stdout}${checked.stderr}`).toBe(0);
   });
 
   it('docstrings: the examples are translated (snake_case, no TypeScript)', () => {
