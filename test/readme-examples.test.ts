@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readManifest } from '../lib/private/onnxruntime-manifest';
 import { tempDir } from './support/handler';
 import { ROOT, checkExamples, extractExamples, formatFailures } from './support/readme-examples';
 
@@ -13,6 +14,21 @@ describe('README examples', () => {
     expect(examples.filter((e) => e.kind !== 'skip').length).toBeGreaterThan(examples.length / 2);
     const failures = checkExamples(examples, tempDir('csi-readme-'));
     expect(failures.length, formatFailures(failures)).toBe(0);
+  });
+});
+
+describe('the README on onnxruntime-node', () => {
+  it("names the ONNX Runtime layer's exact version wherever it installs onnxruntime-node, and saves it exact", () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const layerVersion = readManifest().onnxruntimeVersion;
+    const named = [...readme.matchAll(/onnxruntime-node@([^\s`'"]+)/g)].map((m) => m[1]);
+    expect(named.length).toBeGreaterThan(0);
+    // Not a range: `^1.30` installs the registry's newest 1.x, which synth cannot precompile with.
+    expect(named.filter((v) => v !== layerVersion)).toEqual([]);
+    // Without --save-exact, npm writes `^x.y.z` into the app's package.json, and a fresh install moves on.
+    const installs = readme.split('\n').filter((line) => /\bnpm (install|i)\b.*onnxruntime-node@/.test(line));
+    expect(installs.length).toBeGreaterThan(0);
+    expect(installs.filter((line) => !/\bnpm (install|i)\b[^`]* (-E|--save-exact)\b/.test(line))).toEqual([]);
   });
 });
 
