@@ -268,6 +268,9 @@ describe("serve's log level", () => {
     const r = await runCli(['serve', '--model', writeModel(mlp.bytes), '--log-level', 'loud']);
     expect(r.code).toBe(1);
     expect(r.output).toContain('--log-level must be one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, SILENT, got: loud');
+    const fromEnv = await runCli(['serve', '--model', writeModel(mlp.bytes)], { env: { ...userEnv, POWERTOOLS_LOG_LEVEL: 'loud' } });
+    expect(fromEnv.code).toBe(1);
+    expect(fromEnv.output).toContain('POWERTOOLS_LOG_LEVEL must be one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, SILENT, got: loud');
   });
 
   it('says so in --help', async () => {

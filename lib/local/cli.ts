@@ -147,7 +147,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
   }
   const logLevel = args['log-level'] ?? process.env.POWERTOOLS_LOG_LEVEL ?? DEFAULT_LOG_LEVEL;
   if (!LOG_LEVELS.includes(logLevel.toUpperCase())) {
-    console.error(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got: ${logLevel}`);
+    console.error(`${args['log-level'] !== undefined ? '--log-level' : 'POWERTOOLS_LOG_LEVEL'} must be one of ${LOG_LEVELS.join(', ')}, got: ${logLevel}`);
     return 1;
   }
   const workerArgs = workerSettings(args);
@@ -308,7 +308,7 @@ function resolvePackageDir(name: string, paths: string[]): string | undefined {
  * The handler's answer on a model it cannot load, without when it would try again (in N s, or on
  * the next request): true of a deployed function, not of serve, which ends instead.
  */
-export function withoutRetry(reason: string): string {
+function withoutRetry(reason: string): string {
   return reason.replace(/; (?:the next attempt to load it is in \d+ s|the next request retries the load)\b/, '');
 }
 
