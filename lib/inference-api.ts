@@ -478,6 +478,7 @@ export class InferenceApi extends Construct {
     this.modelName = props.modelName ?? DEFAULT_MODEL_NAME;
     this.modelVersion = props.modelVersion ?? DEFAULT_MODEL_VERSION;
     const stageName = props.stageName ?? DEFAULT_STAGE_NAME;
+    const binaryTypes = binaryMediaTypes(props);
     const rateLimit = props.throttlingRateLimit ?? DEFAULT_RATE_LIMIT;
     const burstLimit = props.throttlingBurstLimit ?? DEFAULT_BURST_LIMIT;
     validateProps(this, props, this.modelName, stageName, rateLimit, burstLimit);
@@ -493,10 +494,7 @@ export class InferenceApi extends Construct {
       restApiName: Names.uniqueResourceName(this, { maxLength: 128 }),
       description: props.description ?? `Open Inference Protocol API of the model ${this.modelName}`,
       endpointConfiguration: { types: [props.endpointType ?? apigw.EndpointType.REGIONAL] },
-      // Bodies of the binary tensor data extension reach the function base64-encoded, unchanged;
-      // the request model (application/json) does not apply to them. A client that wants a binary
-      // answer sends `Accept: application/octet-stream`, so that API Gateway decodes it.
-      binaryMediaTypes: [BINARY_TENSOR_CONTENT_TYPE],
+      binaryMediaTypes: binaryTypes,
       // The account-wide role is opt-in (see `cloudWatchRole`), not a side effect of every API.
       cloudWatchRole: false,
       defaultCorsPreflightOptions: props.cors,
@@ -531,6 +529,7 @@ export class InferenceApi extends Construct {
 
     this.addRoutes(routeIntegrations(this, props), auth);
     this.addErrorResponses(props.cors);
+    this.passPreflightsAsText(binaryTypes);
 
     if (props.cloudWatchRole) {
       this.cloudWatchRole = this.setAccountCloudWatchRole();
@@ -640,6 +639,23 @@ export class InferenceApi extends Construct {
     add(version.addResource('infer'), 'POST', InferenceRoute.INFER, withVersion);
   }
 
+  /**
+   * With every media type binary, API Gateway fails the CORS preflight's mock integration (a 500,
+   * "Unable to transform request") unless its payloads are converted to text. A new deployment
+   * follows the change, as it does a change of the binary media types.
+   */
+  private passPreflightsAsText(binaryTypes: readonly string[]): void {
+    this.restApi.latestDeployment?.addToLogicalId({ binaryMediaTypes: binaryTypes });
+    if (!binaryTypes.includes(EVERY_MEDIA_TYPE)) return;
+    for (const method of this.restApi.methods) {
+      if (method.httpMethod !== 'OPTIONS') continue;
+      const cfn = method.node.defaultChild as apigw.CfnMethod;
+      cfn.addPropertyOverride('Integration.ContentHandling', apigw.ContentHandling.CONVERT_TO_TEXT);
+      cfn.addPropertyOverride('Integration.IntegrationResponses.0.ContentHandling', apigw.ContentHandling.CONVERT_TO_TEXT);
+      this.restApi.latestDeployment?.addToLogicalId({ preflight: method.resource.path, contentHandling: apigw.ContentHandling.CONVERT_TO_TEXT });
+    }
+  }
+
   /** API Gateway's own errors in the protocol's shape, so clients parse one error format. */
   private addErrorResponses(cors: apigw.CorsOptions | undefined): void {
     const origins = cors?.allowOrigins ?? [];
@@ -716,6 +732,40 @@ export class InferenceApi extends Construct {
       reason: `The API uses ${chosen}, chosen in InferenceApiProps.authorization, instead of a Cognito user pool.`,
     });
   }
+}
+
+/** Every media type, as `binaryMediaTypes` lists it. */
+const EVERY_MEDIA_TYPE = '*/*';
+
+/**
+ * The REST API's binary media types. A body of a binary media type reaches a Lambda proxy
+ * base64-encoded, its bytes as the client sent them; any other body is decoded as UTF-8 text on
+ * the way, its bytes that are not UTF-8 replaced. Binary tensor data sent without a Content-Type
+ * (as Triton's client sends it) or as `application/json`, and compressed bodies
+ * (`Content-Encoding`), would reach the function changed, and could be answered wrongly. So, with
+ * the Lambda proxy, every media type is binary (`*\/*`), a missing Content-Type included: no body
+ * is decoded as text, and the function reads every body from base64. `*\/*` also matches every
+ * `Accept`, so a binary answer goes back as bytes whatever the client accepts, or none.
+ *
+ * The request validator picks the request model by the Content-Type, not by how the body is
+ * passed on: `application/json` bodies are checked against the model as before (and, API
+ * Gateway taking a request without a Content-Type as `application/json`, its documented default,
+ * bodies without one); bodies of other types are not checked, as before. The trade-offs:
+ * - a JSON body also travels base64-encoded in the invocation, a third larger, within Lambda's
+ *   6 MB request payload: the largest JSON body that fits is about 4.5 MB, as for binary tensor
+ *   data already;
+ * - binary tensor data sent without a Content-Type is then checked as JSON, which it is not (a
+ *   JSON header, then bytes), and refused by the validator with a 400: such a client names a type
+ *   (`application/octet-stream`, as KServe's client does; Triton's client takes it in `headers`);
+ * - the CORS preflight's mock integration must convert its payloads to text (see
+ *   `passPreflightsAsText`).
+ *
+ * Other integrations (`integrations`, such as SageMaker's direct one) keep `application/octet-stream`
+ * only: their mapping templates read JSON bodies as text, and mock integrations fail on binary
+ * payloads.
+ */
+function binaryMediaTypes(props: InferenceApiProps): string[] {
+  return props.integrations === undefined ? [EVERY_MEDIA_TYPE] : [BINARY_TENSOR_CONTENT_TYPE];
 }
 
 /** A Lambda proxy answers every route itself; otherwise the given integrations do. */

@@ -699,9 +699,31 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
 });
 
 describe('binary tensor data', () => {
-  it('lists application/octet-stream as a binary media type, so that API Gateway passes such bodies base64-encoded', () => {
+  it('makes every media type binary in front of the function, so that no body reaches it decoded as text', () => {
     const { template } = setup();
-    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['application/octet-stream'] });
+    // '*/*' covers a missing Content-Type (Triton's client sends none), JSON-typed and compressed bodies.
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['*/*'] });
+  });
+
+  it('keeps application/octet-stream only in front of other integrations, whose mapping templates and mocks read text', () => {
+    const { stack } = newStack();
+    const mock = new apigw.MockIntegration({ requestTemplates: { 'application/json': '{"statusCode": 200}' }, integrationResponses: [{ statusCode: '200' }] });
+    new InferenceApi(stack, 'Inference', { integrations: { integrationFor: () => mock, methodResponsesFor: () => [{ statusCode: '200' }] } });
+    Template.fromStack(stack).hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['application/octet-stream'] });
+  });
+
+  it("converts the CORS preflight mock's payloads to text, which fail as binary", () => {
+    const { template } = setup({ cors: { allowOrigins: ['https://app.example.com'] } });
+    const options = routes(template).filter((r) => r.route.startsWith('OPTIONS '));
+    expect(options.length).toBeGreaterThan(0);
+    for (const { route, props } of options) {
+      expect(props.Integration.ContentHandling, route).toBe('CONVERT_TO_TEXT');
+      expect(props.Integration.IntegrationResponses[0].ContentHandling, route).toBe('CONVERT_TO_TEXT');
+      expect(props.Integration.IntegrationResponses[0].ResponseParameters, route).toBeDefined();
+    }
+    for (const { route, props } of routes(template).filter((r) => !r.route.startsWith('OPTIONS '))) {
+      expect(props.Integration.ContentHandling, route).toBeUndefined();
+    }
   });
 
   it('keeps the request model on application/json only: a binary body is not checked against the JSON schema', () => {

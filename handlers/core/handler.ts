@@ -8,7 +8,7 @@ import { METRIC } from '../../contract/metrics';
 import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
-import { type HttpRequest, type HttpResponse, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
+import { type HttpRequest, type HttpResponse, binaryResponse, compressResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks';
 import { stringifyJson } from './json';
 import { checkJsonValueNesting } from './nesting';
@@ -222,7 +222,9 @@ export class InferenceService<M extends BackendModel> {
         case 'infer': {
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
-          const response = answer.json !== undefined ? jsonResponse(200, answer.json) : this.answer(answer.value);
+          // Only the infer answer is compressed: it is the one that can be large, and the one
+          // Triton's client asks compressed (it reads its other answers, and errors, uncompressed).
+          const response = compressResponse(answer.json !== undefined ? jsonResponse(200, answer.json) : this.answer(answer.value), request.headers['accept-encoding']);
           this.checkAnswerBytes(lambdaPayloadBytes(response, this.config.maxResponseBytes));
           return { http: response, after: this.afterCall(answer, 200) };
         }
