@@ -1,8 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEMO_MODEL_FILE } from '../demo/demo-model';
+import { readManifest } from '../lib/private/onnxruntime-manifest';
 import { tempDir } from './support/handler';
 import { FIXTURES, ROOT, checkExamples, extractExamples, formatFailures, generateFile } from './support/readme-examples';
+import { startServe } from './support/serve';
 
 describe('README examples', () => {
   it('every ```ts block compiles against the library', () => {
@@ -14,6 +17,47 @@ describe('README examples', () => {
     const failures = checkExamples(examples, tempDir('csi-readme-'));
     expect(failures.length, formatFailures(failures)).toBe(0);
   });
+});
+
+describe('the README on onnxruntime-node', () => {
+  it("names the ONNX Runtime layer's exact version wherever it installs onnxruntime-node, and saves it exact", () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const layerVersion = readManifest().onnxruntimeVersion;
+    const named = [...readme.matchAll(/onnxruntime-node@([^\s`'"]+)/g)].map((m) => m[1]);
+    expect(named.length).toBeGreaterThan(0);
+    // Not a range: `^1.30` installs the registry's newest 1.x, which synth cannot precompile with.
+    expect(named.filter((v) => v !== layerVersion)).toEqual([]);
+    // Without --save-exact, npm writes `^x.y.z` into the app's package.json, and a fresh install moves on.
+    const installs = readme.split('\n').filter((line) => /\bnpm (install|i)\b.*onnxruntime-node@/.test(line));
+    expect(installs.length).toBeGreaterThan(0);
+    expect(installs.filter((line) => !/\bnpm (install|i)\b[^`]* (-E|--save-exact)\b/.test(line))).toEqual([]);
+  });
+});
+
+describe("the README's request and answer", () => {
+  it('are what the demo model answers when served, its version included', async () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const example = /```sh\ncurl -s -X POST http:\/\/127\.0\.0\.1:8080\/v2\/models\/demo\/infer [^\n]* -d '([^']*)'\n```\n\n```json\n([^`]*)```/.exec(readme);
+    if (!example) throw new Error("the README's curl request against the demo model, followed by its JSON answer, is gone");
+    const request = JSON.parse(example[1]);
+    const shown = JSON.parse(example[2]) as { outputs: Array<{ data: number[] }> };
+    const served = await startServe(['--model', DEMO_MODEL_FILE, '--name', 'demo', '--port', '0']);
+    try {
+      const r = await fetch(`${served.url}/v2/models/demo/infer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });
+      expect(r.status).toBe(200);
+      const answer = (await r.json()) as typeof shown;
+      // Everything but the values exactly (model name and version, id, output names, datatypes, shapes).
+      const withoutData = (a: typeof shown) => ({ ...a, outputs: a.outputs.map(({ data: _, ...o }) => o) });
+      expect(withoutData(answer)).toEqual(withoutData(shown));
+      // The values to the five decimals shown.
+      for (const [i, output] of shown.outputs.entries()) {
+        expect(answer.outputs[i].data).toHaveLength(output.data.length);
+        for (const [j, v] of output.data.entries()) expect(Math.abs(answer.outputs[i].data[j] - v)).toBeLessThanOrEqual(5e-6);
+      }
+    } finally {
+      served.child.kill();
+    }
+  }, 60_000);
 });
 
 describe('the README example checker', () => {

@@ -301,6 +301,12 @@ describe('serve fails fast when it cannot serve the model', () => {
     expect(r.output).toMatch(/cannot serve model 'model': onnxruntime cannot load the model/);
     expect(r.output).toMatch(/onnxruntime cannot load the model \S*notes\.onnx/);
     expect(r.output).not.toMatch(/Serving model/);
+    // What serve says of itself is what it does: it stops, where a deployed function would retry.
+    const said = r.output.slice(r.output.indexOf("cannot serve model 'model'"));
+    expect(said).toMatch(
+      /^cannot serve model 'model': onnxruntime cannot load the model \(request id [0-9a-f-]{36}\)\nserve stops: it loads the model once, before it listens, and does not retry/,
+    );
+    expect(said).not.toMatch(/next attempt|retries the load/);
   });
 
   it('exits 1 with the cause when onnxruntime-node cannot be found, before it serves', async () => {

@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import type { IInferenceEndpoint } from '../inference-endpoint';
 import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
+import { defaultNodeRuntime } from '../private/node-runtime';
 import { builtAssetPath } from '../private/package-paths';
 
 /** A gradual rollout of each new function version (a new model or handler) behind the live alias. */
@@ -171,7 +172,7 @@ export class GradualRollout extends Construct {
     logGroup.grantWrite(role);
     props.version.grantInvoke(role);
     const check = new lambda.Function(this, 'PreTrafficCheck', {
-      runtime: lambda.Runtime.NODEJS_24_X,
+      runtime: defaultNodeRuntime(),
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
       code: lambda.Code.fromAsset(builtAssetPath('handlers', 'pre-traffic-check')),

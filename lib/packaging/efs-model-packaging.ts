@@ -16,6 +16,7 @@ import type { OnnxModelInfo } from '../model/onnx-model-info';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { grantLambdaVpcAccess, grantReadModelObject } from '../private/grants';
+import { defaultNodeRuntime } from '../private/node-runtime';
 import { builtAssetPath } from '../private/package-paths';
 import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
@@ -258,7 +259,7 @@ function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSel
   securityGroup.connections.allowTo(fileSystem, ec2.Port.tcp(2049), 'NFS to the model file system');
   securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to S3 (through the gateway endpoint)');
   const loader = new lambda.Function(scope, 'ModelLoader', {
-    runtime: lambda.Runtime.NODEJS_24_X,
+    runtime: defaultNodeRuntime(),
     architecture: lambda.Architecture.ARM_64,
     handler: 'index.handler',
     code: lambda.Code.fromAsset(builtAssetPath('handlers', 'model-loader')),

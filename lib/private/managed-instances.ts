@@ -8,6 +8,7 @@ import type { ModelPackagingConfig } from '../packaging/model-packaging';
 import { acknowledge } from './acknowledge';
 import { validationError } from './errors';
 import { formatBytes } from './lambda-limits';
+import { defaultNodeRuntime } from './node-runtime';
 
 /** How one execution environment of Managed Instances is used, as the synth decided it. */
 export interface ManagedInstancesSizing {
@@ -47,7 +48,7 @@ export function sizeManagedInstances(scope: Construct, props: InferenceFunctionO
       throw fail(`keep execution environments up themselves: ${prop} does not apply`);
     }
   }
-  const runtime = props.runtime ?? lambda.Runtime.NODEJS_24_X;
+  const runtime = props.runtime ?? defaultNodeRuntime();
   if (runtime.family === lambda.RuntimeFamily.NODEJS && /^nodejs(1\d|20)\./.test(runtime.name)) {
     throw fail(`run Node.js 22 or later, got: ${runtime.name}`);
   }

@@ -86,9 +86,11 @@ const refused = new Map<string, string>();
  * runs in a child process (onnxruntime's API is asynchronous, a construct is not) and writes beside
  * the cache entry, renamed into it only once complete: no half-written file is ever used.
  *
- * Returns undefined, with an info annotation saying why, where the model ships without it: no
- * onnxruntime-node at synth, a version other than the ONNX Runtime layer's (a newer converter may
- * write what the layer cannot read), or a model onnxruntime refuses to convert.
+ * Returns undefined, with an annotation saying why, where the model ships without it: an info for no
+ * onnxruntime-node at synth (an app that never runs a model locally need not install it) or a model
+ * onnxruntime refuses to convert; a warning naming the version to install for a version other than
+ * the ONNX Runtime layer's (a newer converter may write what the layer cannot read): the app meant to
+ * precompile and can fix it.
  */
 export function precompileModel(scope: IConstruct, localPath: string, level: GraphOptimizationLevel = PRECOMPILED_LEVEL): PrecompiledModel | undefined {
   const skip = (why: string): undefined => {
@@ -108,7 +110,12 @@ export function precompileModel(scope: IConstruct, localPath: string, level: Gra
   }
   const layerVersion = readManifest().onnxruntimeVersion;
   if (ort.version !== layerVersion) {
-    return skip(`the onnxruntime-node installed here is ${ort.version}, the functions run ${layerVersion}; install ${layerVersion} to precompile it`);
+    Annotations.of(scope).addWarningV2(
+      'cdk-serverless-inference:onnxruntime-node-version',
+      `the model ${path.basename(localPath)} ships without a precompiled (ORT format) copy: the onnxruntime-node installed here is ${ort.version}, ` +
+        `the functions run ${layerVersion}. To precompile it, install that version: npm install -D -E onnxruntime-node@${layerVersion}`,
+    );
+    return undefined;
   }
   const key = createHash('sha256')
     .update(JSON.stringify([CACHE_FORMAT, modelFingerprint(localPath), ort.version, level]))
