@@ -181,7 +181,8 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps, opt
   const modelFileName = `${stem}-${createHash('sha256').update(identity).digest('hex').slice(0, 16)}.onnx`;
   // Named after its model: replaced, and deleted, with it.
   const precompiled = source.localPath && wantsPrecompiled(options) ? precompileModel(scope, source.localPath) : undefined;
-  const precompiledAsset = precompiled ? new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path }) : undefined;
+  // Hashed by what it is made from (PrecompiledModel.inputHash), not by the bytes the converter wrote.
+  const precompiledAsset = precompiled ? new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path, assetHash: precompiled.inputHash }) : undefined;
   const precompiledFileName = precompiled ? modelFileName.replace(/\.onnx$/, '.ort') : undefined;
 
   const loader = createLoader(scope, vpc, vpcSubnets, fileSystem, accessPoint);
