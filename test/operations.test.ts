@@ -57,6 +57,28 @@ describe('monitoring: {}', () => {
     }
   });
 
+  it("lets CloudWatch publish the endpoint's alarms to the topic, which the TLS-only policy alone would refuse", () => {
+    const topic = f.endpoint.monitoring!.alarmTopic!;
+    // The topic policy replaces SNS's default one: what it does not allow, nobody may do.
+    const policies = Object.values(f.template.findResources('AWS::SNS::TopicPolicy'));
+    expect(policies).toHaveLength(1);
+    expect(policies[0].Properties.Topics).toEqual([ref(topic)]);
+    const allows = policies[0].Properties.PolicyDocument.Statement.filter((s: any) => s.Effect === 'Allow');
+    expect(allows).toEqual([
+      {
+        Sid: 'CloudWatchAlarmsPublish',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Resource: ref(topic),
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': '123456789012' },
+          ArnLike: { 'aws:SourceArn': Object.values(alarms()).map((a) => ({ 'Fn::GetAtt': [ref(a).Ref, 'Arn'] })) },
+        },
+      },
+    ]);
+  });
+
   it('draws a dashboard of the API, the function, cold starts, inference time and the alarms', () => {
     const body = JSON.stringify(f.stack.resolve(resourceProps(f.template, f.endpoint.monitoring!.dashboard!).DashboardBody));
     for (const title of ['Requests at the API', 'Latency at the API (ms)', 'Invocations', 'Function duration (ms)', 'Cold starts', 'Inference time (ms)', 'Alarms']) {
