@@ -405,6 +405,11 @@ export interface InferenceApiProps extends InferenceApiOptions {
   readonly requestSchema?: apigw.JsonSchema;
 }
 
+/** What callers get when Lambda refuses an invocation (throttled, or briefly unavailable). */
+const INTEGRATION_FAILURE_STATUS = 503;
+const INTEGRATION_FAILURE_RETRY_AFTER_SECONDS = 1;
+const INTEGRATION_FAILURE_MESSAGE = 'the model function is busy or briefly unavailable (throttled); retry after the Retry-After delay';
+
 const DEFAULT_STAGE_NAME = 'prod';
 const DEFAULT_RATE_LIMIT = 100;
 const DEFAULT_BURST_LIMIT = 200;
@@ -596,7 +601,7 @@ export class InferenceApi extends Construct {
     return this.restApi.deploymentStage.metricClientError(props);
   }
 
-  /** 5XX responses (`5XXError`), of the stage: function errors and integration timeouts. */
+  /** 5XX responses (`5XXError`), of the stage: function errors, integration timeouts, and invocations Lambda refused (503: throttles). */
   public metricServerError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.restApi.deploymentStage.metricServerError(props);
   }
@@ -654,6 +659,15 @@ export class InferenceApi extends Construct {
       type: apigw.ResponseType.DEFAULT_5XX,
       responseHeaders,
       templates,
+    });
+    // Lambda refused the invocation: throttled (its concurrency is used up), or briefly unable to
+    // run it. Left to DEFAULT_5XX, callers get a 500 they do not retry. API Gateway maps all of
+    // Lambda's invocation errors to this one type: a 503 with Retry-After says "try again" for each.
+    this.restApi.addGatewayResponse('IntegrationFailure', {
+      type: apigw.ResponseType.INTEGRATION_FAILURE,
+      statusCode: String(INTEGRATION_FAILURE_STATUS),
+      responseHeaders: { ...responseHeaders, 'Retry-After': `'${INTEGRATION_FAILURE_RETRY_AFTER_SECONDS}'` },
+      templates: { 'application/json': JSON.stringify({ error: INTEGRATION_FAILURE_MESSAGE }) },
     });
   }
 

@@ -555,8 +555,22 @@ describe('InferenceApi CORS and error responses', () => {
       });
     }
     for (const [, r] of resourcesOf(template, 'AWS::ApiGateway::GatewayResponse')) {
-      expect(r.Properties.ResponseParameters).toBeUndefined();
+      if (r.Properties.ResponseType.startsWith('DEFAULT_')) expect(r.Properties.ResponseParameters).toBeUndefined();
     }
+  });
+
+  it('answers an invocation Lambda refused (a throttle) 503 with Retry-After, where API Gateway would send a 500', () => {
+    const responses = (template: Template) => resourcesOf(template, 'AWS::ApiGateway::GatewayResponse').filter(([, r]) => r.Properties.ResponseType === 'INTEGRATION_FAILURE');
+    const [[, failure]] = responses(setup().template);
+    expect(failure.Properties).toMatchObject({ StatusCode: '503', ResponseParameters: { 'gatewayresponse.header.Retry-After': "'1'" } });
+    expect(JSON.parse(failure.Properties.ResponseTemplates['application/json'])).toEqual({
+      error: expect.stringMatching(/busy or briefly unavailable \(throttled\); retry after the Retry-After delay/),
+    });
+    const [[, withCors]] = responses(setup({ cors: { allowOrigins: ['https://app.example.com'] } }).template);
+    expect(withCors.Properties.ResponseParameters).toEqual({
+      'gatewayresponse.header.Retry-After': "'1'",
+      'gatewayresponse.header.Access-Control-Allow-Origin': "'https://app.example.com'",
+    });
   });
 });
 

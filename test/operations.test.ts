@@ -26,7 +26,7 @@ describe('monitoring: {}', () => {
     expect(Object.keys(alarms()).sort()).toEqual(['ColdStartRate', 'FunctionErrors', 'LatencyP99', 'ServerErrorRate', 'Throttles']);
     const props = (name: string) => resourceProps(f.template, alarms()[name]);
     expect(props('ServerErrorRate')).toMatchObject({ Threshold: 1, EvaluationPeriods: 3, DatapointsToAlarm: 2, TreatMissingData: 'notBreaching' });
-    expect(props('ServerErrorRate').Metrics.find((m: any) => m.Expression).Expression).toBe('IF(requests > 0, 100 * errors / requests, 0)');
+    expect(props('ServerErrorRate').Metrics.find((m: any) => m.ReturnData !== false).Expression).toBe('IF(requests > 0, 100 * served / requests, 0)');
     const errors = props('ServerErrorRate').Metrics.find((m: any) => m.Id === 'errors').MetricStat;
     expect(errors).toMatchObject({ Metric: { Namespace: 'AWS/ApiGateway', MetricName: '5XXError' }, Stat: 'Sum', Period: 300 });
     expect(props('LatencyP99')).toMatchObject({ Threshold: 5000, ExtendedStatistic: 'p99', MetricName: 'Latency', Namespace: 'AWS/ApiGateway' });
@@ -35,6 +35,17 @@ describe('monitoring: {}', () => {
     const cold = props('ColdStartRate').Metrics.find((m: any) => m.Id === 'cold').MetricStat;
     expect(cold).toMatchObject({ Metric: { Namespace: 'CdkServerlessInference', MetricName: 'ColdStart' }, Period: 900 });
     expect(props('ColdStartRate').Threshold).toBe(20);
+  });
+
+  it("leaves the function's throttles (answered 503) out of the 5xx rate: they have their own alarm", () => {
+    const metrics = resourceProps(f.template, alarms().ServerErrorRate).Metrics as any[];
+    const byId = Object.fromEntries(metrics.map((m) => [m.Id, m]));
+    expect(byId.unthrottled.Expression).toBe('errors - FILL(throttles, 0)');
+    expect(byId.served.Expression).toBe('IF(unthrottled > 0, unthrottled, 0)');
+    // Throttles of the live alias, which the API invokes.
+    expect(byId.throttles.MetricStat).toMatchObject({ Metric: { Namespace: 'AWS/Lambda', MetricName: 'Throttles' }, Stat: 'Sum', Period: 300 });
+    expect(byId.throttles.MetricStat.Metric.Dimensions).toContainEqual({ Name: 'Resource', Value: { 'Fn::Join': ['', [ref(f.endpoint.function), ':live']] } });
+    expect(metrics.filter((m) => m.ReturnData !== false)).toHaveLength(1);
   });
 
   it('sends alarms and their end to a new encrypted, TLS-only topic', () => {
@@ -160,6 +171,10 @@ describe('rollout', () => {
     expect(serverErrorRate).toMatchObject({ Threshold: 1, EvaluationPeriods: 2, DatapointsToAlarm: 2 });
     const apiErrors = serverErrorRate.Metrics.find((m: any) => m.Id === 'errors').MetricStat;
     expect(apiErrors).toMatchObject({ Metric: { Namespace: 'AWS/ApiGateway', MetricName: '5XXError' }, Period: 60, Stat: 'Sum' });
+    // Throttles are not the new version's doing: a rollout starts new instances.
+    const throttles = serverErrorRate.Metrics.find((m: any) => m.Id === 'throttles').MetricStat;
+    expect(throttles).toMatchObject({ Metric: { Namespace: 'AWS/Lambda', MetricName: 'Throttles' }, Period: 60, Stat: 'Sum' });
+    expect(serverErrorRate.Metrics.find((m: any) => m.Id === 'unthrottled').Expression).toBe('errors - FILL(throttles, 0)');
     // Each canary period is shorter than the default canary's 5 minutes with room to spare.
     for (const a of [errors, serverErrorRate]) expect(a.Period ?? a.Metrics.find((m: any) => m.MetricStat).MetricStat.Period).toBe(60);
     // The alias, whose update starts the deployment, waits for the alarms to watch the new version.

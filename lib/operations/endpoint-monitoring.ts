@@ -7,11 +7,14 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { IInferenceEndpoint } from '../inference-endpoint';
 import type { InferenceFunction } from '../inference-function';
+import * as metricMath from '../private/metric-math';
 
 /** Thresholds of the endpoint's alarms. */
 export interface EndpointAlarmThresholds {
   /**
-   * Share of API requests answered 5xx, in percent, over 5 minutes (2 of 3 periods).
+   * Share of API requests answered 5xx, in percent, over 5 minutes (2 of 3 periods). With a
+   * function, its throttles (answered 503 with `Retry-After`, and watched by `throttles`) are not
+   * counted.
    * @default 1
    */
   readonly serverErrorRatePercent?: number;
@@ -123,13 +126,21 @@ export class EndpointMonitoring extends Construct {
           alarmDescription: `${title}: ${description}`,
         });
       };
-      const serverErrorRate = new cloudwatch.MathExpression({
-        label: '5xx rate (%)',
-        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
-        usingMetrics: { errors: e.metricApiServerErrors({ statistic: 'Sum', period: fiveMinutes }), requests: e.metricApiRequests({ statistic: 'Sum', period: fiveMinutes }) },
+      // Throttles reach callers as 503s (retryable), watched by their own alarm: not counted here.
+      const serverErrorRate = metricMath.serverErrorRate({
+        errors: e.metricApiServerErrors({ statistic: 'Sum', period: fiveMinutes }),
+        requests: e.metricApiRequests({ statistic: 'Sum', period: fiveMinutes }),
+        throttles: fn?.metricThrottles({ statistic: 'Sum', period: fiveMinutes }),
         period: fiveMinutes,
       });
-      alarm('ServerErrorRate', serverErrorRate, t.serverErrorRatePercent ?? 1, 3, 2, 'share of API requests answered 5xx, in percent');
+      alarm(
+        'ServerErrorRate',
+        serverErrorRate,
+        t.serverErrorRatePercent ?? 1,
+        3,
+        2,
+        fn ? 'share of API requests answered 5xx, throttles (503) excepted, in percent' : 'share of API requests answered 5xx, in percent',
+      );
       alarm(
         'LatencyP99',
         e.metricLatency({ statistic: 'p99', period: fiveMinutes }),

@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import type { IInferenceEndpoint } from '../inference-endpoint';
 import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
+import * as metricMath from '../private/metric-math';
 import { builtAssetPath } from '../private/package-paths';
 
 /** A gradual rollout of each new function version (a new model or handler) behind the live alias. */
@@ -37,7 +38,7 @@ export interface GradualRolloutOptions {
   readonly alarms?: cloudwatch.IAlarm[];
   /**
    * Share of API requests answered 5xx, in percent, over two consecutive minutes, that rolls the
-   * new version back.
+   * new version back. The function's throttles (answered 503) are not counted.
    * @default 1
    */
   readonly canaryServerErrorRatePercent?: number;
@@ -128,13 +129,11 @@ export class GradualRollout extends Construct {
       statistic: 'Sum',
       period: oneMinute,
     });
-    const serverErrorRate = new cloudwatch.MathExpression({
-      label: '5xx rate (%)',
-      expression: 'IF(requests > 0, 100 * errors / requests, 0)',
-      usingMetrics: {
-        errors: props.endpoint.metricApiServerErrors({ period: oneMinute }),
-        requests: props.endpoint.metricApiRequests({ period: oneMinute }),
-      },
+    // Throttles (503s) are not the new version's doing: a rollout starts new instances.
+    const serverErrorRate = metricMath.serverErrorRate({
+      errors: props.endpoint.metricApiServerErrors({ statistic: 'Sum', period: oneMinute }),
+      requests: props.endpoint.metricApiRequests({ statistic: 'Sum', period: oneMinute }),
+      throttles: fn.metricThrottles({ statistic: 'Sum', period: oneMinute }),
       period: oneMinute,
     });
     const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, periods: number, description: string) =>
@@ -157,7 +156,7 @@ export class GradualRollout extends Construct {
       serverErrorRate,
       props.canaryServerErrorRatePercent ?? 1,
       2,
-      'share of API requests answered 5xx over two minutes, in percent; rolls the new version back',
+      'share of API requests answered 5xx over two minutes, throttles (503) excepted, in percent; rolls the new version back',
     );
     return [functionErrors, serverErrors];
   }
