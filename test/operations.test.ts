@@ -10,7 +10,7 @@ import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { BundledModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint, type S3ModelEndpointProps } from '../lib';
 import { logisticRegressionModel } from '../tools/onnx';
 import { writeModel } from './support/handler';
-import { nagFindings, newStack, ref, resourceProps, roleStatements } from './support/stacks';
+import { nagFindings, newStack, ref, resourceProps, roleStatements, thrown } from './support/stacks';
 
 function setup(props: Partial<S3ModelEndpointProps> = {}) {
   const { app, stack } = newStack();
@@ -181,10 +181,29 @@ describe('rollout', () => {
     expect(f.template.toJSON().Resources[ref(f.endpoint.alias).Ref].DependsOn).toContain(ref(f.endpoint.rollout!.canaryAlarms[0]).Ref);
   });
 
-  it('adds the endpoint alarms with monitoring, and warns without a sample request', () => {
+  it("rolls back on the canary alarms only, the endpoint's alarms when asked, and warns without a sample request", () => {
+    const groupAlarms = (f: ReturnType<typeof setup>) => Object.values(f.template.findResources('AWS::CodeDeploy::DeploymentGroup'))[0].Properties.AlarmConfiguration.Alarms;
+    // The endpoint's alarms (cold-start rate, p99 latency, throttles...) go off on what every new
+    // version does: by default they do not stop a rollout.
     const f = setup({ rollout: {}, monitoring: {} });
-    const group = Object.values(f.template.findResources('AWS::CodeDeploy::DeploymentGroup'))[0];
-    expect(group.Properties.AlarmConfiguration.Alarms).toHaveLength(2 + 5);
+    expect(groupAlarms(f)).toEqual(f.endpoint.rollout!.canaryAlarms.map((a) => ({ Name: ref(a) })));
+    const opted = setup({ rollout: { rollbackOnEndpointAlarms: true }, monitoring: {} });
+    const endpointAlarms = Object.values(opted.endpoint.monitoring!.alarms);
+    expect(endpointAlarms).toHaveLength(5);
+    expect(groupAlarms(opted)).toEqual([...opted.endpoint.rollout!.canaryAlarms, ...endpointAlarms].map((a) => ({ Name: ref(a) })));
+    const error = thrown(() => setup({ rollout: { rollbackOnEndpointAlarms: true } }));
+    expect(error.message).toMatch(/rollout\.rollbackOnEndpointAlarms needs the endpoint's alarms, and it has none: set monitoring/);
+    expect(error.constructPath).toBe('Stack/E/Rollout');
+    // CodeDeploy takes at most 10 alarms per deployment group.
+    const { stack } = newStack();
+    const own = Array.from(
+      { length: 4 },
+      (_, i) => new cloudwatch.Alarm(stack, `Own${i}`, { metric: new cloudwatch.Metric({ namespace: 'N', metricName: `M${i}` }), threshold: 1, evaluationPeriods: 1 }),
+    );
+    const tooMany = thrown(
+      () => new S3ModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), monitoring: {}, rollout: { rollbackOnEndpointAlarms: true, alarms: own } }),
+    );
+    expect(tooMany.message).toMatch(/at most 10 alarms per deployment group, got: 11 \(2 canary alarms, 5 of the endpoint's with rollbackOnEndpointAlarms, 4 in rollout\.alarms\)/);
     const warnings = Annotations.fromStack(f.stack).findWarning('*', Match.stringLikeRegexp('rollout has no sampleRequest'));
     expect(warnings).toHaveLength(1);
     const checked = setup({ rollout: { sampleRequest: { inputs: [] } } });
