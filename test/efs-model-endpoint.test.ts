@@ -74,6 +74,28 @@ describe('EfsModelEndpoint defaults', () => {
     expect(subnets).toHaveLength(2);
   });
 
+  it('needs no availability-zone lookup with an explicit account and region: a synth without credentials works', () => {
+    // newStack() gives the stack an account and region, where ec2.Vpc would look the zones up.
+    expect(f.stack.account).toBe('123456789012');
+    expect(f.app.synth().manifest.missing ?? []).toEqual([]);
+    const subnets = Object.values(f.template.findResources('AWS::EC2::Subnet')).map((r) => r.Properties);
+    expect(subnets.map((p) => p.AvailabilityZone)).toEqual([0, 1].map((i) => ({ 'Fn::Select': [i, { 'Fn::GetAZs': '' }] })));
+    expect(subnets.map((p) => p.CidrBlock)).toEqual(['10.0.0.0/24', '10.0.1.0/24']);
+    expect(subnets.every((p) => p.MapPublicIpOnLaunch === false)).toBe(true);
+    // Each subnet has its own route table, which the S3 gateway endpoint routes through.
+    const tables = Object.keys(f.template.findResources('AWS::EC2::RouteTable'));
+    expect(tables).toHaveLength(2);
+    const endpoint = Object.values(f.template.findResources('AWS::EC2::VPCEndpoint'))[0].Properties;
+    expect(endpoint.RouteTableIds).toEqual(tables.map((id) => ({ Ref: id })));
+    const associations = Object.values(f.template.findResources('AWS::EC2::SubnetRouteTableAssociation')).map((r) => r.Properties.RouteTableId);
+    expect(associations).toEqual(tables.map((id) => ({ Ref: id })));
+    expect(fn().VpcConfig.SubnetIds).toEqual(Object.keys(f.template.findResources('AWS::EC2::Subnet')).map((id) => ({ Ref: id })));
+    // The loader runs once the routes, to S3 included, exist.
+    const [endpointId] = Object.keys(f.template.findResources('AWS::EC2::VPCEndpoint'));
+    const associationIds = Object.keys(f.template.findResources('AWS::EC2::SubnetRouteTableAssociation'));
+    expect(f.template.toJSON().Resources[ref(f.endpoint.modelLoader).Ref].DependsOn).toEqual(expect.arrayContaining([endpointId, ...associationIds]));
+  });
+
   it('keeps the model on an encrypted file system with elastic throughput, behind a POSIX access point', () => {
     const fsResource = f.template.toJSON().Resources[ref(f.endpoint.fileSystem).Ref];
     expect(fsResource.Properties).toMatchObject({ Encrypted: true, ThroughputMode: 'elastic', PerformanceMode: 'generalPurpose' });

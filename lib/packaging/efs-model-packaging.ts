@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { CustomResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { CustomResource, Duration, Fn, RemovalPolicy, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,7 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as cr from 'aws-cdk-lib/custom-resources';
-import type { Construct } from 'constructs';
+import { Construct, DependencyGroup, type IDependable } from 'constructs';
 import { ENV } from '../../contract/environment';
 import { EFS_MOUNT_PATH, MODEL_COPY_PROPERTY as P, MODEL_COPY_RESOURCE_TYPE } from '../../contract/model-copy';
 import type { ModelSource } from '../model/model-source';
@@ -31,8 +31,8 @@ export interface EfsModelPackagingProps {
   /**
    * The VPC of the function, the file system and the model loader. Its subnets need a route to S3
    * (a gateway endpoint or a NAT gateway) for the loader.
-   * @default - a new VPC: two AZs of isolated subnets, no NAT gateway, an S3 gateway endpoint,
-   * flow logs of rejected traffic
+   * @default - a new VPC: two AZs of isolated subnets (chosen at deploy, with no lookup at synth),
+   * no NAT gateway, an S3 gateway endpoint, flow logs of rejected traffic
    */
   readonly vpc?: ec2.IVpc;
 
@@ -116,7 +116,8 @@ export interface ModelStorage {
 
 function createModelStorage(scope: Construct, props: EfsModelPackagingProps, options: ModelPackagingBindOptions): ModelStorage {
   const source = props.model.bind();
-  const vpc = props.vpc ?? createVpc(scope);
+  const created = props.vpc ? undefined : createVpc(scope);
+  const vpc = props.vpc ?? created!.vpc;
   const vpcSubnets = props.vpcSubnets ?? { subnetType: props.vpc ? undefined : ec2.SubnetType.PRIVATE_ISOLATED };
 
   const fileSystem = new efs.FileSystem(scope, 'FileSystem', {
@@ -184,6 +185,8 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps, opt
   const precompiledFileName = precompiled ? modelFileName.replace(/\.onnx$/, '.ort') : undefined;
 
   const loader = createLoader(scope, vpc, vpcSubnets, fileSystem, accessPoint);
+  // Its subnets' routes, the S3 one included, exist before it runs (ec2.Vpc's subnets did the same).
+  if (created) loader.node.addDependency(created.ready);
   grantSource(loader.role!);
   if (precompiledAsset) {
     grantReadModelObject(loader.role!, precompiledAsset.bucket, precompiledAsset.s3ObjectKey, undefined);
@@ -230,17 +233,59 @@ function allowClient(fileSystem: efs.FileSystem, principal: iam.IRole, options: 
   );
 }
 
-function createVpc(scope: Construct): ec2.Vpc {
-  const flowLogs = new logs.LogGroup(scope, 'VpcFlowLogs', { retention: logs.RetentionDays.ONE_MONTH });
-  return new ec2.Vpc(scope, 'Vpc', {
-    maxAzs: 2,
-    natGateways: 0,
-    subnetConfiguration: [{ name: 'models', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
-    // The loader reads the model from S3 without a NAT gateway.
-    gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
-    // Rejected traffic only: accepted traffic is mostly NFS reads of the model, costly to log.
-    flowLogs: { Rejected: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.REJECT } },
+/** Address range of the default VPC, and of its subnets (one per zone). */
+const VPC_CIDR = '10.0.0.0/16';
+const SUBNET_CIDRS = ['10.0.0.0/24', '10.0.1.0/24'];
+
+/**
+ * The default VPC: isolated subnets in two zones, no NAT gateway, an S3 gateway endpoint, flow logs
+ * of rejected traffic. Made of CloudFormation resources whose zones `Fn::GetAZs` picks at deploy:
+ * `ec2.Vpc` reads the stack's availability zones, which in a stack with an explicit account and
+ * region is a context lookup, and a synth without credentials fails on it ("Need to perform AWS
+ * calls for account ..."), even with `availabilityZones` given.
+ */
+function createVpc(scope: Construct): { readonly vpc: ec2.IVpc; readonly ready: IDependable } {
+  // Construct ids and tags as ec2.Vpc gives its parts: the same logical ids, so a VPC deployed by an
+  // earlier version is kept.
+  const group = new Construct(scope, 'Vpc');
+  Tags.of(group).add('Name', group.node.path);
+  const cfnVpc = new ec2.CfnVPC(group, 'Resource', { cidrBlock: VPC_CIDR, enableDnsHostnames: true, enableDnsSupport: true, instanceTenancy: 'default' });
+  const zones = SUBNET_CIDRS.map((_, i) => Fn.select(i, Fn.getAzs()));
+  const ready = new DependencyGroup();
+  const subnets = SUBNET_CIDRS.map((cidrBlock, i) => {
+    const part = new Construct(group, `modelsSubnet${i + 1}`);
+    Tags.of(part).add('Name', part.node.path);
+    const subnet = new ec2.CfnSubnet(part, 'Subnet', {
+      vpcId: cfnVpc.ref,
+      cidrBlock,
+      availabilityZone: zones[i],
+      mapPublicIpOnLaunch: false,
+      tags: [
+        { key: 'aws-cdk:subnet-name', value: 'models' },
+        { key: 'aws-cdk:subnet-type', value: 'Isolated' },
+      ],
+    });
+    const routeTable = new ec2.CfnRouteTable(part, 'RouteTable', { vpcId: cfnVpc.ref });
+    ready.add(new ec2.CfnSubnetRouteTableAssociation(part, 'RouteTableAssociation', { subnetId: subnet.ref, routeTableId: routeTable.ref }));
+    return { subnet, routeTable };
   });
+  const vpc = ec2.Vpc.fromVpcAttributes(group, 'Vpc', {
+    vpcId: cfnVpc.ref,
+    vpcCidrBlock: VPC_CIDR,
+    availabilityZones: zones,
+    isolatedSubnetIds: subnets.map((s) => s.subnet.ref),
+    isolatedSubnetRouteTableIds: subnets.map((s) => s.routeTable.ref),
+  });
+  // The loader reads the model from S3 without a NAT gateway.
+  ready.add(new ec2.GatewayVpcEndpoint(group, 'S3', { vpc, service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [{ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] }));
+  // Rejected traffic only: accepted traffic is mostly NFS reads of the model, costly to log.
+  const flowLogs = new logs.LogGroup(scope, 'VpcFlowLogs', { retention: logs.RetentionDays.ONE_MONTH });
+  new ec2.FlowLog(group, 'Rejected', {
+    resourceType: ec2.FlowLogResourceType.fromVpc(vpc),
+    destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+    trafficType: ec2.FlowLogTrafficType.REJECT,
+  });
+  return { vpc, ready };
 }
 
 function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSelection, fileSystem: efs.FileSystem, accessPoint: efs.AccessPoint): lambda.Function {
