@@ -105,8 +105,8 @@ describe('security of every construct, together', () => {
       .filter(([, r]) => r.Type === 'AWS::IAM::Policy')
       .flatMap(([, r]) => r.Properties.PolicyDocument.Statement as any[])
       .filter((s) => [s.Action].flat().includes('ec2:CreateNetworkInterface'));
-    // The EFS endpoint's function and its model loader.
-    expect(creates).toHaveLength(2);
+    // The EFS endpoint's function, its model loader and the copy's check.
+    expect(creates).toHaveLength(3);
     for (const s of creates) {
       expect(JSON.stringify(s.Resource)).toMatch(/:subnet\/.*:security-group\//);
     }
