@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../demo/demo-model';
+import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../fixtures/demo-model';
 
 const ROOT = path.resolve(__dirname, '..');
 

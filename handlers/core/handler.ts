@@ -5,19 +5,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { METRIC } from '../../contract/metrics';
-import type { BackendModel, InferenceBackend } from './backend';
-import type { ServiceConfig } from './config';
-import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
-import { type HttpRequest, type HttpResponse, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
-import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks';
-import { stringifyJson } from './json';
-import { checkJsonValueNesting } from './nesting';
-import { binaryDataOf } from './binary-data';
-import { matchRoute } from './routes';
-import { type ResponseStream, writeHttpResponse, writeValue } from './streaming';
+import type { BackendModel, InferenceBackend } from './backends/backend';
+import type { ServiceConfig } from './config/config';
+import { InferenceError, badRequest, isInferenceError, unprocessable } from './protocol/errors';
+import { type HttpRequest, type HttpResponse, binaryResponse, jsonResponse, readEvent, readJsonBody } from './http/events';
+import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks/hooks';
+import { stringifyJson } from './protocol/json';
+import { checkJsonValueNesting } from './protocol/nesting';
+import { binaryDataOf } from './protocol/binary-data';
+import { matchRoute } from './http/routes';
+import { type ResponseStream, writeHttpResponse, writeValue } from './http/streaming';
 import type { Telemetry } from './telemetry';
 import { VERSION } from './version';
-import type { WarmupRequest } from './warmup';
+import type { WarmupRequest } from './http/warmup';
 
 /** Minimal view of Lambda's context object: the request id, and the time left for `afterResponse`. */
 export interface InvocationContext {

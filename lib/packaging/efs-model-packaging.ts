@@ -17,7 +17,7 @@ import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { grantLambdaVpcAccess, grantReadModelObject } from '../private/grants';
 import { builtAssetPath } from '../private/package-paths';
-import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
+import { precompileModel, wantsPrecompiled } from './precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model and file system of an `EfsModelPackaging`. */
