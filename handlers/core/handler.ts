@@ -4,6 +4,7 @@
  * and sagemaker-proxy-handler.ts, kept apart so that each Lambda bundle holds only its own backend.
  */
 import { randomUUID } from 'node:crypto';
+import { READINESS_STATUS, ROUTES, SERVER_NAME } from '../../contract/routes';
 import { METRIC } from '../../contract/metrics';
 import type { BackendModel, InferenceBackend } from './backends/backend';
 import type { ServiceConfig } from './config/config';
@@ -198,28 +199,28 @@ export class InferenceService<M extends BackendModel> {
     try {
       const route = matchRoute(request.method, request.path, { name: this.config.modelName, version: this.config.modelVersion });
       switch (route.kind) {
-        case 'server-live':
+        case ROUTES.SERVER_LIVE.kind:
           return this.jsonOutcome(200, { live: true });
-        case 'server-metadata':
-          return this.jsonOutcome(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
-        case 'server-ready':
-        case 'model-ready': {
+        case ROUTES.SERVER_METADATA.kind:
+          return this.jsonOutcome(200, { name: SERVER_NAME, version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
+        case ROUTES.SERVER_READY.kind:
+        case ROUTES.MODEL_READY.kind: {
           // The protocol answers readiness with the status code: 200 ready, 4xx not. While a failed
           // load backs off (see ModelRuntime), a probe gets the last failure without a new attempt.
           const error = await this.loadError();
           const ready = error === undefined;
-          const body = route.kind === 'model-ready' ? { name: this.config.modelName, ready } : { ready };
-          if (ready) return this.jsonOutcome(200, body);
+          const body = route.kind === ROUTES.MODEL_READY.kind ? { name: this.config.modelName, ready } : { ready };
+          if (ready) return this.jsonOutcome(READINESS_STATUS.READY, body);
           this.telemetry.logger.warn('model not ready', { requestId, error: error.message });
-          return this.jsonOutcome(400, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
+          return this.jsonOutcome(READINESS_STATUS.NOT_READY, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
         }
-        case 'model-metadata':
+        case ROUTES.MODEL_METADATA.kind:
           return this.jsonOutcome(200, {
             name: this.config.modelName,
             versions: [this.config.modelVersion],
             ...this.backend.metadata(await this.model()),
           });
-        case 'infer': {
+        case ROUTES.INFER.kind: {
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
           const response = answer.json !== undefined ? jsonResponse(200, answer.json) : this.answer(answer.value);

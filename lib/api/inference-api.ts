@@ -7,6 +7,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { MODELS_SEGMENT, ROUTES, ROUTES_ROOT, VERSIONS_SEGMENT } from '../../contract/routes';
 import { BINARY_TENSOR_CONTENT_TYPE } from '../../contract/binary-data';
 import { API_GATEWAY_TIMEOUT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaults';
 import { inferRequestSchema } from '../model/request-schema';
@@ -623,21 +624,15 @@ export class InferenceApi extends Construct {
       this.invokableRoutes.push({ method, path: resource.path.replace('{version}', this.modelVersion) });
     };
 
-    const v2 = this.restApi.root.addResource('v2');
-    add(v2, 'GET', InferenceRoute.SERVER_METADATA, common);
-    const health = v2.addResource('health');
-    add(health.addResource('live'), 'GET', InferenceRoute.SERVER_LIVE, common);
-    add(health.addResource('ready'), 'GET', InferenceRoute.SERVER_READY, common);
-
-    const model = v2.addResource('models').addResource(this.modelName);
-    add(model, 'GET', InferenceRoute.MODEL_METADATA, common);
-    add(model.addResource('ready'), 'GET', InferenceRoute.MODEL_READY, common);
-    add(model.addResource('infer'), 'POST', InferenceRoute.INFER, common);
-
-    const version = model.addResource('versions').addResource('{version}');
-    add(version, 'GET', InferenceRoute.MODEL_METADATA, withVersion);
-    add(version.addResource('ready'), 'GET', InferenceRoute.MODEL_READY, withVersion);
-    add(version.addResource('infer'), 'POST', InferenceRoute.INFER, withVersion);
+    // Every route of the contract's table: at /v2, then under the model, then under its versions.
+    const at = (base: apigw.IResource, segments: readonly string[]) => segments.reduce((r, s) => r.getResource(s) ?? r.addResource(s), base);
+    const routes = Object.values(ROUTES);
+    const v2 = this.restApi.root.addResource(ROUTES_ROOT);
+    for (const route of routes.filter((r) => !r.perModel)) add(at(v2, route.segments), route.method, route.kind as InferenceRoute, common);
+    const model = v2.addResource(MODELS_SEGMENT).addResource(this.modelName);
+    for (const route of routes.filter((r) => r.perModel)) add(at(model, route.segments), route.method, route.kind as InferenceRoute, common);
+    const version = model.addResource(VERSIONS_SEGMENT).addResource('{version}');
+    for (const route of routes.filter((r) => r.perModel)) add(at(version, route.segments), route.method, route.kind as InferenceRoute, withVersion);
   }
 
   /** API Gateway's own errors in the protocol's shape, so clients parse one error format. */

@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import type { Construct } from 'constructs';
+import { SERVER_NAME } from '../../contract/routes';
 import { API_GATEWAY_TIMEOUT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, DEFAULT_SAGEMAKER_CONTENT_TYPE, DEFAULT_SAGEMAKER_TIMEOUT_MS } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 import { type IInferenceApiIntegrations, InferenceApi, InferenceRoute } from '../api/inference-api';
@@ -334,7 +335,7 @@ function directIntegrations(
   });
   const modelName = props.modelName ?? DEFAULT_MODEL_NAME;
   const answers: Record<Exclude<InferenceRoute, InferenceRoute.INFER>, unknown> = {
-    [InferenceRoute.SERVER_METADATA]: { name: 'cdk-serverless-inference', extensions: [] },
+    [InferenceRoute.SERVER_METADATA]: { name: SERVER_NAME, extensions: [] },
     [InferenceRoute.SERVER_LIVE]: { live: true },
     // Nothing to load here; whether SageMaker is ready shows in the infer answers.
     [InferenceRoute.SERVER_READY]: { ready: true },

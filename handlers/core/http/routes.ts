@@ -1,13 +1,10 @@
+import { MODELS_SEGMENT, ROUTES, ROUTES_ROOT, type RouteDefinition, type RouteKind, VERSIONS_SEGMENT } from '../../../contract/routes';
 import { InferenceError, methodNotAllowed, notFound } from '../protocol/errors';
 
-/** The Open Inference Protocol's REST routes that this handler serves. */
-export type Route =
-  | { readonly kind: 'server-metadata' }
-  | { readonly kind: 'server-live' }
-  | { readonly kind: 'server-ready' }
-  | { readonly kind: 'model-metadata' }
-  | { readonly kind: 'model-ready' }
-  | { readonly kind: 'infer' };
+/** A route this handler serves, found in the contract's table. */
+export interface Route {
+  readonly kind: RouteKind;
+}
 
 export interface ServedModel {
   readonly name: string;
@@ -39,34 +36,36 @@ function findRoute(method: string, rawPath: string, model: ServedModel): Route {
     .split('/')
     .filter((s) => s.length > 0)
     .map(safeDecode);
-  const start = segments.indexOf('v2');
+  const start = segments.indexOf(ROUTES_ROOT);
   const s = start >= 0 ? segments.slice(start + 1) : undefined;
   const path = `/${segments.join('/')}`;
   if (!s) {
-    throw notFound(`no route ${path}; routes are under /v2 (POST /v2/models/${model.name}/infer)`);
+    throw notFound(`no route ${path}; routes are under /${ROUTES_ROOT} (POST /${ROUTES_ROOT}/models/${model.name}/infer)`);
   }
-
-  const need = (allowed: 'GET' | 'POST', route: Route): Route => {
-    if (method !== allowed) throw methodNotAllowed(method, path, [allowed]);
-    return route;
-  };
-
-  if (s.length === 0) return need('GET', { kind: 'server-metadata' });
-  if (s[0] === 'health' && s.length === 2 && s[1] === 'live') return need('GET', { kind: 'server-live' });
-  if (s[0] === 'health' && s.length === 2 && s[1] === 'ready') return need('GET', { kind: 'server-ready' });
-  if (s[0] === 'models' && s.length >= 2) {
+  let rest = s;
+  let perModel = false;
+  if (s[0] === MODELS_SEGMENT && s.length >= 2) {
     checkModel(s[1], model);
-    let rest = s.slice(2);
-    if (rest[0] === 'versions') {
+    perModel = true;
+    rest = s.slice(2);
+    if (rest[0] === VERSIONS_SEGMENT) {
       if (rest.length < 2) throw notFound(`no route ${path}`);
       checkVersion(rest[1], model);
       rest = rest.slice(2);
     }
-    if (rest.length === 0) return need('GET', { kind: 'model-metadata' });
-    if (rest.length === 1 && rest[0] === 'ready') return need('GET', { kind: 'model-ready' });
-    if (rest.length === 1 && rest[0] === 'infer') return need('POST', { kind: 'infer' });
+  }
+  const found = ROUTE_LIST.find((r) => r.perModel === perModel && sameSegments(r.segments, rest));
+  if (found) {
+    if (method !== found.method) throw methodNotAllowed(method, path, [found.method]);
+    return { kind: found.kind };
   }
   throw notFound(`no route ${path}; this endpoint serves POST /v2/models/${model.name}/infer, GET /v2/models/${model.name}, GET /v2/health/ready`);
+}
+
+const ROUTE_LIST: readonly (RouteDefinition & { readonly kind: RouteKind })[] = Object.values(ROUTES);
+
+function sameSegments(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function checkModel(name: string, model: ServedModel): void {
