@@ -6,8 +6,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   buildOnnxModel,
   encodeVarint,
-  float16Bits,
-  float16BitsToNumber,
   identityAllTypesModel,
   logisticRegressionModel,
   mlpModel,
@@ -22,6 +20,7 @@ import {
   writeMatMulModel,
   writePaddedModel,
 } from '../../tools/onnx';
+import { floatToHalfBits, halfBitsToFloat } from '../../handlers/core/protocol/float16';
 
 // Padded models carry an unused initializer on purpose; keep onnxruntime's warning about it quiet.
 const QUIET: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3 };
@@ -77,17 +76,17 @@ describe('float16', () => {
     [2049, 0x6800], // halfway between 2048 and 2050: ties to even (2048)
     [2051, 0x6802], // halfway between 2050 and 2052: ties to even (2052)
   ])('%d has the half-precision bits %i', (value, bits) => {
-    expect(float16Bits(value)).toBe(bits);
+    expect(floatToHalfBits(value)).toBe(bits);
   });
 
   it('decodes bits back to numbers', () => {
-    expect(float16BitsToNumber(0x3c00)).toBe(1);
-    expect(float16BitsToNumber(0xc000)).toBe(-2);
-    expect(float16BitsToNumber(0x7bff)).toBe(65504);
-    expect(float16BitsToNumber(0x0001)).toBe(2 ** -24);
-    expect(float16BitsToNumber(0x7c00)).toBe(Infinity);
-    expect(float16BitsToNumber(0x7e00)).toBeNaN();
-    expect(float16Bits(NaN) & 0x7c00).toBe(0x7c00);
+    expect(halfBitsToFloat(0x3c00)).toBe(1);
+    expect(halfBitsToFloat(0xc000)).toBe(-2);
+    expect(halfBitsToFloat(0x7bff)).toBe(65504);
+    expect(halfBitsToFloat(0x0001)).toBe(2 ** -24);
+    expect(halfBitsToFloat(0x7c00)).toBe(Infinity);
+    expect(halfBitsToFloat(0x7e00)).toBeNaN();
+    expect(floatToHalfBits(NaN) & 0x7c00).toBe(0x7c00);
   });
 });
 
@@ -190,7 +189,7 @@ describe('multiIoModel', () => {
       ids: new ort.Tensor('int64', BigInt64Array.from([1n, 2n, 3n, 4n, -5n, 0n, 7n, 2n ** 40n]), [2, 4]),
       mask: new ort.Tensor('bool', [true, false, false, true, false, false, false, false], [2, 4]),
       text: new ort.Tensor('string', ['héllo', ''], [2]),
-      halves: new ort.Tensor('float16', Uint16Array.from(halves.map(float16Bits)), [2, 2]),
+      halves: new ort.Tensor('float16', Uint16Array.from(halves.map(floatToHalfBits)), [2, 2]),
     });
     expect(Array.from(out.ids_times_two.data as BigInt64Array)).toEqual([2n, 4n, 6n, 8n, -10n, 0n, 14n, 2n ** 41n]);
     expect(out.ids_times_two.type).toBe('int64');
