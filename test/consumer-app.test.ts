@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_MODEL_FILE } from '../demo/demo-model';
+import { DEMO_MODEL_FILE } from '../fixtures/demo-model';
 import { tempDir } from './support/handler';
 
 /*

@@ -1,9 +1,9 @@
 import { METRIC } from '../../contract/metrics';
-import { type HandlerConfig, readConfig } from './config';
+import { type HandlerConfig, readConfig } from './config/config';
 import { type InferenceEntry, type InferenceHandler, InferenceService, describeCause, misconfiguredEntry, sleep } from './handler';
-import type { InferenceHooks } from './hooks';
-import { ModelRuntime } from './model-runtime';
-import { OnnxBackend } from './onnx-backend';
+import type { InferenceHooks } from './hooks/hooks';
+import { ModelRuntime } from './model/model-runtime';
+import { OnnxBackend } from './backends/onnx-backend';
 import { createTelemetry } from './telemetry';
 
 export interface InferenceHandlerOptions {

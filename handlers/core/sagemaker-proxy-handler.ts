@@ -1,7 +1,7 @@
-import { type SageMakerProxyConfig, readSageMakerProxyConfig } from './config';
+import { type SageMakerProxyConfig, readSageMakerProxyConfig } from './config/config';
 import { type InferenceEntry, type InferenceHandler, InferenceService, misconfiguredEntry } from './handler';
-import type { SageMakerProxyHooks } from './hooks';
-import { createSageMakerBackend } from './sagemaker-backend';
+import type { SageMakerProxyHooks } from './hooks/hooks';
+import { createSageMakerBackend } from './backends/sagemaker-backend';
 import { createTelemetry } from './telemetry';
 
 export interface SageMakerProxyOptions {

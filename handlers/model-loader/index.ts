@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fetchS3Model, ModelFetchError } from '../core/s3-model';
+import { fetchS3Model, ModelFetchError } from '../core/model/s3-model';
 import { MODEL_COPY_PROPERTY as P } from '../../contract/model-copy';
 import { type CopyJobEvent, type CustomResourceEvent, isCopyJob, requireDirectory, runCopyJob } from './copy-job';
 import { parseMountPath, parseProperties, problemWithFileName, type LoaderProperties } from './properties';

@@ -5,8 +5,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import type { IInferenceEndpoint } from '../inference-endpoint';
-import type { InferenceFunction } from '../inference-function';
+import type { IEndpointMetrics } from './endpoint-metrics';
+import type { InferenceFunction } from '../function/inference-function';
 import * as metricMath from '../private/metric-math';
 
 /** Thresholds of the endpoint's alarms. */
@@ -78,7 +78,7 @@ export interface EndpointMonitoringOptions {
 /** Props of `EndpointMonitoring`: the endpoint to watch, and how. */
 export interface EndpointMonitoringProps extends EndpointMonitoringOptions {
   /** The endpoint whose API is watched. */
-  readonly endpoint: IInferenceEndpoint;
+  readonly endpoint: IEndpointMetrics;
   /**
    * The function behind the API, whose throttles, errors, cold starts and durations are watched too.
    * @default - none: the API's alarms and graphs only

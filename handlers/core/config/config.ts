@@ -1,0 +1,157 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS,
+  DEFAULT_MODEL_INIT_WAIT_MS,
+  DEFAULT_MODEL_LOAD_RETRY_MS,
+  DEFAULT_MODEL_NAME,
+  DEFAULT_MODEL_VERSION,
+  DEFAULT_SAGEMAKER_CONTENT_TYPE,
+  DEFAULT_SAGEMAKER_TIMEOUT_MS,
+  GraphOptimizationLevel,
+  LAMBDA_MAX_PAYLOAD_BYTES,
+} from '../../../contract/defaults';
+import { ENV } from '../../../contract/environment';
+
+export type { GraphOptimizationLevel };
+
+/** Where the model file comes from: exactly one of a local path or an S3 object. */
+export type ModelLocation =
+  | { readonly kind: 'file'; readonly path: string; readonly precompiledPath?: string }
+  | {
+      readonly kind: 's3';
+      readonly uri: string;
+      readonly versionId?: string;
+      readonly precompiledUri?: string;
+      readonly cacheDir: string;
+      readonly idleTimeoutMs: number;
+    };
+
+/** What every handler reads: the served model's name and version (routes) and the payload limits. */
+export interface ServiceConfig {
+  readonly modelName: string;
+  readonly modelVersion: string;
+  readonly maxBodyBytes: number;
+  /** The largest answer, as Lambda counts it (the JSON of the whole HTTP answer). */
+  readonly maxResponseBytes: number;
+}
+
+export interface HandlerConfig extends ServiceConfig {
+  readonly location: ModelLocation;
+  readonly intraOpThreads: number;
+  readonly interOpThreads: number;
+  readonly graphOptimizationLevel: GraphOptimizationLevel;
+  readonly initWaitMs: number;
+  /** The first pause after a failed load before the next attempt (0: no pause). */
+  readonly loadRetryMs: number;
+}
+
+/** The SageMaker proxy's configuration: the endpoint it invokes and how. */
+export interface SageMakerProxyConfig extends ServiceConfig {
+  readonly endpointName: string;
+  readonly contentType: string;
+  readonly accept: string;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+}
+
+const OPTIMIZATION_LEVELS: readonly string[] = Object.values(GraphOptimizationLevel);
+
+/**
+ * Reads the handler's configuration from environment variables (see `environment.ts`). A bad value
+ * throws at once with the variable's name: a misconfigured function should say so in its first log.
+ */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig {
+  const modelPath = env[ENV.MODEL_PATH];
+  const s3Uri = env[ENV.MODEL_S3_URI];
+  if (modelPath && s3Uri) {
+    throw new Error(`set either ${ENV.MODEL_PATH} or ${ENV.MODEL_S3_URI}, not both`);
+  }
+  if (!modelPath && !s3Uri) {
+    throw new Error(`no model configured: set ${ENV.MODEL_PATH} (a local .onnx file) or ${ENV.MODEL_S3_URI} (s3://bucket/key)`);
+  }
+  const precompiledPath = env[ENV.MODEL_PRECOMPILED_PATH];
+  const precompiledUri = env[ENV.MODEL_PRECOMPILED_S3_URI];
+  const location: ModelLocation = modelPath
+    ? { kind: 'file', path: resolveModelPath(modelPath, env), precompiledPath: precompiledPath ? resolveModelPath(precompiledPath, env) : undefined }
+    : {
+        kind: 's3',
+        uri: s3Uri!,
+        versionId: env[ENV.MODEL_S3_VERSION_ID] || undefined,
+        precompiledUri: precompiledUri || undefined,
+        cacheDir: env[ENV.MODEL_CACHE_DIR] || '/tmp/models',
+        idleTimeoutMs: positiveInt(env, ENV.MODEL_DOWNLOAD_TIMEOUT_MS, DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS),
+      };
+
+  const level = (env[ENV.ORT_GRAPH_OPTIMIZATION_LEVEL] || GraphOptimizationLevel.ALL) as GraphOptimizationLevel;
+  if (!OPTIMIZATION_LEVELS.includes(level)) {
+    throw new Error(`${ENV.ORT_GRAPH_OPTIMIZATION_LEVEL} must be one of ${OPTIMIZATION_LEVELS.join(', ')}, got: ${level}`);
+  }
+
+  return {
+    ...readServiceConfig(env),
+    location,
+    // onnxruntime defaults to half the cores; Lambda's vCPUs are all ours.
+    intraOpThreads: positiveInt(env, ENV.ORT_INTRA_OP_THREADS, os.availableParallelism()),
+    interOpThreads: positiveInt(env, ENV.ORT_INTER_OP_THREADS, 1),
+    graphOptimizationLevel: level,
+    initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, DEFAULT_MODEL_INIT_WAIT_MS),
+    loadRetryMs: nonNegativeInt(env, ENV.MODEL_LOAD_RETRY_MS, DEFAULT_MODEL_LOAD_RETRY_MS),
+  };
+}
+
+/** SageMaker's own rule for endpoint names; anything else (an ARN, a URL) is a wiring mistake. */
+const ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
+
+/** Reads the SageMaker proxy's configuration; like readConfig, a bad value throws with the variable's name. */
+export function readSageMakerProxyConfig(env: NodeJS.ProcessEnv = process.env): SageMakerProxyConfig {
+  const endpointName = env[ENV.SAGEMAKER_ENDPOINT_NAME];
+  if (!endpointName) {
+    throw new Error(`no SageMaker endpoint configured: set ${ENV.SAGEMAKER_ENDPOINT_NAME} to the name of the endpoint to invoke`);
+  }
+  if (!ENDPOINT_NAME.test(endpointName)) {
+    throw new Error(`${ENV.SAGEMAKER_ENDPOINT_NAME} must be an endpoint name (letters, digits and hyphens, at most 63), got: ${endpointName}`);
+  }
+  return {
+    ...readServiceConfig(env),
+    endpointName,
+    contentType: env[ENV.SAGEMAKER_CONTENT_TYPE] || DEFAULT_SAGEMAKER_CONTENT_TYPE,
+    accept: env[ENV.SAGEMAKER_ACCEPT] || DEFAULT_SAGEMAKER_CONTENT_TYPE,
+    timeoutMs: positiveInt(env, ENV.SAGEMAKER_TIMEOUT_MS, DEFAULT_SAGEMAKER_TIMEOUT_MS),
+    maxAttempts: positiveInt(env, ENV.SAGEMAKER_MAX_ATTEMPTS, 2),
+  };
+}
+
+function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
+  return {
+    modelName: env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME,
+    modelVersion: env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION,
+    maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
+    maxResponseBytes: positiveInt(env, ENV.MAX_RESPONSE_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
+  };
+}
+
+/** A relative MODEL_PATH is relative to the function's code (LAMBDA_TASK_ROOT), as a bundled model is. */
+function resolveModelPath(p: string, env: NodeJS.ProcessEnv): string {
+  return path.isAbsolute(p) ? p : path.resolve(env.LAMBDA_TASK_ROOT || process.cwd(), p);
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const n = nonNegativeInt(env, name, fallback);
+  if (n === 0) {
+    throw new Error(`${name} must be a positive integer, got: 0`);
+  }
+  return n;
+}
+
+function nonNegativeInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') {
+    return fallback;
+  }
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`${name} must be a non-negative integer, got: ${raw}`);
+  }
+  return n;
+}
