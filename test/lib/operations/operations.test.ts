@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Duration } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
@@ -35,6 +37,27 @@ describe('monitoring: {}', () => {
     const cold = props('ColdStartRate').Metrics.find((m: any) => m.Id === 'cold').MetricStat;
     expect(cold).toMatchObject({ Metric: { Namespace: 'CdkServerlessInference', MetricName: 'ColdStart' }, Period: 900 });
     expect(props('ColdStartRate').Threshold).toBe(20);
+  });
+
+  it("gives each alarm the threshold its prop's @default documents", () => {
+    // The documentation as every language's package shows it (the jsii assembly), against the template.
+    const assembly = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../.jsii'), 'utf8'));
+    const documented = Object.fromEntries((assembly.types['cdk-serverless-inference.EndpointAlarmThresholds'].properties as any[]).map((p) => [p.name, p.docs.default as string]));
+    const asThreshold = (text: string) => {
+      const seconds = /^Duration\.seconds\((\d+)\)$/.exec(text);
+      return seconds ? Number(seconds[1]) * 1000 : Number(text);
+    };
+    const alarmOf: Record<string, string> = {
+      serverErrorRatePercent: 'ServerErrorRate',
+      latencyP99: 'LatencyP99',
+      throttles: 'Throttles',
+      coldStartRatePercent: 'ColdStartRate',
+      functionErrors: 'FunctionErrors',
+    };
+    expect(Object.keys(documented).sort()).toEqual(Object.keys(alarmOf).sort());
+    for (const [prop, text] of Object.entries(documented)) {
+      expect(resourceProps(f.template, alarms()[alarmOf[prop]]).Threshold, `${prop}: @default ${text}`).toBe(asThreshold(text));
+    }
   });
 
   it("leaves the function's throttles (answered 503) out of the 5xx rate: they have their own alarm", () => {
