@@ -203,7 +203,7 @@ export class ModelRuntime {
     }
     const { fetchS3Model } = await import('./s3-model.js');
     // Its key holds the model's content hash, so the latest version is the one synth wrote.
-    const fetched = await fetchS3Model({ uri: loc.precompiledUri!, cacheDir: loc.cacheDir, idleTimeoutMs: loc.idleTimeoutMs });
+    const fetched = await fetchS3Model({ ...loc.fetchSettings, uri: loc.precompiledUri!, cacheDir: loc.cacheDir, idleTimeoutMs: loc.idleTimeoutMs });
     return { path: fetched.path, sizeBytes: fetched.sizeBytes, etag: fetched.etag, versionId: fetched.versionId, downloaded: fetched.downloaded };
   }
 
@@ -222,6 +222,7 @@ export class ModelRuntime {
     const { fetchS3Model } = await import('./s3-model.js');
     try {
       const fetched = await fetchS3Model({
+        ...loc.fetchSettings,
         uri: loc.uri,
         versionId: loc.versionId,
         cacheDir: loc.cacheDir,

@@ -11,6 +11,8 @@
  *   instance, a retry) sends it as If-None-Match: a 304 reuses the file, a new ETag replaces it.
  * - `@aws-sdk/client-s3` is imported inside the function, never at the top, so a handler whose model
  *   is a local file never loads it (the handler build's code splitting puts it in its own chunk).
+ * - Nothing is read from the environment here (the SDK reads its own variables): the caller passes
+ *   what readS3FetchSettings read (see config.ts) as options.
  *
  * Nothing is logged here: the result says what happened and the caller logs it.
  */
@@ -26,7 +28,6 @@ import { pipeline } from 'node:stream/promises';
 import { threadId, Worker } from 'node:worker_threads';
 import type { GetObjectCommandOutput, HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS } from '../../../contract/defaults';
-import { ENV } from '../../../contract/environment';
 import { CRC_ALGORITHMS, type CrcAlgorithm, compositeChecksum, crcToBase64, fullObjectCrc, SegmentCrcs } from './crc';
 
 export type ModelFetchErrorCode = 'NotFound' | 'AccessDenied' | 'NoSpace' | 'Interrupted' | 'Timeout' | 'Corrupt' | 'InvalidUri' | 'Unknown';
@@ -63,31 +64,43 @@ export interface FetchS3ModelOptions {
    */
   readonly connectTimeoutMs?: number;
   /**
-   * Client to use instead of one built from the environment (AWS_REGION,
-   * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, MODEL_S3_FORCE_PATH_STYLE). It is not destroyed here.
-   * @default - a client built from the environment, destroyed when the fetch ends
+   * Client to use instead of one built here, with `forcePathStyle` and the SDK's own variables
+   * (AWS_REGION, AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL). It is not destroyed here.
+   * @default - a client built here, destroyed when the fetch ends
    */
   readonly client?: Pick<S3Client, 'send'>;
+  /**
+   * Path-style addressing, which S3-compatible servers need (used only when this module creates
+   * the client); MODEL_S3_FORCE_PATH_STYLE.
+   * @default false
+   */
+  readonly forcePathStyle?: boolean;
   /**
    * Free bytes of a directory.
    * @default - `fs.statfs`: available blocks times block size
    */
   readonly freeBytes?: (directory: string) => Promise<number>;
   /**
-   * Size of the byte ranges fetched in parallel.
-   * @default - MODEL_S3_PART_SIZE_MB, else 8 MiB (16 MiB from 1 GiB), or the object's multipart part size
+   * Size of the byte ranges fetched in parallel (MODEL_S3_PART_SIZE_MB).
+   * @default - 8 MiB (16 MiB from 1 GiB), or the object's multipart part size
    */
   readonly partSizeBytes?: number;
   /**
-   * Ranges fetched at once; 1 fetches the object with one GET.
-   * @default - MODEL_S3_CONCURRENCY, else from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see downloadPlan)
+   * Ranges fetched at once; 1 fetches the object with one GET (MODEL_S3_CONCURRENCY).
+   * @default - from `memoryMb` (see downloadTuning), else 8
    */
   readonly concurrency?: number;
   /**
-   * Attempts per range, the first included.
-   * @default - MODEL_S3_PART_ATTEMPTS, else 3
+   * Attempts per range, the first included (MODEL_S3_PART_ATTEMPTS).
+   * @default 3
    */
   readonly partAttempts?: number;
+  /**
+   * The function's memory in MB (Lambda's AWS_LAMBDA_FUNCTION_MEMORY_SIZE), from which the
+   * concurrency is chosen when it is not given.
+   * @default - unknown: 8 ranges at once
+   */
+  readonly memoryMb?: number;
   /**
    * Called once, when every request the download starts with is in flight (or its one GET has
    * answered): the caller may do synchronous work then (load onnxruntime), which the socket
@@ -218,7 +231,7 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     await prepareCacheDir(options.cacheDir);
     await removeStalePartials(files.model, idleTimeoutMs);
     const cached = await readCacheRecord(files, location, options.versionId);
-    ownClient = options.client ? undefined : await createS3Client(idleTimeoutMs, options.connectTimeoutMs);
+    ownClient = options.client ? undefined : await createS3Client(options.forcePathStyle ?? false, idleTimeoutMs, options.connectTimeoutMs);
     const client = options.client ?? ownClient!;
     const tuning = downloadTuning(options);
     // With parallel ranges allowed, the first GET asks for the first range only: its answer gives
@@ -425,11 +438,11 @@ async function loadS3Sdk(): Promise<S3Sdk> {
   return typeof loaded.S3Client === 'function' ? loaded : loaded.default!;
 }
 
-async function createS3Client(idleTimeoutMs: number, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<S3Client> {
+async function createS3Client(forcePathStyle: boolean, idleTimeoutMs: number, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<S3Client> {
   const { S3Client } = await loadS3Sdk();
   return new S3Client({
     // The SDK reads AWS_REGION and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself.
-    forcePathStyle: process.env[ENV.MODEL_S3_FORCE_PATH_STYLE] === 'true',
+    forcePathStyle,
     // A model bucket in another region than the function still works.
     followRegionRedirects: true,
     // Options, not an instance: the SDK builds its own NodeHttpHandler from them, so this module
@@ -569,32 +582,26 @@ const COMMON_UPLOAD_PART_BYTES = [8, 16, 5, 10, 32, 64, 15, 25, 50, 100, 128].ma
 interface DownloadTuning {
   /** Size of the ranges (the first one's, and the default of the others). */
   readonly partSizeBytes: number;
-  /** Whether the size came from the options or the environment: then it is not adapted to the object. */
+  /** Whether the size came from the options: then it is not adapted to the object. */
   readonly partSizeFixed: boolean;
   readonly concurrency: number;
   readonly partAttempts: number;
 }
 
-function positiveIntFromEnv(name: string): number | undefined {
-  const value = Number(process.env[name]);
-  return Number.isInteger(value) && value > 0 ? value : undefined;
-}
-
 /**
- * Part size and concurrency, from the options, else the environment, else the function's memory:
- * Lambda gives a function network bandwidth and CPU in proportion to its memory, and each range in
- * flight holds only a socket's and a stream's buffers (tens of KiB), not the range.
+ * Part size and concurrency, from the options, else from the function's memory: Lambda gives a
+ * function network bandwidth and CPU in proportion to its memory, and each range in flight holds
+ * only a socket's and a stream's buffers (tens of KiB), not the range.
  */
 function downloadTuning(options: FetchS3ModelOptions): DownloadTuning {
-  const partMib = positiveIntFromEnv(ENV.MODEL_S3_PART_SIZE_MB);
-  const fixedPart = options.partSizeBytes ?? (partMib === undefined ? undefined : partMib * MIB);
-  const memoryMb = positiveIntFromEnv('AWS_LAMBDA_FUNCTION_MEMORY_SIZE');
-  const concurrency = options.concurrency ?? positiveIntFromEnv(ENV.MODEL_S3_CONCURRENCY) ?? (memoryMb === undefined ? 8 : Math.min(16, Math.max(4, Math.floor(memoryMb / 128))));
+  const fixedPart = options.partSizeBytes;
+  const memoryMb = options.memoryMb;
+  const concurrency = options.concurrency ?? (memoryMb === undefined ? 8 : Math.min(16, Math.max(4, Math.floor(memoryMb / 128))));
   return {
     partSizeBytes: Math.max(1, fixedPart ?? DEFAULT_PART_BYTES),
     partSizeFixed: fixedPart !== undefined,
     concurrency: Math.max(1, concurrency),
-    partAttempts: Math.max(1, options.partAttempts ?? positiveIntFromEnv(ENV.MODEL_S3_PART_ATTEMPTS) ?? DEFAULT_PART_ATTEMPTS),
+    partAttempts: Math.max(1, options.partAttempts ?? DEFAULT_PART_ATTEMPTS),
   };
 }
 
