@@ -12,6 +12,7 @@ import {
   LAMBDA_MAX_PAYLOAD_BYTES,
 } from '../../../contract/defaults';
 import { ENV } from '../../../contract/environment';
+import { METRICS_NAMESPACE } from '../../../contract/metrics';
 
 export type { GraphOptimizationLevel };
 
@@ -46,13 +47,17 @@ export type ModelLocation =
       readonly fetchSettings: S3FetchSettings;
     };
 
-/** What every handler reads: the served model's name and version (routes) and the payload limits. */
+/** What every handler reads: the served model's name and version (routes), the payload limits and the telemetry's names. */
 export interface ServiceConfig {
   readonly modelName: string;
   readonly modelVersion: string;
   readonly maxBodyBytes: number;
   /** The largest answer, as Lambda counts it (the JSON of the whole HTTP answer). */
   readonly maxResponseBytes: number;
+  /** Powertools' service name of the logs and metrics (POWERTOOLS_SERVICE_NAME). */
+  readonly serviceName: string;
+  /** The namespace of the embedded metrics (POWERTOOLS_METRICS_NAMESPACE). */
+  readonly metricsNamespace: string;
 }
 
 export interface HandlerConfig extends ServiceConfig {
@@ -63,6 +68,11 @@ export interface HandlerConfig extends ServiceConfig {
   readonly initWaitMs: number;
   /** The first pause after a failed load before the next attempt (0: no pause). */
   readonly loadRetryMs: number;
+  /**
+   * What onnxruntime's own ORT_DISABLE_TELEMETRY is set to before onnxruntime loads: the
+   * environment's value, else `1` (its usage telemetry off).
+   */
+  readonly ortDisableTelemetry: string;
 }
 
 /** The SageMaker proxy's configuration: the endpoint it invokes and how. */
@@ -75,6 +85,9 @@ export interface SageMakerProxyConfig extends ServiceConfig {
 }
 
 const OPTIMIZATION_LEVELS: readonly string[] = Object.values(GraphOptimizationLevel);
+
+/** The service name of the logs and metrics where POWERTOOLS_SERVICE_NAME is unset (the constructs set it). */
+const DEFAULT_SERVICE_NAME = 'cdk-serverless-inference';
 
 /** Lambda's own variable (not one of the contract's): the memory the function was given, in MB. */
 const LAMBDA_MEMORY_SIZE = 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE';
@@ -122,6 +135,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
     graphOptimizationLevel: level,
     initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, DEFAULT_MODEL_INIT_WAIT_MS),
     loadRetryMs: nonNegativeInt(env, ENV.MODEL_LOAD_RETRY_MS, DEFAULT_MODEL_LOAD_RETRY_MS),
+    ortDisableTelemetry: env[ENV.ORT_DISABLE_TELEMETRY] || '1',
   };
 }
 
@@ -171,6 +185,8 @@ function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
     modelVersion: env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION,
     maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
     maxResponseBytes: positiveInt(env, ENV.MAX_RESPONSE_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
+    serviceName: env[ENV.POWERTOOLS_SERVICE_NAME] || DEFAULT_SERVICE_NAME,
+    metricsNamespace: env[ENV.POWERTOOLS_METRICS_NAMESPACE] || METRICS_NAMESPACE,
   };
 }
 

@@ -3,7 +3,7 @@
  * filled in, and a bad value refused with the variable's name.
  */
 import { describe, expect, it } from 'vitest';
-import { type HandlerConfig, readConfig, readS3FetchSettings } from '../../../../handlers/core/config/config';
+import { type HandlerConfig, readConfig, readS3FetchSettings, readSageMakerProxyConfig } from '../../../../handlers/core/config/config';
 
 const S3_MODEL = { MODEL_S3_URI: 's3://bucket/models/model.onnx' };
 
@@ -51,5 +51,25 @@ describe('the S3 fetch settings', () => {
     const config = readConfig({ MODEL_PATH: '/opt/model.onnx', MODEL_S3_CONCURRENCY: 'abc' });
 
     expect(config.location).toEqual({ kind: 'file', path: '/opt/model.onnx', precompiledPath: undefined });
+  });
+});
+
+describe("the telemetry's names", () => {
+  it("are the constructs' POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE, with defaults, in both handlers", () => {
+    const names = { POWERTOOLS_SERVICE_NAME: 'StackEndpoint', POWERTOOLS_METRICS_NAMESPACE: 'Custom' };
+    for (const read of [
+      (env: NodeJS.ProcessEnv) => readConfig({ ...S3_MODEL, ...env }),
+      (env: NodeJS.ProcessEnv) => readSageMakerProxyConfig({ SAGEMAKER_ENDPOINT_NAME: 'e', ...env }),
+    ]) {
+      expect(read(names)).toMatchObject({ serviceName: 'StackEndpoint', metricsNamespace: 'Custom' });
+      expect(read({})).toMatchObject({ serviceName: 'cdk-serverless-inference', metricsNamespace: 'CdkServerlessInference' });
+    }
+  });
+});
+
+describe("onnxruntime's telemetry switch", () => {
+  it('is ORT_DISABLE_TELEMETRY as set, else 1 (off)', () => {
+    expect(readConfig(S3_MODEL).ortDisableTelemetry).toBe('1');
+    expect(readConfig({ ...S3_MODEL, ORT_DISABLE_TELEMETRY: '0' }).ortDisableTelemetry).toBe('0');
   });
 });
