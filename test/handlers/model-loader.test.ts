@@ -286,6 +286,36 @@ describe('failures', () => {
   });
 });
 
+describe('the S3 fetch settings', () => {
+  /** A loader of its own, whose first event meets `env`: it reads its settings then, once. */
+  async function firstEventWith(env: Record<string, string>, properties: Record<string, unknown>) {
+    const { handler: fresh } = (await import(`${pathToFileURL(BUNDLE).href}?settings-${testNumber}`)) as { handler: Handler };
+    Object.assign(process.env, env);
+    try {
+      return await fresh(event('Create', properties));
+    } finally {
+      for (const name of Object.keys(env)) delete process.env[name];
+    }
+  }
+
+  it('reads MODEL_S3_CONCURRENCY as the inference handler does: 1 fetches the object with one GET', async () => {
+    await upload('settings/model.onnx', randomBytes(200_000));
+    proxy.ranges.length = 0;
+
+    await firstEventWith({ MODEL_S3_CONCURRENCY: '1' }, props('settings/model.onnx'));
+
+    expect(proxy.ranges).toEqual(['']);
+  });
+
+  it('fails the event with a bad MODEL_S3_CONCURRENCY, naming it, and writes nothing', async () => {
+    const error = await rejectionOf(firstEventWith({ MODEL_S3_CONCURRENCY: 'abc' }, props('settings/model.onnx')));
+
+    expect(error.message).toBe('MODEL_S3_CONCURRENCY must be a non-negative integer, got: abc');
+    expect(await readdir(mount)).toEqual([]);
+    expect(loggedLines('error')).toEqual([expect.objectContaining({ requestType: 'Create', error: error.message })]);
+  });
+});
+
 describe('a precompiled model beside the model', () => {
   it('copies it to MountPath/PrecompiledFileName and deletes it with the model', async () => {
     const model = randomBytes(20_000);

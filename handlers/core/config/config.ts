@@ -12,8 +12,27 @@ import {
   LAMBDA_MAX_PAYLOAD_BYTES,
 } from '../../../contract/defaults';
 import { ENV } from '../../../contract/environment';
+import { METRICS_NAMESPACE } from '../../../contract/metrics';
 
 export type { GraphOptimizationLevel };
+
+/**
+ * How an S3 model is fetched, beside where from: the S3 client's addressing and the download's
+ * tuning. What is unset here, fetchS3Model chooses per object (the part size) or from the
+ * function's memory (the concurrency).
+ */
+export interface S3FetchSettings {
+  /** MODEL_S3_FORCE_PATH_STYLE: path-style addressing, which S3-compatible servers need. */
+  readonly forcePathStyle: boolean;
+  /** MODEL_S3_PART_SIZE_MB, in bytes. */
+  readonly partSizeBytes?: number;
+  /** MODEL_S3_CONCURRENCY. */
+  readonly concurrency?: number;
+  /** MODEL_S3_PART_ATTEMPTS. */
+  readonly partAttempts?: number;
+  /** The function's memory in MB (Lambda's AWS_LAMBDA_FUNCTION_MEMORY_SIZE); unset outside Lambda. */
+  readonly memoryMb?: number;
+}
 
 /** Where the model file comes from: exactly one of a local path or an S3 object. */
 export type ModelLocation =
@@ -25,15 +44,20 @@ export type ModelLocation =
       readonly precompiledUri?: string;
       readonly cacheDir: string;
       readonly idleTimeoutMs: number;
+      readonly fetchSettings: S3FetchSettings;
     };
 
-/** What every handler reads: the served model's name and version (routes) and the payload limits. */
+/** What every handler reads: the served model's name and version (routes), the payload limits and the telemetry's names. */
 export interface ServiceConfig {
   readonly modelName: string;
   readonly modelVersion: string;
   readonly maxBodyBytes: number;
   /** The largest answer, as Lambda counts it (the JSON of the whole HTTP answer). */
   readonly maxResponseBytes: number;
+  /** Powertools' service name of the logs and metrics (POWERTOOLS_SERVICE_NAME). */
+  readonly serviceName: string;
+  /** The namespace of the embedded metrics (POWERTOOLS_METRICS_NAMESPACE). */
+  readonly metricsNamespace: string;
 }
 
 export interface HandlerConfig extends ServiceConfig {
@@ -44,6 +68,11 @@ export interface HandlerConfig extends ServiceConfig {
   readonly initWaitMs: number;
   /** The first pause after a failed load before the next attempt (0: no pause). */
   readonly loadRetryMs: number;
+  /**
+   * What onnxruntime's own ORT_DISABLE_TELEMETRY is set to before onnxruntime loads: the
+   * environment's value, else `1` (its usage telemetry off).
+   */
+  readonly ortDisableTelemetry: string;
 }
 
 /** The SageMaker proxy's configuration: the endpoint it invokes and how. */
@@ -56,6 +85,14 @@ export interface SageMakerProxyConfig extends ServiceConfig {
 }
 
 const OPTIMIZATION_LEVELS: readonly string[] = Object.values(GraphOptimizationLevel);
+
+/** The service name of the logs and metrics where POWERTOOLS_SERVICE_NAME is unset (the constructs set it). */
+const DEFAULT_SERVICE_NAME = 'cdk-serverless-inference';
+
+/** Lambda's own variable (not one of the contract's): the memory the function was given, in MB. */
+const LAMBDA_MEMORY_SIZE = 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE';
+
+const MIB = 1024 * 1024;
 
 /**
  * Reads the handler's configuration from environment variables (see `environment.ts`). A bad value
@@ -81,6 +118,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
         precompiledUri: precompiledUri || undefined,
         cacheDir: env[ENV.MODEL_CACHE_DIR] || '/tmp/models',
         idleTimeoutMs: positiveInt(env, ENV.MODEL_DOWNLOAD_TIMEOUT_MS, DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS),
+        fetchSettings: readS3FetchSettings(env),
       };
 
   const level = (env[ENV.ORT_GRAPH_OPTIMIZATION_LEVEL] || GraphOptimizationLevel.ALL) as GraphOptimizationLevel;
@@ -97,6 +135,25 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
     graphOptimizationLevel: level,
     initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, DEFAULT_MODEL_INIT_WAIT_MS),
     loadRetryMs: nonNegativeInt(env, ENV.MODEL_LOAD_RETRY_MS, DEFAULT_MODEL_LOAD_RETRY_MS),
+    ortDisableTelemetry: env[ENV.ORT_DISABLE_TELEMETRY] || '1',
+  };
+}
+
+/**
+ * Reads how an S3 model is fetched (MODEL_S3_FORCE_PATH_STYLE, MODEL_S3_PART_SIZE_MB,
+ * MODEL_S3_CONCURRENCY, MODEL_S3_PART_ATTEMPTS and the function's memory), for the inference
+ * handler (through readConfig) and the EFS model loader alike. Like readConfig, a bad value throws
+ * with the variable's name: a number must be a positive integer, MODEL_S3_FORCE_PATH_STYLE `true`
+ * or `false`; an empty variable counts as unset.
+ */
+export function readS3FetchSettings(env: NodeJS.ProcessEnv = process.env): S3FetchSettings {
+  const partSizeMb = optionalPositiveInt(env, ENV.MODEL_S3_PART_SIZE_MB);
+  return {
+    forcePathStyle: booleanOf(env, ENV.MODEL_S3_FORCE_PATH_STYLE, false),
+    partSizeBytes: partSizeMb === undefined ? undefined : partSizeMb * MIB,
+    concurrency: optionalPositiveInt(env, ENV.MODEL_S3_CONCURRENCY),
+    partAttempts: optionalPositiveInt(env, ENV.MODEL_S3_PART_ATTEMPTS),
+    memoryMb: optionalPositiveInt(env, LAMBDA_MEMORY_SIZE),
   };
 }
 
@@ -128,6 +185,8 @@ function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
     modelVersion: env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION,
     maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
     maxResponseBytes: positiveInt(env, ENV.MAX_RESPONSE_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
+    serviceName: env[ENV.POWERTOOLS_SERVICE_NAME] || DEFAULT_SERVICE_NAME,
+    metricsNamespace: env[ENV.POWERTOOLS_METRICS_NAMESPACE] || METRICS_NAMESPACE,
   };
 }
 
@@ -137,21 +196,40 @@ function resolveModelPath(p: string, env: NodeJS.ProcessEnv): string {
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const n = nonNegativeInt(env, name, fallback);
+  return optionalPositiveInt(env, name) ?? fallback;
+}
+
+function nonNegativeInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return optionalNonNegativeInt(env, name) ?? fallback;
+}
+
+function optionalPositiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const n = optionalNonNegativeInt(env, name);
   if (n === 0) {
     throw new Error(`${name} must be a positive integer, got: 0`);
   }
   return n;
 }
 
-function nonNegativeInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+function optionalNonNegativeInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') {
-    return fallback;
+    return undefined;
   }
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) {
     throw new Error(`${name} must be a non-negative integer, got: ${raw}`);
   }
   return n;
+}
+
+function booleanOf(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') {
+    return fallback;
+  }
+  if (raw !== 'true' && raw !== 'false') {
+    throw new Error(`${name} must be true or false, got: ${raw}`);
+  }
+  return raw === 'true';
 }

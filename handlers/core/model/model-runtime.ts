@@ -132,7 +132,7 @@ export class ModelRuntime {
 
   private async load(): Promise<LoadedModel> {
     const started = performance.now();
-    const ort = loadOnnxRuntime();
+    const ort = this.onnxRuntime();
     let refused: string | undefined;
     if (this.hasPrecompiled()) {
       // The precompiled model is an optimisation only: whatever keeps it from loading (absent from
@@ -203,7 +203,7 @@ export class ModelRuntime {
     }
     const { fetchS3Model } = await import('./s3-model.js');
     // Its key holds the model's content hash, so the latest version is the one synth wrote.
-    const fetched = await fetchS3Model({ uri: loc.precompiledUri!, cacheDir: loc.cacheDir, idleTimeoutMs: loc.idleTimeoutMs });
+    const fetched = await fetchS3Model({ ...loc.fetchSettings, uri: loc.precompiledUri!, cacheDir: loc.cacheDir, idleTimeoutMs: loc.idleTimeoutMs });
     return { path: fetched.path, sizeBytes: fetched.sizeBytes, etag: fetched.etag, versionId: fetched.versionId, downloaded: fetched.downloaded };
   }
 
@@ -222,6 +222,7 @@ export class ModelRuntime {
     const { fetchS3Model } = await import('./s3-model.js');
     try {
       const fetched = await fetchS3Model({
+        ...loc.fetchSettings,
         uri: loc.uri,
         versionId: loc.versionId,
         cacheDir: loc.cacheDir,
@@ -231,7 +232,7 @@ export class ModelRuntime {
         // load() to meet again and report after the fetch, as before.
         onTransferStarted: () => {
           try {
-            loadOnnxRuntime();
+            this.onnxRuntime();
           } catch {
             // Reported by load().
           }
@@ -252,6 +253,16 @@ export class ModelRuntime {
         e,
       );
     }
+  }
+
+  /**
+   * onnxruntime, with the environment its native code reads when it loads: ORT_DISABLE_TELEMETRY as
+   * the configuration decided. onnxruntime takes it from the process environment and from nowhere
+   * else, so it is written there; the first load in a process decides for the process.
+   */
+  private onnxRuntime(): typeof Ort {
+    process.env[ENV.ORT_DISABLE_TELEMETRY] = this.config.ortDisableTelemetry;
+    return loadOnnxRuntime();
   }
 
   private describeLocation(): string {
@@ -291,13 +302,13 @@ let ort: typeof Ort | undefined;
 /**
  * onnxruntime-node is a native addon that the ONNX Runtime layer provides under /opt/nodejs. It is
  * loaded with `require` because Lambda finds layer packages through NODE_PATH, which ES module
- * imports ignore.
+ * imports ignore. ModelRuntime loads it first, with the environment the configuration decided (its
+ * usage telemetry off: onnxruntime 1.30's Linux build collects it unless told not to, a model server
+ * has no business phoning home, and it costs ~10 ms of session creation); later calls get the same
+ * module.
  */
 export function loadOnnxRuntime(): typeof Ort {
   if (!ort) {
-    // onnxruntime 1.30's Linux build collects usage telemetry unless told not to; a model server
-    // has no business phoning home (and it costs ~10 ms of session creation).
-    process.env[ENV.ORT_DISABLE_TELEMETRY] ??= '1';
     try {
       ort = require('onnxruntime-node') as typeof Ort;
     } catch (e) {

@@ -12,11 +12,11 @@ const mlp = mlpModel({ seed: 3 });
 const request = { inputs: [{ name: 'input', shape: [1, mlp.inputs], datatype: 'FP32', data: [0.5, -0.25, 1, 0] }] };
 
 /** A handler made with POWERTOOLS_METRICS_DISABLED as given: Powertools reads it when Metrics is created. */
-async function handlerWithMetrics(disabled: string): Promise<Handler> {
+async function handlerWithMetrics(disabled: string, env: Record<string, string> = {}): Promise<Handler> {
   const saved = process.env.POWERTOOLS_METRICS_DISABLED;
   process.env.POWERTOOLS_METRICS_DISABLED = disabled;
   try {
-    return await handlerForModel(mlp.bytes, { MODEL_NAME: 'telemetry' });
+    return await handlerForModel(mlp.bytes, { MODEL_NAME: 'telemetry', ...env });
   } finally {
     process.env.POWERTOOLS_METRICS_DISABLED = saved;
   }
@@ -50,11 +50,38 @@ describe('embedded metrics', () => {
     expect(figures.every((v) => typeof v === 'number')).toBe(true);
   });
 
+  it('names the service and the namespace as the configuration says (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE)', async () => {
+    const handler = await handlerWithMetrics('false', { POWERTOOLS_SERVICE_NAME: 'configured-service', POWERTOOLS_METRICS_NAMESPACE: 'ConfiguredNamespace' });
+    const { logs } = await logged(async () => {
+      expect((await infer(handler, request, 'telemetry')).status).toBe(200);
+    });
+    const [line] = emf(logs);
+    expect(line._aws.CloudWatchMetrics[0].Namespace).toBe('ConfiguredNamespace');
+    expect(line.service).toBe('configured-service');
+  });
+
   it('writes none when POWERTOOLS_METRICS_DISABLED is true', async () => {
     const handler = await handlerWithMetrics('true');
     const { logs } = await logged(async () => {
       expect((await infer(handler, request, 'telemetry')).status).toBe(200);
     });
     expect(emf(logs)).toHaveLength(0);
+  });
+});
+
+describe("onnxruntime's own telemetry", () => {
+  it('is set as the configuration says (off unless ORT_DISABLE_TELEMETRY says otherwise), where onnxruntime reads it', async () => {
+    const saved = process.env.ORT_DISABLE_TELEMETRY;
+    try {
+      delete process.env.ORT_DISABLE_TELEMETRY;
+      await handlerForModel(mlp.bytes);
+      expect(process.env.ORT_DISABLE_TELEMETRY).toBe('1');
+
+      await handlerForModel(mlp.bytes, { ORT_DISABLE_TELEMETRY: '0' });
+      expect(process.env.ORT_DISABLE_TELEMETRY).toBe('0');
+    } finally {
+      process.env.ORT_DISABLE_TELEMETRY = saved;
+      if (saved === undefined) delete process.env.ORT_DISABLE_TELEMETRY;
+    }
   });
 });

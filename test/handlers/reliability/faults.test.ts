@@ -175,6 +175,20 @@ describe('an S3 model, through the handler, with faults on the way', () => {
     expect(fs.statSync(path.join(cacheDir, files[0])).size).toBe(model.sizeBytes);
   }
 
+  it('fetches in the ranges its environment sets: MODEL_S3_PART_SIZE_MB and MODEL_S3_CONCURRENCY reach the download', async () => {
+    const uri = await upload('settings/model.onnx', model.bytes);
+    const rangesOf = async (env: Record<string, string>) => {
+      const before = proxy.ranges.length;
+      await expectServed(await createHandler({ MODEL_S3_URI: uri, MODEL_CACHE_DIR: tempDir(), MODEL_NAME: 'm', ...env }));
+      return proxy.ranges.slice(before);
+    };
+
+    // By default, a first range of 8 MiB (the whole of this object); one GET without a range at concurrency 1.
+    expect(await rangesOf({})).toEqual(['bytes=0-8388607']);
+    expect(await rangesOf({ MODEL_S3_CONCURRENCY: '1' })).toEqual(['']);
+    expect((await rangesOf({ MODEL_S3_PART_SIZE_MB: '1', MODEL_S3_CONCURRENCY: '2' }))[0]).toBe('bytes=0-1048575');
+  });
+
   it('answers 503 while the object is missing (the URI in the log only), and serves it once it is uploaded', async () => {
     const uri = `s3://${BUCKET}/late/model.onnx`;
     const cacheDir = tempDir();

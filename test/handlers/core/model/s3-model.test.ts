@@ -726,13 +726,13 @@ process.stdout.write(JSON.stringify({ result, maxRssBytes: process.resourceUsage
 // A first fetch loads the SDK, so that the RSS before the large one includes it.
 await fetchS3Model({ uri: process.argv[2].replace('model.onnx', 'warm.onnx'), cacheDir: process.argv[3] });
 const rssBefore = process.memoryUsage().rss;
-const result = await fetchS3Model({ uri: process.argv[2], cacheDir: process.argv[3] });
+const result = await fetchS3Model({ uri: process.argv[2], cacheDir: process.argv[3], concurrency: 16 });
 process.stdout.write(JSON.stringify({ result, rssBefore, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
 `,
     );
     await build({ ...HANDLER_BUILD_OPTIONS, entryPoints: [runner], outdir: bundleDir });
     const { stdout } = await promisify(execFile)(process.execPath, [path.join(bundleDir, 'rss-runner.mjs'), `s3://${BUCKET}/huge/model.onnx`, cacheDir], {
-      env: { ...process.env, AWS_ENDPOINT_URL_S3: s3.endpoint, MODEL_S3_CONCURRENCY: '16' },
+      env: { ...process.env, AWS_ENDPOINT_URL_S3: s3.endpoint },
       timeout: 120_000,
     });
     const run = JSON.parse(stdout) as { result: { path: string; sizeBytes: number }; rssBefore: number; maxRssBytes: number };
