@@ -526,7 +526,7 @@ function reachableText(entry: string): string {
   return texts.join('\n');
 }
 
-/** A user's own entry file, as the README shows hooks, around the proxy. */
+/** A user's own entry file, as docs/hooks.md shows hooks, around the proxy. */
 const HOOKS_ENTRY = `
 import { createSageMakerProxyHandler, badRequest } from 'cdk-serverless-inference/handler';
 
