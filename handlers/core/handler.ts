@@ -178,8 +178,9 @@ export class InferenceService<M extends BackendModel> {
       if (Array.isArray(outputs) && outputs.some((o) => binaryDataOf(o) !== undefined)) {
         throw badRequest('a direct invocation answers JSON only: binary tensor data (binary_data, binary_data_output) needs an HTTP request');
       }
-      // Lambda sends the value as JSON, under the same payload limit as an HTTP answer.
-      this.checkAnswerBytes(Buffer.byteLength(JSON.stringify(value) ?? ''));
+      // Lambda sends the value as JSON, under the same payload limit as an HTTP answer. Its runtime
+      // writes it with its own JSON.stringify, which writes a RawJsonNumber as stringifyJson does.
+      this.checkAnswerBytes(Buffer.byteLength(stringifyJson(value) ?? ''));
       return { value, after: this.afterCall(answer, 200) };
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);
