@@ -231,6 +231,14 @@ describe('rollout', () => {
   });
 });
 
+describe('the warmer', () => {
+  it("gives its fan-out more time than the function's cold start may take (its timeout, 60 s by default)", () => {
+    const timeoutOf = (f: ReturnType<typeof setup>) => resourceProps(f.template, f.endpoint.warmer!.function).Timeout;
+    expect(timeoutOf(setup())).toBe(75);
+    expect(timeoutOf(setup({ timeout: Duration.minutes(3), warmerOptions: { concurrency: 2 } }))).toBe(196);
+  });
+});
+
 describe('provisioned concurrency scaling', () => {
   it('scales on utilisation and on a schedule', () => {
     const f = setup({
