@@ -13,14 +13,19 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HOOKS_MODULE_FILE } from '../../contract/hooks';
+import { DEMO_MODEL_FILE } from '../../fixtures/demo-model';
+import { ModelSource, S3ModelEndpoint } from '../../lib';
 import { inferenceHandlerDir } from '../../lib/private/package-paths';
 import { startLocalCodeDeploy, type LocalCodeDeploy } from '../../tools/local-codedeploy';
 import { type LocalFunction, startLocalFunction } from '../../tools/local-function';
 import { functionError, startLocalLambda, type LambdaAnswer, type LocalLambda } from '../../tools/local-lambda';
-import { buildOnnxModel, mlpModel } from '../../tools/onnx';
+import { buildOnnxModel, convModel, mlpModel } from '../../tools/onnx';
 import { writeModel } from '../support/handler';
+import { assetFolder, resourceProps } from '../support/stacks';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BUNDLE = path.join(ROOT, 'assets', 'handlers', 'pre-traffic-check', 'index.mjs');
@@ -340,6 +345,39 @@ describe('a broken version fails the deployment, against the real handler', () =
       );
       expect(r.result!.problems).toHaveLength(4);
     });
+  });
+});
+
+describe("an image model's sample, as the construct ships it", () => {
+  it('fits: the 3×32×32 FP32 sample and the expected answer ship beside the code, the variables stay under 4 KB, and the check passes', async () => {
+    const model = convModel({ channels: 3, size: 32, features: 4 });
+    const input = model.sampleInput();
+    const sampleRequest = { inputs: [{ name: 'image', shape: [1, 3, 32, 32], datatype: 'FP32', data: input }] };
+    const expectedAnswer = { outputs: [{ name: 'features', shape: [1, 4, 32, 32], data: model.predict(input) }] };
+    const app = new App();
+    const stack = new Stack(app, 'Stack', { env: { account: '123456789012', region: REGION } });
+    const endpoint = new S3ModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), rollout: { sampleRequest, expectedAnswer } });
+    const props = resourceProps(Template.fromStack(stack), endpoint.rollout!.preTrafficCheck!);
+    const variables = props.Environment.Variables as Record<string, unknown>;
+
+    expect(JSON.stringify(sampleRequest).length).toBeGreaterThan(20_000);
+    // Lambda's limit: 4 KB for all the variables together.
+    expect(Buffer.byteLength(JSON.stringify(variables))).toBeLessThan(4096);
+    expect(variables.SAMPLE_REQUEST).toBeUndefined();
+    const code = assetFolder(app, props.Code.S3Key);
+    expect(JSON.parse(fs.readFileSync(path.join(code, String(variables.SAMPLE_REQUEST_FILE)), 'utf8'))).toEqual(sampleRequest);
+
+    // The hook as Lambda runs it: its code folder as the task root, its variables, the version's ARN resolved.
+    const env = { ...(variables as Record<string, string>), TARGET_VERSION_ARN: TARGET, LAMBDA_TASK_ROOT: code };
+    const r = await run(env, newVersion({ MODEL_PATH: writeModel(model.bytes) }));
+    expect(r.result).toEqual({ status: 'Succeeded', problems: [] });
+    expect(lambda.invocations[0].text).toBe(JSON.stringify(sampleRequest));
+    expect(r.log[0].checked).toMatchObject({ expectedAnswer: true });
+
+    // The same sample against a model with other weights fails on the expected answer.
+    codedeploy.reset();
+    const other = newVersion({ MODEL_PATH: writeModel(convModel({ channels: 3, size: 32, features: 4, seed: 7 }).bytes) });
+    expectFailedFor(await run(env, other), /output 0 \('features'\): \d+ of 4096 values differ from the expected answer/);
   });
 });
 
