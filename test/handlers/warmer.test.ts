@@ -181,6 +181,19 @@ describe('Warmer fan-out function', () => {
   });
 });
 
+describe('Warmer metrics', () => {
+  it("reads the summary line's metrics, by the ARN the fan-out invokes", () => {
+    const { stack, target, warmer } = setup();
+    const metrics = [warmer.metricSucceeded(), warmer.metricFailed(), warmer.metricModelNotReady({ period: Duration.hours(1) })];
+    expect(metrics.map((m) => [m.namespace, m.metricName, m.statistic, m.period.toMinutes()])).toEqual([
+      ['CdkServerlessInference', 'WarmupSucceeded', 'Sum', 5],
+      ['CdkServerlessInference', 'WarmupFailed', 'Sum', 5],
+      ['CdkServerlessInference', 'WarmupModelNotReady', 'Sum', 60],
+    ]);
+    for (const m of metrics) expect(stack.resolve(m.dimensions)).toEqual({ WarmerTarget: stack.resolve(target.functionArn) });
+  });
+});
+
 describe('Warmer permissions', () => {
   it('may invoke exactly the target function ARN and write its own log group, nothing else', () => {
     const fixture = setup();

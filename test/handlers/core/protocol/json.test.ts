@@ -64,12 +64,14 @@ describe('an INT64 past 2^53, through the inference bundle as Lambda runs it', (
     });
   }
 
-  it('keeps every digit in a streamed HTTP answer (Function URL, API Gateway STREAM)', async () => {
-    const bytes = Buffer.from(await payloadOf(streaming, functionUrlEvent('POST', INFER_PATH, REQUEST)), 'utf8');
-    const { statusCode, body } = readPrelude(bytes);
-    expect(statusCode).toBe(200);
-    expect(body).toContain(EXACT);
-  });
+  for (const [name, event] of httpEvents) {
+    it(`keeps every digit in a streamed ${name} answer`, async () => {
+      const bytes = Buffer.from(await payloadOf(streaming, event), 'utf8');
+      const { statusCode, body } = readPrelude(bytes);
+      expect(statusCode).toBe(200);
+      expect(body).toContain(EXACT);
+    });
+  }
 
   it("keeps every digit in a direct invocation's answer, which the runtime writes with its own JSON.stringify", async () => {
     const text = await payloadOf(buffered, REQUEST);
