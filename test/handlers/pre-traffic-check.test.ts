@@ -311,11 +311,17 @@ describe('a broken version fails the deployment, against the real handler', () =
   });
 
   describe('when its hook answers 200 with', () => {
+    const dirs: string[] = [];
+    afterAll(() => {
+      for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
     /** The handler bundle with a hooks module whose postprocess returns `answer`, as the constructs bundle one. */
     function withPostprocess(answer: unknown): LocalFunction {
       fs.mkdirSync(path.join(ROOT, 'node_modules', '.cache'), { recursive: true });
       // Inside the repository, so that the handler's require('onnxruntime-node') finds the installed package.
       const dir = fs.mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'csi-pre-traffic-'));
+      dirs.push(dir);
       fs.cpSync(inferenceHandlerDir(), dir, { recursive: true });
       fs.writeFileSync(path.join(dir, HOOKS_MODULE_FILE), `export function postprocess() { return ${JSON.stringify(answer)}; }\n`);
       return newVersion({ MODEL_PATH: writeModel(IRIS.bytes), INFERENCE_HOOKS_MODULE: HOOKS_MODULE_FILE }, dir);
