@@ -42,7 +42,9 @@ describe('monitoring: {}', () => {
   it("gives each alarm the threshold its prop's @default documents", () => {
     // The documentation as every language's package shows it (the jsii assembly), against the template.
     const assembly = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../.jsii'), 'utf8'));
-    const documented: Record<string, string> = Object.fromEntries((assembly.types['cdk-serverless-inference.EndpointAlarmThresholds'].properties as any[]).map((p) => [p.name, p.docs.default as string]));
+    const documented: Record<string, string> = Object.fromEntries(
+      (assembly.types['cdk-serverless-inference.EndpointAlarmThresholds'].properties as any[]).map((p) => [p.name, p.docs.default as string]),
+    );
     const asThreshold = (text: string) => {
       const seconds = /^Duration\.seconds\((\d+)\)$/.exec(text);
       return seconds ? Number(seconds[1]) * 1000 : Number(text);
