@@ -55,7 +55,11 @@ export const ENV = {
   ORT_INTER_OP_THREADS: 'ORT_INTER_OP_THREADS',
   /** onnxruntime graph optimisation level: disabled, basic, extended or all. Default `all`. */
   ORT_GRAPH_OPTIMIZATION_LEVEL: 'ORT_GRAPH_OPTIMIZATION_LEVEL',
-  /** Largest request body accepted, in bytes. Default 6291456 (Lambda's synchronous payload limit). */
+  /**
+   * Largest request body accepted, in bytes. Default 6291456 (Lambda's synchronous payload limit).
+   * The SageMaker proxy refuses a request it would send the endpoint over this size too (after
+   * `preprocess`); its construct sets the endpoint's own limit (SAGEMAKER_MAX_REQUEST_BYTES).
+   */
   MAX_BODY_BYTES: 'MAX_BODY_BYTES',
   /**
    * Largest answer sent, in bytes, as Lambda counts it (the JSON of the whole HTTP answer). Default
