@@ -88,7 +88,8 @@ export const ENV = {
   ORT_GRAPH_OPTIMIZATION_LEVEL: 'ORT_GRAPH_OPTIMIZATION_LEVEL',
   /**
    * Largest request body accepted, in bytes (Lambda's synchronous payload limit); a larger one gets
-   * a 413.
+   * a 413. The SageMaker proxy refuses a request it would send the endpoint over this size too
+   * (after `preprocess`); its construct sets the endpoint's own limit.
    * @default 6291456
    */
   MAX_BODY_BYTES: 'MAX_BODY_BYTES',
