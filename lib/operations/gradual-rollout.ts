@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import { Annotations, Duration, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -12,7 +11,7 @@ import type { IEndpointMetrics } from './endpoint-metrics';
 import { LAMBDA_MAX_PAYLOAD_BYTES } from '../../contract/defaults';
 import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV, PRE_TRAFFIC_FILES } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
-import { defaultNodeRuntime } from '../private/node-runtime';
+import { createHelperFunction } from '../private/helper-function';
 import { validationError } from '../private/errors';
 import * as metricMath from '../private/metric-math';
 import { builtAssetPath } from '../private/package-paths';
@@ -235,25 +234,16 @@ export class GradualRollout extends Construct {
     const files: Record<string, string> = { [PRE_TRAFFIC_FILES.SAMPLE_REQUEST]: sample };
     if (props.expectedAnswer !== undefined) files[PRE_TRAFFIC_FILES.EXPECTED_ANSWER] = literalJson(this, 'expectedAnswer', props.expectedAnswer);
 
-    const logGroup = new logs.LogGroup(this, 'PreTrafficCheckLogGroup', { retention: logs.RetentionDays.ONE_MONTH });
-    const role = new iam.Role(this, 'PreTrafficCheckRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'Sends the sample request to the new version and reports the verdict to CodeDeploy',
-    });
-    logGroup.grantWrite(role);
-    props.version.grantInvoke(role);
-    const check = new lambda.Function(this, 'PreTrafficCheck', {
-      runtime: defaultNodeRuntime(),
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'index.handler',
+    const { function: check } = createHelperFunction(this, {
+      ids: { function: 'PreTrafficCheck', role: 'PreTrafficCheckRole', logGroup: 'PreTrafficCheckLogGroup' },
+      description: 'Checks the new inference function version before it gets traffic',
+      roleDescription: 'Sends the sample request to the new version and reports the verdict to CodeDeploy',
       // The sample (and expected answer) beside the code: Lambda allows 4 KB of variables in all.
       code: lambda.Code.fromAsset(checkCode(this, files), { exclude: STAGING_EXCLUDE }),
       memorySize: 256,
       // The new version's cold start (a model load) comes first, and the verdict must still be reported.
       timeout: CHECK_TIMEOUT.plus(Duration.millis(HOOK_TIMEOUT_HEADROOM_MS)),
-      role,
-      logGroup,
-      description: 'Checks the new inference function version before it gets traffic',
+      logGroup: { retention: logs.RetentionDays.ONE_MONTH },
       environment: {
         [PRE_TRAFFIC_ENV.TARGET_VERSION_ARN]: props.version.functionArn,
         [PRE_TRAFFIC_ENV.SAMPLE_REQUEST_FILE]: PRE_TRAFFIC_FILES.SAMPLE_REQUEST,
@@ -262,12 +252,9 @@ export class GradualRollout extends Construct {
         ...(props.expectedAnswer !== undefined ? { [PRE_TRAFFIC_ENV.EXPECTED_ANSWER_FILE]: PRE_TRAFFIC_FILES.EXPECTED_ANSWER } : {}),
         ...(tolerance !== undefined ? { [PRE_TRAFFIC_ENV.ANSWER_TOLERANCE]: String(tolerance) } : {}),
       },
+      whyNoFailureCapture: 'CodeDeploy invokes the check once per deployment and fails the deployment when it does not report; there is nothing to retry or trace.',
+      grant: (role) => props.version.grantInvoke(role),
     });
-    acknowledge(
-      check,
-      ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
-      'CodeDeploy invokes the check once per deployment and fails the deployment when it does not report; there is nothing to retry or trace.',
-    );
     return check;
   }
 }

@@ -7,7 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledge } from '../private/acknowledge';
-import { defaultNodeRuntime } from '../private/node-runtime';
+import { createHelperFunction } from '../private/helper-function';
 import { builtAssetPath } from '../private/package-paths';
 import { METRICS_NAMESPACE } from '../../contract/metrics';
 import { MAX_HOLD_MS, MAX_WARMER_CONCURRENCY, WARMER_ENV, WARMER_METRIC, WARMER_METRIC_DIMENSION, WARMER_SOURCE, WARMER_TIMEOUT_HEADROOM_MS } from '../../contract/warmup';
@@ -145,44 +145,28 @@ export class Warmer extends Construct {
     this.targetArn = props.target.functionArn;
     if (props.targetTimeout) validateTargetTimeout(this, props.targetTimeout);
 
-    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_WEEK,
-      // Warm-up summaries are worth nothing once the stack is gone.
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-
-    // An own role instead of the default one: the default attaches AWSLambdaBasicExecutionRole,
-    // which may write to every log group in the account.
-    const role = new iam.Role(this, 'ServiceRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'Writes the warmer logs and invokes the one function it keeps warm',
-    });
-    this.logGroup.grantWrite(role);
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['lambda:InvokeFunction'],
-        resources: [props.target.functionArn],
-      }),
-    );
-
-    this.function = new lambda.Function(this, 'Function', {
-      runtime: defaultNodeRuntime(),
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'index.handler',
+    const helper = createHelperFunction(this, {
+      ids: { function: 'Function', role: 'ServiceRole', logGroup: 'LogGroup' },
+      description: 'Invokes its target concurrently to keep execution environments warm',
+      roleDescription: 'Writes the warmer logs and invokes the one function it keeps warm',
       code: lambda.Code.fromAsset(builtAssetPath('handlers', 'warmer')),
       memorySize: 128,
       timeout: fanOutTimeout(props.targetTimeout ?? timeoutOf(props.target), this.holdTime),
-      role,
-      logGroup: this.logGroup,
+      // Warm-up summaries are worth nothing once the stack is gone.
+      logGroup: { retention: props.logRetention ?? logs.RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY },
       // A late retry of a warm-up run is worthless: the next scheduled run comes anyway.
       retryAttempts: 0,
-      description: 'Invokes its target concurrently to keep execution environments warm',
       environment: {
         [WARMER_ENV.TARGET_ARN]: props.target.functionArn,
         [WARMER_ENV.CONCURRENCY]: String(this.concurrency),
         [WARMER_ENV.HOLD_MS]: String(this.holdTime.toMilliseconds()),
       },
+      whyNoFailureCapture: MISSED_PING,
+      whyNoTracing: 'Tracing a keep-warm ping would cost a trace per ping and show nothing of interest.',
+      grant: (role) => role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [props.target.functionArn] })),
     });
+    this.logGroup = helper.logGroup;
+    this.function = helper.function;
 
     if (props.scheduled ?? true) {
       this.rule = new events.Rule(this, 'Schedule', {
@@ -192,8 +176,6 @@ export class Warmer extends Construct {
       });
       acknowledge(this.rule, ['Serverless-EventBusDLQ'], MISSED_PING);
     }
-    acknowledge(this.function, ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination'], MISSED_PING);
-    acknowledge(this.function, ['Serverless-LambdaTracing'], 'Tracing a keep-warm ping would cost a trace per ping and show nothing of interest.');
   }
 
   /**

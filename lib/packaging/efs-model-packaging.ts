@@ -16,7 +16,7 @@ import type { OnnxModelInfo } from '../model/onnx-model-info';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { grantLambdaVpcAccess, grantReadModelObject } from '../private/grants';
-import { defaultNodeRuntime } from '../private/node-runtime';
+import { createHelperFunction } from '../private/helper-function';
 import { builtAssetPath } from '../private/package-paths';
 import { precompileModel, wantsPrecompiled } from './precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
@@ -293,12 +293,6 @@ function createVpc(scope: Construct): { readonly vpc: ec2.IVpc; readonly ready: 
 }
 
 function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSelection, fileSystem: efs.FileSystem, accessPoint: efs.AccessPoint): lambda.Function {
-  const logGroup = new logs.LogGroup(scope, 'ModelLoaderLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
-  const role = new iam.Role(scope, 'ModelLoaderRole', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    description: 'Copies the model from S3 onto the model file system at deploy',
-  });
-  logGroup.grantWrite(role);
   const securityGroup = new ec2.SecurityGroup(scope, 'ModelLoaderSecurityGroup', {
     vpc,
     description: 'Model loader: NFS to the model file system, HTTPS to S3',
@@ -306,31 +300,27 @@ function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSel
   });
   securityGroup.connections.allowTo(fileSystem, ec2.Port.tcp(2049), 'NFS to the model file system');
   securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to S3 (through the gateway endpoint)');
-  const loader = new lambda.Function(scope, 'ModelLoader', {
-    runtime: defaultNodeRuntime(),
-    architecture: lambda.Architecture.ARM_64,
+  const { function: loader, role } = createHelperFunction(scope, {
+    ids: { function: 'ModelLoader', role: 'ModelLoaderRole', logGroup: 'ModelLoaderLogGroup' },
+    description: 'Copies the model from S3 onto the model file system at deploy',
+    roleDescription: 'Copies the model from S3 onto the model file system at deploy',
     handler: MODEL_COPY_HANDLER.LOADER,
     code: loaderCode(),
     memorySize: 1024,
     timeout: LOADER_TIMEOUT,
-    role,
-    logGroup,
+    logGroup: { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY },
     vpc,
     vpcSubnets,
     securityGroups: [securityGroup],
     filesystem: new AccessPointMount(accessPoint, EFS_MOUNT_PATH, { write: true }),
-    description: 'Copies the model from S3 onto the model file system at deploy',
+    whyNoFailureCapture:
+      'The loader runs once per deploy, as one asynchronous copy job (never retried) whose end it records on the file system, where the custom resource reads it and reports it to CloudFormation; a Delete is invoked synchronously.',
   });
   // Its network interfaces in its own subnets and security group only (see grantLambdaVpcAccess).
   grantLambdaVpcAccess(role, vpc.selectSubnets(vpcSubnets).subnetIds, [securityGroup]);
   // A copy job runs once or not at all: the check reads how it ended, and gives up on one that never
   // started once Lambda has dropped it from its queue.
   loader.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.seconds(MODEL_COPY_START_WINDOW_SECONDS) });
-  acknowledge(
-    loader,
-    ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
-    'The loader runs once per deploy, as one asynchronous copy job (never retried) whose end it records on the file system, where the custom resource reads it and reports it to CloudFormation; a Delete is invoked synchronously.',
-  );
   return loader;
 }
 
@@ -351,32 +341,21 @@ const COPY_TOTAL_TIMEOUT = Duration.minutes(30);
  * Delete, and answers at once.
  */
 function createCopyStarter(scope: Construct, loader: lambda.Function): lambda.Function {
-  const logGroup = new logs.LogGroup(scope, 'ModelCopyStarterLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
-  const role = new iam.Role(scope, 'ModelCopyStarterRole', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    description: 'Starts the copy of the model onto its file system: invokes the model loader',
-  });
-  logGroup.grantWrite(role);
-  loader.grantInvoke(role);
-  const starter = new lambda.Function(scope, 'ModelCopyStarter', {
-    runtime: defaultNodeRuntime(),
-    architecture: lambda.Architecture.ARM_64,
+  const { function: starter, role } = createHelperFunction(scope, {
+    ids: { function: 'ModelCopyStarter', role: 'ModelCopyStarterRole', logGroup: 'ModelCopyStarterLogGroup' },
+    description: 'Starts the copy of the model onto its file system at deploy (custom resource onEvent)',
+    roleDescription: 'Starts the copy of the model onto its file system: invokes the model loader',
     handler: MODEL_COPY_HANDLER.START,
     code: loaderCode(),
     memorySize: 256,
     // A synchronous Delete is one unlink; a start one asynchronous invocation.
     timeout: Duration.minutes(2),
-    role,
-    logGroup,
+    logGroup: { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY },
     environment: { [MODEL_COPY_ENV.LOADER_FUNCTION_ARN]: loader.functionArn },
-    description: 'Starts the copy of the model onto its file system at deploy (custom resource onEvent)',
+    grant: (role) => loader.grantInvoke(role),
+    whyNoFailureCapture: 'Invoked synchronously by the custom resource provider, which reports its failures to CloudFormation.',
   });
   acknowledge(role, [invokeAnyVersionFinding(loader)], 'Lambda grants invoking a function and any of its versions together; the starter invokes the loader by its ARN.');
-  acknowledge(
-    starter,
-    ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
-    'Invoked synchronously by the custom resource provider, which reports its failures to CloudFormation.',
-  );
   return starter;
 }
 
@@ -392,36 +371,25 @@ function createCopyCheck(
   fileSystem: efs.FileSystem,
   accessPoint: efs.AccessPoint,
 ): lambda.Function {
-  const logGroup = new logs.LogGroup(scope, 'ModelCopyCheckLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
-  const role = new iam.Role(scope, 'ModelCopyCheckRole', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    description: "Reads how the copy of the model onto its file system ended (the loader's status file)",
-  });
-  logGroup.grantWrite(role);
-  allowClient(fileSystem, role, { write: false });
   const securityGroups = loader.connections.securityGroups;
-  const check = new lambda.Function(scope, 'ModelCopyCheck', {
-    runtime: defaultNodeRuntime(),
-    architecture: lambda.Architecture.ARM_64,
+  const { function: check, role } = createHelperFunction(scope, {
+    ids: { function: 'ModelCopyCheck', role: 'ModelCopyCheckRole', logGroup: 'ModelCopyCheckLogGroup' },
+    description: 'Checks whether the copy of the model onto its file system has ended (custom resource isComplete)',
+    roleDescription: "Reads how the copy of the model onto its file system ended (the loader's status file)",
     handler: MODEL_COPY_HANDLER.IS_COMPLETE,
     code: loaderCode(),
     memorySize: 256,
     timeout: Duration.minutes(1),
-    role,
-    logGroup,
+    logGroup: { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY },
     vpc,
     vpcSubnets,
     // The loader's: the same network interfaces serve both.
     securityGroups,
     filesystem: new AccessPointMount(accessPoint, EFS_MOUNT_PATH, { write: false }),
-    description: 'Checks whether the copy of the model onto its file system has ended (custom resource isComplete)',
+    grant: (role) => allowClient(fileSystem, role, { write: false }),
+    whyNoFailureCapture: "Invoked synchronously by the custom resource provider's waiter, which reports its failures to CloudFormation.",
   });
   grantLambdaVpcAccess(role, vpc.selectSubnets(vpcSubnets).subnetIds, securityGroups);
-  acknowledge(
-    check,
-    ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
-    "Invoked synchronously by the custom resource provider's waiter, which reports its failures to CloudFormation.",
-  );
   return check;
 }
 
