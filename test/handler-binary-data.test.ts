@@ -471,6 +471,52 @@ describe('binary tensor data extension, INT64, BOOL, BYTES and FP16 (multi-io mo
   });
 });
 
+describe('a BYTES shape that claims more elements than its binary data holds', () => {
+  /** `same` = `text`, BYTES of two free dimensions, so that a claimed shape can pass 2^32 - 1 and 2^53 elements. */
+  const grid = buildOnnxModel({
+    graphName: 'text_grid',
+    inputs: [{ name: 'text', elemType: 'string', shape: ['a', 'b'] }],
+    outputs: [{ name: 'same', elemType: 'string', shape: ['a', 'b'] }],
+    nodes: [{ opType: 'Identity', inputs: ['text'], outputs: ['same'] }],
+  });
+  const MAX_DIM = 2 ** 31 - 1;
+  let handler: Handler;
+  beforeAll(async () => {
+    handler = await handlerForModel(grid);
+  });
+
+  const request = (shape: number[], bytes: Buffer) => framed({ inputs: [{ name: 'text', shape, datatype: 'BYTES', parameters: { binary_data_size: bytes.length } }] }, bytes);
+  const threeStrings = byteStrings('a', 'bc', '');
+
+  it.each([
+    ['about 8.6 * 10^9 elements, past the 2^32 - 1 of a JavaScript array', [MAX_DIM, 4], '8589934588'],
+    ['2^32 elements exactly', [65536, 65536], '4294967296'],
+    ['about 2^62 elements, past 2^53', [MAX_DIM, MAX_DIM], 'more than 2^53'],
+    ['10^9 elements', [1_000_000, 1000], '1000000000'],
+    ['one element more than the bytes hold', [2, 2], '4'],
+  ])('%s: a 400 naming the input, its shape and how many the bytes have room for', async (_what, shape, count) => {
+    const a = readAnswer(await handler(binaryEvent('rest', request(shape, threeStrings))));
+    expect(a.status, JSON.stringify(a.json)).toBe(400);
+    expect(a.json.error).toBe(
+      `input 'text' (BYTES): shape [${shape.join(',')}] holds ${count} elements, but its binary_data_size of ${threeStrings.length} bytes has room for at most ${Math.floor(threeStrings.length / 4)} (each element takes at least its 4-byte length)`,
+    );
+  });
+
+  it('still reads a shape the bytes hold, and the same claimed shapes in JSON get their 400 too', async () => {
+    const ok = readAnswer(await handler(binaryEvent('rest', request([3, 1], threeStrings))));
+    expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+    expect(ok.json.outputs[0]).toEqual({ name: 'same', datatype: 'BYTES', shape: [3, 1], data: ['a', 'bc', ''] });
+    for (const shape of [
+      [MAX_DIM, 4],
+      [MAX_DIM, MAX_DIM],
+    ]) {
+      const r = readAnswer(await handler(restEvent('POST', '/v2/models/model/infer', { inputs: [{ name: 'text', shape, datatype: 'BYTES', data: ['a', 'bc', ''] }] })));
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error).toMatch(new RegExp(`^input 'text': shape \\[${shape.join(',')}\\] holds \\S+ elements but data has 3$`));
+    }
+  });
+});
+
 describe('binary tensor data with hooks', () => {
   const batch = rows(2, 100, 5);
   const f = () =>
