@@ -10,7 +10,7 @@ import type { ServiceConfig } from './config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
 import { type HttpRequest, type HttpResponse, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks';
-import { stringifyJson } from './json';
+import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin } from './json';
 import { checkJsonValueNesting } from './nesting';
 import { binaryDataOf } from './binary-data';
 import { matchRoute } from './routes';
@@ -177,8 +177,9 @@ export class InferenceService<M extends BackendModel> {
       if (Array.isArray(outputs) && outputs.some((o) => binaryDataOf(o) !== undefined)) {
         throw badRequest('a direct invocation answers JSON only: binary tensor data (binary_data, binary_data_output) needs an HTTP request');
       }
-      // Lambda sends the value as JSON, under the same payload limit as an HTTP answer.
-      this.checkAnswerBytes(Buffer.byteLength(JSON.stringify(value) ?? ''));
+      // Lambda sends the value as JSON, under the same payload limit as an HTTP answer: only
+      // counted here (up to the limit), as the runtime writes it.
+      if (stringifyJsonWithin(value, { maxBytes: this.config.maxResponseBytes, countOnly: true }) === undefined) throw this.tooLarge();
       return { value, after: this.afterCall(answer, 200) };
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);
@@ -222,8 +223,7 @@ export class InferenceService<M extends BackendModel> {
         case 'infer': {
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
-          const response = answer.json !== undefined ? jsonResponse(200, answer.json) : this.answer(answer.value);
-          this.checkAnswerBytes(lambdaPayloadBytes(response, this.config.maxResponseBytes));
+          const response = answer.json !== undefined ? this.passOn(answer.json) : this.answer(answer.value);
           return { http: response, after: this.afterCall(answer, 200) };
         }
       }
@@ -280,12 +280,14 @@ export class InferenceService<M extends BackendModel> {
     );
   }
 
-  /** Refuses, with a 422, an answer over the response limit: Lambda would turn it into a 502. */
-  private checkAnswerBytes(bytes: number): void {
+  /**
+   * The 422 for an answer over the response limit (Lambda would turn it into a 502): its size when
+   * it was counted whole, or only that it passed the limit, where its writing stopped there.
+   */
+  private tooLarge(bytes?: number): InferenceError {
     const limit = this.config.maxResponseBytes;
-    if (bytes > limit) {
-      throw unprocessable(`the answer is ${bytes} bytes, over the response limit of ${limit} bytes; ask for fewer values or fewer outputs`);
-    }
+    const size = bytes === undefined ? `takes more than the response limit of ${limit} bytes` : `is ${bytes} bytes, over the response limit of ${limit} bytes`;
+    return unprocessable(`the answer ${size}; ask for fewer values or fewer outputs`);
   }
 
   /**
@@ -315,9 +317,32 @@ export class InferenceService<M extends BackendModel> {
    * binary-data.ts's binaryOutput), the JSON header followed by their bytes in the order of the outputs.
    */
   private answer(value: unknown): HttpResponse {
+    const limit = this.config.maxResponseBytes;
     const outputs = (value as { outputs?: unknown } | null)?.outputs;
     const binary = Array.isArray(outputs) ? outputs.map(binaryDataOf).filter((b): b is Buffer => b !== undefined) : [];
-    return binary.length > 0 ? binaryResponse(200, stringifyJson(value), binary) : this.json(200, value);
+    if (binary.length > 0) {
+      // The JSON header and the bytes go base64-encoded (4 characters for every 3 bytes), unescaped.
+      const binaryBytes = binary.reduce((n, b) => n + b.length, 0);
+      const header = stringifyJsonWithin(value, { maxBytes: Math.floor(limit / 4) * 3 - binaryBytes });
+      if (header === undefined) throw this.tooLarge();
+      const response = binaryResponse(200, header, binary);
+      const bytes = payloadBytes(response, response.body.length);
+      if (bytes > limit) throw this.tooLarge(bytes);
+      return response;
+    }
+    // The body is a string in Lambda's JSON payload: counted escaped, up to what the rest leaves it.
+    const body = stringifyJsonWithin(value, { maxBytes: limit - JSON_ANSWER_ENVELOPE_BYTES, escaped: true });
+    if (body === undefined) throw this.tooLarge();
+    if (body === '') throw new Error('the answer has no JSON form (did a postprocess hook return undefined?)');
+    return jsonResponse(200, body);
+  }
+
+  /** A backend's JSON text as it sent it, within the response limit. */
+  private passOn(json: string): HttpResponse {
+    const response = jsonResponse(200, json);
+    const bytes = payloadBytes(response, Buffer.byteLength(json) + jsonEscapeBytes(json));
+    if (bytes > this.config.maxResponseBytes) throw this.tooLarge(bytes);
+    return response;
   }
 
   private jsonOutcome(status: number, body: unknown): Outcome {
@@ -339,15 +364,16 @@ function secondsUntil(at: number | undefined): number {
 }
 
 /**
- * The bytes Lambda counts for an HTTP answer: the JSON of the whole object, in which the body is
- * a string with its quotes and backslashes escaped. Worked out exactly only when it could matter.
+ * The bytes Lambda counts for an HTTP answer: the JSON of the whole object, in which the body is a
+ * string (its quotes, and the escaping of its `"` and `\\`). `bodyBytes` is the body as it stands
+ * there, without its quotes: counted by the caller, which never writes the whole object again.
  */
-function lambdaPayloadBytes(response: HttpResponse, limit: number): number {
-  const bodyBytes = Buffer.byteLength(response.body);
-  // No character takes more than six bytes escaped (`\u001f`): an answer that fits even so needs
-  // no second copy, and its body's size stands for it.
-  return bodyBytes * 6 + 1024 <= limit ? bodyBytes : Buffer.byteLength(JSON.stringify(response));
+function payloadBytes(response: HttpResponse, bodyBytes: number): number {
+  return Buffer.byteLength(JSON.stringify({ ...response, body: '' })) + bodyBytes;
 }
+
+/** What a JSON answer's payload takes besides its body: its status, headers and the body's quotes. */
+const JSON_ANSWER_ENVELOPE_BYTES = payloadBytes(jsonResponse(200, ''), 0);
 
 /** A hook's own 4xx passes through; anything else it throws is a 500 that names the hook (its message goes to the log). */
 async function runHook<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
