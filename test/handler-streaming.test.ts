@@ -251,4 +251,26 @@ describe('the prebuilt entry with RESPONSE_STREAMING=1 and a hooks module', () =
     expect(text).toContain("did not finish within the function's remaining time");
     expect(text).toMatch(/"AfterResponseFailed":1/);
   });
+
+  it('gives afterResponse the time left less a margin, so that it is given up and logged before the function times out', async () => {
+    const stream = new CapturedStream();
+    const deadline = performance.now() + 1000;
+    // The hook would end 200 ms after the function's deadline.
+    const { text } = await logged(() =>
+      handler(
+        restEvent('POST', '/v2/models/iris/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], tag: 'deadline', sleepMs: 1200 }),
+        stream,
+        {
+          awsRequestId: 'r-8',
+          getRemainingTimeInMillis: () => Math.round(deadline - performance.now()),
+        },
+      ),
+    );
+    const returned = performance.now();
+    expect(readHttp(stream).metadata.statusCode).toBe(200);
+    expect(text).toContain("did not finish within the function's remaining time");
+    expect(calls().some((c) => c.tag === 'deadline')).toBe(false);
+    // Before the deadline, with the margin left for the log line and the metrics' flush.
+    expect(returned).toBeLessThan(deadline);
+  });
 });
