@@ -217,6 +217,13 @@ describe('binary tensor data extension, FP32 (logistic regression, 100 features)
         /input 'features' has both 'data' and parameters.binary_data_size/,
       ],
       [
+        'one byte left over after the inputs',
+        () =>
+          framed({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', parameters: { binary_data_size: 400 } }] }, raw(Float32Array.from(batch[0])), Buffer.from([0])),
+        {},
+        /the body has 1 bytes of binary data after the JSON header that no input claims \(the inputs' binary_data_size add up to 400 bytes\)/,
+      ],
+      [
         'bytes left over after the inputs',
         () =>
           framed(
