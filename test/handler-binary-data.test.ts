@@ -428,6 +428,31 @@ describe('binary tensor data extension, INT64, BOOL, BYTES and FP16 (multi-io mo
     }
   });
 
+  it.each([
+    ['4 bytes past an 8-byte boundary (after a 4-byte FP16 input)', 'halves'],
+    ['6 bytes past an 8-byte boundary (after a 6-byte BYTES input)', 'text'],
+  ])('reads an INT64 input whose bytes start %s', async (_what, before) => {
+    const ints = BigInt64Array.from([7n, -7n, 2n ** 40n, 1n]);
+    const first =
+      before === 'halves'
+        ? { input: { name: 'halves', shape: [1, 2], datatype: 'FP16', parameters: { binary_data_size: 4 } }, bytes: raw(Uint16Array.from([0x3800, 0x3c00])) }
+        : { input: { name: 'text', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 6 } }, bytes: byteStrings('ab') };
+    const others = [
+      { name: 'mask', shape: [1, 4], datatype: 'BOOL', data: [true, false, true, false] },
+      ...(before === 'halves' ? [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['ab'] }] : [{ name: 'halves', shape: [1, 2], datatype: 'FP16', data: [0.5, 1] }]),
+    ];
+    const f = framed(
+      { inputs: [first.input, { name: 'ids', shape: [1, 4], datatype: 'INT64', parameters: { binary_data_size: 32 } }, ...others], parameters: { binary_data_output: true } },
+      first.bytes,
+      raw(ints),
+    );
+    for (const shape of SHAPES) {
+      const a = readAnswer(await handler(binaryEvent(shape, f)));
+      expect(a.status, JSON.stringify(a.json)).toBe(200);
+      expect(int64s(a.bytes.get('ids_times_two')!)).toEqual([14n, -14n, 2n ** 41n, 2n]);
+    }
+  });
+
   const textCase = (text: Buffer, size = text.length) =>
     framed(
       {
