@@ -532,6 +532,28 @@ describe('fetchS3Model in parallel ranges', () => {
     expect(await readdir(cacheDir)).toEqual([]);
   });
 
+  it("asks again for a range S3 answers 500 InternalError to, past the SDK's own retries", async () => {
+    proxy.fault = { status: 500, rangeMatching: new RegExp(`^bytes=${3 * partSizeBytes}-`), times: 3 };
+
+    const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    // The SDK's three attempts answered 500, then the fetch's own second attempt at the range.
+    expect(proxy.ranges.filter((range) => range === rangeOf(3))).toHaveLength(4);
+  });
+
+  it('fails with Corrupt when S3 answers a range with one of an object of another size', async () => {
+    proxy.fault = {
+      setHeaders: { 'content-range': `bytes ${2 * partSizeBytes}-${3 * partSizeBytes - 1}/${content.length + 1}` },
+      rangeMatching: new RegExp(`^bytes=${2 * partSizeBytes}-`),
+    };
+
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 }), 'Corrupt');
+
+    expect(error.message).toContain(`with bytes ${2 * partSizeBytes}-${3 * partSizeBytes - 1}/${content.length + 1} (object of ${content.length} bytes)`);
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
   it('fails with Interrupted when the object is replaced between its ranges, never keeping a mix of the two; the next fetch gets the new one', async () => {
     // Two objects of one size whose ETags are not their MD5s (uploaded in parts, as large models
     // are): If-Match on every range after the first is all that tells them apart.

@@ -1,7 +1,7 @@
 /**
  * A loopback HTTP proxy in front of the local S3 server that records what crosses the wire and can
  * break the answer to a GET: cut the connection, stop sending (for good, or until released), flip
- * a byte, rewrite headers, hold the request until released, or never answer. It can also add
+ * a byte, rewrite headers, hold the request until released, answer an error itself, or never answer. It can also add
  * headers to HEAD answers: the object checksums (and a part's size) that s3rver does not keep; and
  * give every object a multipart upload's kind of ETag.
  */
@@ -19,6 +19,8 @@ export interface Fault {
   stallBeforeHeaders?: boolean;
   /** Pass the request on to the server only at `releaseHeld()`. */
   holdRequest?: boolean;
+  /** Answer with this status and an S3 error body (500 InternalError, 503 SlowDown), without asking the server. */
+  status?: number;
   /** Invert the body byte at this offset. */
   flipByteAt?: number;
   /** Headers to add to or replace in a 200 or 206 response. */
@@ -119,6 +121,14 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       });
     }
     if (fault?.stallBeforeHeaders) {
+      req.resume();
+      return;
+    }
+    if (fault?.status !== undefined) {
+      seen.status = fault.status;
+      const code = fault.status === 503 ? 'SlowDown' : 'InternalError';
+      res.writeHead(fault.status, { 'content-type': 'application/xml' });
+      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${code}</Message></Error>`);
       req.resume();
       return;
     }
