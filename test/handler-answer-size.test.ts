@@ -183,6 +183,36 @@ process.stdout.write(JSON.stringify({ status: answer.statusCode, peakBytes: proc
   });
 });
 
+describe('the limit, to the byte, as Lambda counts an answer: the JSON of the whole HTTP answer', () => {
+  const mlp = mlpModel({ inputs: 4, hidden: 8, classes: 3, seed: 21 });
+  const rows = Array.from({ length: 50 }, (_, i) => [Math.sin(i), Math.cos(i), i / 50, 1]);
+  const request = (binary: boolean) =>
+    restEvent('POST', '/v2/models/model/infer', {
+      id: 'quotes " and \\ backslashes',
+      inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }],
+      ...(binary ? { parameters: { binary_data_output: true } } : {}),
+    });
+
+  it.each([
+    ['a JSON answer (its body escaped in the payload)', false],
+    ['a binary answer (its body base64)', true],
+  ])('%s: sent at the limit, refused a byte under it', async (_what, binary) => {
+    const modelPath = writeModel(mlp.bytes);
+    const sent = await (await createHandler({ MODEL_PATH: modelPath })).call(undefined, request(binary));
+    expect(sent.statusCode).toBe(200);
+    expect(sent.isBase64Encoded).toBe(binary);
+    const payload = Buffer.byteLength(JSON.stringify(sent));
+    const atLimit = await createHandler({ MODEL_PATH: modelPath, MAX_RESPONSE_BYTES: String(payload) });
+    expect(await atLimit(request(binary))).toEqual(sent);
+    const under = await createHandler({ MODEL_PATH: modelPath, MAX_RESPONSE_BYTES: String(payload - 1) });
+    const refused = await under(request(binary));
+    expect(refused.statusCode, refused.body).toBe(422);
+    expect(JSON.parse(refused.body).error).toMatch(
+      new RegExp(`^the answer (takes more than the response limit of ${payload - 1} bytes|is ${payload} bytes, over the response limit of ${payload - 1} bytes); `),
+    );
+  });
+});
+
 describe("a hook's answer too large to send", () => {
   const mlp = mlpModel({ inputs: 4, hidden: 8, classes: 3, seed: 21 });
   let values: ReturnType<typeof virtualFloats>;
