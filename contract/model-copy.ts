@@ -19,3 +19,29 @@ export const MODEL_COPY_RESOURCE_TYPE = 'Custom::EfsModelCopy';
 
 /** Where the inference function and the model loader mount the model file system. */
 export const EFS_MOUNT_PATH = '/mnt/models';
+
+/**
+ * The model copy runs asynchronously: a starter (the custom resource's onEvent handler, outside the
+ * VPC) invokes the loader asynchronously, and a check (its isComplete handler, on the file system)
+ * reads the loader's status file until the copy succeeds or fails. Three functions, one bundle.
+ */
+export const MODEL_COPY_HANDLER = {
+  /** The loader: runs a copy job (asynchronous invocation) or a custom resource event (synchronous). */
+  LOADER: 'index.handler',
+  /** The starter: the custom resource's onEvent handler. */
+  START: 'index.start',
+  /** The check: the custom resource's isComplete handler. */
+  IS_COMPLETE: 'index.isComplete',
+} as const;
+
+/** The starter's environment. */
+export const MODEL_COPY_ENV = {
+  /** ARN of the loader function: invoked asynchronously to copy, synchronously to delete. */
+  LOADER_FUNCTION_ARN: 'MODEL_LOADER_FUNCTION_ARN',
+} as const;
+
+/**
+ * How long a copy job may wait in Lambda's queue of asynchronous invocations (the loader's maximum
+ * event age): past it Lambda drops it, and the check, seeing no status, fails the deploy.
+ */
+export const MODEL_COPY_START_WINDOW_SECONDS = 300;

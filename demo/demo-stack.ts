@@ -38,21 +38,14 @@ export const DEMO_ENDPOINTS = {
   Container: (scope: Construct) => new ContainerModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   Efs: (scope: Construct) => new EfsModelEndpoint(scope, 'DemoEndpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), modelName: DEMO_MODEL_NAME }),
   // Lambda Managed Instances: EC2 capacity in a VPC of its own (isolated subnets in three zones, S3
-  // through a gateway endpoint), two workers of one vCPU each, each serving several requests at once.
+  // through a gateway endpoint, the function's logs and metrics through a CloudWatch Logs interface
+  // endpoint), two workers of one vCPU each, each serving several requests at once.
   ManagedInstances: (scope: Construct) =>
     new S3ModelEndpoint(scope, 'DemoEndpoint', {
       model: ModelSource.fromAsset(DEMO_MODEL_FILE),
       modelName: DEMO_MODEL_NAME,
       memorySize: 4096,
-      compute: InferenceCompute.managedInstances({
-        vpc: new ec2.Vpc(scope, 'Vpc', {
-          maxAzs: 3,
-          natGateways: 0,
-          subnetConfiguration: [{ name: 'instances', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
-          gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
-          flowLogs: { Rejected: { trafficType: ec2.FlowLogTrafficType.REJECT } },
-        }),
-      }),
+      compute: InferenceCompute.managedInstances({ vpc: managedInstancesVpc(scope) }),
     }),
   // The model in S3 with the demo's hooks (demo/hooks/demo-hooks.ts), bundled at synth: named
   // features in, a class name out, and a log line per prediction after the answer, which the
@@ -80,6 +73,26 @@ export const DEMO_ENDPOINTS = {
 } satisfies Record<string, (scope: Construct) => { readonly inferUrl: string }>;
 
 export type DemoPackaging = keyof typeof DEMO_ENDPOINTS;
+
+/**
+ * Isolated subnets: Managed Instances send the function's logs (and the handler's metrics, which are
+ * log lines) from the instances, so CloudWatch Logs needs an interface endpoint, as S3 a gateway one.
+ */
+function managedInstancesVpc(scope: Construct): ec2.Vpc {
+  // A literal range, so that the endpoint's ingress rule names it (cdk-nag cannot read a token).
+  const cidr = '10.0.0.0/16';
+  const vpc = new ec2.Vpc(scope, 'Vpc', {
+    ipAddresses: ec2.IpAddresses.cidr(cidr),
+    maxAzs: 3,
+    natGateways: 0,
+    subnetConfiguration: [{ name: 'instances', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+    gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    flowLogs: { Rejected: { trafficType: ec2.FlowLogTrafficType.REJECT } },
+  });
+  const logs = vpc.addInterfaceEndpoint('Logs', { service: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS, open: false });
+  logs.connections.allowDefaultPortFrom(ec2.Peer.ipv4(cidr), 'HTTPS from the instances');
+  return vpc;
+}
 
 export interface DemoStackProps extends StackProps {
   /**

@@ -26,6 +26,9 @@ async function main(): Promise<void> {
   execFileSync(path.join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', out], { cwd: ROOT, stdio: 'inherit' });
   const template = JSON.parse(fs.readFileSync(path.join(out, 'CdkServerlessInferenceDemo.template.json'), 'utf8'));
   const types = Object.values<{ Type: string }>(template.Resources).map((r) => r.Type);
+  // The version the deployed function reports, set at synth from the model's content hash: the local
+  // run reports it too, so its answers are the deployed endpoint's.
+  const modelVersion = deployedModelVersion(template);
   const stacks = fs
     .readdirSync(out)
     .filter((f) => f.endsWith('.template.json'))
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
   Object.assign(process.env, s3.env(), {
     MODEL_S3_URI: `s3://demo-models/${key}`,
     MODEL_NAME: DEMO_MODEL_NAME,
+    MODEL_VERSION: modelVersion,
     MODEL_CACHE_DIR: cacheDir,
     POWERTOOLS_LOG_LEVEL: 'WARN',
     POWERTOOLS_METRICS_DISABLED: 'true',
@@ -62,14 +66,14 @@ async function main(): Promise<void> {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(body),
   });
-  const answer = (await res.json()) as { outputs: { name: string; data: number[] }[] };
+  const answer = (await res.json()) as { model_version: string; outputs: { name: string; data: number[] }[] };
   const output = (name: string) => answer.outputs.find((o) => o.name === name)?.data ?? [];
   const rows = [DEMO_FEATURES.map(Math.fround)];
   const [expected] = demoModel().predict(rows);
   const [expectedLabel] = demoModel().predictLabels(rows);
   const [probabilities, [label]] = [output('probabilities'), output('label')];
   const matches = res.status === 200 && label === expectedLabel && probabilities.length === expected.length && probabilities.every((p, i) => Math.abs(p - expected[i]) < 1e-5);
-  console.log(`   HTTP ${res.status}: label = ${label}, probabilities = [${probabilities.map((p) => p.toFixed(4)).join(', ')}]`);
+  console.log(`   HTTP ${res.status}: label = ${label}, probabilities = [${probabilities.map((p) => p.toFixed(4)).join(', ')}], model version ${answer.model_version}`);
   console.log(
     `   the model's plain-JS reference: label = ${expectedLabel}, probabilities = [${expected.map((p) => p.toFixed(4)).join(', ')}] -> ${matches ? 'match' : 'MISMATCH'}`,
   );
@@ -93,6 +97,18 @@ async function startOnFreePort(handler: Awaited<ReturnType<typeof loadInferenceH
   } catch {
     return startInferenceServer({ handler, port: 0 });
   }
+}
+
+/** MODEL_VERSION of the quick start's inference function in its synthesized template. */
+function deployedModelVersion(template: { Resources: Record<string, { Type: string; Properties?: { Environment?: { Variables?: Record<string, unknown> } } }> }): string {
+  const versions = Object.values(template.Resources)
+    .map((r) => (r.Type === 'AWS::Lambda::Function' ? r.Properties?.Environment?.Variables : undefined))
+    .filter((v) => v?.MODEL_NAME === DEMO_MODEL_NAME)
+    .map((v) => v?.MODEL_VERSION);
+  if (versions.length !== 1 || typeof versions[0] !== 'string') {
+    throw new Error(`expected one inference function with MODEL_VERSION in the demo's template, found: ${JSON.stringify(versions)}`);
+  }
+  return versions[0];
 }
 
 function step(n: string, what: string): void {

@@ -238,21 +238,33 @@ export interface InferenceApiOptions {
   readonly cors?: apigw.CorsOptions;
 
   /**
-   * Log group of the access logs.
+   * Write access logs (one line per request). Like execution logging, they need the account's API
+   * Gateway CloudWatch Logs role (see `cloudWatchRole`): in an account and region without it, the
+   * stage fails to deploy ("CloudWatch Logs role ARN must be set in account settings to enable
+   * logging"). Turn them on where the role is set.
+   *
+   * @default - true with `cloudWatchRole`, `accessLogGroup`, `accessLogRetention` or
+   * `accessLogFormat`; otherwise false, so that a first deploy succeeds in any account
+   */
+  readonly accessLogging?: boolean;
+
+  /**
+   * Log group of the access logs. Turns them on.
    *
    * @default - a new log group, kept when the stack is deleted, with `accessLogRetention`
    */
   readonly accessLogGroup?: logs.ILogGroup;
 
   /**
-   * Retention of the new access log group. Not allowed together with `accessLogGroup`.
+   * Retention of the new access log group. Turns access logs on. Not allowed together with
+   * `accessLogGroup`.
    *
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly accessLogRetention?: logs.RetentionDays;
 
   /**
-   * Format of the access log lines.
+   * Format of the access log lines. Turns access logs on.
    *
    * @default - one JSON object per request: request id, source ip, caller, user, time, method,
    * resource path, status, protocol, response length, latencies, integration status and error message
@@ -260,21 +272,25 @@ export interface InferenceApiOptions {
   readonly accessLogFormat?: apigw.AccessLogFormat;
 
   /**
-   * Execution logging of every method. Needs the account's API Gateway CloudWatch Logs role
-   * (see `cloudWatchRole`). Request and response bodies are never logged.
+   * Execution logging of every method (`ERROR` is what most setups want). It needs the account's
+   * API Gateway CloudWatch Logs role (see `cloudWatchRole`): in an account and region without it,
+   * the stage fails to deploy ("CloudWatch Logs role ARN must be set in account settings to enable
+   * logging"). Request and response bodies are never logged.
    *
-   * @default apigw.MethodLoggingLevel.ERROR
+   * @default - apigw.MethodLoggingLevel.ERROR with `cloudWatchRole`; otherwise OFF, so that a first
+   * deploy succeeds in any account
    */
   readonly executionLoggingLevel?: apigw.MethodLoggingLevel;
 
   /**
    * Create the API Gateway CloudWatch Logs role and set it as the account's (`AWS::ApiGateway::Account`).
    *
-   * Execution logging writes through one role per account and region. Most accounts have it
-   * already; in one that doesn't, deploying fails with "CloudWatch Logs role ARN must be set in
-   * account settings to enable logging": set this to `true` once, in one stack of the account and
-   * region (it replaces any role set before), or turn `executionLoggingLevel` off. The role and the
-   * setting are kept when the stack is deleted, since other APIs of the account rely on them.
+   * Execution and access logging write through one role per account and region. Many accounts have
+   * it already (then turn logging on with `executionLoggingLevel` and `accessLogging`); in one that
+   * doesn't, logging fails the deploy with "CloudWatch Logs role ARN must be set in account settings
+   * to enable logging": set this to `true` once, in one stack of the account and region (it replaces
+   * any role set before), which also turns on both logs by default. The role and the setting are
+   * kept when the stack is deleted, since other APIs of the account rely on them.
    *
    * @default false
    */
@@ -405,6 +421,11 @@ export interface InferenceApiProps extends InferenceApiOptions {
   readonly requestSchema?: apigw.JsonSchema;
 }
 
+/** What callers get when Lambda refuses an invocation (throttled, or briefly unavailable). */
+const INTEGRATION_FAILURE_STATUS = 503;
+const INTEGRATION_FAILURE_RETRY_AFTER_SECONDS = 1;
+const INTEGRATION_FAILURE_MESSAGE = 'the model function is busy or briefly unavailable (throttled); retry after the Retry-After delay';
+
 const DEFAULT_STAGE_NAME = 'prod';
 const DEFAULT_RATE_LIMIT = 100;
 const DEFAULT_BURST_LIMIT = 200;
@@ -427,8 +448,10 @@ const WEB_ACL_ARN_PATTERN = /^arn:[a-z-]+:wafv2:[a-z0-9-]+:\d{12}:regional\/weba
  * Every route is proxied to the one function, which routes by path. API Gateway's own error
  * responses use the protocol's shape, `{"error": "..."}`.
  *
- * Secure by default: IAM authorization, stage throttling (100 rps, burst 200), JSON access logs
- * (one month), ERROR execution logs, detailed metrics, request validation.
+ * Secure by default: IAM authorization, stage throttling (100 rps, burst 200), detailed metrics,
+ * request validation. Access logs (JSON, one month) and ERROR execution logs are one prop away
+ * (`cloudWatchRole: true`, or `accessLogging` and `executionLoggingLevel` where the account has API
+ * Gateway's CloudWatch Logs role): off by default, since without that role the stage cannot deploy.
  *
  * Limits: the integration times out after API Gateway's default 29 seconds (a regional API can
  * have it raised by a quota increase, then set on the methods through `restApi`). API Gateway
@@ -448,8 +471,8 @@ export class InferenceApi extends Construct {
   /** Name of the model in the routes. */
   public readonly modelName: string;
 
-  /** Where the access logs go. */
-  public readonly accessLogGroup: logs.ILogGroup;
+  /** Where the access logs go, when they are on. */
+  public readonly accessLogGroup?: logs.ILogGroup;
 
   /** Validates the parameters of every method and the body of the infer methods. */
   public readonly requestValidator: apigw.RequestValidator;
@@ -478,25 +501,25 @@ export class InferenceApi extends Construct {
     this.modelName = props.modelName ?? DEFAULT_MODEL_NAME;
     this.modelVersion = props.modelVersion ?? DEFAULT_MODEL_VERSION;
     const stageName = props.stageName ?? DEFAULT_STAGE_NAME;
+    const binaryTypes = binaryMediaTypes(props);
     const rateLimit = props.throttlingRateLimit ?? DEFAULT_RATE_LIMIT;
     const burstLimit = props.throttlingBurstLimit ?? DEFAULT_BURST_LIMIT;
     validateProps(this, props, this.modelName, stageName, rateLimit, burstLimit);
 
-    this.accessLogGroup =
-      props.accessLogGroup ??
-      new logs.LogGroup(this, 'AccessLogs', {
-        retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
-        removalPolicy: RemovalPolicy.RETAIN,
-      });
+    const logging = loggingChoice(this, props);
+    this.accessLogGroup = logging.accessLogs
+      ? (props.accessLogGroup ??
+        new logs.LogGroup(this, 'AccessLogs', {
+          retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
+          removalPolicy: RemovalPolicy.RETAIN,
+        }))
+      : undefined;
 
     this.restApi = new apigw.RestApi(this, 'Api', {
       restApiName: Names.uniqueResourceName(this, { maxLength: 128 }),
       description: props.description ?? `Open Inference Protocol API of the model ${this.modelName}`,
       endpointConfiguration: { types: [props.endpointType ?? apigw.EndpointType.REGIONAL] },
-      // Bodies of the binary tensor data extension reach the function base64-encoded, unchanged;
-      // the request model (application/json) does not apply to them. A client that wants a binary
-      // answer sends `Accept: application/octet-stream`, so that API Gateway decodes it.
-      binaryMediaTypes: [BINARY_TENSOR_CONTENT_TYPE],
+      binaryMediaTypes: binaryTypes,
       // The account-wide role is opt-in (see `cloudWatchRole`), not a side effect of every API.
       cloudWatchRole: false,
       defaultCorsPreflightOptions: props.cors,
@@ -504,12 +527,13 @@ export class InferenceApi extends Construct {
         stageName,
         throttlingRateLimit: rateLimit,
         throttlingBurstLimit: burstLimit,
-        loggingLevel: props.executionLoggingLevel ?? apigw.MethodLoggingLevel.ERROR,
+        loggingLevel: logging.executionLoggingLevel,
         dataTraceEnabled: false,
         metricsEnabled: true,
         tracingEnabled: props.tracingEnabled ?? false,
-        accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogGroup),
-        accessLogFormat: props.accessLogFormat ?? defaultAccessLogFormat(),
+        ...(this.accessLogGroup
+          ? { accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogGroup), accessLogFormat: props.accessLogFormat ?? defaultAccessLogFormat() }
+          : {}),
       },
     });
     this.url = this.restApi.url;
@@ -531,6 +555,7 @@ export class InferenceApi extends Construct {
 
     this.addRoutes(routeIntegrations(this, props), auth);
     this.addErrorResponses(props.cors);
+    this.passPreflightsAsText(binaryTypes);
 
     if (props.cloudWatchRole) {
       this.cloudWatchRole = this.setAccountCloudWatchRole();
@@ -548,6 +573,7 @@ export class InferenceApi extends Construct {
       });
     }
     this.acknowledgeNonCognitoAuthorization(auth);
+    this.acknowledgeLoggingOff(logging);
     if (!props.tracingEnabled) {
       acknowledge(
         this.restApi.deploymentStage,
@@ -596,7 +622,7 @@ export class InferenceApi extends Construct {
     return this.restApi.deploymentStage.metricClientError(props);
   }
 
-  /** 5XX responses (`5XXError`), of the stage: function errors and integration timeouts. */
+  /** 5XX responses (`5XXError`), of the stage: function errors, integration timeouts, and invocations Lambda refused (503: throttles). */
   public metricServerError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.restApi.deploymentStage.metricServerError(props);
   }
@@ -640,6 +666,23 @@ export class InferenceApi extends Construct {
     add(version.addResource('infer'), 'POST', InferenceRoute.INFER, withVersion);
   }
 
+  /**
+   * With every media type binary, API Gateway fails the CORS preflight's mock integration (a 500,
+   * "Unable to transform request") unless its payloads are converted to text. A new deployment
+   * follows the change, as it does a change of the binary media types.
+   */
+  private passPreflightsAsText(binaryTypes: readonly string[]): void {
+    this.restApi.latestDeployment?.addToLogicalId({ binaryMediaTypes: binaryTypes });
+    if (!binaryTypes.includes(EVERY_MEDIA_TYPE)) return;
+    for (const method of this.restApi.methods) {
+      if (method.httpMethod !== 'OPTIONS') continue;
+      const cfn = method.node.defaultChild as apigw.CfnMethod;
+      cfn.addPropertyOverride('Integration.ContentHandling', apigw.ContentHandling.CONVERT_TO_TEXT);
+      cfn.addPropertyOverride('Integration.IntegrationResponses.0.ContentHandling', apigw.ContentHandling.CONVERT_TO_TEXT);
+      this.restApi.latestDeployment?.addToLogicalId({ preflight: method.resource.path, contentHandling: apigw.ContentHandling.CONVERT_TO_TEXT });
+    }
+  }
+
   /** API Gateway's own errors in the protocol's shape, so clients parse one error format. */
   private addErrorResponses(cors: apigw.CorsOptions | undefined): void {
     const origins = cors?.allowOrigins ?? [];
@@ -654,6 +697,15 @@ export class InferenceApi extends Construct {
       type: apigw.ResponseType.DEFAULT_5XX,
       responseHeaders,
       templates,
+    });
+    // Lambda refused the invocation: throttled (its concurrency is used up), or briefly unable to
+    // run it. Left to DEFAULT_5XX, callers get a 500 they do not retry. API Gateway maps all of
+    // Lambda's invocation errors to this one type: a 503 with Retry-After says "try again" for each.
+    this.restApi.addGatewayResponse('IntegrationFailure', {
+      type: apigw.ResponseType.INTEGRATION_FAILURE,
+      statusCode: String(INTEGRATION_FAILURE_STATUS),
+      responseHeaders: { ...responseHeaders, 'Retry-After': `'${INTEGRATION_FAILURE_RETRY_AFTER_SECONDS}'` },
+      templates: { 'application/json': JSON.stringify({ error: INTEGRATION_FAILURE_MESSAGE }) },
     });
   }
 
@@ -700,6 +752,18 @@ export class InferenceApi extends Construct {
     return role;
   }
 
+  /** Logging left off is the default that deploys in any account: a choice, not an oversight. */
+  private acknowledgeLoggingOff(logging: LoggingChoice): void {
+    const stage = this.restApi.deploymentStage;
+    const why = "needs the account's API Gateway CloudWatch Logs role, which a fresh account lacks: it is opt-in (cloudWatchRole, or";
+    if (!logging.accessLogs) {
+      acknowledge(stage, ['AwsSolutions-APIG1', 'Serverless-APIGWAccessLogging'], `Access logging ${why} accessLogging where the account has the role).`);
+    }
+    if (logging.executionLoggingLevel === apigw.MethodLoggingLevel.OFF) {
+      acknowledge(stage, ['AwsSolutions-APIG6'], `Execution logging ${why} executionLoggingLevel where the account has the role).`);
+    }
+  }
+
   private acknowledgeNonCognitoAuthorization(auth: InferenceApiAuthorizationConfig): void {
     const type = auth.authorizationType;
     const chosen =
@@ -716,6 +780,40 @@ export class InferenceApi extends Construct {
       reason: `The API uses ${chosen}, chosen in InferenceApiProps.authorization, instead of a Cognito user pool.`,
     });
   }
+}
+
+/** Every media type, as `binaryMediaTypes` lists it. */
+const EVERY_MEDIA_TYPE = '*/*';
+
+/**
+ * The REST API's binary media types. A body of a binary media type reaches a Lambda proxy
+ * base64-encoded, its bytes as the client sent them; any other body is decoded as UTF-8 text on
+ * the way, its bytes that are not UTF-8 replaced. Binary tensor data sent without a Content-Type
+ * (as Triton's client sends it) or as `application/json`, and compressed bodies
+ * (`Content-Encoding`), would reach the function changed, and could be answered wrongly. So, with
+ * the Lambda proxy, every media type is binary (`*\/*`), a missing Content-Type included: no body
+ * is decoded as text, and the function reads every body from base64. `*\/*` also matches every
+ * `Accept`, so a binary answer goes back as bytes whatever the client accepts, or none.
+ *
+ * The request validator picks the request model by the Content-Type, not by how the body is
+ * passed on: `application/json` bodies are checked against the model as before (and, API
+ * Gateway taking a request without a Content-Type as `application/json`, its documented default,
+ * bodies without one); bodies of other types are not checked, as before. The trade-offs:
+ * - a JSON body also travels base64-encoded in the invocation, a third larger, within Lambda's
+ *   6 MB request payload: the largest JSON body that fits is about 4.5 MB, as for binary tensor
+ *   data already;
+ * - binary tensor data sent without a Content-Type is then checked as JSON, which it is not (a
+ *   JSON header, then bytes), and refused by the validator with a 400: such a client names a type
+ *   (`application/octet-stream`, as KServe's client does; Triton's client takes it in `headers`);
+ * - the CORS preflight's mock integration must convert its payloads to text (see
+ *   `passPreflightsAsText`).
+ *
+ * Other integrations (`integrations`, such as SageMaker's direct one) keep `application/octet-stream`
+ * only: their mapping templates read JSON bodies as text, and mock integrations fail on binary
+ * payloads.
+ */
+function binaryMediaTypes(props: InferenceApiProps): string[] {
+  return props.integrations === undefined ? [EVERY_MEDIA_TYPE] : [BINARY_TENSOR_CONTENT_TYPE];
 }
 
 /** A Lambda proxy answers every route itself; otherwise the given integrations do. */
@@ -814,6 +912,28 @@ function validateProps(scope: Construct, props: InferenceApiProps, modelName: st
       `InferenceApi: webAclArn must be the ARN of a regional WAFv2 web ACL (arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}), got: ${props.webAclArn}`,
     );
   }
+}
+
+/** Whether the stage logs, and how: both need the account's API Gateway CloudWatch Logs role. */
+interface LoggingChoice {
+  readonly accessLogs: boolean;
+  readonly executionLoggingLevel: apigw.MethodLoggingLevel;
+}
+
+/**
+ * Logging is off unless asked for (or the account's role is set by `cloudWatchRole`): with it, a
+ * first deploy fails in any account and region whose API Gateway has no CloudWatch Logs role.
+ */
+function loggingChoice(scope: Construct, props: InferenceApiProps): LoggingChoice {
+  const accessLogProps = (['accessLogGroup', 'accessLogRetention', 'accessLogFormat'] as const).filter((p) => props[p] !== undefined);
+  if (props.accessLogging === false && accessLogProps.length > 0) {
+    throw validationError(scope, `InferenceApi: ${accessLogProps.join(', ')} configure access logs, and accessLogging is false`);
+  }
+  const roleSet = props.cloudWatchRole ?? false;
+  return {
+    accessLogs: props.accessLogging ?? (roleSet || accessLogProps.length > 0),
+    executionLoggingLevel: props.executionLoggingLevel ?? (roleSet ? apigw.MethodLoggingLevel.ERROR : apigw.MethodLoggingLevel.OFF),
+  };
 }
 
 function defaultAccessLogFormat(): apigw.AccessLogFormat {

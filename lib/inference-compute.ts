@@ -11,8 +11,12 @@ export interface ManagedInstancesOptions {
   readonly capacityProvider?: lambda.ICapacityProvider;
 
   /**
-   * The VPC of a new capacity provider's instances. Its subnets need a route to S3 for a model in S3
-   * (a gateway endpoint or a NAT gateway), and to whatever your hooks call. Give either this or
+   * The VPC of a new capacity provider's instances. The instances send the function's logs (with
+   * the handler's metrics, which are log lines) and traces through its subnets, not through
+   * Lambda's network: the chosen subnets need a route to CloudWatch Logs (a NAT gateway, or an
+   * interface endpoint `InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS`; X-Ray's too with
+   * tracing), to S3 for a model in S3 (a gateway endpoint or a NAT gateway), and to whatever your
+   * hooks call. The synth warns about isolated subnets without the endpoints. Give either this or
    * `capacityProvider`.
    * @default - none: `capacityProvider` is used
    */

@@ -42,7 +42,7 @@ export interface IInferenceEndpoint extends IConstruct {
   metricApiRequests(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
   /** 4XX answers at the API, summed: bad requests, auth failures, throttling. */
   metricApiClientErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
-  /** 5XX answers at the API, summed: model failures, load failures, timeouts. */
+  /** 5XX answers at the API, summed: model failures, load failures, timeouts, and throttled invocations (503). */
   metricApiServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
   /** End-to-end latency at the API, p99 by default. */
   metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric;
@@ -136,7 +136,7 @@ export abstract class InferenceEndpointBase extends Construct implements IInfere
     return this.api.metricClientError({ statistic: 'Sum', ...props });
   }
 
-  /** 5XX answers at the API, summed: model failures, load failures, timeouts. */
+  /** 5XX answers at the API, summed: model failures, load failures, timeouts, and throttled invocations (503). */
   public metricApiServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.api.metricServerError({ statistic: 'Sum', ...props });
   }

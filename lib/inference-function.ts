@@ -19,6 +19,7 @@ import { acknowledge } from './private/acknowledge';
 import { validationError } from './private/errors';
 import { grantLambdaVpcAccess } from './private/grants';
 import { ephemeralStorageForModel, formatBytes, inferenceThreads, validateCodeSize, validateEphemeralStorage, validateMemorySize } from './private/lambda-limits';
+import { defaultNodeRuntime } from './private/node-runtime';
 import { inferenceHandlerDir } from './private/package-paths';
 import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances } from './private/managed-instances';
 import { modelVersionFromIdentity } from './private/model-version';
@@ -37,7 +38,9 @@ export interface LambdaFunctionOptions {
 
   /**
    * The Node.js runtime.
-   * @default lambda.Runtime.NODEJS_24_X
+   * @default - the newest Node.js runtime the installed aws-cdk-lib defines (its highest
+   * `lambda.Runtime.NODEJS_<N>_X`; nodejs24.x with aws-cdk-lib 2.257), so that cdk-nag's
+   * latest-runtime rules pass on whatever aws-cdk-lib the app uses
    */
   readonly runtime?: lambda.Runtime;
 
@@ -358,7 +361,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     this.function = new lambda.Function(this, 'Function', {
       code: packaging.code ?? lambda.Code.fromAsset(handlerDir!, hooks ? { exclude: STAGING_EXCLUDE } : {}),
       handler: image ? lambda.Handler.FROM_IMAGE : 'index.handler',
-      runtime: image ? lambda.Runtime.FROM_IMAGE : (props.runtime ?? lambda.Runtime.NODEJS_24_X),
+      runtime: image ? lambda.Runtime.FROM_IMAGE : (props.runtime ?? defaultNodeRuntime()),
       architecture,
       memorySize,
       ephemeralStorageSize,

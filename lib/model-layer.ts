@@ -9,7 +9,7 @@ import { formatBytes, LAMBDA_LIMITS } from './private/lambda-limits';
 import { STAGING_EXCLUDE, stageFiles, treeSize } from './private/staging';
 import { validationError } from './private/errors';
 import { inferenceHandlerDir } from './private/package-paths';
-import { ifItFits, largestOnnxRuntimeLayerBytes, precompileModel } from './private/precompiled-model';
+import { ifItFits, largestOnnxRuntimeLayerBytes, precompiledAssetHash, precompileModel } from './private/precompiled-model';
 
 /** Where model layers put their files: `/opt/models/<file name>` in the function. */
 const MODEL_LAYER_DIR = '/opt/models';
@@ -84,12 +84,13 @@ export class ModelLayer extends lambda.LayerVersion {
       props.precompileModel === false
         ? undefined
         : ifItFits(scope, precompileModel(scope, source.localPath), source.info.sizeBytes + treeSize(inferenceHandlerDir()) + largestOnnxRuntimeLayerBytes());
-    const staged = stageFiles(scope, 'model-layer', [
+    const entries = [
       { source: source.localPath, destination: path.posix.join('models', fileName) },
       ...(precompiled ? [{ source: precompiled.path, destination: path.posix.join('models', precompiled.fileName) }] : []),
-    ]);
+    ];
+    const staged = stageFiles(scope, 'model-layer', entries);
     super(scope, id, {
-      code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE }),
+      code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE, ...precompiledAssetHash(entries, precompiled) }),
       description: props.description ?? `ONNX model ${fileName} at ${MODEL_LAYER_DIR}/${fileName}`,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
     });

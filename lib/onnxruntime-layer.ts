@@ -2,6 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import { validationError } from './private/errors';
+import { supportedNodeRuntimes } from './private/node-runtime';
 import { builtLayerZip, readManifest } from './private/onnxruntime-manifest';
 
 /** The architectures onnxruntime-node ships Linux binaries for, by their Lambda names. */
@@ -32,7 +33,7 @@ export interface OnnxRuntimeLayerProps {
 }
 
 /**
- * A Lambda layer holding onnxruntime-node (CPU) for Node.js 22 and 24 functions on one architecture,
+ * A Lambda layer holding onnxruntime-node (CPU) for Node.js 22 and later functions on one architecture,
  * so `require('onnxruntime-node')` resolves from `/opt/nodejs/node_modules`.
  *
  * It is a `lambda.LayerVersion`, like aws-cdk-lib's `AwsCliLayer` and `KubectlLayer`: it goes straight
@@ -89,7 +90,7 @@ export class OnnxRuntimeLayer extends lambda.LayerVersion {
     super(scope, id, {
       code: lambda.Code.fromAsset(zipPath),
       compatibleArchitectures: [architecture],
-      compatibleRuntimes: [lambda.Runtime.NODEJS_22_X, lambda.Runtime.NODEJS_24_X],
+      compatibleRuntimes: supportedNodeRuntimes(),
       description: `onnxruntime-node ${manifest.onnxruntimeVersion} (CPU) for Node.js, ${archName}`,
       license: 'MIT',
     });

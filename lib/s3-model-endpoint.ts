@@ -12,13 +12,14 @@ export interface S3ModelEndpointProps extends ModelEndpointOptions, S3ModelPacka
  * Inference Protocol behind API Gateway. For models that are updated often, up to a few GB: a new
  * object at the same key reaches every new instance without a deploy.
  *
- * ```ts
+ * @example
+ * import { ModelSource, S3ModelEndpoint } from 'cdk-serverless-inference';
+ *
  * const endpoint = new S3ModelEndpoint(this, 'Churn', {
  *   model: ModelSource.fromAsset('models/churn.onnx'),
  *   modelName: 'churn',
  * });
- * endpoint.grantInvoke(callerRole);
- * ```
+ * endpoint.grantInvoke(backendRole);
  */
 export class S3ModelEndpoint extends ModelEndpoint {
   /** The bucket that holds the model. */

@@ -81,7 +81,7 @@ export interface SageMakerProxyEndpointProps extends InferenceEndpointOptions {
 
   /**
    * The Lambda proxy's function, with `SageMakerIntegration.LAMBDA_PROXY`.
-   * @default - arm64 (no onnxruntime here), 512 MiB, Node.js 24
+   * @default - arm64 (no onnxruntime here), 512 MiB, the newest Node.js runtime the installed aws-cdk-lib defines
    */
   readonly proxy?: SageMakerProxyFunctionOptions;
 }

@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledge } from './private/acknowledge';
+import { defaultNodeRuntime } from './private/node-runtime';
 import { builtAssetPath } from './private/package-paths';
 import { MAX_HOLD_MS, MAX_WARMER_CONCURRENCY, WARMER_ENV, WARMER_SOURCE } from '../contract/warmup';
 import { validationError } from './private/errors';
@@ -142,7 +143,7 @@ export class Warmer extends Construct {
     );
 
     this.function = new lambda.Function(this, 'Function', {
-      runtime: lambda.Runtime.NODEJS_24_X,
+      runtime: defaultNodeRuntime(),
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
       code: lambda.Code.fromAsset(builtAssetPath('handlers', 'warmer')),

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { METRICS_NAMESPACE, METRIC } from '../contract/metrics';
 import { ENV } from '../contract/environment';
-import { MODEL_COPY_PROPERTY, MODEL_COPY_RESOURCE_TYPE } from '../contract/model-copy';
+import { MODEL_COPY_ENV, MODEL_COPY_HANDLER, MODEL_COPY_PROPERTY, MODEL_COPY_RESOURCE_TYPE } from '../contract/model-copy';
 import { PRE_TRAFFIC_ENV } from '../contract/pre-traffic-check';
 import { WARMER_ENV, WARMER_SOURCE } from '../contract/warmup';
 
@@ -22,6 +22,9 @@ const SHARED_NAMES: Record<string, string> = Object.fromEntries(
     ...Object.entries(ENV).map(([k, v]) => [v, `ENV.${k}`]),
     ...Object.entries(METRIC).map(([k, v]) => [v, `METRIC.${k}`]),
     ...Object.entries(MODEL_COPY_PROPERTY).map(([k, v]) => [v, `MODEL_COPY_PROPERTY.${k}`]),
+    ...Object.entries(MODEL_COPY_ENV).map(([k, v]) => [v, `MODEL_COPY_ENV.${k}`]),
+    // 'index.handler' is every other function's handler too.
+    ...(['START', 'IS_COMPLETE'] as const).map((k) => [MODEL_COPY_HANDLER[k], `MODEL_COPY_HANDLER.${k}`]),
     ...Object.entries(PRE_TRAFFIC_ENV).map(([k, v]) => [v, `PRE_TRAFFIC_ENV.${k}`]),
     ...Object.entries(WARMER_ENV).map(([k, v]) => [v, `WARMER_ENV.${k}`]),
     [METRICS_NAMESPACE, 'METRICS_NAMESPACE'],

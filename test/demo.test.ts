@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../demo/demo-model';
+import { modelFingerprint } from '../lib/private/local-model';
+import { modelVersionFromIdentity } from '../lib/private/model-version';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -44,6 +46,8 @@ describe('the quick start demo', () => {
     expect(r.status, output).toBe(0);
     expect(output).toMatch(/8 stacks, cdk-nag clean: .*CdkServerlessInferenceDemo/);
     expect(output).toMatch(/HTTP 200: label = \d, probabilities = \[[\d., ]+\]/);
+    // The version the deployed endpoint reports (the model's content hash, set at synth), not `1`.
+    expect(output).toContain(`model version ${modelVersionFromIdentity(modelFingerprint(DEMO_MODEL_FILE))}\n`);
     expect(output).toMatch(/-> match$/m);
   }, 120_000);
 });

@@ -74,6 +74,28 @@ describe('EfsModelEndpoint defaults', () => {
     expect(subnets).toHaveLength(2);
   });
 
+  it('needs no availability-zone lookup with an explicit account and region: a synth without credentials works', () => {
+    // newStack() gives the stack an account and region, where ec2.Vpc would look the zones up.
+    expect(f.stack.account).toBe('123456789012');
+    expect(f.app.synth().manifest.missing ?? []).toEqual([]);
+    const subnets = Object.values(f.template.findResources('AWS::EC2::Subnet')).map((r) => r.Properties);
+    expect(subnets.map((p) => p.AvailabilityZone)).toEqual([0, 1].map((i) => ({ 'Fn::Select': [i, { 'Fn::GetAZs': '' }] })));
+    expect(subnets.map((p) => p.CidrBlock)).toEqual(['10.0.0.0/24', '10.0.1.0/24']);
+    expect(subnets.every((p) => p.MapPublicIpOnLaunch === false)).toBe(true);
+    // Each subnet has its own route table, which the S3 gateway endpoint routes through.
+    const tables = Object.keys(f.template.findResources('AWS::EC2::RouteTable'));
+    expect(tables).toHaveLength(2);
+    const endpoint = Object.values(f.template.findResources('AWS::EC2::VPCEndpoint'))[0].Properties;
+    expect(endpoint.RouteTableIds).toEqual(tables.map((id) => ({ Ref: id })));
+    const associations = Object.values(f.template.findResources('AWS::EC2::SubnetRouteTableAssociation')).map((r) => r.Properties.RouteTableId);
+    expect(associations).toEqual(tables.map((id) => ({ Ref: id })));
+    expect(fn().VpcConfig.SubnetIds).toEqual(Object.keys(f.template.findResources('AWS::EC2::Subnet')).map((id) => ({ Ref: id })));
+    // The loader runs once the routes, to S3 included, exist.
+    const [endpointId] = Object.keys(f.template.findResources('AWS::EC2::VPCEndpoint'));
+    const associationIds = Object.keys(f.template.findResources('AWS::EC2::SubnetRouteTableAssociation'));
+    expect(f.template.toJSON().Resources[ref(f.endpoint.modelLoader).Ref].DependsOn).toEqual(expect.arrayContaining([endpointId, ...associationIds]));
+  });
+
   it('keeps the model on an encrypted file system with elastic throughput, behind a POSIX access point', () => {
     const fsResource = f.template.toJSON().Resources[ref(f.endpoint.fileSystem).Ref];
     expect(fsResource.Properties).toMatchObject({ Encrypted: true, ThroughputMode: 'elastic', PerformanceMode: 'generalPurpose' });
@@ -115,7 +137,7 @@ describe('EfsModelEndpoint defaults', () => {
     expect(vpcAccessStatements(f.template, loader.role!)).toEqual(expectedVpcAccess(resourceProps(f.template, loader).VpcConfig.SubnetIds, loaderSecurityGroups));
   });
 
-  it("lets only the function (read-only) and the loader (read-write) in, by the file system's policy", () => {
+  it("lets only the function and the copy's check (read-only) and the loader (read-write) in, by the file system's policy", () => {
     const policy = resourceProps(f.template, f.endpoint.fileSystem).FileSystemPolicy;
     // First, no access without TLS.
     expect(policy.Statement[0]).toEqual({
@@ -126,8 +148,10 @@ describe('EfsModelEndpoint defaults', () => {
       Condition: { Bool: { 'aws:SecureTransport': 'false' } },
     });
     const grants = policy.Statement.filter((st: any) => st.Effect === 'Allow').map((st: any) => ({ principal: st.Principal.AWS['Fn::GetAtt'][0], actions: [st.Action].flat() }));
+    const checkRole = f.endpoint.node.findAll().find((c) => c.node.id === 'ModelCopyCheckRole')!;
     expect(grants).toEqual([
       { principal: ref(f.endpoint.modelLoader.role!).Ref, actions: ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite'] },
+      { principal: ref(checkRole).Ref, actions: ['elasticfilesystem:ClientMount'] },
       { principal: ref(f.endpoint.role).Ref, actions: ['elasticfilesystem:ClientMount'] },
     ]);
     expect(policy.Statement.filter((st: any) => st.Effect === 'Allow' && JSON.stringify(st.Principal).includes('"*"'))).toEqual([]);
@@ -158,6 +182,35 @@ describe('EfsModelEndpoint defaults', () => {
     expect(actionsOf(statements)).toEqual(expect.arrayContaining(['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite', 's3:GetObject']));
     const s3Statement = statements.find((s) => s.Action === 's3:GetObject');
     expect(JSON.stringify(s3Statement?.Resource)).toMatch(/cdk-[a-z0-9]+-assets-123456789012-eu-west-1\/[0-9a-f]{64}\.onnx/);
+  });
+
+  it("runs the copy as a job of its own, which the provider waits for: a starter, the loader's asynchronous invocation, a check", () => {
+    const byId = (id: string) => f.endpoint.node.findAll().find((c) => c.node.id === id)!;
+    const resources = f.template.toJSON().Resources;
+    const loader = f.endpoint.modelLoader;
+    const loaderProps = resourceProps(f.template, loader);
+    // The starter (onEvent) runs outside the VPC, so that it reaches Lambda's API, and invokes the loader.
+    const starter = resourceProps(f.template, byId('ModelCopyStarter'));
+    expect(starter).toMatchObject({ Handler: 'index.start', Environment: { Variables: { MODEL_LOADER_FUNCTION_ARN: { 'Fn::GetAtt': [ref(loader).Ref, 'Arn'] } } } });
+    expect(starter.VpcConfig).toBeUndefined();
+    expect(actionsOf(roleStatements(f.template, byId('ModelCopyStarterRole'))).filter((a) => !a.startsWith('logs:'))).toEqual(['lambda:InvokeFunction']);
+    // The check (isComplete) reads the loader's status file: on the file system, in the loader's network.
+    const check = resourceProps(f.template, byId('ModelCopyCheck'));
+    expect(check).toMatchObject({ Handler: 'index.isComplete', FileSystemConfigs: loaderProps.FileSystemConfigs, VpcConfig: loaderProps.VpcConfig });
+    // The provider answers CloudFormation when the check says so, polling every 10 s for up to 30 minutes.
+    const onEvent = Object.values(resources).find((r: any) => r.Properties?.Environment?.Variables?.USER_ON_EVENT_FUNCTION_ARN) as any;
+    expect(onEvent.Properties.Environment.Variables).toMatchObject({
+      USER_ON_EVENT_FUNCTION_ARN: { 'Fn::GetAtt': [ref(byId('ModelCopyStarter')).Ref, 'Arn'] },
+      USER_IS_COMPLETE_FUNCTION_ARN: { 'Fn::GetAtt': [ref(byId('ModelCopyCheck')).Ref, 'Arn'] },
+    });
+    const [machine] = Object.values(f.template.findResources('AWS::StepFunctions::StateMachine'));
+    expect(JSON.stringify(machine.Properties.DefinitionString)).toContain('\\"IntervalSeconds\\":10,\\"MaxAttempts\\":180');
+    // A job runs once or not at all, and its invocation settings exist before the first one.
+    const [invokeConfigId, invokeConfig] = Object.entries(f.template.findResources('AWS::Lambda::EventInvokeConfig')).find(
+      ([, r]) => JSON.stringify(r.Properties.FunctionName) === JSON.stringify(ref(loader)),
+    )!;
+    expect(invokeConfig.Properties).toMatchObject({ MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 300 });
+    expect(resources[ref(f.endpoint.modelCopy).Ref].DependsOn).toContain(invokeConfigId);
   });
 });
 

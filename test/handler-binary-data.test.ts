@@ -278,12 +278,61 @@ describe('binary tensor data extension, FP32 (logistic regression, 100 features)
     expect(a.json.error).toMatch(/the limit is 200000 bytes/);
   });
 
-  it('keeps 415 for a binary body without the header, and for other content types with it', async () => {
-    const f = request();
-    const e = binaryEvent('rest', f);
+  it('keeps 415 for a binary body without the header', async () => {
+    const e = binaryEvent('rest', request());
     const noHeader = { ...e, headers: { 'Content-Type': OCTET } };
-    expect(readAnswer(await handler(noHeader)).status).toBe(415);
-    expect(readAnswer(await handler(binaryEvent('rest', f, { 'Content-Type': 'text/csv' }))).status).toBe(415);
+    const a = readAnswer(await handler(noHeader));
+    expect(a.status).toBe(415);
+    expect(a.json.error).toMatch(/Content-Type application\/octet-stream is not supported/);
+  });
+
+  describe("the header marks the extension whatever the Content-Type, or none (as Triton's client sends it)", () => {
+    const cases: Array<[string, Record<string, string>]> = [
+      ['no Content-Type', {}],
+      ['application/json', { 'Content-Type': 'application/json' }],
+      ['text/csv', { 'Content-Type': 'text/csv' }],
+    ];
+    for (const shape of SHAPES) {
+      it.each(cases)(`${shape}: %s`, async (_name, headers) => {
+        const e = binaryEvent(shape, request());
+        const all = Object.fromEntries(Object.entries(e.headers).filter(([k]) => k.toLowerCase() !== 'content-type'));
+        const a = readAnswer(await handler({ ...e, headers: { ...all, ...headers } }));
+        expect(a.status, JSON.stringify(a.json)).toBe(200);
+        const expected = lr.predict(batch);
+        a.json.outputs[0].data.forEach((v: number, i: number) => {
+          expect(v).toBeCloseTo(expected[i], 6);
+        });
+      });
+    }
+  });
+
+  it('refuses with 415, not a wrong answer, binary data that reached the function as text with bytes replaced', async () => {
+    // 19.078 is F0 9F 98 41 in FP32. Decoded as UTF-8 text, F0 9F 98 is a cut sequence and becomes
+    // U+FFFD (EF BF BD), as many bytes as it replaces; 2.0 (00 00 00 40) is text already. So the
+    // body keeps its length, and EF BF BD 41, 23.72, would reach the model in place of 19.078.
+    const values = new Float32Array(100).fill(2);
+    const bytes = Buffer.from(raw(values));
+    Buffer.from([0xf0, 0x9f, 0x98, 0x41]).copy(bytes, 0);
+    const f = framed({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', parameters: { binary_data_size: 400 } }] }, bytes);
+    expect(Buffer.byteLength(f.body.toString('utf8'))).toBe(f.body.length);
+    for (const shape of SHAPES) {
+      const e = binaryEvent(shape, f, { 'Content-Type': 'application/json' });
+      const a = readAnswer(await handler({ ...e, body: f.body.toString('utf8'), isBase64Encoded: false }));
+      expect(a.status, `${shape}: ${JSON.stringify(a.json)}`).toBe(415);
+      expect(a.json.error).toMatch(
+        /reached the function as text, with the bytes that are not UTF-8 replaced \(U\+FFFD\).*Content-Type application\/json.*send it as application\/octet-stream/,
+      );
+    }
+    // The same bytes base64-encoded are read as sent.
+    const a = readAnswer(await handler(binaryEvent('rest', f, { 'Content-Type': 'application/json' })));
+    expect(a.status).toBe(200);
+    expect(a.json.outputs[0].data[0]).toBeCloseTo(lr.predict([Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, 100))])[0], 6);
+    // Bytes that are all UTF-8 survive being sent as text, and are read as sent.
+    const safe = framed({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', parameters: { binary_data_size: 400 } }] }, raw(values));
+    const e = binaryEvent('function-url', safe, { 'Content-Type': 'application/json' });
+    const b = readAnswer(await handler({ ...e, body: safe.body.toString('utf8'), isBase64Encoded: false }));
+    expect(b.status).toBe(200);
+    expect(b.json.outputs[0].data[0]).toBeCloseTo(lr.predict([Array.from(values)])[0], 6);
   });
 
   it('refuses binary outputs over a direct invocation, which answers JSON only', async () => {

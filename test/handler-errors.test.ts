@@ -83,15 +83,33 @@ describe('requests the handler refuses, with the status and a message naming the
   });
 
   it('refuses a content type that is not JSON with 415', async () => {
-    const r = await infer(handler, valid, 'model', { headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const r = await infer(handler, valid, 'model', { headers: { 'Content-Type': 'text/plain' } });
     expect(r.status).toBe(415);
-    expect(r.body.error).toMatch(/application\/json/);
+    expect(r.body.error).toBe('Content-Type text/plain is not supported; send the request as application/json');
   });
 
-  it('refuses a body of the binary tensor extension with 415 when its content type is neither binary nor JSON', async () => {
-    const r = await infer(handler, valid, 'model', { headers: { 'Content-Type': 'text/plain', 'Inference-Header-Content-Length': '10' } });
-    expect(r.status).toBe(415);
-    expect(r.body.error).toMatch(/application\/octet-stream/);
+  it('reads a form-encoded body (what curl -d sends) as JSON when it is JSON, and says what to send when it is not', async () => {
+    const form = { 'Content-Type': 'application/x-www-form-urlencoded' };
+    const r = await infer(handler, valid, 'model', { headers: form });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.outputs[0].name).toBe('probability');
+    const notJson = await infer(handler, 'inputs=1&x=2', 'model', { headers: form });
+    expect(notJson.status).toBe(415);
+    expect(notJson.body.error).toMatch(
+      /Content-Type application\/x-www-form-urlencoded is read as JSON, and this body is not JSON; send the request as application\/json \(curl -d sets/,
+    );
+    // Still a 400 for a form body that is JSON but not a request, as for JSON.
+    const wrong = await infer(handler, { inputs: 3 }, 'model', { headers: form });
+    expect(wrong.status).toBe(400);
+  });
+
+  it('reads a body of the binary tensor extension whatever its content type: the header marks it', async () => {
+    const text = JSON.stringify(valid);
+    const r = await infer(handler, text, 'model', { headers: { 'Content-Type': 'text/plain', 'Inference-Header-Content-Length': String(Buffer.byteLength(text)) } });
+    expect(r.status, r.text).toBe(200);
+    const cut = await infer(handler, text, 'model', { headers: { 'Content-Type': 'text/plain', 'Inference-Header-Content-Length': '10' } });
+    expect(cut.status).toBe(400);
+    expect(cut.body.error).toMatch(/the request's JSON header \(its first 10 bytes, per Inference-Header-Content-Length\) is not valid JSON/);
   });
 
   it('refuses a body marked base64 that is not base64', async () => {

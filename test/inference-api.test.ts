@@ -285,7 +285,7 @@ describe('InferenceApi request validation', () => {
 });
 
 describe('InferenceApi stage', () => {
-  it('throttles at 100 rps, burst 200, logs errors and sends detailed metrics by default', () => {
+  it('throttles at 100 rps, burst 200 and sends detailed metrics by default, and logs nothing: it deploys where API Gateway has no CloudWatch Logs role', () => {
     const { template } = setup();
     template.hasResourceProperties('AWS::ApiGateway::Stage', {
       StageName: 'prod',
@@ -296,12 +296,38 @@ describe('InferenceApi stage', () => {
           ResourcePath: '/*',
           ThrottlingRateLimit: 100,
           ThrottlingBurstLimit: 200,
-          LoggingLevel: 'ERROR',
+          LoggingLevel: 'OFF',
           MetricsEnabled: true,
           DataTraceEnabled: false,
         },
       ],
     });
+    // Execution and access logging both fail a deploy until the account has API Gateway's role.
+    expect(resourcesOf(template, 'AWS::ApiGateway::Stage')[0][1].Properties.AccessLogSetting).toBeUndefined();
+    template.resourceCountIs('AWS::Logs::LogGroup', 0);
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+  });
+
+  it('logs errors and access with cloudWatchRole, which sets the role they need', () => {
+    const { api, template } = setup({ cloudWatchRole: true });
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: [Match.objectLike({ LoggingLevel: 'ERROR', DataTraceEnabled: false })],
+      AccessLogSetting: { DestinationArn: { 'Fn::GetAtt': [logicalIdOf(template, 'AWS::Logs::LogGroup'), 'Arn'] } },
+    });
+    expect(api.accessLogGroup).toBeDefined();
+  });
+
+  it('logs where the account has the role, one prop each: executionLoggingLevel, accessLogging', () => {
+    const { template } = setup({ executionLoggingLevel: apigw.MethodLoggingLevel.ERROR, accessLogging: true });
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: [Match.objectLike({ LoggingLevel: 'ERROR' })],
+      AccessLogSetting: Match.objectLike({ Format: Match.stringLikeRegexp('requestId') }),
+    });
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+    // cloudWatchRole with logging turned off, each on its own.
+    const quiet = setup({ cloudWatchRole: true, executionLoggingLevel: apigw.MethodLoggingLevel.OFF, accessLogging: false }).template;
+    quiet.hasResourceProperties('AWS::ApiGateway::Stage', { MethodSettings: [Match.objectLike({ LoggingLevel: 'OFF' })] });
+    expect(resourcesOf(quiet, 'AWS::ApiGateway::Stage')[0][1].Properties.AccessLogSetting).toBeUndefined();
   });
 
   it('applies the given throttling, stage name, logging level and tracing', () => {
@@ -352,7 +378,7 @@ describe('InferenceApi stage', () => {
 
 describe('InferenceApi access logs', () => {
   it('writes JSON access logs to a new, retained log group kept one month', () => {
-    const { template } = setup();
+    const { template } = setup({ accessLogging: true });
     const logGroupId = logicalIdOf(template, 'AWS::Logs::LogGroup');
     template.hasResource('AWS::Logs::LogGroup', { DeletionPolicy: 'Retain', Properties: { RetentionInDays: 30 } });
     const stage = resourcesOf(template, 'AWS::ApiGateway::Stage')[0][1];
@@ -555,8 +581,22 @@ describe('InferenceApi CORS and error responses', () => {
       });
     }
     for (const [, r] of resourcesOf(template, 'AWS::ApiGateway::GatewayResponse')) {
-      expect(r.Properties.ResponseParameters).toBeUndefined();
+      if (r.Properties.ResponseType.startsWith('DEFAULT_')) expect(r.Properties.ResponseParameters).toBeUndefined();
     }
+  });
+
+  it('answers an invocation Lambda refused (a throttle) 503 with Retry-After, where API Gateway would send a 500', () => {
+    const responses = (template: Template) => resourcesOf(template, 'AWS::ApiGateway::GatewayResponse').filter(([, r]) => r.Properties.ResponseType === 'INTEGRATION_FAILURE');
+    const [[, failure]] = responses(setup().template);
+    expect(failure.Properties).toMatchObject({ StatusCode: '503', ResponseParameters: { 'gatewayresponse.header.Retry-After': "'1'" } });
+    expect(JSON.parse(failure.Properties.ResponseTemplates['application/json'])).toEqual({
+      error: expect.stringMatching(/busy or briefly unavailable \(throttled\); retry after the Retry-After delay/),
+    });
+    const [[, withCors]] = responses(setup({ cors: { allowOrigins: ['https://app.example.com'] } }).template);
+    expect(withCors.Properties.ResponseParameters).toEqual({
+      'gatewayresponse.header.Retry-After': "'1'",
+      'gatewayresponse.header.Access-Control-Allow-Origin': "'https://app.example.com'",
+    });
   });
 });
 
@@ -614,6 +654,13 @@ describe('InferenceApi errors', () => {
     });
   }
 
+  it('rejects access log settings with accessLogging: false, naming them', () => {
+    const { stack, handler } = newStack();
+    expect(
+      () => new InferenceApi(stack, 'Inference', { handler, accessLogging: false, accessLogRetention: logs.RetentionDays.ONE_WEEK, accessLogFormat: apigw.AccessLogFormat.clf() }),
+    ).toThrow(/accessLogRetention, accessLogFormat configure access logs, and accessLogging is false/);
+  });
+
   it('rejects an access log group together with a retention', () => {
     const { stack, handler } = newStack();
     const own = new logs.LogGroup(stack, 'Own');
@@ -664,10 +711,9 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
     // Proves the rules run on this API: the acknowledgements are narrow, not blanket.
     expect(nagRuleNames(setup({ authorization: InferenceApiAuthorization.none() }).app)).toEqual(['AwsSolutions-APIG4', 'AwsSolutions-COG4']);
     expect(nagRuleNames(setup({ authorization: InferenceApiAuthorization.apiKey() }).app)).toEqual(['AwsSolutions-APIG4']);
-    expect(nagRuleNames(setup({ executionLoggingLevel: apigw.MethodLoggingLevel.OFF }).app)).toEqual(['AwsSolutions-APIG6']);
   });
 
-  it('acknowledges only the web ACL and X-Ray on the stage and Cognito on the API, which the rules do flag', () => {
+  it('acknowledges only the web ACL, X-Ray and logging left off on the stage and Cognito on the API, which the rules do flag', () => {
     const { app, api } = setup();
     // The acknowledgements the construct recorded, by construct path.
     const acknowledged: Record<string, string[]> = {};
@@ -682,7 +728,13 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
     // Each acknowledgement rewrites the construct's entry with all it holds so far.
     for (const path of Object.keys(acknowledged)) acknowledged[path] = [...new Set(acknowledged[path])];
     expect(acknowledged).toEqual({
-      [api.restApi.deploymentStage.node.path]: ['annotation::AwsSolutions-APIG3', 'annotation::Serverless-APIGWXrayEnabled'],
+      [api.restApi.deploymentStage.node.path]: [
+        'annotation::AwsSolutions-APIG3',
+        'annotation::AwsSolutions-APIG1',
+        'annotation::Serverless-APIGWAccessLogging',
+        'annotation::AwsSolutions-APIG6',
+        'annotation::Serverless-APIGWXrayEnabled',
+      ],
       [api.restApi.node.path]: ['annotation::AwsSolutions-COG4'],
     });
     // The two rules themselves, run without the acknowledgement check, do flag these resources.
@@ -694,14 +746,44 @@ describe('InferenceApi and cdk-nag AwsSolutions', () => {
         .map((c) => c.cfnResourceType);
     expect(flagged(nagRules.apigw.APIGWAssociatedWithWAF)).toEqual(['AWS::ApiGateway::Stage']);
     expect(flagged(nagRules.apigw.APIGWXrayEnabled)).toEqual(['AWS::ApiGateway::Stage']);
+    expect(flagged(nagRules.apigw.APIGWAccessLogging)).toEqual(['AWS::ApiGateway::Stage']);
+    expect(flagged(nagRules.apigw.APIGWExecutionLoggingEnabled)).toEqual(['AWS::ApiGateway::Stage']);
+    // With logging on, nothing about logging is acknowledged.
+    const logged = setup({ cloudWatchRole: true });
+    const stageAcks = logged.api.restApi.deploymentStage.node.metadata
+      .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((m) => Object.keys(m.data as object));
+    expect(stageAcks.filter((id) => /APIG1|APIG6|AccessLogging/.test(id))).toEqual([]);
     expect(flagged(nagRules.cognito.CognitoUserPoolAPIGWAuthorizer)).toEqual(Array(OIP_ROUTES('model').length).fill('AWS::ApiGateway::Method'));
   });
 });
 
 describe('binary tensor data', () => {
-  it('lists application/octet-stream as a binary media type, so that API Gateway passes such bodies base64-encoded', () => {
+  it('makes every media type binary in front of the function, so that no body reaches it decoded as text', () => {
     const { template } = setup();
-    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['application/octet-stream'] });
+    // '*/*' covers a missing Content-Type (Triton's client sends none), JSON-typed and compressed bodies.
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['*/*'] });
+  });
+
+  it('keeps application/octet-stream only in front of other integrations, whose mapping templates and mocks read text', () => {
+    const { stack } = newStack();
+    const mock = new apigw.MockIntegration({ requestTemplates: { 'application/json': '{"statusCode": 200}' }, integrationResponses: [{ statusCode: '200' }] });
+    new InferenceApi(stack, 'Inference', { integrations: { integrationFor: () => mock, methodResponsesFor: () => [{ statusCode: '200' }] } });
+    Template.fromStack(stack).hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['application/octet-stream'] });
+  });
+
+  it("converts the CORS preflight mock's payloads to text, which fail as binary", () => {
+    const { template } = setup({ cors: { allowOrigins: ['https://app.example.com'] } });
+    const options = routes(template).filter((r) => r.route.startsWith('OPTIONS '));
+    expect(options.length).toBeGreaterThan(0);
+    for (const { route, props } of options) {
+      expect(props.Integration.ContentHandling, route).toBe('CONVERT_TO_TEXT');
+      expect(props.Integration.IntegrationResponses[0].ContentHandling, route).toBe('CONVERT_TO_TEXT');
+      expect(props.Integration.IntegrationResponses[0].ResponseParameters, route).toBeDefined();
+    }
+    for (const { route, props } of routes(template).filter((r) => !r.route.startsWith('OPTIONS '))) {
+      expect(props.Integration.ContentHandling, route).toBeUndefined();
+    }
   });
 
   it('keeps the request model on application/json only: a binary body is not checked against the JSON schema', () => {

@@ -6,6 +6,7 @@ import * as readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logisticRegressionModel, notOnnxBytes } from '../tools/onnx';
 import { tempDir, writeModel } from './support/handler';
+import { extractExamples } from './support/readme-examples';
 
 /*
  * The Python, Java, .NET and Go packages that jsii-pacmak generates are thin proxies: each spawns
@@ -288,6 +289,49 @@ describe('the jsii assembly, driven through @jsii/runtime as the Python, Java an
     expect(visited.some((ref) => ref.startsWith('aws-cdk-lib.aws_lambda.CfnFunction@'))).toBe(true);
     expect(visited.some((ref) => ref.startsWith('aws-cdk-lib.aws_apigateway.CfnRestApi@'))).toBe(true);
   });
+
+  it("synthesizes docs/python.md's app: an S3ModelEndpoint with hooks from a .ts file beside it", async () => {
+    // The app's directory as a Python project has it: app.py (here, the calls below, which mirror
+    // it), hooks/hooks.ts (the page's own file) and model/, with no package.json or node_modules.
+    const project = tempDir('csi-jsii-python-app-');
+    const [hooksFile] = extractExamples(fs.readFileSync(path.join(ROOT, 'docs', 'python.md'), 'utf8'));
+    fs.mkdirSync(path.join(project, 'hooks'));
+    fs.writeFileSync(path.join(project, 'hooks', 'hooks.ts'), hooksFile.code);
+    const modelFile = writeModel(logisticRegressionModel().bytes, 'iris.onnx');
+    const outdir = tempDir('csi-jsii-out-');
+
+    const app = await runtime.create('aws-cdk-lib.App', [struct('aws-cdk-lib.AppProps', { outdir })]);
+    const stack = await runtime.create('aws-cdk-lib.Stack', [app, 'IrisEndpoint']);
+    const endpoint = await runtime.create(`${LIB}.S3ModelEndpoint`, [
+      stack,
+      'Iris',
+      struct(`${LIB}.S3ModelEndpointProps`, {
+        model: await runtime.sinvoke(`${LIB}.ModelSource`, 'fromAsset', [modelFile]),
+        modelName: 'iris',
+        memorySize: 1769,
+        hooks: await runtime.sinvoke(`${LIB}.HandlerHooks`, 'fromEntry', [path.join(project, 'hooks', 'hooks.ts')]),
+        api: struct(`${LIB}.InferenceApiOptions`, { authorization: await runtime.sinvoke(`${LIB}.InferenceApiAuthorization`, 'iam') }),
+        warmerOptions: struct(`${LIB}.WarmerOptions`, { concurrency: 1 }),
+      }),
+    ]);
+    const principal = await runtime.create('aws-cdk-lib.aws_iam.AccountRootPrincipal');
+    const backend = await runtime.create('aws-cdk-lib.aws_iam.Role', [stack, 'Backend', struct('aws-cdk-lib.aws_iam.RoleProps', { assumedBy: principal })]);
+    await runtime.invoke(endpoint, 'grantInvoke', [backend]);
+    await runtime.create('aws-cdk-lib.CfnOutput', [stack, 'InferUrl', struct('aws-cdk-lib.CfnOutputProps', { value: await runtime.get(endpoint, 'inferUrl') })]);
+
+    const assembly = await runtime.invoke(app, 'synth');
+    const template = await runtime.get(await runtime.invoke(assembly, 'getStackArtifact', ['IrisEndpoint']), 'template');
+    expect(template.Outputs.InferUrl).toBeDefined();
+    const functions = Object.values(template.Resources as Record<string, { Type: string; Properties: any }>).filter(
+      (r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Environment?.Variables?.INFERENCE_HOOKS_MODULE,
+    );
+    expect(functions).toHaveLength(1);
+    // The function's code is the handler with the hooks bundled beside it, from the page's file.
+    const code = path.join(outdir, `asset.${String(functions[0].Properties.Code.S3Key).replace(/\.zip$/, '')}`);
+    const hooksModule = fs.readFileSync(path.join(code, functions[0].Properties.Environment.Variables.INFERENCE_HOOKS_MODULE), 'utf8');
+    expect(hooksModule).toContain('sepal_length');
+    expect(fs.existsSync(path.join(code, 'index.mjs'))).toBe(true);
+  }, 120_000);
 
   it('reports a file that is not an ONNX model as an error naming it, across the pipe', async () => {
     const badFile = writeModel(notOnnxBytes(), 'not-a-model.onnx');

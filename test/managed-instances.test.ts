@@ -1,4 +1,4 @@
-import { Errors, Size, type Stack } from 'aws-cdk-lib';
+import { Annotations as CdkAnnotations, Errors, Size, type Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -94,6 +94,68 @@ describe('an endpoint on Lambda Managed Instances', () => {
     expect(resourceProps(Template.fromStack(stack), endpoint.function).CapacityProviderConfig).toBeUndefined();
     expect(endpoint.warmer).toBeDefined();
     expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toHaveLength(0);
+  });
+});
+
+describe("a VPC whose chosen subnets cannot send the instances' telemetry out", () => {
+  const WARNING = 'cdk-serverless-inference:managed-instances-telemetry';
+  const telemetryWarnings = (stack: Stack) => Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp(WARNING));
+
+  it('warns for isolated subnets with no CloudWatch Logs interface endpoint: logs and metrics would be lost', () => {
+    const f = setup((stack) => ({ vpc: vpcIn(stack) }), { memorySize: 4096 });
+    const warnings = telemetryWarnings(f.stack);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].id).toBe('/Stack/E/Default');
+    const message = String(warnings[0].entry.data);
+    expect(message).toMatch(/isolated subnets .* no interface endpoint \(with private DNS\) for CloudWatch Logs/);
+    expect(message).toContain('ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS');
+    expect(message).not.toContain('X-Ray');
+  });
+
+  it('is satisfied by a CloudWatch Logs endpoint added to the VPC, even after the endpoint was made', () => {
+    const { stack } = newStack();
+    const vpc = vpcIn(stack);
+    new S3ModelEndpoint(stack, 'E', { model: model(), memorySize: 4096, compute: InferenceCompute.managedInstances({ vpc }) });
+    vpc.addInterfaceEndpoint('Logs', { service: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS });
+    expect(telemetryWarnings(stack)).toHaveLength(0);
+  });
+
+  it('does not count an endpoint without private DNS, which the SDKs would not use', () => {
+    const { stack } = newStack();
+    const vpc = vpcIn(stack);
+    vpc.addInterfaceEndpoint('Logs', { service: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS, privateDnsEnabled: false });
+    new S3ModelEndpoint(stack, 'E', { model: model(), memorySize: 4096, compute: InferenceCompute.managedInstances({ vpc }) });
+    expect(telemetryWarnings(stack)).toHaveLength(1);
+  });
+
+  it('asks for X-Ray too when the function traces', () => {
+    const traced = (services: ec2.InterfaceVpcEndpointAwsService[]) => {
+      const { stack } = newStack();
+      const vpc = vpcIn(stack);
+      for (const service of services) vpc.addInterfaceEndpoint(service.shortName, { service });
+      new S3ModelEndpoint(stack, 'E', { model: model(), memorySize: 4096, tracing: lambda.Tracing.ACTIVE, compute: InferenceCompute.managedInstances({ vpc }) });
+      return telemetryWarnings(stack);
+    };
+    const warnings = traced([ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS]);
+    expect(warnings).toHaveLength(1);
+    expect(String(warnings[0].entry.data)).toMatch(/no interface endpoint \(with private DNS\) for X-Ray/);
+    expect(traced([ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS, ec2.InterfaceVpcEndpointAwsService.XRAY])).toHaveLength(0);
+  });
+
+  it('can be acknowledged where another path exists (a transit gateway, endpoints made elsewhere)', () => {
+    const { stack } = newStack();
+    const endpoint = new S3ModelEndpoint(stack, 'E', { model: model(), memorySize: 4096, compute: InferenceCompute.managedInstances({ vpc: vpcIn(stack) }) });
+    CdkAnnotations.of(endpoint).acknowledgeWarning(WARNING, 'logs leave through the transit gateway to the shared endpoints');
+    expect(telemetryWarnings(stack)).toHaveLength(0);
+  });
+
+  it('stays quiet for subnets with a NAT route, and for a capacity provider it did not create', () => {
+    const { stack } = newStack();
+    const vpc = new ec2.Vpc(stack, 'Nat', { maxAzs: 2, natGateways: 1 });
+    new S3ModelEndpoint(stack, 'E', { model: model(), memorySize: 4096, compute: InferenceCompute.managedInstances({ vpc }) });
+    const shared = lambda.CapacityProvider.fromCapacityProviderName(stack, 'Shared', 'team-inference');
+    new BundledModelEndpoint(stack, 'B', { model: model(), compute: InferenceCompute.managedInstances({ capacityProvider: shared }) });
+    expect(telemetryWarnings(stack)).toHaveLength(0);
   });
 });
 

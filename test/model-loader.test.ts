@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { functionError, startLocalLambda, type LocalLambda } from '../tools/local-lambda';
 import { startLocalS3, type LocalS3 } from '../tools/local-s3';
 import { type Fault, type FaultProxy, startFaultProxy } from './support/fault-proxy';
 
@@ -17,11 +18,13 @@ const BUCKET = 'models';
 const SERVICE_TOKEN = 'arn:aws:lambda:us-east-1:123456789012:function:provider-framework-onEvent';
 
 type RequestType = 'Create' | 'Update' | 'Delete';
-type Handler = (event: unknown) => Promise<any>;
+type Handler = (event: unknown, context?: { getRemainingTimeInMillis(): number }) => Promise<any>;
 
 let s3: LocalS3;
 let proxy: FaultProxy;
 let handler: Handler;
+let start: Handler;
+let isComplete: Handler;
 let workDir: string;
 /** The stand-in for the EFS mount, fresh for each test. */
 let mount: string;
@@ -38,7 +41,7 @@ beforeAll(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'model-loader-test-'));
   // The loader builds its S3 client from the environment, as on Lambda.
   Object.assign(process.env, s3.env(), { AWS_ENDPOINT_URL_S3: proxy.endpoint });
-  ({ handler } = await import(pathToFileURL(BUNDLE).href));
+  ({ handler, start, isComplete } = await import(pathToFileURL(BUNDLE).href));
 });
 
 afterAll(async () => {
@@ -354,5 +357,167 @@ describe('Delete', () => {
     await handler(event('Delete', { ...props('any/model.onnx'), MountPath: 'relative' }, file));
 
     expect(await readFile(file, 'utf8')).toBe('keep me');
+  });
+});
+
+describe('the copy as an asynchronous job: start, the loader, isComplete', () => {
+  const LOADER_ARN = 'arn:aws:lambda:eu-west-1:123456789012:function:model-loader';
+  const FIFTEEN_MINUTES = { getRemainingTimeInMillis: () => 15 * 60 * 1000 };
+  let lambda: LocalLambda;
+
+  beforeAll(async () => {
+    lambda = await startLocalLambda();
+    // Only Lambda's endpoint: the S3 client keeps the local S3's region and credentials.
+    Object.assign(process.env, { AWS_ENDPOINT_URL_LAMBDA: lambda.url, MODEL_LOADER_FUNCTION_ARN: LOADER_ARN });
+  });
+
+  afterAll(async () => {
+    await lambda?.stop();
+  });
+
+  /** Lambda's asynchronous invocation accepted, as it answers it: 202, nothing run yet. */
+  const accepted = () => ({ status: 202 });
+  /** The job `start` sent the loader, asynchronously. */
+  function sentJob(): any {
+    expect(lambda.invocations).toHaveLength(1);
+    const [invocation] = lambda.invocations;
+    expect(invocation.functionName).toBe(LOADER_ARN);
+    expect(invocation.headers['x-amz-invocation-type']).toBe('Event');
+    return JSON.parse(invocation.text);
+  }
+  /** The provider framework's isComplete event: the resource event and what start answered. */
+  const checkEvent = (created: any, properties: Record<string, unknown>) => ({
+    ...event('Create', properties),
+    PhysicalResourceId: created.PhysicalResourceId,
+    Data: created.Data,
+  });
+
+  it('start answers at once; the loader copies in its own invocation; isComplete waits for it, then returns its data', async () => {
+    const content = randomBytes(400_000);
+    await upload('job/model.onnx', content);
+    lambda.respondWith(accepted);
+    const properties = props('job/model.onnx');
+    const modelPath = path.join(mount, 'model.onnx');
+
+    const started = await start(event('Create', properties));
+
+    expect(started).toEqual({
+      PhysicalResourceId: modelPath,
+      Data: { ModelPath: modelPath, CopyJobId: expect.stringMatching(/^[0-9a-f-]{36}$/), CopyRequestedAt: expect.any(String) },
+    });
+    const job = sentJob();
+    expect(job).toEqual({
+      CopyJob: { Id: started.Data.CopyJobId, RequestType: 'Create', LogicalResourceId: 'ModelLoader', ResourceProperties: expect.objectContaining(properties) },
+    });
+    // Nothing is copied until Lambda runs the job.
+    expect(await readdir(mount)).toEqual([]);
+    expect(await isComplete(checkEvent(started, properties))).toEqual({ IsComplete: false });
+
+    // Lambda runs the job: the loader is held mid-download, and isComplete still waits.
+    proxy.fault = { holdAfterBytes: 100_000 };
+    const running = handler(job, FIFTEEN_MINUTES);
+    await vi.waitFor(() => expect(proxy.heldCount).toBeGreaterThan(0));
+    expect(await isComplete(checkEvent(started, properties))).toEqual({ IsComplete: false });
+    proxy.releaseHeld();
+    expect(await running).toBeUndefined();
+
+    expect(await isComplete(checkEvent(started, properties))).toEqual({
+      IsComplete: true,
+      Data: { ModelPath: modelPath, SizeBytes: content.length, ETag: `"${md5Hex(content)}"` },
+    });
+    expect((await readFile(modelPath)).equals(content)).toBe(true);
+    expect((await readdir(mount)).sort()).toEqual(['.copies', 'model.onnx']);
+  });
+
+  it('a copy that fails fails the deploy, with the reason, through isComplete', async () => {
+    lambda.respondWith(accepted);
+    const properties = props('job/missing.onnx');
+    const started = await start(event('Create', properties));
+
+    expect(await handler(sentJob(), FIFTEEN_MINUTES)).toBeUndefined();
+
+    const error = await rejectionOf(isComplete(checkEvent(started, properties)));
+    expect(error.message).toContain(`s3://${BUCKET}/job/missing.onnx`);
+    expect(error.message).toContain('NotFound');
+    expect(await readdir(mount)).toEqual(['.copies']);
+  });
+
+  it("reports a copy that outlived the loader's invocation, instead of waiting for the provider's timeout", async () => {
+    await upload('job/slow.onnx', randomBytes(300_000));
+    lambda.respondWith(accepted);
+    const properties = props('job/slow.onnx');
+    const started = await start(event('Create', properties));
+    proxy.fault = { holdAfterBytes: 50_000 };
+    // The loader's invocation has 15 minutes left when the job starts; the check comes 17 minutes later.
+    const running = handler(sentJob(), FIFTEEN_MINUTES);
+    await vi.waitFor(() => expect(proxy.heldCount).toBeGreaterThan(0));
+    const later = Date.now() + 17 * 60 * 1000;
+    vi.spyOn(Date, 'now').mockReturnValue(later);
+
+    const error = await rejectionOf(isComplete(checkEvent(started, properties)));
+
+    vi.mocked(Date.now).mockRestore();
+    expect(error.message).toMatch(new RegExp(`Copying s3://${BUCKET}/job/slow.onnx to .*model.onnx did not finish: the loader stopped at its 15-minute limit`));
+    expect(error.message).toContain('throughputMode');
+    proxy.releaseHeld();
+    await running;
+  });
+
+  it('fails a job that never started once Lambda would have dropped it', async () => {
+    const properties = props('job/never.onnx');
+    const requestedAt = new Date(Date.now() - 10 * 60 * 1000).toISOString();
+    const stale = {
+      ...event('Create', properties),
+      PhysicalResourceId: path.join(mount, 'model.onnx'),
+      Data: { CopyJobId: '0f8fad5b-d9cb-469f-a165-70867728950e', CopyRequestedAt: requestedAt },
+    };
+
+    const error = await rejectionOf(isComplete(stale));
+
+    expect(error.message).toMatch(/never started: the loader did not record it within 300 s/);
+    const recent = { ...stale, Data: { ...stale.Data, CopyRequestedAt: new Date().toISOString() } };
+    expect(await isComplete(recent)).toEqual({ IsComplete: false });
+  });
+
+  it('start refuses bad properties before any job exists, naming the property', async () => {
+    lambda.respondWith(accepted);
+
+    const error = await rejectionOf(start(event('Create', props('job/model.onnx', '../model.onnx'))));
+
+    expect(error.message.startsWith('ModelFileName')).toBe(true);
+    expect(lambda.invocations).toEqual([]);
+  });
+
+  it('isComplete fails naming MountPath when nothing is mounted there', async () => {
+    const absent = path.join(mount, 'not-mounted');
+    const properties = props('job/model.onnx', 'model.onnx', { MountPath: absent });
+
+    const error = await rejectionOf(
+      isComplete({ ...event('Create', properties), Data: { CopyJobId: '0f8fad5b-d9cb-469f-a165-70867728950e', CopyRequestedAt: new Date().toISOString() } }),
+    );
+
+    expect(error.message).toContain(`MountPath ${absent}`);
+  });
+
+  it('a Delete goes to the loader synchronously, and is complete once it answers', async () => {
+    await upload('job/delete.onnx', randomBytes(10_000));
+    const { PhysicalResourceId } = await handler(event('Create', props('job/delete.onnx')));
+    lambda.respondWith(async (invocation) => ({ payload: await handler(JSON.parse(invocation.text)) }));
+    const deletion = event('Delete', props('job/delete.onnx'), PhysicalResourceId);
+
+    expect(await start(deletion)).toEqual({ PhysicalResourceId });
+
+    expect(lambda.invocations).toHaveLength(1);
+    expect(lambda.invocations[0].headers['x-amz-invocation-type']).toBe('RequestResponse');
+    expect(await readdir(mount)).toEqual([]);
+    expect(await isComplete({ ...deletion })).toEqual({ IsComplete: true });
+  });
+
+  it("a Delete the loader fails fails with the loader's message", async () => {
+    lambda.respondWith(() => functionError('Error', 'Deleting /mnt/models/m.onnx failed: EACCES'));
+
+    const error = await rejectionOf(start(event('Delete', props('job/x.onnx'), path.join(mount, 'm.onnx'))));
+
+    expect(error.message).toBe('Deleting /mnt/models/m.onnx failed: EACCES');
   });
 });

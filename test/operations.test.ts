@@ -10,7 +10,7 @@ import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { BundledModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint, type S3ModelEndpointProps } from '../lib';
 import { logisticRegressionModel } from '../tools/onnx';
 import { writeModel } from './support/handler';
-import { nagFindings, newStack, ref, resourceProps, roleStatements } from './support/stacks';
+import { nagFindings, newStack, ref, resourceProps, roleStatements, thrown } from './support/stacks';
 
 function setup(props: Partial<S3ModelEndpointProps> = {}) {
   const { app, stack } = newStack();
@@ -26,7 +26,7 @@ describe('monitoring: {}', () => {
     expect(Object.keys(alarms()).sort()).toEqual(['ColdStartRate', 'FunctionErrors', 'LatencyP99', 'ServerErrorRate', 'Throttles']);
     const props = (name: string) => resourceProps(f.template, alarms()[name]);
     expect(props('ServerErrorRate')).toMatchObject({ Threshold: 1, EvaluationPeriods: 3, DatapointsToAlarm: 2, TreatMissingData: 'notBreaching' });
-    expect(props('ServerErrorRate').Metrics.find((m: any) => m.Expression).Expression).toBe('IF(requests > 0, 100 * errors / requests, 0)');
+    expect(props('ServerErrorRate').Metrics.find((m: any) => m.ReturnData !== false).Expression).toBe('IF(requests > 0, 100 * served / requests, 0)');
     const errors = props('ServerErrorRate').Metrics.find((m: any) => m.Id === 'errors').MetricStat;
     expect(errors).toMatchObject({ Metric: { Namespace: 'AWS/ApiGateway', MetricName: '5XXError' }, Stat: 'Sum', Period: 300 });
     expect(props('LatencyP99')).toMatchObject({ Threshold: 5000, ExtendedStatistic: 'p99', MetricName: 'Latency', Namespace: 'AWS/ApiGateway' });
@@ -35,6 +35,17 @@ describe('monitoring: {}', () => {
     const cold = props('ColdStartRate').Metrics.find((m: any) => m.Id === 'cold').MetricStat;
     expect(cold).toMatchObject({ Metric: { Namespace: 'CdkServerlessInference', MetricName: 'ColdStart' }, Period: 900 });
     expect(props('ColdStartRate').Threshold).toBe(20);
+  });
+
+  it("leaves the function's throttles (answered 503) out of the 5xx rate: they have their own alarm", () => {
+    const metrics = resourceProps(f.template, alarms().ServerErrorRate).Metrics as any[];
+    const byId = Object.fromEntries(metrics.map((m) => [m.Id, m]));
+    expect(byId.unthrottled.Expression).toBe('errors - FILL(throttles, 0)');
+    expect(byId.served.Expression).toBe('IF(unthrottled > 0, unthrottled, 0)');
+    // Throttles of the live alias, which the API invokes.
+    expect(byId.throttles.MetricStat).toMatchObject({ Metric: { Namespace: 'AWS/Lambda', MetricName: 'Throttles' }, Stat: 'Sum', Period: 300 });
+    expect(byId.throttles.MetricStat.Metric.Dimensions).toContainEqual({ Name: 'Resource', Value: { 'Fn::Join': ['', [ref(f.endpoint.function), ':live']] } });
+    expect(metrics.filter((m) => m.ReturnData !== false)).toHaveLength(1);
   });
 
   it('sends alarms and their end to a new encrypted, TLS-only topic', () => {
@@ -55,6 +66,28 @@ describe('monitoring: {}', () => {
       expect(p.AlarmActions).toEqual([ref(topic)]);
       expect(p.OKActions).toEqual([ref(topic)]);
     }
+  });
+
+  it("lets CloudWatch publish the endpoint's alarms to the topic, which the TLS-only policy alone would refuse", () => {
+    const topic = f.endpoint.monitoring!.alarmTopic!;
+    // The topic policy replaces SNS's default one: what it does not allow, nobody may do.
+    const policies = Object.values(f.template.findResources('AWS::SNS::TopicPolicy'));
+    expect(policies).toHaveLength(1);
+    expect(policies[0].Properties.Topics).toEqual([ref(topic)]);
+    const allows = policies[0].Properties.PolicyDocument.Statement.filter((s: any) => s.Effect === 'Allow');
+    expect(allows).toEqual([
+      {
+        Sid: 'CloudWatchAlarmsPublish',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Resource: ref(topic),
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': '123456789012' },
+          ArnLike: { 'aws:SourceArn': Object.values(alarms()).map((a) => ({ 'Fn::GetAtt': [ref(a).Ref, 'Arn'] })) },
+        },
+      },
+    ]);
   });
 
   it('draws a dashboard of the API, the function, cold starts, inference time and the alarms', () => {
@@ -138,16 +171,39 @@ describe('rollout', () => {
     expect(serverErrorRate).toMatchObject({ Threshold: 1, EvaluationPeriods: 2, DatapointsToAlarm: 2 });
     const apiErrors = serverErrorRate.Metrics.find((m: any) => m.Id === 'errors').MetricStat;
     expect(apiErrors).toMatchObject({ Metric: { Namespace: 'AWS/ApiGateway', MetricName: '5XXError' }, Period: 60, Stat: 'Sum' });
+    // Throttles are not the new version's doing: a rollout starts new instances.
+    const throttles = serverErrorRate.Metrics.find((m: any) => m.Id === 'throttles').MetricStat;
+    expect(throttles).toMatchObject({ Metric: { Namespace: 'AWS/Lambda', MetricName: 'Throttles' }, Period: 60, Stat: 'Sum' });
+    expect(serverErrorRate.Metrics.find((m: any) => m.Id === 'unthrottled').Expression).toBe('errors - FILL(throttles, 0)');
     // Each canary period is shorter than the default canary's 5 minutes with room to spare.
     for (const a of [errors, serverErrorRate]) expect(a.Period ?? a.Metrics.find((m: any) => m.MetricStat).MetricStat.Period).toBe(60);
     // The alias, whose update starts the deployment, waits for the alarms to watch the new version.
     expect(f.template.toJSON().Resources[ref(f.endpoint.alias).Ref].DependsOn).toContain(ref(f.endpoint.rollout!.canaryAlarms[0]).Ref);
   });
 
-  it('adds the endpoint alarms with monitoring, and warns without a sample request', () => {
+  it("rolls back on the canary alarms only, the endpoint's alarms when asked, and warns without a sample request", () => {
+    const groupAlarms = (f: ReturnType<typeof setup>) => Object.values(f.template.findResources('AWS::CodeDeploy::DeploymentGroup'))[0].Properties.AlarmConfiguration.Alarms;
+    // The endpoint's alarms (cold-start rate, p99 latency, throttles...) go off on what every new
+    // version does: by default they do not stop a rollout.
     const f = setup({ rollout: {}, monitoring: {} });
-    const group = Object.values(f.template.findResources('AWS::CodeDeploy::DeploymentGroup'))[0];
-    expect(group.Properties.AlarmConfiguration.Alarms).toHaveLength(2 + 5);
+    expect(groupAlarms(f)).toEqual(f.endpoint.rollout!.canaryAlarms.map((a) => ({ Name: ref(a) })));
+    const opted = setup({ rollout: { rollbackOnEndpointAlarms: true }, monitoring: {} });
+    const endpointAlarms = Object.values(opted.endpoint.monitoring!.alarms);
+    expect(endpointAlarms).toHaveLength(5);
+    expect(groupAlarms(opted)).toEqual([...opted.endpoint.rollout!.canaryAlarms, ...endpointAlarms].map((a) => ({ Name: ref(a) })));
+    const error = thrown(() => setup({ rollout: { rollbackOnEndpointAlarms: true } }));
+    expect(error.message).toMatch(/rollout\.rollbackOnEndpointAlarms needs the endpoint's alarms, and it has none: set monitoring/);
+    expect(error.constructPath).toBe('Stack/E/Rollout');
+    // CodeDeploy takes at most 10 alarms per deployment group.
+    const { stack } = newStack();
+    const own = Array.from(
+      { length: 4 },
+      (_, i) => new cloudwatch.Alarm(stack, `Own${i}`, { metric: new cloudwatch.Metric({ namespace: 'N', metricName: `M${i}` }), threshold: 1, evaluationPeriods: 1 }),
+    );
+    const tooMany = thrown(
+      () => new S3ModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), monitoring: {}, rollout: { rollbackOnEndpointAlarms: true, alarms: own } }),
+    );
+    expect(tooMany.message).toMatch(/at most 10 alarms per deployment group, got: 11 \(2 canary alarms, 5 of the endpoint's with rollbackOnEndpointAlarms, 4 in rollout\.alarms\)/);
     const warnings = Annotations.fromStack(f.stack).findWarning('*', Match.stringLikeRegexp('rollout has no sampleRequest'));
     expect(warnings).toHaveLength(1);
     const checked = setup({ rollout: { sampleRequest: { inputs: [] } } });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphOptimizationLevel } from '../contract/defaults';
 import { DEMO_MODEL_FILE } from '../demo/demo-model';
 import { BundledModelEndpoint, ContainerModelEndpoint, EfsModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint } from '../lib';
+import { readManifest } from '../lib/private/onnxruntime-manifest';
 import { overrideOnnxRuntimeLookup, PRECOMPILED_LEVEL, precompileModel, precompiledCacheDir } from '../lib/private/precompiled-model';
 import {
   convModel,
@@ -167,24 +168,38 @@ describe('a model precompiled at synth (ORT format)', () => {
     expect(precompiled.onnxruntimeVersion).toBe(require('onnxruntime-node/package.json').version);
   });
 
-  it.each([
-    ['onnxruntime-node cannot be found', { missing: 'onnxruntime-node is not installed where the app or the library can find it' }, /install onnxruntime-node in the app/],
-    [
-      "its version is not the layer's",
-      { dir: path.dirname(require.resolve('onnxruntime-node/package.json')), version: '0.0.1' },
-      /installed here is 0\.0\.1, the functions run \d/,
-    ],
-  ])('is left out, with an info annotation and no failure, when %s at synth', (_what, found, message) => {
+  /** A bundled endpoint of the demo model, synthesized with `found` as the onnxruntime-node at synth. */
+  const synthWith = (found: Parameters<typeof overrideOnnxRuntimeLookup>[0]) => {
     overrideOnnxRuntimeLookup(found);
     try {
       const { stack } = newStack();
       const e = new BundledModelEndpoint(stack, 'E', { model: ModelSource.fromAsset(DEMO_MODEL_FILE) });
-      expect(resourceProps(Template.fromStack(stack), e.function).Environment.Variables.MODEL_PRECOMPILED_PATH).toBeUndefined();
-      expect(Annotations.fromStack(stack).findInfo('*', Match.stringLikeRegexp(message.source))).toHaveLength(1);
-      expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+      const precompiledPath = resourceProps(Template.fromStack(stack), e.function).Environment.Variables.MODEL_PRECOMPILED_PATH;
+      return { annotations: Annotations.fromStack(stack), precompiledPath };
     } finally {
       overrideOnnxRuntimeLookup();
     }
+  };
+
+  it('is left out, with an info annotation and no failure, when onnxruntime-node cannot be found at synth', () => {
+    // An app that never runs a model locally need not install it: nothing for it to fix.
+    const { annotations, precompiledPath } = synthWith({ missing: 'onnxruntime-node is not installed where the app or the library can find it' });
+    expect(precompiledPath).toBeUndefined();
+    expect(annotations.findInfo('*', Match.stringLikeRegexp('install onnxruntime-node in the app'))).toHaveLength(1);
+    expect(annotations.findWarning('*', Match.anyValue())).toEqual([]);
+    expect(annotations.findError('*', Match.anyValue())).toEqual([]);
+  });
+
+  it("is left out, with a warning that says what to install, when onnxruntime-node's version is not the layer's", () => {
+    const layerVersion = readManifest().onnxruntimeVersion;
+    const { annotations, precompiledPath } = synthWith({ dir: path.dirname(require.resolve('onnxruntime-node/package.json')), version: '0.0.1' });
+    expect(precompiledPath).toBeUndefined();
+    const warnings = annotations.findWarning('*', Match.anyValue()).map((w) => String(w.entry.data));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('demo.onnx ships without a precompiled (ORT format) copy: the onnxruntime-node installed here is 0.0.1, ');
+    expect(warnings[0]).toContain(`the functions run ${layerVersion}. To precompile it, install that version: npm install -D -E onnxruntime-node@${layerVersion}`);
+    expect(annotations.findInfo('*', Match.stringLikeRegexp('precompiled'))).toEqual([]);
+    expect(annotations.findError('*', Match.anyValue())).toEqual([]);
   });
 
   it('is left out, with an info annotation and no failure, for a model onnxruntime refuses', () => {

@@ -1,19 +1,63 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEMO_MODEL_FILE } from '../demo/demo-model';
+import { readManifest } from '../lib/private/onnxruntime-manifest';
 import { tempDir } from './support/handler';
-import { ROOT, checkExamples, extractExamples, formatFailures } from './support/readme-examples';
+import { FIXTURES, ROOT, checkExamples, extractExamples, formatFailures, generateFile } from './support/readme-examples';
+import { startServe } from './support/serve';
 
 describe('README examples', () => {
   it('every ```ts block compiles against the library', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const examples = extractExamples(readme);
     // No block slips past the extractor (an indented fence, say) and most are checked.
-    expect(examples.length).toBe(readme.match(/^\s*```(ts|typescript)\s*$/gm)?.length);
+    expect(examples.length).toBe(readme.match(/^\s*```(ts|typescript)(\s.*)?$/gim)?.length);
     expect(examples.filter((e) => e.kind !== 'skip').length).toBeGreaterThan(examples.length / 2);
     const failures = checkExamples(examples, tempDir('csi-readme-'));
     expect(failures.length, formatFailures(failures)).toBe(0);
   });
+});
+
+describe('the README on onnxruntime-node', () => {
+  it("names the ONNX Runtime layer's exact version wherever it installs onnxruntime-node, and saves it exact", () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const layerVersion = readManifest().onnxruntimeVersion;
+    const named = [...readme.matchAll(/onnxruntime-node@([^\s`'"]+)/g)].map((m) => m[1]);
+    expect(named.length).toBeGreaterThan(0);
+    // Not a range: `^1.30` installs the registry's newest 1.x, which synth cannot precompile with.
+    expect(named.filter((v) => v !== layerVersion)).toEqual([]);
+    // Without --save-exact, npm writes `^x.y.z` into the app's package.json, and a fresh install moves on.
+    const installs = readme.split('\n').filter((line) => /\bnpm (install|i)\b.*onnxruntime-node@/.test(line));
+    expect(installs.length).toBeGreaterThan(0);
+    expect(installs.filter((line) => !/\bnpm (install|i)\b[^`]* (-E|--save-exact)\b/.test(line))).toEqual([]);
+  });
+});
+
+describe("the README's request and answer", () => {
+  it('are what the demo model answers when served, its version included', async () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const example = /```sh\ncurl -s -X POST http:\/\/127\.0\.0\.1:8080\/v2\/models\/demo\/infer [^\n]* -d '([^']*)'\n```\n\n```json\n([^`]*)```/.exec(readme);
+    if (!example) throw new Error("the README's curl request against the demo model, followed by its JSON answer, is gone");
+    const request = JSON.parse(example[1]);
+    const shown = JSON.parse(example[2]) as { outputs: Array<{ data: number[] }> };
+    const served = await startServe(['--model', DEMO_MODEL_FILE, '--name', 'demo', '--port', '0']);
+    try {
+      const r = await fetch(`${served.url}/v2/models/demo/infer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });
+      expect(r.status).toBe(200);
+      const answer = (await r.json()) as typeof shown;
+      // Everything but the values exactly (model name and version, id, output names, datatypes, shapes).
+      const withoutData = (a: typeof shown) => ({ ...a, outputs: a.outputs.map(({ data: _, ...o }) => o) });
+      expect(withoutData(answer)).toEqual(withoutData(shown));
+      // The values to the five decimals shown.
+      for (const [i, output] of shown.outputs.entries()) {
+        expect(answer.outputs[i].data).toHaveLength(output.data.length);
+        for (const [j, v] of output.data.entries()) expect(Math.abs(answer.outputs[i].data[j] - v)).toBeLessThanOrEqual(5e-6);
+      }
+    } finally {
+      served.child.kill();
+    }
+  }, 60_000);
 });
 
 describe('the README example checker', () => {
@@ -41,9 +85,9 @@ describe('the README example checker', () => {
     '```',
     '',
     '<!-- example: module -->',
-    '```ts',
-    "import { Stack } from 'aws-cdk-lib';",
-    "new Stack(app, 'Two');",
+    '```TS',
+    "import { App, Stack } from 'aws-cdk-lib';",
+    "new Stack(new App(), 'Two');",
     "const missing: number = 'one';", // line 27
     '```',
     '',
@@ -53,18 +97,36 @@ describe('the README example checker', () => {
   ].join('\n');
 
   it('reads each block with its kind and the README line of its first code line', () => {
-    expect(extractExamples(fixture).map(({ line, kind, reason }) => ({ line, kind, reason }))).toEqual([
-      { line: 4, kind: 'stack', reason: undefined },
-      { line: 13, kind: 'stack', reason: undefined },
-      { line: 20, kind: 'skip', reason: 'pseudo-code' },
-      { line: 25, kind: 'module', reason: undefined },
+    expect(extractExamples(fixture).map(({ line, kind, reason, translated }) => ({ line, kind, reason, translated }))).toEqual([
+      { line: 4, kind: 'stack', reason: undefined, translated: true },
+      { line: 13, kind: 'stack', reason: undefined, translated: true },
+      { line: 20, kind: 'skip', reason: 'pseudo-code', translated: true },
+      { line: 25, kind: 'module', reason: undefined, translated: false },
     ]);
+  });
+
+  it("reads rosetta's fence parameters: nofixture is a whole file, fixture=NAME another fixture", () => {
+    const blocks = extractExamples(['```ts nofixture', 'a', '```', '```typescript fixture=other', 'b', '```', '```TS', 'c', '```'].join('\n'));
+    expect(blocks.map(({ kind, fixture, translated }) => ({ kind, fixture, translated }))).toEqual([
+      { kind: 'module', fixture: undefined, translated: true },
+      { kind: 'stack', fixture: 'other', translated: true },
+      { kind: 'stack', fixture: 'default', translated: false },
+    ]);
+    expect(() => checkExamples([blocks[1]], tempDir('csi-readme-fixture-'))).toThrow(/names a fixture that does not exist: .*other\.ts-fixture/);
+  });
+
+  it('wraps a stack block in the rosetta fixture at its `/// here` line, its imports first', () => {
+    const [block] = extractExamples(['```ts', "import { Size } from 'aws-cdk-lib';", 'Size.mebibytes(1);', '```'].join('\n'));
+    const fixture = fs.readFileSync(path.join(FIXTURES, 'default.ts-fixture'), 'utf8');
+    const { text, lineMap } = generateFile(block);
+    expect(text).toBe(`import { Size } from 'aws-cdk-lib';\n${fixture.replace(/^.*\/\/\/ here$/m, 'Size.mebibytes(1);')}`);
+    expect(lineMap.filter((l) => l !== undefined)).toEqual([2, 3]);
   });
 
   it('fails a block that does not compile, naming its README line and the diagnostic', () => {
     const failures = checkExamples(extractExamples(fixture), tempDir('csi-readme-fixture-'));
     // The first block compiles: `this` is a stack, its imports are hoisted, the package name
-    // resolves to lib/ and `backendRole` is a free name. The skipped one is not checked at all.
+    // resolves to lib/ and the fixture declares `backendRole`. The skipped one is not checked at all.
     expect(failures).toEqual([
       { line: 13, diagnostics: [expect.stringMatching(/^README\.md:15: TS2322: Type 'Duration' is not assignable to type 'string'/)] },
       { line: 25, diagnostics: [expect.stringMatching(/^README\.md:27: TS2322: Type 'string' is not assignable to type 'number'/)] },
@@ -78,5 +140,6 @@ describe('the README example checker', () => {
     expect(() => extractExamples('<!-- example: module -->\nSome prose.\n```ts\nx\n```')).toThrow(/line 1: an example marker must come right before/);
     expect(() => extractExamples('<!-- example: module -->\n```js\nx\n```')).toThrow(/line 1: an example marker must come right before/);
     expect(() => extractExamples('```ts\nx\n')).toThrow(/line 1: the code block is not closed/);
+    expect(() => extractExamples('<!-- example: module -->\n```ts\nx\n```')).toThrow(/line 2: a whole-file example that rosetta translates needs ```ts nofixture/);
   });
 });

@@ -173,7 +173,7 @@ describe('requests refused before the endpoint', () => {
     ['an array', '[1, 2, 3]', {}, 400, /must be a JSON object/],
     ['a string', '"hello"', {}, 400, /must be a JSON object/],
     ['no body', undefined, {}, 400, /has no body/],
-    ['a form', 'a=1', { 'Content-Type': 'application/x-www-form-urlencoded' }, 415, /not supported/],
+    ['a form that is not JSON', 'a=1', { 'Content-Type': 'application/x-www-form-urlencoded' }, 415, /this body is not JSON; send the request as application\/json/],
     [
       'binary tensor data, which the proxy does not read',
       '{"inputs":[]}',

@@ -67,6 +67,42 @@ describe.each([
     expect(json.outputs[2].data).toEqual([1, -0.5]);
   });
 
+  it.each([
+    ["no Content-Type (as Triton's client sends it)", undefined],
+    ['Content-Type application/json', 'application/json'],
+  ])('reads binary tensor data with %s byte for byte, bytes that are not UTF-8 included', async (_name, type) => {
+    // The first id's bytes F0 9F 98 41 are not UTF-8; decoded as text they would become EF BF BD 41,
+    // as many bytes, and the model would get another id. Every other byte here is ASCII.
+    const ids = Buffer.from(raw(BigInt64Array.from([0n, 1n, 2n, 3n])));
+    Buffer.from([0xf0, 0x9f, 0x98, 0x41]).copy(ids, 0);
+    const first = ids.readBigInt64LE(0);
+    const text = Buffer.from([2, 0, 0, 0, 0x6f, 0x6b]);
+    const halves = raw(Uint16Array.from([0x3c00, 0x3c00])); // 1, 1
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          { name: 'ids', shape: [1, 4], datatype: 'INT64', parameters: { binary_data_size: 32 } },
+          { name: 'mask', shape: [1, 4], datatype: 'BOOL', parameters: { binary_data_size: 4 } },
+          { name: 'text', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: text.length } },
+          { name: 'halves', shape: [1, 2], datatype: 'FP16', parameters: { binary_data_size: 4 } },
+        ],
+        outputs: [{ name: 'ids_times_two' }, { name: 'text_echo' }, { name: 'halves_plus_half' }],
+      }),
+    );
+    const r = await fetch(`${server.url}/v2/models/model/infer`, {
+      method: 'POST',
+      // A Blob of no type: fetch then sends no Content-Type unless one is given.
+      headers: { [HEADER]: String(header.length), ...(type ? { 'Content-Type': type } : {}) },
+      body: new Blob([Buffer.concat([header, ids, Buffer.from([1, 0, 1, 0]), text, halves])]),
+    });
+    const json = (await r.json()) as any;
+    expect(r.status, JSON.stringify(json)).toBe(200);
+    const out = (name: string) => json.outputs.find((o: any) => o.name === name).data;
+    expect(out('ids_times_two')).toEqual([Number(first * 2n), 2, 4, 6]);
+    expect(out('text_echo')).toEqual(['ok']);
+    expect(out('halves_plus_half')).toEqual([1.5, 1.5]);
+  });
+
   it('answers bad framing with a 400 in JSON', async () => {
     const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 8 } }] }));
     const r = await fetch(`${server.url}/v2/models/model/infer`, {

@@ -217,3 +217,66 @@ describe("the demo's hooks", () => {
     }
   }, 60_000);
 });
+
+describe("serve's log level", () => {
+  // As a user runs it: no POWERTOOLS_LOG_LEVEL in the environment.
+  const { POWERTOOLS_LOG_LEVEL: _, ...userEnv } = process.env;
+  const dir = tempDir('csi-serve-log-level-');
+  const entry = path.join(dir, 'hooks.ts');
+  fs.writeFileSync(
+    entry,
+    `export function preprocess(body: any, context: any) {
+  context.logger.info('hook info', { tag: body.tag });
+  context.logger.warn('hook warning', { tag: body.tag });
+  return body.request;
+}
+`,
+  );
+  const request = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] };
+
+  /** Serves with `args`, sends one request through the hook, and returns what serve printed once the hook's warning is out. */
+  async function logsOfOneRequest(args: string[]): Promise<string> {
+    const served = await startServe(['--model', writeModel(mlp.bytes), '--port', '0', '--hooks', entry, ...args], { env: userEnv, timeoutMs: 40_000 });
+    try {
+      const r = await fetch(`${served.url}/v2/models/model/infer`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ tag: 't1', request }),
+      });
+      expect(r.status).toBe(200);
+      const until = Date.now() + 10_000;
+      while (!served.output().includes('"message":"hook warning"') && Date.now() < until) await new Promise((res) => setTimeout(res, 50));
+      return served.output();
+    } finally {
+      served.child.kill();
+    }
+  }
+
+  it("shows a hook's logger.info by default", async () => {
+    const output = await logsOfOneRequest([]);
+    expect(output).toMatch(/"level":"INFO","message":"hook info".*"tag":"t1"/);
+    expect(output).toMatch(/"level":"WARN","message":"hook warning"/);
+  }, 60_000);
+
+  it('takes another level from --log-level', async () => {
+    const output = await logsOfOneRequest(['--log-level', 'warn']);
+    expect(output).toMatch(/"level":"WARN","message":"hook warning"/);
+    expect(output).not.toMatch(/"message":"hook info"/);
+  }, 60_000);
+
+  it('refuses a level the logger does not have, naming those it has', async () => {
+    const r = await runCli(['serve', '--model', writeModel(mlp.bytes), '--log-level', 'loud']);
+    expect(r.code).toBe(1);
+    expect(r.output).toContain('--log-level must be one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, SILENT, got: loud');
+    const fromEnv = await runCli(['serve', '--model', writeModel(mlp.bytes)], { env: { ...userEnv, POWERTOOLS_LOG_LEVEL: 'loud' } });
+    expect(fromEnv.code).toBe(1);
+    expect(fromEnv.output).toContain('POWERTOOLS_LOG_LEVEL must be one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, SILENT, got: loud');
+  });
+
+  it('says so in --help', async () => {
+    const r = await runCli(['serve', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.output).toMatch(/--log-level L +the handler's log level, which your hooks' context.logger shares/);
+    expect(r.output).toMatch(/\(default: INFO, or POWERTOOLS_LOG_LEVEL when\s+set\)/);
+  });
+});

@@ -328,9 +328,10 @@ describe('serve --workers starts only when every worker is ready, and stops them
     const r = await runCli(['serve', '--model', writeModel(new TextEncoder().encode('not an ONNX model'), 'notes.onnx'), '--port', '0', '--workers', '2'], { env: userEnv });
     expect(r.code, r.output).toBe(1);
     expect(r.output).toMatch(/Loading model 'model' in 2 workers/);
-    expect(r.output).toMatch(/cannot serve model 'model' \(worker [12] of 2\): onnxruntime cannot load the model/);
+    expect(r.output).toMatch(/cannot serve model 'model' \(worker [12] of 2\): onnxruntime cannot load the model \(request id [0-9a-f-]{36}\)\nserve stops: /);
     expect(r.output).toMatch(/onnxruntime cannot load the model \S*notes\.onnx/);
     expect(r.output).not.toMatch(/Serving model/);
+    expect(r.output.slice(r.output.indexOf("cannot serve model 'model'"))).not.toMatch(/next attempt|retries the load/);
   });
 
   it('exits 1 when the entry file exports no handler', async () => {

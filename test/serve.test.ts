@@ -184,6 +184,25 @@ describe('cdk-serverless-inference serve, over real HTTP', () => {
   it('prints no warning on the loopback address', () => {
     expect(server.output()).not.toMatch(/WARNING/);
   });
+
+  it.each(['//[::1/v2/models/scorer/infer', 'http://x:99999/', 'http://[/'])(
+    'answers 400 naming a request target that does not parse (%s), without calling the handler',
+    async (target) => {
+      const { hostname, port } = new URL(server.url);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), hostname, () => {
+          socket.write(`POST ${target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+        });
+        let text = '';
+        socket.on('data', (d) => (text += d));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(answer.slice(0, answer.indexOf('\r\n'))).toBe('HTTP/1.1 400 Bad Request');
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: `the request target ${JSON.stringify(target)} is not a path or URL that can be parsed` });
+      expect(server.output()).not.toMatch(/failed in the handler/);
+    },
+  );
 });
 
 describe('serve --mount: an endpoint configuration, with local folders for its paths', () => {
@@ -282,6 +301,12 @@ describe('serve fails fast when it cannot serve the model', () => {
     expect(r.output).toMatch(/cannot serve model 'model': onnxruntime cannot load the model/);
     expect(r.output).toMatch(/onnxruntime cannot load the model \S*notes\.onnx/);
     expect(r.output).not.toMatch(/Serving model/);
+    // What serve says of itself is what it does: it stops, where a deployed function would retry.
+    const said = r.output.slice(r.output.indexOf("cannot serve model 'model'"));
+    expect(said).toMatch(
+      /^cannot serve model 'model': onnxruntime cannot load the model \(request id [0-9a-f-]{36}\)\nserve stops: it loads the model once, before it listens, and does not retry/,
+    );
+    expect(said).not.toMatch(/next attempt|retries the load/);
   });
 
   it('exits 1 with the cause when onnxruntime-node cannot be found, before it serves', async () => {

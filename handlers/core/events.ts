@@ -1,3 +1,4 @@
+import * as zlib from 'node:zlib';
 import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../../contract/binary-data';
 import { InferenceError } from './errors';
 import { checkJsonTextNesting } from './nesting';
@@ -137,23 +138,29 @@ const HEADER_LENGTH = INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase();
 
 /**
  * Reads a request of the binary tensor data extension: a JSON header of the length the
- * `Inference-Header-Content-Length` header gives, then the tensors' bytes. Its content type is
- * `application/octet-stream` (as Triton's and KServe's clients send it, and what a REST API passes
- * to the function base64-encoded), or JSON; any other is refused with a 415, as for JSON bodies.
+ * `Inference-Header-Content-Length` header gives, then the tensors' bytes. The header alone marks
+ * the extension, whatever the Content-Type or none: Triton's client sends no Content-Type, KServe's
+ * `application/octet-stream`, and the protocol's servers look at the header only. The length is
+ * the uncompressed body's, as Triton's client computes it before it compresses.
  */
-function readBinaryBody(request: HttpRequest, header: string, maxBodyBytes: number): JsonBody {
-  const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-  if (type !== BINARY_TENSOR_CONTENT_TYPE && !isJsonContentType(type)) {
-    throw new InferenceError(
-      415,
-      `Content-Type ${type} is not supported; send binary tensor data as ${BINARY_TENSOR_CONTENT_TYPE} with the ${INFERENCE_HEADER_CONTENT_LENGTH} header, or the request as application/json`,
-    );
-  }
+function readBinaryBody(request: HttpRequest, header: string, coding: ContentCoding | undefined, maxBodyBytes: number): JsonBody {
   if (!/^\s*\d{1,15}\s*$/.test(header)) {
     throw new InferenceError(400, `the ${INFERENCE_HEADER_CONTENT_LENGTH} header must be the JSON header's length in bytes, got: ${JSON.stringify(header.slice(0, 40))}`);
   }
   const length = Number(header);
-  const body = request.rawBody === undefined ? Buffer.alloc(0) : decodeBodyBytes(request.rawBody, request.isBase64Encoded, maxBodyBytes, length);
+  let body: Buffer;
+  if (coding !== undefined) {
+    body = decodeCodedBody(request, coding, maxBodyBytes);
+  } else {
+    body = request.rawBody === undefined ? Buffer.alloc(0) : decodeBodyBytes(request.rawBody, request.isBase64Encoded, maxBodyBytes, length);
+    // Checked before the lengths: a body whose bytes were replaced has other lengths too.
+    if (!request.isBase64Encoded && body.includes(REPLACEMENT_CHARACTER, Math.min(length, body.length))) {
+      throw new InferenceError(
+        415,
+        `the binary tensor data after the JSON header reached the function as text, with the bytes that are not UTF-8 replaced (U+FFFD), as the API in front passes a body of Content-Type ${describeType(request)} on; send it as ${BINARY_TENSOR_CONTENT_TYPE}, which every front passes unchanged`,
+      );
+    }
+  }
   if (length > body.length) {
     throw new InferenceError(400, `the ${INFERENCE_HEADER_CONTENT_LENGTH} header says the JSON header is ${length} bytes, but the body has only ${body.length}`);
   }
@@ -165,42 +172,144 @@ function readBinaryBody(request: HttpRequest, header: string, maxBodyBytes: numb
   return { value: parseJson(text, `the request's JSON header (its first ${length} bytes, per ${INFERENCE_HEADER_CONTENT_LENGTH})`), text, binary: body.subarray(length) };
 }
 
+/** What `U+FFFD` is in UTF-8: what a front that decodes bytes as UTF-8 text puts in place of bytes that are not. */
+const REPLACEMENT_CHARACTER = Buffer.from('\uFFFD', 'utf8');
+
+/** The request's media type, lower case, without parameters; `(none)` without a Content-Type. */
+function describeType(request: HttpRequest): string {
+  return mediaType(request.headers['content-type']) || '(none)';
+}
+
+function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';')[0].trim().toLowerCase();
+}
+
+/** The content codings a request body may come in (`Content-Encoding`), as Triton's client sends them. */
+type ContentCoding = 'gzip' | 'deflate';
+
+/**
+ * The request body's content coding: none (no header, or `identity`), `gzip` (`x-gzip`) or
+ * `deflate`; a 415 for any other, or for several codings on top of each other.
+ */
+function readContentCoding(header: string | undefined): ContentCoding | undefined {
+  if (header === undefined) return undefined;
+  const codings = header
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  if (codings.length === 0) return undefined;
+  const coding = codings[0] === 'x-gzip' ? 'gzip' : codings[0];
+  if (codings.length > 1 || (coding !== 'gzip' && coding !== 'deflate')) {
+    throw new InferenceError(415, `Content-Encoding ${JSON.stringify(header.slice(0, 100))} is not supported; send the body uncompressed, or compressed once as gzip or deflate`);
+  }
+  return coding;
+}
+
+/**
+ * A compressed body, decompressed. The decompressed size is held to `maxBodyBytes` as it is
+ * inflated (a small body that inflates past it is a 413 without its whole output ever being held),
+ * and the compressed size too. A body that reached the function as text cannot be decompressed
+ * when bytes of it were not UTF-8 (they are replaced): a 415 that says so.
+ */
+function decodeCodedBody(request: HttpRequest, coding: ContentCoding, maxBodyBytes: number): Buffer {
+  const bytes = request.rawBody === undefined ? Buffer.alloc(0) : decodeBodyBytes(request.rawBody, request.isBase64Encoded, maxBodyBytes);
+  if (!request.isBase64Encoded && bytes.includes(REPLACEMENT_CHARACTER)) {
+    throw new InferenceError(
+      415,
+      `the request body (Content-Encoding: ${coding}) reached the function as text, with the bytes that are not UTF-8 replaced (U+FFFD), as the API in front passes a body of Content-Type ${describeType(request)} on, so it cannot be decompressed; send it uncompressed, or with a Content-Type the API passes on as binary (${BINARY_TENSOR_CONTENT_TYPE} for binary tensor data)`,
+    );
+  }
+  // API Gateway's REST API decompresses a request body of a coding it supports before it passes the
+  // request on; whether the proxy event then still names the coding is not documented. A body that
+  // does not start as its coding does but as JSON does is taken as already decompressed.
+  if (!startsAsCoding(bytes, coding) && startsAsJson(bytes)) return bytes;
+  const options = { maxOutputLength: maxBodyBytes };
+  try {
+    if (coding === 'gzip') return zlib.gunzipSync(bytes, options);
+    // `deflate` is the zlib format (RFC 9110); some clients send a raw deflate stream instead.
+    return startsAsCoding(bytes, 'deflate') ? zlib.inflateSync(bytes, options) : zlib.inflateRawSync(bytes, options);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new InferenceError(413, `the request body decompresses (Content-Encoding: ${coding}) to more than ${maxBodyBytes} bytes; the limit is ${maxBodyBytes} bytes`);
+    }
+    throw new InferenceError(400, `the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${(e as Error).message}`);
+  }
+}
+
+/** Whether bytes begin as a gzip member (its magic number) or a zlib stream (a header of the deflate method whose check bits hold). */
+function startsAsCoding(bytes: Buffer, coding: ContentCoding): boolean {
+  if (bytes.length < 2) return false;
+  return coding === 'gzip' ? bytes[0] === 0x1f && bytes[1] === 0x8b : (bytes[0] & 0x0f) === 8 && bytes[0] >> 4 <= 7 && ((bytes[0] << 8) | bytes[1]) % 31 === 0;
+}
+
+/** Whether bytes begin, after white space, with `{`, as every request body of the protocol does. */
+function startsAsJson(bytes: Buffer): boolean {
+  for (const b of bytes) {
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return b === 0x7b;
+  }
+  return false;
+}
+
 /**
  * Whether a Content-Type says JSON: `application/json` or a JSON-based type (`application/*+json`,
- * RFC 6839), in any case, with any parameters. Everything else, `text/plain` included, is refused
- * with a 415: API Gateway's request validator checks `application/json` bodies only, so a body of
- * another type would reach the function without the validator's checks, and a JSON body should
- * say what it is. No Content-Type at all counts as JSON: API Gateway itself takes a request
- * without one as `application/json` (its documented default when it picks a mapping template), a
- * caller that sends no header has claimed no other format, and the body must parse as JSON anyway.
+ * RFC 6839), in any case, with any parameters. No Content-Type at all counts as JSON: API Gateway
+ * itself takes a request without one as `application/json` (its documented default when it picks
+ * a mapping template), a caller that sends no header has claimed no other format, and the body
+ * must parse as JSON anyway. `application/x-www-form-urlencoded` is read as JSON too when the
+ * body parses as JSON (see `readJsonBody`). Everything else, `text/plain` included, is refused
+ * with a 415: a JSON body should say what it is.
  */
 export function isJsonContentType(header: string | undefined): boolean {
-  const type = (header ?? '').split(';')[0].trim().toLowerCase();
+  const type = mediaType(header);
   return type === '' || type === 'application/json' || /^application\/[^/\s]+\+json$/.test(type);
 }
 
 /**
- * Parses a JSON request body, checking its content type, size and nesting first. The text is kept
- * for a backend that forwards the body as it came.
+ * What `curl -d` and HTML forms send. The protocol's servers (Triton, KServe) read the body as
+ * JSON whatever its type, and a user trying the API with `curl -d '{...}'` means JSON: such a body
+ * is read as JSON when it parses as JSON, and refused with a 415 otherwise.
+ */
+const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded';
+
+/**
+ * Parses a JSON request body, checking its content type, size and nesting first; a compressed
+ * body (`Content-Encoding: gzip` or `deflate`) is decompressed first. The text is kept for a
+ * backend that forwards the body as it came.
  */
 export function readJsonBody(request: HttpRequest, maxBodyBytes: number, binaryTensorData = false): JsonBody {
   const header = request.headers[HEADER_LENGTH];
+  if (header !== undefined && !binaryTensorData) {
+    throw new InferenceError(415, 'the binary tensor data extension is not supported; send the tensors as JSON');
+  }
+  const coding = readContentCoding(request.headers['content-encoding']);
   if (header !== undefined) {
-    if (!binaryTensorData) {
-      throw new InferenceError(415, 'the binary tensor data extension is not supported; send the tensors as JSON');
-    }
-    return readBinaryBody(request, header, maxBodyBytes);
+    return readBinaryBody(request, header, coding, maxBodyBytes);
   }
   const contentType = request.headers['content-type'];
-  if (!isJsonContentType(contentType)) {
-    const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
-    throw new InferenceError(415, `Content-Type ${type} is not supported; send the request as application/json`);
+  const form = mediaType(contentType) === FORM_CONTENT_TYPE;
+  if (!isJsonContentType(contentType) && !form) {
+    throw new InferenceError(415, `Content-Type ${mediaType(contentType)} is not supported; send the request as application/json`);
   }
-  const body = request.rawBody === undefined ? '' : decodeBody(request.rawBody, request.isBase64Encoded, maxBodyBytes);
+  let body = '';
+  if (coding !== undefined) {
+    body = decodeCodedBody(request, coding, maxBodyBytes).toString('utf8');
+  } else if (request.rawBody !== undefined) {
+    body = decodeBody(request.rawBody, request.isBase64Encoded, maxBodyBytes);
+  }
   if (body.trim() === '') {
     throw new InferenceError(400, 'the request has no body; send the inference request as JSON');
   }
   checkJsonTextNesting(body);
+  if (form) {
+    try {
+      return { value: JSON.parse(body), text: body };
+    } catch {
+      throw new InferenceError(
+        415,
+        `Content-Type ${FORM_CONTENT_TYPE} is read as JSON, and this body is not JSON; send the request as application/json (curl -d sets ${FORM_CONTENT_TYPE})`,
+      );
+    }
+  }
   return { value: parseJson(body, 'the request body'), text: body };
 }
 
@@ -229,4 +338,45 @@ export function binaryResponse(statusCode: number, json: string, binary: readonl
     body: Buffer.concat([header, ...binary]).toString('base64'),
     isBase64Encoded: true,
   };
+}
+
+/**
+ * An answer compressed as the request's `Accept-Encoding` asks (gzip or deflate, as Triton's
+ * client asks with `response_compression_algorithm`), or the answer as it is when it asks for
+ * neither. Compressed at zlib's fastest level: on a JSON answer it gives nearly the ratio of the
+ * default level in a quarter of the time, and binary tensors hardly compress at any level.
+ */
+export function compressResponse(response: HttpResponse, acceptEncoding: string | undefined): HttpResponse {
+  const coding = acceptedCoding(acceptEncoding);
+  if (coding === undefined) return response;
+  const body = Buffer.from(response.body, response.isBase64Encoded ? 'base64' : 'utf8');
+  const options = { level: zlib.constants.Z_BEST_SPEED };
+  const packed = coding === 'gzip' ? zlib.gzipSync(body, options) : zlib.deflateSync(body, options);
+  return {
+    statusCode: response.statusCode,
+    headers: { ...response.headers, 'Content-Encoding': coding, Vary: 'Accept-Encoding' },
+    body: packed.toString('base64'),
+    isBase64Encoded: true,
+  };
+}
+
+/**
+ * The coding to answer in: gzip or deflate, whichever the header weighs more (gzip on a tie), `*`
+ * standing for those it does not name; none when it accepts neither (absent, `identity`, `br`,
+ * `q=0`).
+ */
+function acceptedCoding(header: string | undefined): ContentCoding | undefined {
+  if (header === undefined) return undefined;
+  const weights = new Map<string, number>();
+  for (const part of header.split(',')) {
+    const [name, ...params] = part.split(';').map((p) => p.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    weights.set(name === 'x-gzip' ? 'gzip' : name, Number.isFinite(weight) ? weight : 0);
+  }
+  const weightOf = (coding: ContentCoding) => weights.get(coding) ?? weights.get('*') ?? 0;
+  const gzip = weightOf('gzip');
+  const deflate = weightOf('deflate');
+  if (gzip <= 0 && deflate <= 0) return undefined;
+  return gzip >= deflate ? 'gzip' : 'deflate';
 }

@@ -8,7 +8,7 @@ import { METRIC } from '../../contract/metrics';
 import type { BackendModel, InferenceBackend } from './backend';
 import type { ServiceConfig } from './config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
-import { type HttpRequest, type HttpResponse, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
+import { type HttpRequest, type HttpResponse, binaryResponse, compressResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks';
 import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin } from './json';
 import { checkJsonValueNesting } from './nesting';
@@ -223,7 +223,14 @@ export class InferenceService<M extends BackendModel> {
         case 'infer': {
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
-          const response = answer.json !== undefined ? this.passOn(answer.json) : this.answer(answer.value);
+          // Only the infer answer is compressed: it is the one that can be large, and the one
+          // Triton's client asks compressed (it reads its other answers, and errors, uncompressed).
+          const built = answer.json !== undefined ? this.passOn(answer.json) : this.answer(answer.value);
+          const response = compressResponse(built, request.headers['accept-encoding']);
+          if (response !== built) {
+            const bytes = payloadBytes(response, response.body.length);
+            if (bytes > this.config.maxResponseBytes) throw this.tooLarge(bytes);
+          }
           return { http: response, after: this.afterCall(answer, 200) };
         }
       }

@@ -1,6 +1,9 @@
 /**
- * Custom resource (`custom-resources` Provider framework, onEvent) that copies an ONNX model from S3
- * onto an EFS mount at deploy time, so the inference function reads it with no download.
+ * The model loader of the EFS model copy custom resource (`custom-resources` Provider framework):
+ * copies an ONNX model from S3 onto an EFS mount at deploy time, so the inference function reads it
+ * with no download. The provider's onEvent handler (`start`) runs each copy as a job of its own, an
+ * asynchronous invocation of the loader, and its isComplete handler reads how the job ended (see
+ * copy-job.ts); a Delete comes to the loader synchronously.
  *
  * - Create/Update: fetchS3Model downloads (and verifies) into `<MountPath>/.incoming/<random>/`, on
  *   the same file system as the model, and the file is renamed to `<MountPath>/<ModelFileName>`. A
@@ -17,14 +20,17 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fetchS3Model, ModelFetchError } from '../core/s3-model';
 import { MODEL_COPY_PROPERTY as P } from '../../contract/model-copy';
+import { type CopyJobEvent, type CustomResourceEvent, isCopyJob, requireDirectory, runCopyJob } from './copy-job';
 import { parseMountPath, parseProperties, problemWithFileName, type LoaderProperties } from './properties';
 
-export interface ModelLoaderEvent {
-  readonly RequestType: 'Create' | 'Update' | 'Delete';
-  readonly ResourceProperties: Record<string, unknown>;
-  readonly OldResourceProperties?: Record<string, unknown>;
-  readonly PhysicalResourceId?: string;
-  readonly LogicalResourceId?: string;
+// The custom resource's onEvent and isComplete handlers: one bundle, three functions.
+export { isComplete, start } from './copy-job';
+
+export type ModelLoaderEvent = CustomResourceEvent;
+
+/** What Lambda passes the handler besides the event, as far as the loader uses it. */
+export interface LoaderContext {
+  getRemainingTimeInMillis(): number;
 }
 
 export interface ModelLoaderResponse {
@@ -48,18 +54,38 @@ export const STAGING_DIR_NAME = '.incoming';
  */
 const STALE_STAGING_MS = 60 * 60 * 1000;
 
-export async function handler(event: ModelLoaderEvent): Promise<ModelLoaderResponse> {
+/**
+ * A copy job (invoked asynchronously by the starter: copies and records how it ended in the status
+ * file), or a custom resource event (invoked synchronously: a Delete from the starter; a Create or
+ * Update copies before it answers).
+ */
+export async function handler(event: ModelLoaderEvent | CopyJobEvent, context?: LoaderContext): Promise<ModelLoaderResponse | undefined> {
   const started = performance.now();
+  const request = isCopyJob(event)
+    ? { requestType: event.CopyJob.RequestType, logicalResourceId: event.CopyJob.LogicalResourceId, copyJobId: event.CopyJob.Id }
+    : { requestType: event.RequestType, logicalResourceId: event.LogicalResourceId };
   const log = (fields: Record<string, unknown>, failed = false) => {
-    const line = JSON.stringify({
-      requestType: event.RequestType,
-      logicalResourceId: event.LogicalResourceId,
-      ...fields,
-      durationMs: Math.round(performance.now() - started),
-    });
+    const line = JSON.stringify({ ...request, ...fields, durationMs: Math.round(performance.now() - started) });
     if (failed) console.error(line);
     else console.log(line);
   };
+  if (isCopyJob(event)) {
+    try {
+      // Without a context (a test), as long as Lambda's longest invocation.
+      await runCopyJob(event, context?.getRemainingTimeInMillis() ?? 15 * 60 * 1000, async (properties) => {
+        try {
+          return await copyModel(properties, log);
+        } catch (error) {
+          log({ message: 'model loader failed', error: messageOf(error) }, true);
+          throw error;
+        }
+      });
+    } catch (error) {
+      log({ message: 'copy job could not run', error: messageOf(error) }, true);
+      throw error;
+    }
+    return undefined;
+  }
   try {
     switch (event.RequestType) {
       case 'Create':
@@ -162,23 +188,6 @@ async function deleteModel(event: ModelLoaderEvent, log: Log): Promise<ModelLoad
   }
   log({ message: 'model deleted', modelPath: physicalId });
   return { PhysicalResourceId: physicalId };
-}
-
-/** The mount must exist already: creating it would write to the function's own read-only disk. */
-async function requireDirectory(mountPath: string): Promise<void> {
-  let isDirectory: boolean;
-  try {
-    isDirectory = (await stat(mountPath)).isDirectory();
-  } catch (error) {
-    throw new Error(
-      `MountPath ${mountPath} cannot be read (${(error as NodeJS.ErrnoException).code ?? messageOf(error)}): ` +
-        "is the file system mounted there (the function's FileSystemConfig LocalMountPath)?",
-      { cause: error },
-    );
-  }
-  if (!isDirectory) {
-    throw new Error(`MountPath ${mountPath} is not a directory`);
-  }
 }
 
 /** Best effort: a failure here must not fail the copy. */

@@ -23,13 +23,24 @@ export const DEFAULT_CONCURRENCY_PER_WORKER = 4;
 /** Requests that wait for a free slot when --queue is not given. */
 export const DEFAULT_QUEUE = 100;
 
+/** The handler's log level when neither --log-level nor POWERTOOLS_LOG_LEVEL is given: a hook's logger.info shows. */
+export const DEFAULT_LOG_LEVEL = 'INFO';
+
+/** The levels of the handler's logger (Powertools for AWS Lambda). */
+const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
+
+/** What serve does once the model failed to load, where a deployed function would try again. */
+const NO_RETRY =
+  "serve stops: it loads the model once, before it listens, and does not retry (the retries the handler's log speaks of are a deployed function's); fix the cause and start it again";
+
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--hooks FILE] [--mount PATH=DIR]
-                                       [--workers N] [--concurrency C] [--queue Q]
+                                       [--workers N] [--concurrency C] [--queue Q] [--log-level INFO]
        cdk-serverless-inference --version
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
 any deploy. Each request reaches the handler as an API Gateway (REST proxy) event. The model is
-loaded before the server listens: a model that cannot be loaded ends the command with its cause.
+loaded once, before the server listens: a model that cannot be loaded ends the command with its
+cause (serve does not retry it, as a deployed function would).
 
 Options:
   --model PATH     the .onnx file (or set MODEL_S3_URI and the AWS variables to fetch it from S3)
@@ -59,6 +70,10 @@ Options:
   --queue Q        requests that wait, in order, while C are in flight (default: ${DEFAULT_QUEUE}); more are
                    answered 503 with Retry-After at once (Lambda would send them to another
                    environment, or throttle them while it scales)
+  --log-level L    the handler's log level, which your hooks' context.logger shares: TRACE, DEBUG,
+                   INFO, WARN, ERROR, CRITICAL or SILENT (default: INFO, or POWERTOOLS_LOG_LEVEL when
+                   set). The handler logs JSON lines, as on Lambda: at INFO, the model's load, the
+                   requests it refuses with a 4xx, and whatever your hooks log at INFO or above
   -h, --help       this text
   --version        the package's version`;
 
@@ -78,6 +93,7 @@ function parseServeOptions(args: string[]) {
       workers: { type: 'string' },
       concurrency: { type: 'string' },
       queue: { type: 'string' },
+      'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   }).values;
@@ -129,6 +145,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.error("give --hooks (bundled with the library's handler) or --handler (an entry of your own), not both");
     return 1;
   }
+  const logLevel = args['log-level'] ?? process.env.POWERTOOLS_LOG_LEVEL ?? DEFAULT_LOG_LEVEL;
+  if (!LOG_LEVELS.includes(logLevel.toUpperCase())) {
+    console.error(`${args['log-level'] !== undefined ? '--log-level' : 'POWERTOOLS_LOG_LEVEL'} must be one of ${LOG_LEVELS.join(', ')}, got: ${logLevel}`);
+    return 1;
+  }
   const workerArgs = workerSettings(args);
   if (typeof workerArgs === 'string') {
     console.error(workerArgs);
@@ -159,8 +180,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
     const version = localModelVersion(process.env[ENV.MODEL_PATH]);
     if (version) process.env[ENV.MODEL_VERSION] = version;
   }
-  // Quiet by default: the handler's per-request logs and metrics are for CloudWatch.
-  process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  // The handler's log, and the hooks' logger with it, at the level asked for (INFO by default, so a
+  // hook's logger.info shows); its metrics are for CloudWatch.
+  process.env.POWERTOOLS_LOG_LEVEL = logLevel.toUpperCase();
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   // The handler hands over at once, and the readiness check below waits for the whole load: on
   // Lambda the wait is capped to fit the init phase, here nothing is served before the model is loaded.
@@ -200,7 +222,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       });
     } catch (e) {
       if (!(e instanceof WorkerLoadError)) throw e;
-      console.error(`cannot serve model '${name}' (worker ${e.worker} of ${workerArgs.workers}): ${e.reason}`);
+      console.error(`cannot serve model '${name}' (worker ${e.worker} of ${workerArgs.workers}): ${withoutRetry(e.reason)}\n${NO_RETRY}`);
       return 1;
     }
     handler = limitConcurrency(workers.handler, { maxConcurrency: workerArgs.concurrency, maxQueue: workerArgs.queue });
@@ -208,7 +230,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     handler = await loadInferenceHandler(handlerFile);
     const readiness = await checkReadiness(handler);
     if (!readiness.ready) {
-      console.error(`cannot serve model '${name}': ${readiness.reason}`);
+      console.error(`cannot serve model '${name}': ${withoutRetry(readiness.reason ?? 'not ready')}\n${NO_RETRY}`);
       return 1;
     }
   }
@@ -280,6 +302,14 @@ function resolvePackageDir(name: string, paths: string[]): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The handler's answer on a model it cannot load, without when it would try again (in N s, or on
+ * the next request): true of a deployed function, not of serve, which ends instead.
+ */
+function withoutRetry(reason: string): string {
+  return reason.replace(/; (?:the next attempt to load it is in \d+ s|the next request retries the load)\b/, '');
 }
 
 /** This package's version, from its package.json. */

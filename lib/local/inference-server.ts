@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import { BlockList, type AddressInfo } from 'node:net';
-import { BINARY_TENSOR_CONTENT_TYPE } from '../../contract/binary-data';
 
 /** A Lambda handler as the local server calls it. */
 export type LambdaHandler = (event: unknown, context: { awsRequestId: string }) => Promise<unknown>;
@@ -122,13 +121,12 @@ interface ProxyResult {
 }
 
 /**
- * The body as API Gateway passes it: base64-encoded for a binary media type (the REST API lists
- * the binary tensor data extension's), as text otherwise.
+ * The body as the REST API passes it: base64-encoded, whatever its Content-Type or none, as every
+ * type is a binary media type there (see InferenceApi). Its bytes reach the handler as the client
+ * sent them: never decoded as UTF-8 text, which would replace bytes that are not UTF-8.
  */
-function eventBody(body: Buffer, contentType: string | undefined): { body: string | null; isBase64Encoded: boolean } {
-  if (body.length === 0) return { body: null, isBase64Encoded: false };
-  const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
-  return type === BINARY_TENSOR_CONTENT_TYPE ? { body: body.toString('base64'), isBase64Encoded: true } : { body: body.toString('utf8'), isBase64Encoded: false };
+function eventBody(body: Buffer): { body: string | null; isBase64Encoded: boolean } {
+  return body.length === 0 ? { body: null, isBase64Encoded: false } : { body: body.toString('base64'), isBase64Encoded: true };
 }
 
 function proxyEvent(
@@ -158,11 +156,17 @@ async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: htt
       return;
     }
     const url = requestUrl(req.url);
+    if (typeof url === 'string') {
+      // A client's mistake, answered here as API Gateway answers a request it cannot route: the
+      // handler is never called.
+      send(res, 400, { 'Content-Type': 'application/json' }, JSON.stringify({ error: url }));
+      return;
+    }
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
     }
-    const event = proxyEvent(req.method ?? 'GET', url, headers, eventBody(body, headers['content-type']), requestId);
+    const event = proxyEvent(req.method ?? 'GET', url, headers, eventBody(body), requestId);
     const result = (await handler(event, { awsRequestId: requestId })) as ProxyResult;
     const payload = result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? '');
     send(res, result.statusCode ?? 200, result.headers ?? {}, payload);
@@ -176,9 +180,18 @@ async function serve(handler: LambdaHandler, req: http.IncomingMessage, res: htt
 /** A plain path: segments of unreserved characters, none empty or dot-only, no query. */
 const PLAIN_PATH = /^(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._~-]+)+$/;
 
-/** What the request asks for: parsed by URL (normalised, percent-encoded as needed), except a plain path, which URL would leave as it is. */
-function requestUrl(raw: string | undefined): { readonly pathname: string; readonly searchParams: URLSearchParams } {
-  return raw !== undefined && PLAIN_PATH.test(raw) ? { pathname: raw, searchParams: NO_PARAMETERS } : new URL(raw ?? '/', 'http://localhost');
+/**
+ * What the request asks for: parsed by URL (normalised, percent-encoded as needed), except a plain
+ * path, which URL would leave as it is; or, for a request target URL cannot parse (`//[::1/v2`,
+ * `http://x:99999/`), a message that names it.
+ */
+function requestUrl(raw: string | undefined): { readonly pathname: string; readonly searchParams: URLSearchParams } | string {
+  if (raw !== undefined && PLAIN_PATH.test(raw)) return { pathname: raw, searchParams: NO_PARAMETERS };
+  try {
+    return new URL(raw ?? '/', 'http://localhost');
+  } catch {
+    return `the request target ${JSON.stringify((raw ?? '').slice(0, 200))} is not a path or URL that can be parsed`;
+  }
 }
 
 const NO_PARAMETERS = new URLSearchParams();

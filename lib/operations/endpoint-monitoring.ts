@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -7,11 +7,14 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { IInferenceEndpoint } from '../inference-endpoint';
 import type { InferenceFunction } from '../inference-function';
+import * as metricMath from '../private/metric-math';
 
 /** Thresholds of the endpoint's alarms. */
 export interface EndpointAlarmThresholds {
   /**
-   * Share of API requests answered 5xx, in percent, over 5 minutes (2 of 3 periods).
+   * Share of API requests answered 5xx, in percent, over 5 minutes (2 of 3 periods). With a
+   * function, its throttles (answered 503 with `Retry-After`, and watched by `throttles`) are not
+   * counted.
    * @default 1
    */
   readonly serverErrorRatePercent?: number;
@@ -53,9 +56,11 @@ export interface EndpointMonitoringOptions {
   /**
    * Where alarms (and their return to OK) are sent. Give a topic, or `alarmActions` for any other
    * action. A topic of your own that is encrypted needs a customer-managed key whose policy lets
-   * `cloudwatch.amazonaws.com` use it (`kms:Decrypt`, `kms:GenerateDataKey*`).
+   * `cloudwatch.amazonaws.com` use it (`kms:Decrypt`, `kms:GenerateDataKey*`); one with a topic
+   * policy needs a statement in it that lets `cloudwatch.amazonaws.com` publish (`sns:Publish`).
    * @default - a new SNS topic, without subscriptions (subscribe to `endpoint.monitoring.alarmTopic`),
-   * encrypted with a new customer-managed key that CloudWatch may use, rotated yearly (about 1 USD a month)
+   * TLS-only, which these alarms (and only they) may publish to, encrypted with a new
+   * customer-managed key that CloudWatch may use, rotated yearly (about 1 USD a month)
    */
   readonly alarmTopic?: sns.ITopic;
   /**
@@ -121,13 +126,21 @@ export class EndpointMonitoring extends Construct {
           alarmDescription: `${title}: ${description}`,
         });
       };
-      const serverErrorRate = new cloudwatch.MathExpression({
-        label: '5xx rate (%)',
-        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
-        usingMetrics: { errors: e.metricApiServerErrors({ statistic: 'Sum', period: fiveMinutes }), requests: e.metricApiRequests({ statistic: 'Sum', period: fiveMinutes }) },
+      // Throttles reach callers as 503s (retryable), watched by their own alarm: not counted here.
+      const serverErrorRate = metricMath.serverErrorRate({
+        errors: e.metricApiServerErrors({ statistic: 'Sum', period: fiveMinutes }),
+        requests: e.metricApiRequests({ statistic: 'Sum', period: fiveMinutes }),
+        throttles: fn?.metricThrottles({ statistic: 'Sum', period: fiveMinutes }),
         period: fiveMinutes,
       });
-      alarm('ServerErrorRate', serverErrorRate, t.serverErrorRatePercent ?? 1, 3, 2, 'share of API requests answered 5xx, in percent');
+      alarm(
+        'ServerErrorRate',
+        serverErrorRate,
+        t.serverErrorRatePercent ?? 1,
+        3,
+        2,
+        fn ? 'share of API requests answered 5xx, throttles (503) excepted, in percent' : 'share of API requests answered 5xx, in percent',
+      );
       alarm(
         'LatencyP99',
         e.metricLatency({ statistic: 'p99', period: fiveMinutes }),
@@ -167,7 +180,9 @@ export class EndpointMonitoring extends Construct {
           this.alarmTopic = props.alarmTopic;
         } else {
           this.alarmTopicKey = alarmTopicKey(this, title);
-          this.alarmTopic = new sns.Topic(this, 'AlarmTopic', { displayName: `${title} alarms`, masterKey: this.alarmTopicKey, enforceSSL: true });
+          const topic = new sns.Topic(this, 'AlarmTopic', { displayName: `${title} alarms`, masterKey: this.alarmTopicKey, enforceSSL: true });
+          allowAlarmsToPublish(topic, Object.values(this.alarms));
+          this.alarmTopic = topic;
         }
         alarmActions = [new actions.SnsAction(this.alarmTopic)];
       }
@@ -226,6 +241,27 @@ export class EndpointMonitoring extends Construct {
       }
     }
   }
+}
+
+/**
+ * Lets CloudWatch publish these alarms to the topic. A topic policy replaces SNS's default one,
+ * which let the account publish: the policy `enforceSSL` creates holds only its Deny, and every
+ * alarm action would fail with "not authorized to perform: SNS:Publish", seen only in the alarm's
+ * history. CloudWatch publishes as its service principal, with the alarm as the source.
+ */
+function allowAlarmsToPublish(topic: sns.Topic, alarms: cloudwatch.Alarm[]): void {
+  topic.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'CloudWatchAlarmsPublish',
+      principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+      actions: ['sns:Publish'],
+      resources: [topic.topicArn],
+      conditions: {
+        StringEquals: { 'aws:SourceAccount': Stack.of(topic).account },
+        ArnLike: { 'aws:SourceArn': alarms.map((a) => a.alarmArn) },
+      },
+    }),
+  );
 }
 
 /**

@@ -8,6 +8,9 @@ import { Construct } from 'constructs';
 import type { IInferenceEndpoint } from '../inference-endpoint';
 import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
+import { defaultNodeRuntime } from '../private/node-runtime';
+import { validationError } from '../private/errors';
+import * as metricMath from '../private/metric-math';
 import { builtAssetPath } from '../private/package-paths';
 
 /** A gradual rollout of each new function version (a new model or handler) behind the live alias. */
@@ -30,18 +33,29 @@ export interface GradualRolloutOptions {
    */
   readonly expectedOutputs?: string[];
   /**
-   * More alarms that roll the deployment back, besides the rollout's canary alarms and the
-   * endpoint's own.
-   * @default - the canary alarms and the endpoint's alarms
+   * More alarms that roll the deployment back, besides the rollout's canary alarms.
+   * @default - the canary alarms only
    */
   readonly alarms?: cloudwatch.IAlarm[];
   /**
+   * Let the endpoint's own alarms (those of `monitoring`) roll a deployment back too. They watch
+   * the whole endpoint, every version together, over 5 and 15 minutes, and some go off on what
+   * every new version does: its first requests load the model (cold-start rate, p99 latency) on
+   * instances that start while the old ones stay warm (throttles under a concurrency limit). The
+   * canary alarms watch what a broken version does and a healthy one does not.
+   * @default false
+   */
+  readonly rollbackOnEndpointAlarms?: boolean;
+  /**
    * Share of API requests answered 5xx, in percent, over two consecutive minutes, that rolls the
-   * new version back.
+   * new version back. The function's throttles (answered 503) are not counted.
    * @default 1
    */
   readonly canaryServerErrorRatePercent?: number;
 }
+
+/** CodeDeploy's limit of alarms per deployment group. */
+const MAX_DEPLOYMENT_GROUP_ALARMS = 10;
 
 /** How long the pre-traffic check waits for the new version's answer, a cold start included. */
 const CHECK_TIMEOUT = Duration.minutes(2);
@@ -55,7 +69,7 @@ export interface GradualRolloutProps extends GradualRolloutOptions {
   /** The endpoint whose API's answers the canary alarms watch. */
   readonly endpoint: IInferenceEndpoint;
   /**
-   * The endpoint's own alarms, which roll a deployment back too.
+   * The endpoint's own alarms, which roll a deployment back too with `rollbackOnEndpointAlarms`.
    * @default - none
    */
   readonly endpointAlarms?: cloudwatch.IAlarm[];
@@ -79,8 +93,19 @@ export class GradualRollout extends Construct {
 
   constructor(scope: Construct, id: string, props: GradualRolloutProps) {
     super(scope, id);
+    const endpointAlarms = props.endpointAlarms ?? [];
+    if (props.rollbackOnEndpointAlarms && endpointAlarms.length === 0) {
+      throw validationError(this, "rollout.rollbackOnEndpointAlarms needs the endpoint's alarms, and it has none: set monitoring (with alarms)");
+    }
     this.canaryAlarms = this.createCanaryAlarms(props);
-    const alarms = [...this.canaryAlarms, ...(props.endpointAlarms ?? []), ...(props.alarms ?? [])];
+    const alarms = [...this.canaryAlarms, ...(props.rollbackOnEndpointAlarms ? endpointAlarms : []), ...(props.alarms ?? [])];
+    if (alarms.length > MAX_DEPLOYMENT_GROUP_ALARMS) {
+      throw validationError(
+        this,
+        `rollout: CodeDeploy takes at most ${MAX_DEPLOYMENT_GROUP_ALARMS} alarms per deployment group, got: ${alarms.length} (${this.canaryAlarms.length} canary alarms, ` +
+          `${props.rollbackOnEndpointAlarms ? endpointAlarms.length : 0} of the endpoint's with rollbackOnEndpointAlarms, ${props.alarms?.length ?? 0} in rollout.alarms)`,
+      );
+    }
     this.deploymentGroup = new codedeploy.LambdaDeploymentGroup(this, 'DeploymentGroup', {
       alias: props.alias,
       deploymentConfig: props.deploymentConfig ?? codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_5MINUTES,
@@ -128,13 +153,11 @@ export class GradualRollout extends Construct {
       statistic: 'Sum',
       period: oneMinute,
     });
-    const serverErrorRate = new cloudwatch.MathExpression({
-      label: '5xx rate (%)',
-      expression: 'IF(requests > 0, 100 * errors / requests, 0)',
-      usingMetrics: {
-        errors: props.endpoint.metricApiServerErrors({ period: oneMinute }),
-        requests: props.endpoint.metricApiRequests({ period: oneMinute }),
-      },
+    // Throttles (503s) are not the new version's doing: a rollout starts new instances.
+    const serverErrorRate = metricMath.serverErrorRate({
+      errors: props.endpoint.metricApiServerErrors({ statistic: 'Sum', period: oneMinute }),
+      requests: props.endpoint.metricApiRequests({ statistic: 'Sum', period: oneMinute }),
+      throttles: fn.metricThrottles({ statistic: 'Sum', period: oneMinute }),
       period: oneMinute,
     });
     const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, periods: number, description: string) =>
@@ -157,7 +180,7 @@ export class GradualRollout extends Construct {
       serverErrorRate,
       props.canaryServerErrorRatePercent ?? 1,
       2,
-      'share of API requests answered 5xx over two minutes, in percent; rolls the new version back',
+      'share of API requests answered 5xx over two minutes, throttles (503) excepted, in percent; rolls the new version back',
     );
     return [functionErrors, serverErrors];
   }
@@ -171,7 +194,7 @@ export class GradualRollout extends Construct {
     logGroup.grantWrite(role);
     props.version.grantInvoke(role);
     const check = new lambda.Function(this, 'PreTrafficCheck', {
-      runtime: lambda.Runtime.NODEJS_24_X,
+      runtime: defaultNodeRuntime(),
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
       code: lambda.Code.fromAsset(builtAssetPath('handlers', 'pre-traffic-check')),

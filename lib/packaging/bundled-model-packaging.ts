@@ -8,7 +8,7 @@ import { modelFingerprint, requireLocalModel } from '../private/local-model';
 import { handlerWithHooks } from '../private/handler-code';
 import { readManifest } from '../private/onnxruntime-manifest';
 import { inferenceHandlerDir } from '../private/package-paths';
-import { ifItFits, precompileModel, wantsPrecompiled } from '../private/precompiled-model';
+import { ifItFits, precompiledAssetHash, precompileModel, wantsPrecompiled } from '../private/precompiled-model';
 import { STAGING_EXCLUDE, stageFiles, treeSize } from '../private/staging';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
@@ -48,14 +48,15 @@ export class BundledModelPackaging extends ModelPackaging {
       ? ifItFits(scope, precompileModel(scope, source.localPath), handlerBytes + source.info.sizeBytes + (readManifest().layers[arch]?.unzippedBytes ?? 0))
       : undefined;
     const precompiledPath = precompiled ? path.posix.join(BUNDLED_MODEL_DIR, precompiled.fileName) : undefined;
-    const staged = stageFiles(scope, 'bundled-model', [
+    const entries = [
       { source: handlerDir, destination: '.' },
       { source: source.localPath, destination: path.posix.join(BUNDLED_MODEL_DIR, fileName) },
       ...(precompiled ? [{ source: precompiled.path, destination: precompiledPath! }] : []),
-    ]);
+    ];
+    const staged = stageFiles(scope, 'bundled-model', entries);
     return {
       environment: { [ENV.MODEL_PATH]: modelPath, ...(precompiled ? { [ENV.MODEL_PRECOMPILED_PATH]: `/var/task/${precompiledPath}` } : {}) },
-      code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE }),
+      code: lambda.Code.fromAsset(staged, { exclude: STAGING_EXCLUDE, ...precompiledAssetHash(entries, precompiled) }),
       codeParts: [
         { name: 'inference handler', sizeBytes: handlerBytes },
         { name: 'model', sizeBytes: source.info.sizeBytes },

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { CustomResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { CustomResource, Duration, Fn, RemovalPolicy, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,14 +8,15 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as cr from 'aws-cdk-lib/custom-resources';
-import type { Construct } from 'constructs';
+import { Construct, DependencyGroup, type IDependable } from 'constructs';
 import { ENV } from '../../contract/environment';
-import { EFS_MOUNT_PATH, MODEL_COPY_PROPERTY as P, MODEL_COPY_RESOURCE_TYPE } from '../../contract/model-copy';
+import { EFS_MOUNT_PATH, MODEL_COPY_ENV, MODEL_COPY_HANDLER, MODEL_COPY_PROPERTY as P, MODEL_COPY_RESOURCE_TYPE, MODEL_COPY_START_WINDOW_SECONDS } from '../../contract/model-copy';
 import type { ModelSource } from '../model/model-source';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { grantLambdaVpcAccess, grantReadModelObject } from '../private/grants';
+import { defaultNodeRuntime } from '../private/node-runtime';
 import { builtAssetPath } from '../private/package-paths';
 import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
@@ -31,8 +32,8 @@ export interface EfsModelPackagingProps {
   /**
    * The VPC of the function, the file system and the model loader. Its subnets need a route to S3
    * (a gateway endpoint or a NAT gateway) for the loader.
-   * @default - a new VPC: two AZs of isolated subnets, no NAT gateway, an S3 gateway endpoint,
-   * flow logs of rejected traffic
+   * @default - a new VPC: two AZs of isolated subnets (chosen at deploy, with no lookup at synth),
+   * no NAT gateway, an S3 gateway endpoint, flow logs of rejected traffic
    */
   readonly vpc?: ec2.IVpc;
 
@@ -116,7 +117,8 @@ export interface ModelStorage {
 
 function createModelStorage(scope: Construct, props: EfsModelPackagingProps, options: ModelPackagingBindOptions): ModelStorage {
   const source = props.model.bind();
-  const vpc = props.vpc ?? createVpc(scope);
+  const created = props.vpc ? undefined : createVpc(scope);
+  const vpc = props.vpc ?? created!.vpc;
   const vpcSubnets = props.vpcSubnets ?? { subnetType: props.vpc ? undefined : ec2.SubnetType.PRIVATE_ISOLATED };
 
   const fileSystem = new efs.FileSystem(scope, 'FileSystem', {
@@ -180,16 +182,19 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps, opt
   const modelFileName = `${stem}-${createHash('sha256').update(identity).digest('hex').slice(0, 16)}.onnx`;
   // Named after its model: replaced, and deleted, with it.
   const precompiled = source.localPath && wantsPrecompiled(options) ? precompileModel(scope, source.localPath) : undefined;
-  const precompiledAsset = precompiled ? new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path }) : undefined;
+  // Hashed by what it is made from (PrecompiledModel.inputHash), not by the bytes the converter wrote.
+  const precompiledAsset = precompiled ? new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path, assetHash: precompiled.inputHash }) : undefined;
   const precompiledFileName = precompiled ? modelFileName.replace(/\.onnx$/, '.ort') : undefined;
 
   const loader = createLoader(scope, vpc, vpcSubnets, fileSystem, accessPoint);
+  // Its subnets' routes, the S3 one included, exist before it runs (ec2.Vpc's subnets did the same).
+  if (created) loader.node.addDependency(created.ready);
   grantSource(loader.role!);
   if (precompiledAsset) {
     grantReadModelObject(loader.role!, precompiledAsset.bucket, precompiledAsset.s3ObjectKey, undefined);
   }
   allowClient(fileSystem, loader.role!, { write: true });
-  const provider = createProvider(scope, loader);
+  const provider = createProvider(scope, loader, createCopyCheck(scope, loader, vpc, vpcSubnets, fileSystem, accessPoint));
   const copy = new CustomResource(scope, 'ModelCopy', {
     serviceToken: provider.serviceToken,
     resourceType: MODEL_COPY_RESOURCE_TYPE,
@@ -201,6 +206,8 @@ function createModelStorage(scope: Construct, props: EfsModelPackagingProps, opt
       ...(precompiledAsset ? { [P.PRECOMPILED_S3_URI]: precompiledAsset.s3ObjectUrl, [P.PRECOMPILED_FILE_NAME]: precompiledFileName } : {}),
     },
   });
+  // The loader's configuration, its asynchronous invocation's (no retry) included, before a job.
+  copy.node.addDependency(loader);
   return {
     vpc,
     vpcSubnets,
@@ -230,17 +237,59 @@ function allowClient(fileSystem: efs.FileSystem, principal: iam.IRole, options: 
   );
 }
 
-function createVpc(scope: Construct): ec2.Vpc {
-  const flowLogs = new logs.LogGroup(scope, 'VpcFlowLogs', { retention: logs.RetentionDays.ONE_MONTH });
-  return new ec2.Vpc(scope, 'Vpc', {
-    maxAzs: 2,
-    natGateways: 0,
-    subnetConfiguration: [{ name: 'models', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
-    // The loader reads the model from S3 without a NAT gateway.
-    gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
-    // Rejected traffic only: accepted traffic is mostly NFS reads of the model, costly to log.
-    flowLogs: { Rejected: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.REJECT } },
+/** Address range of the default VPC, and of its subnets (one per zone). */
+const VPC_CIDR = '10.0.0.0/16';
+const SUBNET_CIDRS = ['10.0.0.0/24', '10.0.1.0/24'];
+
+/**
+ * The default VPC: isolated subnets in two zones, no NAT gateway, an S3 gateway endpoint, flow logs
+ * of rejected traffic. Made of CloudFormation resources whose zones `Fn::GetAZs` picks at deploy:
+ * `ec2.Vpc` reads the stack's availability zones, which in a stack with an explicit account and
+ * region is a context lookup, and a synth without credentials fails on it ("Need to perform AWS
+ * calls for account ..."), even with `availabilityZones` given.
+ */
+function createVpc(scope: Construct): { readonly vpc: ec2.IVpc; readonly ready: IDependable } {
+  // Construct ids and tags as ec2.Vpc gives its parts: the same logical ids, so a VPC deployed by an
+  // earlier version is kept.
+  const group = new Construct(scope, 'Vpc');
+  Tags.of(group).add('Name', group.node.path);
+  const cfnVpc = new ec2.CfnVPC(group, 'Resource', { cidrBlock: VPC_CIDR, enableDnsHostnames: true, enableDnsSupport: true, instanceTenancy: 'default' });
+  const zones = SUBNET_CIDRS.map((_, i) => Fn.select(i, Fn.getAzs()));
+  const ready = new DependencyGroup();
+  const subnets = SUBNET_CIDRS.map((cidrBlock, i) => {
+    const part = new Construct(group, `modelsSubnet${i + 1}`);
+    Tags.of(part).add('Name', part.node.path);
+    const subnet = new ec2.CfnSubnet(part, 'Subnet', {
+      vpcId: cfnVpc.ref,
+      cidrBlock,
+      availabilityZone: zones[i],
+      mapPublicIpOnLaunch: false,
+      tags: [
+        { key: 'aws-cdk:subnet-name', value: 'models' },
+        { key: 'aws-cdk:subnet-type', value: 'Isolated' },
+      ],
+    });
+    const routeTable = new ec2.CfnRouteTable(part, 'RouteTable', { vpcId: cfnVpc.ref });
+    ready.add(new ec2.CfnSubnetRouteTableAssociation(part, 'RouteTableAssociation', { subnetId: subnet.ref, routeTableId: routeTable.ref }));
+    return { subnet, routeTable };
   });
+  const vpc = ec2.Vpc.fromVpcAttributes(group, 'Vpc', {
+    vpcId: cfnVpc.ref,
+    vpcCidrBlock: VPC_CIDR,
+    availabilityZones: zones,
+    isolatedSubnetIds: subnets.map((s) => s.subnet.ref),
+    isolatedSubnetRouteTableIds: subnets.map((s) => s.routeTable.ref),
+  });
+  // The loader reads the model from S3 without a NAT gateway.
+  ready.add(new ec2.GatewayVpcEndpoint(group, 'S3', { vpc, service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [{ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] }));
+  // Rejected traffic only: accepted traffic is mostly NFS reads of the model, costly to log.
+  const flowLogs = new logs.LogGroup(scope, 'VpcFlowLogs', { retention: logs.RetentionDays.ONE_MONTH });
+  new ec2.FlowLog(group, 'Rejected', {
+    resourceType: ec2.FlowLogResourceType.fromVpc(vpc),
+    destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+    trafficType: ec2.FlowLogTrafficType.REJECT,
+  });
+  return { vpc, ready };
 }
 
 function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSelection, fileSystem: efs.FileSystem, accessPoint: efs.AccessPoint): lambda.Function {
@@ -258,12 +307,12 @@ function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSel
   securityGroup.connections.allowTo(fileSystem, ec2.Port.tcp(2049), 'NFS to the model file system');
   securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to S3 (through the gateway endpoint)');
   const loader = new lambda.Function(scope, 'ModelLoader', {
-    runtime: lambda.Runtime.NODEJS_24_X,
+    runtime: defaultNodeRuntime(),
     architecture: lambda.Architecture.ARM_64,
-    handler: 'index.handler',
-    code: lambda.Code.fromAsset(builtAssetPath('handlers', 'model-loader')),
+    handler: MODEL_COPY_HANDLER.LOADER,
+    code: loaderCode(),
     memorySize: 1024,
-    timeout: Duration.minutes(15),
+    timeout: LOADER_TIMEOUT,
     role,
     logGroup,
     vpc,
@@ -274,28 +323,156 @@ function createLoader(scope: Construct, vpc: ec2.IVpc, vpcSubnets: ec2.SubnetSel
   });
   // Its network interfaces in its own subnets and security group only (see grantLambdaVpcAccess).
   grantLambdaVpcAccess(role, vpc.selectSubnets(vpcSubnets).subnetIds, [securityGroup]);
+  // A copy job runs once or not at all: the check reads how it ended, and gives up on one that never
+  // started once Lambda has dropped it from its queue.
+  loader.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.seconds(MODEL_COPY_START_WINDOW_SECONDS) });
   acknowledge(
     loader,
     ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
-    'The loader runs once per deploy, invoked synchronously by the custom resource provider, which reports its failures to CloudFormation.',
+    'The loader runs once per deploy, as one asynchronous copy job (never retried) whose end it records on the file system, where the custom resource reads it and reports it to CloudFormation; a Delete is invoked synchronously.',
   );
   return loader;
 }
 
-function createProvider(scope: Construct, loader: lambda.Function): cr.Provider {
-  const logGroup = new logs.LogGroup(scope, 'ModelCopyProviderLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
-  // Its own role, without the managed policy the framework's default role gets.
-  const role = new iam.Role(scope, 'ModelCopyProviderRole', {
+/** The loader's code: one bundle for the loader, the copy's starter and its check. */
+function loaderCode(): lambda.Code {
+  return lambda.Code.fromAsset(builtAssetPath('handlers', 'model-loader'));
+}
+
+/** The Lambda limit the loader's copy job has to finish in. */
+const LOADER_TIMEOUT = Duration.minutes(15);
+/** How often the provider asks the check whether the copy is done, and how long it waits in all. */
+const COPY_QUERY_INTERVAL = Duration.seconds(10);
+const COPY_TOTAL_TIMEOUT = Duration.minutes(30);
+
+/**
+ * The custom resource's onEvent handler: outside the VPC, so that it reaches Lambda's API (the VPC
+ * may have no route to it). It invokes the loader asynchronously for a copy, synchronously for a
+ * Delete, and answers at once.
+ */
+function createCopyStarter(scope: Construct, loader: lambda.Function): lambda.Function {
+  const logGroup = new logs.LogGroup(scope, 'ModelCopyStarterLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+  const role = new iam.Role(scope, 'ModelCopyStarterRole', {
     assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    description: 'Custom resource provider of the model copy: invokes the model loader',
+    description: 'Starts the copy of the model onto its file system: invokes the model loader',
   });
   logGroup.grantWrite(role);
+  loader.grantInvoke(role);
+  const starter = new lambda.Function(scope, 'ModelCopyStarter', {
+    runtime: defaultNodeRuntime(),
+    architecture: lambda.Architecture.ARM_64,
+    handler: MODEL_COPY_HANDLER.START,
+    code: loaderCode(),
+    memorySize: 256,
+    // A synchronous Delete is one unlink; a start one asynchronous invocation.
+    timeout: Duration.minutes(2),
+    role,
+    logGroup,
+    environment: { [MODEL_COPY_ENV.LOADER_FUNCTION_ARN]: loader.functionArn },
+    description: 'Starts the copy of the model onto its file system at deploy (custom resource onEvent)',
+  });
+  acknowledge(role, [invokeAnyVersionFinding(loader)], 'Lambda grants invoking a function and any of its versions together; the starter invokes the loader by its ARN.');
+  acknowledge(
+    starter,
+    ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
+    'Invoked synchronously by the custom resource provider, which reports its failures to CloudFormation.',
+  );
+  return starter;
+}
+
+/**
+ * The custom resource's isComplete handler: on the file system, read-only, in the loader's subnets
+ * and security group, it reads how the loader's copy job ended.
+ */
+function createCopyCheck(
+  scope: Construct,
+  loader: lambda.Function,
+  vpc: ec2.IVpc,
+  vpcSubnets: ec2.SubnetSelection,
+  fileSystem: efs.FileSystem,
+  accessPoint: efs.AccessPoint,
+): lambda.Function {
+  const logGroup = new logs.LogGroup(scope, 'ModelCopyCheckLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+  const role = new iam.Role(scope, 'ModelCopyCheckRole', {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: "Reads how the copy of the model onto its file system ended (the loader's status file)",
+  });
+  logGroup.grantWrite(role);
+  allowClient(fileSystem, role, { write: false });
+  const securityGroups = loader.connections.securityGroups;
+  const check = new lambda.Function(scope, 'ModelCopyCheck', {
+    runtime: defaultNodeRuntime(),
+    architecture: lambda.Architecture.ARM_64,
+    handler: MODEL_COPY_HANDLER.IS_COMPLETE,
+    code: loaderCode(),
+    memorySize: 256,
+    timeout: Duration.minutes(1),
+    role,
+    logGroup,
+    vpc,
+    vpcSubnets,
+    // The loader's: the same network interfaces serve both.
+    securityGroups,
+    filesystem: new AccessPointMount(accessPoint, EFS_MOUNT_PATH, { write: false }),
+    description: 'Checks whether the copy of the model onto its file system has ended (custom resource isComplete)',
+  });
+  grantLambdaVpcAccess(role, vpc.selectSubnets(vpcSubnets).subnetIds, securityGroups);
+  acknowledge(
+    check,
+    ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination', 'Serverless-LambdaTracing'],
+    "Invoked synchronously by the custom resource provider's waiter, which reports its failures to CloudFormation.",
+  );
+  return check;
+}
+
+/**
+ * The provider framework, asynchronous: its onEvent calls the starter and answers CloudFormation
+ * only when the check finds the copy ended, polling every COPY_QUERY_INTERVAL (a Step Functions
+ * waiter), so the copy has the loader's whole 15 minutes and a failure is reported, not timed out.
+ */
+function createProvider(scope: Construct, loader: lambda.Function, check: lambda.Function): cr.Provider {
+  const starter = createCopyStarter(scope, loader);
+  const logGroup = new logs.LogGroup(scope, 'ModelCopyProviderLogGroup', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+  // Their own roles, without the managed policy the framework's default roles get.
+  const role = new iam.Role(scope, 'ModelCopyProviderRole', {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: 'Custom resource provider of the model copy: invokes the copy starter and starts the waiter',
+  });
+  logGroup.grantWrite(role);
+  const waiterRole = new iam.Role(scope, 'ModelCopyWaiterRole', {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: 'Custom resource provider of the model copy: invokes the copy check until the copy ends',
+  });
+  logGroup.grantWrite(waiterRole);
   const provider = new cr.Provider(scope, 'ModelCopyProvider', {
-    onEventHandler: loader,
+    onEventHandler: starter,
+    isCompleteHandler: check,
+    queryInterval: COPY_QUERY_INTERVAL,
+    totalTimeout: COPY_TOTAL_TIMEOUT,
     logGroup,
     frameworkOnEventRole: role,
+    frameworkCompleteAndTimeoutRole: waiterRole,
   });
-  acknowledge(role, [invokeAnyVersionFinding(loader)], "aws-cdk-lib's provider framework may invoke any version of the one loader function it serves.");
+  // aws-cdk-lib grants each of the framework's roles both user functions, each with any version.
+  for (const frameworkRole of [role, waiterRole]) {
+    acknowledge(
+      frameworkRole,
+      [invokeAnyVersionFinding(starter), invokeAnyVersionFinding(check)],
+      "aws-cdk-lib's provider framework may invoke any version of the starter and the check it serves.",
+    );
+  }
+  const waiter = provider.node.findChild('waiter-state-machine');
+  acknowledge(
+    waiter,
+    ['framework-isComplete', 'framework-onTimeout'].map((id) => invokeAnyVersionFinding(provider.node.findChild(id) as lambda.Function)),
+    "aws-cdk-lib's provider framework waiter invokes the framework's isComplete and onTimeout functions, any version, as aws-cdk-lib grants.",
+  );
+  // Its own logs would need CloudWatch Logs delivery actions on Resource '*'.
+  acknowledge(
+    waiter,
+    ['AwsSolutions-SF1', 'AwsSolutions-SF2', 'Serverless-StepFunctionStateMachineXray'],
+    "The waiter only calls the framework's isComplete function every 10 s while a model is copied at deploy; that function, the check and the loader log each step and its outcome, and a trace adds nothing.",
+  );
   acknowledge(
     provider,
     [

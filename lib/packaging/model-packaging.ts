@@ -25,7 +25,7 @@ export interface ModelPackagingBindOptions {
   readonly architecture: lambda.Architecture;
   /**
    * The function's Node.js runtime.
-   * @default - lambda.Runtime.NODEJS_24_X
+   * @default - the newest `lambda.Runtime.NODEJS_<N>_X` the installed aws-cdk-lib defines (nodejs24.x with aws-cdk-lib 2.257)
    */
   readonly runtime?: lambda.Runtime;
   /**

@@ -138,7 +138,8 @@ function placeModel(scope: Construct, props: S3ModelPackagingProps, options: Mod
     return { bucket, key, deployment, ownBucket: props.bucket === undefined, identity: asset.assetHash };
   }
   // Keyed by the .onnx's hash too: it is the precompiled copy of that model and no other.
-  const precompiledAsset = new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path });
+  // Hashed by what it is made from (PrecompiledModel.inputHash), not by the bytes the converter wrote.
+  const precompiledAsset = new s3assets.Asset(scope, 'PrecompiledModelAsset', { path: precompiled.path, assetHash: precompiled.inputHash });
   const precompiledKey = `models/${modelName}/${stem}-${asset.assetHash.slice(0, 16)}.ort`;
   const precompiledCopy = copyAssetIntoBucket(scope, precompiledAsset, bucket, precompiledKey, 'PrecompiledModelCopy');
   return {

@@ -47,7 +47,7 @@ export function createEndpointOperations(
     );
   }
   const warmer = fn && warmerWanted ? new Warmer(endpoint, 'Warmer', { ...options.warmerOptions, target: fn.alias }) : undefined;
-  // A rollout brings its own canary alarms; the endpoint's alarms, when asked for, roll back too.
+  // A rollout brings its own canary alarms; the endpoint's alarms roll back too with rollbackOnEndpointAlarms.
   const monitoring = options.monitoring
     ? new EndpointMonitoring(endpoint, 'Monitoring', {
         ...options.monitoring,

@@ -1,4 +1,4 @@
-import { Token } from 'aws-cdk-lib';
+import { Annotations, Aspects, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
@@ -8,6 +8,7 @@ import type { ModelPackagingConfig } from '../packaging/model-packaging';
 import { acknowledge } from './acknowledge';
 import { validationError } from './errors';
 import { formatBytes } from './lambda-limits';
+import { defaultNodeRuntime } from './node-runtime';
 
 /** How one execution environment of Managed Instances is used, as the synth decided it. */
 export interface ManagedInstancesSizing {
@@ -17,6 +18,8 @@ export interface ManagedInstancesSizing {
   readonly intraOpThreads: number;
   readonly memoryGiBPerVCpu: number;
   readonly maxConcurrency: number;
+  /** The function sends X-Ray traces (active or pass-through tracing). */
+  readonly tracing: boolean;
 }
 
 /** Lambda's limits for a function on Managed Instances. */
@@ -47,7 +50,7 @@ export function sizeManagedInstances(scope: Construct, props: InferenceFunctionO
       throw fail(`keep execution environments up themselves: ${prop} does not apply`);
     }
   }
-  const runtime = props.runtime ?? lambda.Runtime.NODEJS_24_X;
+  const runtime = props.runtime ?? defaultNodeRuntime();
   if (runtime.family === lambda.RuntimeFamily.NODEJS && /^nodejs(1\d|20)\./.test(runtime.name)) {
     throw fail(`run Node.js 22 or later, got: ${runtime.name}`);
   }
@@ -75,7 +78,8 @@ export function sizeManagedInstances(scope: Construct, props: InferenceFunctionO
   if (!Number.isInteger(maxConcurrency) || maxConcurrency < workers) {
     throw fail(`take maxConcurrencyPerEnvironment of at least the ${workers} workers, got: ${maxConcurrency}`);
   }
-  return { options, vCpus, workers, intraOpThreads, memoryGiBPerVCpu: ratio, maxConcurrency };
+  const tracing = props.tracing === lambda.Tracing.ACTIVE || props.tracing === lambda.Tracing.PASS_THROUGH;
+  return { options, vCpus, workers, intraOpThreads, memoryGiBPerVCpu: ratio, maxConcurrency, tracing };
 }
 
 /**
@@ -108,7 +112,7 @@ export function checkManagedInstancesFit(
 /** Puts the function on the given capacity provider, or on a new one in the given VPC. */
 export function runOnManagedInstances(scope: Construct, fn: lambda.Function, sizing: ManagedInstancesSizing, architecture: lambda.Architecture): lambda.ICapacityProvider {
   const o = sizing.options;
-  const provider = o.capacityProvider ?? createCapacityProvider(scope, o, architecture);
+  const provider = o.capacityProvider ?? createCapacityProvider(scope, o, architecture, sizing.tracing);
   const functionOptions: lambda.CapacityProviderFunctionOptions = {
     perExecutionEnvironmentMaxConcurrency: sizing.maxConcurrency,
     executionEnvironmentMemoryGiBPerVCpu: sizing.memoryGiBPerVCpu,
@@ -134,7 +138,7 @@ export function runOnManagedInstances(scope: Construct, fn: lambda.Function, siz
   return provider;
 }
 
-function createCapacityProvider(scope: Construct, o: ManagedInstancesOptions, architecture: lambda.Architecture): lambda.CapacityProvider {
+function createCapacityProvider(scope: Construct, o: ManagedInstancesOptions, architecture: lambda.Architecture, tracing: boolean): lambda.CapacityProvider {
   const vpc = o.vpc!;
   const securityGroups = o.securityGroups ?? [
     (() => {
@@ -154,10 +158,62 @@ function createCapacityProvider(scope: Construct, o: ManagedInstancesOptions, ar
     instanceTypeFilter: o.instanceTypes ? lambda.InstanceTypeFilter.allow(o.instanceTypes) : undefined,
     maxVCpuCount: o.maxVCpuCount,
   });
+  // Once the app is complete: endpoints are often added to the VPC after the endpoint is made.
+  Aspects.of(provider).add({
+    visit: (node) => {
+      if (node === provider) warnIfTelemetryCannotLeave(scope, vpc, o.vpcSubnets, tracing);
+    },
+  });
   acknowledge(
     provider,
     ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AWSLambdaManagedEC2ResourceOperator]'],
     "aws-cdk-lib gives the capacity provider's operator role AWS's managed policy for Lambda to launch and manage the instances; give your own operatorRole through a capacity provider of your own to narrow it.",
   );
   return provider;
+}
+
+/** What the instances send out through their own network interfaces, by interface endpoint service. */
+const TELEMETRY_ENDPOINTS = {
+  logs: "CloudWatch Logs (the function's logs, and the handler's metrics, which are log lines)",
+  xray: 'X-Ray (traces, with tracing on)',
+} as const;
+
+/**
+ * Managed Instances send the function's logs (and traces) from the instances, through the capacity
+ * provider's subnets, not through Lambda's own network as on-demand functions do. From isolated
+ * subnets (no NAT, no internet gateway) they reach CloudWatch only through interface endpoints in
+ * the VPC; without one, logs and the handler's metrics are lost without an error anywhere. The
+ * synth sees subnets and endpoints made in this app only (not a transit gateway, nor endpoints
+ * made elsewhere), so it warns, naming the warning id to acknowledge where another path exists.
+ */
+function warnIfTelemetryCannotLeave(scope: Construct, vpc: ec2.IVpc, selection: ec2.SubnetSelection | undefined, tracing: boolean): void {
+  const isolated = new Set(vpc.isolatedSubnets.map((s) => s.subnetId));
+  const chosen = vpc.selectSubnets(selection).subnets;
+  if (!chosen.some((s) => isolated.has(s.subnetId))) return;
+  const services: Array<keyof typeof TELEMETRY_ENDPOINTS> = tracing ? ['logs', 'xray'] : ['logs'];
+  const missing = services.filter((service) => !hasInterfaceEndpoint(vpc, service));
+  if (missing.length === 0) return;
+  Annotations.of(scope).addWarningV2(
+    MANAGED_INSTANCES_TELEMETRY_WARNING,
+    `compute: Managed Instances in isolated subnets (no NAT or internet route) send the function's telemetry from the instances, and the VPC has no interface endpoint ` +
+      `(with private DNS) for ${missing.map((m) => TELEMETRY_ENDPOINTS[m]).join(' or ')}: it would be lost. Add one (vpc.addInterfaceEndpoint(..., { service: ` +
+      `${missing.map((m) => `ec2.InterfaceVpcEndpointAwsService.${m === 'logs' ? 'CLOUDWATCH_LOGS' : 'XRAY'}`).join(' / ')} })), choose subnets with a NAT route (vpcSubnets), ` +
+      `or acknowledge ${MANAGED_INSTANCES_TELEMETRY_WARNING} if another path exists (a transit gateway, endpoints made outside this app)`,
+  );
+}
+
+/** The id of the warning above, to acknowledge with `Annotations.of(scope).acknowledgeWarning`. */
+const MANAGED_INSTANCES_TELEMETRY_WARNING = 'cdk-serverless-inference:managed-instances-telemetry';
+
+/** An interface endpoint of `service` (`logs`, `xray`) in `vpc`, with private DNS, anywhere in the app. */
+function hasInterfaceEndpoint(vpc: ec2.IVpc, service: string): boolean {
+  return vpc.node.root.node.findAll().some(
+    (c) =>
+      c instanceof ec2.CfnVPCEndpoint &&
+      c.vpcId === vpc.vpcId &&
+      c.vpcEndpointType === 'Interface' &&
+      c.privateDnsEnabled !== false &&
+      // `com.amazonaws.{region}.{service}`, made of tokens (the region, a suffix) until resolved.
+      JSON.stringify(Stack.of(c).resolve(c.serviceName) ?? '').includes(`.${service}"`),
+  );
 }

@@ -3,13 +3,15 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Annotations } from 'aws-cdk-lib';
+import { Annotations, FileSystem } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { GraphOptimizationLevel } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 import { formatBytes, LAMBDA_LIMITS } from './lambda-limits';
 import { modelFingerprint } from './local-model';
 import { readManifest } from './onnxruntime-manifest';
+import { canonicalizeOrtFile } from './ort-canonical';
+import { STAGING_EXCLUDE, type StagedEntry } from './staging';
 
 /** A model saved in ORT format at synth, next to its .onnx in whatever packages it. */
 export interface PrecompiledModel {
@@ -22,13 +24,22 @@ export interface PrecompiledModel {
   readonly level: GraphOptimizationLevel;
   /** The onnxruntime-node version that wrote it. */
   readonly onnxruntimeVersion: string;
+  /**
+   * A hash of what its bytes are made from (the model's content, the onnxruntime version, the level
+   * and the conversion's format), never of the bytes themselves: the custom asset hash of the assets
+   * that hold it, so that no machine's conversion can move a template.
+   */
+  readonly inputHash: string;
 }
 
 /** FlatBuffers address with signed 32-bit offsets. */
 const MAX_ORT_FORMAT_BYTES = 2 ** 31;
 
-/** Bumped when what the conversion writes changes for the same inputs: old cache entries are then ignored. */
-const CACHE_FORMAT = 1;
+/**
+ * Bumped when what the conversion writes changes for the same inputs: old cache entries are then
+ * ignored, and the assets that hold a precompiled model get new hashes. 2: canonical bytes.
+ */
+const CACHE_FORMAT = 2;
 
 /** Whether a packaging bound with `options` ships a precompiled copy. */
 export function wantsPrecompiled(options: { readonly precompileModel?: boolean; readonly graphOptimizationLevel?: GraphOptimizationLevel }): boolean {
@@ -84,11 +95,15 @@ const refused = new Map<string, string>();
  * Saves `localPath` in ORT format with onnxruntime-node, cached by the model's content, the
  * onnxruntime version and the level, so a repeated synth costs a hash of the file. The conversion
  * runs in a child process (onnxruntime's API is asynchronous, a construct is not) and writes beside
- * the cache entry, renamed into it only once complete: no half-written file is ever used.
+ * the cache entry, renamed into it only once complete: no half-written file is ever used. The
+ * file is made canonical (see ort-canonical.ts) before it enters the cache: the same inputs give the
+ * same bytes on every machine, whatever the process that converted them.
  *
- * Returns undefined, with an info annotation saying why, where the model ships without it: no
- * onnxruntime-node at synth, a version other than the ONNX Runtime layer's (a newer converter may
- * write what the layer cannot read), or a model onnxruntime refuses to convert.
+ * Returns undefined, with an annotation saying why, where the model ships without it: an info for no
+ * onnxruntime-node at synth (an app that never runs a model locally need not install it), a model
+ * onnxruntime refuses to convert, or a file whose bytes cannot be made canonical; a warning naming the
+ * version to install for a version other than the ONNX Runtime layer's (a newer converter may write
+ * what the layer cannot read): the app meant to precompile and can fix it.
  */
 export function precompileModel(scope: IConstruct, localPath: string, level: GraphOptimizationLevel = PRECOMPILED_LEVEL): PrecompiledModel | undefined {
   const skip = (why: string): undefined => {
@@ -108,15 +123,20 @@ export function precompileModel(scope: IConstruct, localPath: string, level: Gra
   }
   const layerVersion = readManifest().onnxruntimeVersion;
   if (ort.version !== layerVersion) {
-    return skip(`the onnxruntime-node installed here is ${ort.version}, the functions run ${layerVersion}; install ${layerVersion} to precompile it`);
+    Annotations.of(scope).addWarningV2(
+      'cdk-serverless-inference:onnxruntime-node-version',
+      `the model ${path.basename(localPath)} ships without a precompiled (ORT format) copy: the onnxruntime-node installed here is ${ort.version}, ` +
+        `the functions run ${layerVersion}. To precompile it, install that version: npm install -D -E onnxruntime-node@${layerVersion}`,
+    );
+    return undefined;
   }
-  const key = createHash('sha256')
+  const inputHash = createHash('sha256')
     .update(JSON.stringify([CACHE_FORMAT, modelFingerprint(localPath), ort.version, level]))
-    .digest('hex')
-    .slice(0, 32);
+    .digest('hex');
+  const key = inputHash.slice(0, 32);
   const fileName = `${path.basename(localPath, path.extname(localPath))}.ort`;
   const cached = path.join(precompiledCacheDir(), `${key}.ort`);
-  const result = (): PrecompiledModel => ({ path: cached, fileName, sizeBytes: fs.statSync(cached).size, level, onnxruntimeVersion: ort.version });
+  const result = (): PrecompiledModel => ({ path: cached, fileName, sizeBytes: fs.statSync(cached).size, level, onnxruntimeVersion: ort.version, inputHash });
   if (fs.existsSync(cached)) {
     touch(cached);
     return result();
@@ -132,9 +152,20 @@ export function precompileModel(scope: IConstruct, localPath: string, level: Gra
     encoding: 'utf8',
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  let reason: string | undefined;
   if (child.status !== 0 || !fs.existsSync(partial)) {
+    reason = `onnxruntime-node ${ort.version} could not convert it (${(child.stderr || child.error?.message || `exit ${child.status}`).trim().slice(0, 300)})`;
+  } else {
+    // onnxruntime writes part of the file in a per-process order: shipped as written, the copy (and
+    // every asset that holds it) would differ from synth to synth.
+    try {
+      canonicalizeOrtFile(partial);
+    } catch (e) {
+      reason = `onnxruntime-node ${ort.version} wrote it in a layout whose bytes cannot be made the same on every synth (${(e as Error).message})`;
+    }
+  }
+  if (reason !== undefined) {
     fs.rmSync(partial, { force: true });
-    const reason = `onnxruntime-node ${ort.version} could not convert it (${(child.stderr || child.error?.message || `exit ${child.status}`).trim().slice(0, 300)})`;
     refused.set(key, reason);
     return skip(reason);
   }
@@ -218,6 +249,21 @@ export function ifItFits(scope: IConstruct, precompiled: PrecompiledModel | unde
     return undefined;
   }
   return precompiled;
+}
+
+/**
+ * The custom hash of an asset staged from `entries`, when one of them is `precompiled`: each entry by
+ * its place and content, the precompiled copy by its `inputHash`. The copy's bytes are canonical; the
+ * asset's hash does not rely on it. Empty (the asset's own fingerprint) without a precompiled copy.
+ */
+export function precompiledAssetHash(entries: readonly StagedEntry[], precompiled: PrecompiledModel | undefined): { assetHash?: string } {
+  if (!precompiled) return {};
+  const parts = entries.map((e) => {
+    if (e.source === precompiled.path) return [e.destination, 'precompiled', precompiled.inputHash];
+    const content = fs.statSync(e.source).isDirectory() ? FileSystem.fingerprint(e.source, { exclude: STAGING_EXCLUDE }) : modelFingerprint(e.source);
+    return [e.destination, content];
+  });
+  return { assetHash: createHash('sha256').update(JSON.stringify(parts)).digest('hex') };
 }
 
 /** The larger of the ONNX Runtime layers, for a model layer that may serve either architecture. */

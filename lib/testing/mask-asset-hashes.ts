@@ -4,11 +4,13 @@ export class TemplateMasking {
    * A copy of a synthesized template with what changes on every library or handler update masked:
    * asset hashes (the 64-hex keys of code, layer and model assets) and the hash suffixes of Lambda
    * version logical ids (`fn.currentVersion`), wherever they appear. Snapshot this instead of the raw
-   * template so that a snapshot changes only when the infrastructure does:
+   * template so that a snapshot changes only when the infrastructure does.
    *
-   * ```ts
+   * @example
+   * import { Template } from 'aws-cdk-lib/assertions';
+   * import { TemplateMasking } from 'cdk-serverless-inference';
+   *
    * expect(TemplateMasking.maskAssetHashes(Template.fromStack(stack).toJSON())).toMatchSnapshot();
-   * ```
    */
   // biome-ignore lint/suspicious/noExplicitAny: takes and returns a template as Template.toJSON() gives it, a JSON object of `any`
   public static maskAssetHashes(template: any): any {

@@ -3,35 +3,30 @@ import * as path from 'node:path';
 import ts from 'typescript';
 
 /**
- * The README's TypeScript examples, type-checked against the library's sources.
+ * The TypeScript examples of the README (and of docs/ pages), type-checked against the library's
+ * sources.
  *
- * Conventions, for whoever writes a ```ts block in the README:
- * - By default a block is code inside a stack's constructor: `this` is a `Stack`, and its `import`
- *   lines are moved above the class. It may use the free names in `FREE_NAMES` without declaring
- *   them (`backendRole`, ...), as a reader would have them in their own app.
- * - `<!-- example: module -->` on the line before the fence: the block is a whole file (an app
- *   entry, a test), checked as it is, with the same free names.
+ * Conventions, for whoever writes a ```ts block:
+ * - By default a block is code inside a stack's constructor, wrapped in jsii-rosetta's default
+ *   fixture, `rosetta/default.ts-fixture`, as the build's translation into Python, Java, C# and Go
+ *   wraps it: `this` is a `Stack`, the block's `import` lines go above the fixture's class, and it
+ *   may use the names the fixture declares (`backendRole`, `vpc`, ...). A fence may name another
+ *   fixture as rosetta reads it: ```` ```ts fixture=NAME ```` wraps it in `rosetta/NAME.ts-fixture`.
+ * - ```` ```ts nofixture ```` or `<!-- example: module -->` on the line before the fence: the block
+ *   is a whole file (an app entry, a test), checked as it is.
  * - `<!-- example: skip (why) -->`: not checked; the reason is required.
+ * - Only a fence written ```` ```ts ```` or ```` ```typescript ```` is translated by jsii-rosetta.
+ *   Code that stays TypeScript in every language's docs (a hooks file runs inside the Lambda
+ *   function, which is Node.js; code rosetta cannot translate) is fenced ```` ```TS ````: the same
+ *   highlighting, checked here the same way, left alone by rosetta.
  * `cdk-serverless-inference` resolves to `lib/index.ts` and `cdk-serverless-inference/handler` to
  * `handlers/core/index.ts`, so an example is checked against the code it documents, unbuilt.
  */
 
 export const ROOT = path.resolve(__dirname, '../..');
 
-/** What examples may use without declaring it, as ambient declarations. */
-export const FREE_NAMES = `
-/** A role of the reader's own backend that calls an endpoint. */
-declare const backendRole: import('aws-cdk-lib/aws-iam').IRole;
-/** The reader's app and one of its stacks. */
-declare const app: import('aws-cdk-lib').App;
-declare const stack: import('aws-cdk-lib').Stack;
-/** A VPC of the reader's, with subnets that reach S3. */
-declare const vpc: import('aws-cdk-lib/aws-ec2').IVpc;
-/** The serving image of a SageMaker endpoint, which differs per region. */
-declare const tritonImageUri: string;
-/** The test framework's assertion (Jest and vitest share this much). */
-declare function expect(value: unknown): { toMatchSnapshot(): void };
-`;
+/** The folder of jsii-rosetta's fixtures (`<name>.ts-fixture`, with a `/// here` line). */
+export const FIXTURES = path.join(ROOT, 'rosetta');
 
 export type ExampleKind = 'stack' | 'module' | 'skip';
 
@@ -41,19 +36,26 @@ export interface Example {
   readonly kind: ExampleKind;
   /** Why a skipped block is not checked. */
   readonly reason?: string;
+  /** A stack block's rosetta fixture (`default` unless its fence names one). */
+  readonly fixture?: string;
+  /** jsii-rosetta translates it into the other languages (its fence is `ts` or `typescript`). */
+  readonly translated: boolean;
   readonly code: string;
 }
 
 export interface ExampleFailure {
   readonly line: number;
-  /** One `README.md:<line>: TS<code>: <message>` per diagnostic. */
+  /** One `<source>:<line>: TS<code>: <message>` per diagnostic. */
   readonly diagnostics: string[];
 }
 
 const MARKER = /^<!--\s*example:\s*(\S+)(?:\s+\((.*)\))?\s*-->\s*$/;
-const TS_FENCE = /^```(ts|typescript)\s*$/;
+/** A TypeScript fence, in any case, with jsii-rosetta's parameters after the language. */
+const TS_FENCE = /^```(ts|typescript)((?:\s+[\w$=.-]+)*)\s*$/i;
+/** What jsii-rosetta translates: it compares the fence's first word, case and all. */
+const ROSETTA_FENCE = /^```(ts|typescript)(\s|$)/;
 
-/** Every ```ts block of a markdown text, with the kind its marker gives it. */
+/** Every ```ts block of a markdown text, with the kind its marker or its fence gives it. */
 export function extractExamples(markdown: string): Example[] {
   const lines = markdown.split('\n');
   const examples: Example[] = [];
@@ -77,14 +79,27 @@ export function extractExamples(markdown: string): Example[] {
       if (pending) throw new Error(`line ${pending.line}: an example marker must come right before a \`\`\`ts fence`);
       continue;
     }
-    const isTs = TS_FENCE.test(text);
-    if (pending && !isTs) throw new Error(`line ${pending.line}: an example marker must come right before a \`\`\`ts fence`);
+    const fence = TS_FENCE.exec(text);
+    if (pending && !fence) throw new Error(`line ${pending.line}: an example marker must come right before a \`\`\`ts fence`);
     const start = i + 1;
     let end = start;
     while (end < lines.length && !/^```\s*$/.test(lines[end])) end++;
     if (end === lines.length) throw new Error(`line ${i + 1}: the code block is not closed`);
-    if (isTs) {
-      examples.push({ line: start + 1, kind: pending?.kind ?? 'stack', reason: pending?.reason, code: lines.slice(start, end).join('\n') });
+    if (fence) {
+      const params = new Map(
+        fence[2]
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean)
+          .map((p) => [p.split('=')[0], p.split('=')[1]] as const),
+      );
+      const translated = ROSETTA_FENCE.test(text);
+      const kind = pending?.kind ?? (params.has('nofixture') ? 'module' : 'stack');
+      if (translated && kind === 'module' && !params.has('nofixture')) {
+        throw new Error(`line ${i + 1}: a whole-file example that rosetta translates needs \`\`\`ts nofixture (rosetta reads the fence, not the marker)`);
+      }
+      const fixture = kind === 'stack' ? (params.get('fixture') ?? 'default') : undefined;
+      examples.push({ line: start + 1, kind, reason: pending?.reason, fixture, translated, code: lines.slice(start, end).join('\n') });
     }
     pending = undefined;
     i = end;
@@ -100,13 +115,21 @@ interface GeneratedFile {
   readonly lineMap: Array<number | undefined>;
 }
 
-/** A block as a file of its own: a stack block inside a constructor, its imports above the class. */
+/**
+ * A block as a file of its own: a stack block inside its rosetta fixture (at the `/// here` line),
+ * its imports above the fixture's, as jsii-rosetta assembles it.
+ */
 export function generateFile(example: Example): GeneratedFile {
   const codeLines = example.code.split('\n');
   const readmeLine = (i: number) => example.line + i;
   if (example.kind !== 'stack') {
     return { example, text: example.code, lineMap: codeLines.map((_, i) => readmeLine(i)) };
   }
+  const fixtureFile = path.join(FIXTURES, `${example.fixture ?? 'default'}.ts-fixture`);
+  if (!fs.existsSync(fixtureFile)) throw new Error(`the block at line ${example.line} names a fixture that does not exist: ${fixtureFile}`);
+  const fixtureLines = fs.readFileSync(fixtureFile, 'utf8').split('\n');
+  const here = fixtureLines.findIndex((l) => l.trim() === '/// here');
+  if (here < 0) throw new Error(`${fixtureFile} has no '/// here' line`);
   const source = ts.createSourceFile('example.ts', example.code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const importLines = new Set<number>();
   for (const statement of source.statements) {
@@ -117,14 +140,9 @@ export function generateFile(example: Example): GeneratedFile {
   }
   const out: Array<[string, number | undefined]> = [];
   for (const [i, text] of codeLines.entries()) if (importLines.has(i)) out.push([text, readmeLine(i)]);
-  // Aliased, so that a block may import `Stack` or `Construct` itself.
-  out.push(["import { Stack as ExampleStack$ } from 'aws-cdk-lib';", undefined]);
-  out.push(["import { Construct as ExampleScope$ } from 'constructs';", undefined]);
-  out.push(['export class Example$ extends ExampleStack$ {', undefined]);
-  out.push(['constructor(scope: ExampleScope$, id: string) {', undefined]);
-  out.push(['super(scope, id);', undefined]);
+  for (const text of fixtureLines.slice(0, here)) out.push([text, undefined]);
   for (const [i, text] of codeLines.entries()) if (!importLines.has(i)) out.push([text, readmeLine(i)]);
-  out.push(['}', undefined], ['}', undefined]);
+  for (const text of fixtureLines.slice(here + 1)) out.push([text, undefined]);
   return { example, text: out.map(([t]) => t).join('\n'), lineMap: out.map(([, l]) => l) };
 }
 
@@ -151,26 +169,24 @@ export function exampleCompilerOptions(): ts.CompilerOptions {
 
 /**
  * Type-checks every example that is not skipped, all in one program, from files written to `dir`.
- * Returns the blocks that do not compile, with README line numbers.
+ * Returns the blocks that do not compile, with line numbers in `source` (the markdown file's name).
  */
-export function checkExamples(examples: readonly Example[], dir: string): ExampleFailure[] {
+export function checkExamples(examples: readonly Example[], dir: string, source = 'README.md'): ExampleFailure[] {
   // Generated files live outside the repo; a link lets them resolve aws-cdk-lib, constructs and cdk-nag.
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-  const freeNames = path.join(dir, 'free-names.d.ts');
-  fs.writeFileSync(freeNames, FREE_NAMES);
   const files = new Map<string, GeneratedFile>();
   for (const example of examples) {
     if (example.kind === 'skip') continue;
-    const file = path.join(dir, `readme-line-${example.line}.ts`);
+    const file = path.join(dir, `example-line-${example.line}.ts`);
     const generated = generateFile(example);
     fs.writeFileSync(file, generated.text);
     files.set(file, generated);
   }
   const options = exampleCompilerOptions();
-  const program = ts.createProgram({ rootNames: [freeNames, ...files.keys()], options, host: cachingHost(options) });
+  const program = ts.createProgram({ rootNames: [...files.keys()], options, host: cachingHost(options) });
 
   const failures: ExampleFailure[] = [];
-  const global = [...program.getOptionsDiagnostics(), ...program.getGlobalDiagnostics(), ...program.getSemanticDiagnostics(program.getSourceFile(freeNames))];
+  const global = [...program.getOptionsDiagnostics(), ...program.getGlobalDiagnostics()];
   if (global.length > 0) {
     failures.push({ line: 0, diagnostics: global.map((d) => `TS${d.code}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`) });
   }
@@ -183,7 +199,7 @@ export function checkExamples(examples: readonly Example[], dir: string): Exampl
       diagnostics: diagnostics.map((d) => {
         const generatedLine = d.start === undefined ? undefined : sourceFile.getLineAndCharacterOfPosition(d.start).line;
         const line = (generatedLine === undefined ? undefined : generated.lineMap[generatedLine]) ?? generated.example.line;
-        return `README.md:${line}: TS${d.code}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+        return `${source}:${line}: TS${d.code}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
       }),
     });
   }
@@ -205,6 +221,6 @@ function cachingHost(options: ts.CompilerOptions): ts.CompilerHost {
 }
 
 /** Failures as one readable assertion message. */
-export function formatFailures(failures: readonly ExampleFailure[]): string {
-  return failures.map((f) => (f.line === 0 ? 'the examples program:\n' : `the block at README.md:${f.line}:\n`) + f.diagnostics.map((d) => `  ${d}`).join('\n')).join('\n');
+export function formatFailures(failures: readonly ExampleFailure[], source = 'README.md'): string {
+  return failures.map((f) => (f.line === 0 ? 'the examples program:\n' : `the block at ${source}:${f.line}:\n`) + f.diagnostics.map((d) => `  ${d}`).join('\n')).join('\n');
 }

@@ -339,10 +339,11 @@ function bodyLevelMistakes(model: ModelUnderTest, maxBodyBytes: number): fc.Arbi
     fc.boolean(),
     fc.constant(null),
   );
-  // Every type but JSON's (`application/json`, `application/*+json`): `text/plain` too.
+  // Every type but JSON's (`application/json`, `application/*+json`): `text/plain` too. Not the
+  // form type either, which is read as JSON when the body is JSON (what `curl -d` sends).
   const mediaType = fc.oneof(
-    fc.stringMatching(/^[A-Za-z][A-Za-z0-9.+-]{0,10}\/[A-Za-z0-9][A-Za-z0-9.+-]{0,14}$/).filter((t) => !/^application\/(json|[^/]+\+json)$/i.test(t)),
-    fc.constantFrom('text/plain', 'TEXT/PLAIN', 'text/json', 'text/x+json', 'application/x-www-form-urlencoded'),
+    fc.stringMatching(/^[A-Za-z][A-Za-z0-9.+-]{0,10}\/[A-Za-z0-9][A-Za-z0-9.+-]{0,14}$/).filter((t) => !/^application\/(json|[^/]+\+json|x-www-form-urlencoded)$/i.test(t)),
+    fc.constantFrom('text/plain', 'TEXT/PLAIN', 'text/json', 'text/x+json'),
   );
   const b64 = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'), maxLength: 40 });
   const raw = { base64: 'raw' as const };
