@@ -10,10 +10,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import * as zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BoundedCompressor } from '../handlers/core/compression';
 import { RawJsonNumber } from '../handlers/core/datatypes';
 import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin } from '../handlers/core/json';
-import { constantOfShapeModel, mlpModel } from '../tools/onnx';
+import { constantOfShapeModel, matMulFp32Model, mlpModel } from '../tools/onnx';
 import { infer, restEvent } from './support/events';
 import { createHandler, type Handler, handlerForModel, tempDir, writeModel } from './support/handler';
 
@@ -257,5 +259,96 @@ describe('the instances form of an empty output with huge dimensions', () => {
     const small = await infer(handler, { instances: [3, 1, 0] });
     expect(small.status, small.text).toBe(200);
     expect(small.body).toEqual({ predictions: [[[]], [[]], [[]]] });
+  });
+});
+
+describe('BoundedCompressor', () => {
+  // JSON-like text with characters of every UTF-8 length, cut into pieces across the segments, and bytes.
+  const text = JSON.stringify({ data: Array.from({ length: 100_000 }, (_, i) => Math.fround(Math.sin(i))), s: 'é日本😀'.repeat(50_000) });
+  const bytes = Buffer.from(new Float32Array(200_000).map((_, i) => i % 7).buffer);
+  const whole = Buffer.concat([Buffer.from(text), bytes]);
+  const compress = (coding: 'gzip' | 'deflate', maxBytes: number) => {
+    const compressor = new BoundedCompressor(coding, maxBytes);
+    let taken = true;
+    for (let at = 0; at < text.length && taken; at += 70_001) taken = compressor.write(text.slice(at, at + 70_001));
+    if (taken) taken = compressor.write(bytes);
+    return { taken, output: compressor.end() };
+  };
+
+  it.each(['gzip', 'deflate'] as const)('%s: one stream that zlib reads back whole', (coding) => {
+    const { output } = compress(coding, 100 * 2 ** 20);
+    expect(output).toBeDefined();
+    expect((coding === 'gzip' ? zlib.gunzipSync(output!) : zlib.inflateSync(output!)).equals(whole)).toBe(true);
+    // Its segments cost little against one stream at the same level.
+    const one = coding === 'gzip' ? zlib.gzipSync(whole, { level: 1 }) : zlib.deflateSync(whole, { level: 1 });
+    expect(output!.length).toBeLessThan(one.length * 1.02);
+  });
+
+  it.each(['gzip', 'deflate'] as const)('%s: given up past its limit, to the byte', (coding) => {
+    const size = compress(coding, 100 * 2 ** 20).output!.length;
+    expect(compress(coding, size).output?.length).toBe(size);
+    expect(compress(coding, size - 1).output).toBeUndefined();
+    const small = compress(coding, 100_000);
+    expect(small.taken).toBe(false);
+    expect(small.output).toBeUndefined();
+  });
+});
+
+describe("compressed answers (Accept-Encoding, as KServe's client asks by default)", () => {
+  it('sends an answer over the limit uncompressed that fits compressed', async () => {
+    const fill = constantOfShapeModel({ value: 1.5 });
+    const handler = await handlerForModel(fill.bytes);
+    // 1.6 million values of "1.5,": 6.4 MB of JSON, a few kB compressed.
+    const request = (accept?: string) =>
+      handler(
+        restEvent(
+          'POST',
+          '/v2/models/model/infer',
+          { inputs: [{ name: 'shape', datatype: 'INT64', shape: [2], data: [1600, 1000] }] },
+          { headers: accept ? { 'Accept-Encoding': accept } : {} },
+        ),
+      );
+    expect((await request()).statusCode).toBe(422);
+    for (const coding of ['gzip', 'deflate']) {
+      const r = await request(coding);
+      expect(r.statusCode, r.body.slice(0, 300)).toBe(200);
+      expect(r.headers['Content-Encoding']).toBe(coding);
+      const body = Buffer.from(r.body, 'base64');
+      expect(body.length).toBeLessThan(100_000);
+      const answer = JSON.parse((coding === 'gzip' ? zlib.gunzipSync(body) : zlib.inflateSync(body)).toString('utf8'));
+      expect(answer.outputs[0].shape).toEqual([1600, 1000]);
+      expect(answer.outputs[0].data).toHaveLength(1_600_000);
+      expect(answer.outputs[0].data.every((v: number) => v === 1.5)).toBe(true);
+    }
+  });
+
+  it('refuses one too large even compressed (57 MB of JSON), once its compressed bytes pass the limit', async () => {
+    const matmul = matMulFp32Model({ k: 4, n: 3000 });
+    const handler = await handlerForModel(matmul.bytes);
+    const x = matmul.sampleInput(1000);
+    for (const coding of ['gzip', 'deflate']) {
+      const r = await infer(handler, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1000, 4], data: x.values }] }, 'model', { headers: { 'Accept-Encoding': coding } });
+      expect(r.status, r.text.slice(0, 300)).toBe(422);
+      expect(r.headers['Content-Encoding']).toBeUndefined();
+      expect(r.body.error).toBe(`the answer takes more than the response limit of 6291456 bytes, compressed (${coding}); ask for fewer values or fewer outputs`);
+    }
+  });
+
+  it("writes a hook's answer only as far as its compressed bytes fit", async () => {
+    let values: ReturnType<typeof virtualFloats> | undefined;
+    const handler = await createHandler(
+      { MODEL_PATH: writeModel(mlpModel({ inputs: 4, hidden: 8, classes: 3, seed: 21 }).bytes) },
+      {
+        postprocess: () => {
+          values = virtualFloats(5_000_000);
+          return { scores: values.array };
+        },
+      },
+    );
+    const r = await infer(handler, { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 'model', { headers: { 'Accept-Encoding': 'gzip' } });
+    expect(r.status, r.text.slice(0, 300)).toBe(422);
+    expect(r.body.error).toBe('the answer takes more than the response limit of 6291456 bytes, compressed (gzip); ask for fewer values or fewer outputs');
+    // About 100 MB of JSON, which compresses about 2.5 times: a fraction of it is written.
+    expect(values!.highestRead()).toBeLessThan(2_500_000);
   });
 });

@@ -4,13 +4,15 @@
  * and sagemaker-proxy-handler.ts, kept apart so that each Lambda bundle holds only its own backend.
  */
 import { randomUUID } from 'node:crypto';
+import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../../contract/binary-data';
 import { METRIC } from '../../contract/metrics';
 import type { BackendModel, InferenceBackend } from './backend';
+import { BoundedCompressor, CompressedJsonSink } from './compression';
 import type { ServiceConfig } from './config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
-import { type HttpRequest, type HttpResponse, binaryResponse, compressResponse, jsonResponse, readEvent, readJsonBody } from './events';
+import { type ContentCoding, type HttpRequest, type HttpResponse, acceptedCoding, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
 import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks';
-import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin } from './json';
+import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin, writeJson } from './json';
 import { checkJsonValueNesting } from './nesting';
 import { binaryDataOf } from './binary-data';
 import { matchRoute } from './routes';
@@ -222,15 +224,11 @@ export class InferenceService<M extends BackendModel> {
           });
         case 'infer': {
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
-          const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
           // Only the infer answer is compressed: it is the one that can be large, and the one
           // Triton's client asks compressed (it reads its other answers, and errors, uncompressed).
-          const built = answer.json !== undefined ? this.passOn(answer.json) : this.answer(answer.value);
-          const response = compressResponse(built, request.headers['accept-encoding']);
-          if (response !== built) {
-            const bytes = payloadBytes(response, response.body.length);
-            if (bytes > this.config.maxResponseBytes) throw this.tooLarge(bytes);
-          }
+          const coding = acceptedCoding(request.headers['accept-encoding']);
+          const answer = await this.infer(body.value, body.text, requestId, request, body.binary, coding !== undefined);
+          const response = answer.json !== undefined ? this.passOn(answer.json, coding) : this.answer(answer.value, coding);
           return { http: response, after: this.afterCall(answer, 200) };
         }
       }
@@ -241,7 +239,7 @@ export class InferenceService<M extends BackendModel> {
   }
 
   /** `text` is the body's JSON text, if it came as text, so that a backend may pass it on as it is. */
-  private async infer(body: unknown, text: string | undefined, requestId: string, http: HttpRequest | undefined, binary?: Buffer): Promise<InferAnswer> {
+  private async infer(body: unknown, text: string | undefined, requestId: string, http: HttpRequest | undefined, binary?: Buffer, answerCompressed = false): Promise<InferAnswer> {
     const model = await this.model();
     const context: HookContext = {
       requestId,
@@ -250,7 +248,9 @@ export class InferenceService<M extends BackendModel> {
       logger: this.telemetry.logger,
       http,
     };
-    const request = this.hooks.preprocess ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)), binary } : { body, json: text, binary };
+    const request = this.hooks.preprocess
+      ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)), binary, answerCompressed }
+      : { body, json: text, binary, answerCompressed };
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {
@@ -291,10 +291,10 @@ export class InferenceService<M extends BackendModel> {
    * The 422 for an answer over the response limit (Lambda would turn it into a 502): its size when
    * it was counted whole, or only that it passed the limit, where its writing stopped there.
    */
-  private tooLarge(bytes?: number): InferenceError {
+  private tooLarge(bytes?: number, coding?: ContentCoding): InferenceError {
     const limit = this.config.maxResponseBytes;
     const size = bytes === undefined ? `takes more than the response limit of ${limit} bytes` : `is ${bytes} bytes, over the response limit of ${limit} bytes`;
-    return unprocessable(`the answer ${size}; ask for fewer values or fewer outputs`);
+    return unprocessable(`the answer ${size}${coding === undefined ? '' : `, compressed (${coding})`}; ask for fewer values or fewer outputs`);
   }
 
   /**
@@ -323,10 +323,11 @@ export class InferenceService<M extends BackendModel> {
    * An infer answer: JSON, or with outputs asked for as binary tensor data (their bytes kept under
    * binary-data.ts's binaryOutput), the JSON header followed by their bytes in the order of the outputs.
    */
-  private answer(value: unknown): HttpResponse {
+  private answer(value: unknown, coding: ContentCoding | undefined): HttpResponse {
     const limit = this.config.maxResponseBytes;
     const outputs = (value as { outputs?: unknown } | null)?.outputs;
     const binary = Array.isArray(outputs) ? outputs.map(binaryDataOf).filter((b): b is Buffer => b !== undefined) : [];
+    if (coding !== undefined) return this.compressed(value, undefined, binary, coding);
     if (binary.length > 0) {
       // The JSON header and the bytes go base64-encoded (4 characters for every 3 bytes), unescaped.
       const binaryBytes = binary.reduce((n, b) => n + b.length, 0);
@@ -344,8 +345,38 @@ export class InferenceService<M extends BackendModel> {
     return jsonResponse(200, body);
   }
 
+  /**
+   * An infer answer compressed as it is written (see compression.ts): its JSON, or a backend's JSON
+   * text, then a binary answer's bytes, given up once the compressed bytes pass what the limit
+   * leaves them in base64. A binary answer's Inference-Header-Content-Length is its JSON's length
+   * uncompressed.
+   */
+  private compressed(value: unknown, json: string | undefined, binary: readonly Buffer[], coding: ContentCoding): HttpResponse {
+    const limit = this.config.maxResponseBytes;
+    const headers: Record<string, string> =
+      binary.length > 0 ? { 'Content-Type': BINARY_TENSOR_CONTENT_TYPE, [INFERENCE_HEADER_CONTENT_LENGTH]: '0' } : { 'Content-Type': 'application/json' };
+    headers['Content-Encoding'] = coding;
+    headers.Vary = 'Accept-Encoding';
+    const envelope = payloadBytes({ statusCode: 200, headers, body: '', isBase64Encoded: true }, 0);
+    const compressor = new BoundedCompressor(coding, Math.floor((limit - envelope) / 4) * 3);
+    const sink = new CompressedJsonSink(compressor);
+    if (!(json === undefined ? writeJson(value, sink) : sink.write(json, false))) throw this.tooLarge(undefined, coding);
+    if (sink.bytes === 0) throw new Error('the answer has no JSON form (did a postprocess hook return undefined?)');
+    for (const b of binary) {
+      if (!compressor.write(b)) throw this.tooLarge(undefined, coding);
+    }
+    const packed = compressor.end();
+    if (packed === undefined) throw this.tooLarge(undefined, coding);
+    if (binary.length > 0) headers[INFERENCE_HEADER_CONTENT_LENGTH] = String(sink.bytes);
+    const response = { statusCode: 200, headers, body: packed.toString('base64'), isBase64Encoded: true };
+    const bytes = payloadBytes(response, response.body.length);
+    if (bytes > limit) throw this.tooLarge(bytes, coding);
+    return response;
+  }
+
   /** A backend's JSON text as it sent it, within the response limit. */
-  private passOn(json: string): HttpResponse {
+  private passOn(json: string, coding: ContentCoding | undefined): HttpResponse {
+    if (coding !== undefined) return this.compressed(undefined, json, [], coding);
     const response = jsonResponse(200, json);
     const bytes = payloadBytes(response, Buffer.byteLength(json) + jsonEscapeBytes(json));
     if (bytes > this.config.maxResponseBytes) throw this.tooLarge(bytes);

@@ -65,14 +65,28 @@ export function stringifyJsonWithin(value: unknown, options: BoundedJsonOptions)
   if (jsonBytesAtMost(value, options.maxBytes, escaped) <= options.maxBytes) {
     return options.countOnly ? '' : (stringifyJson(value) ?? '');
   }
-  const writer = new BoundedJsonWriter(options.maxBytes, escaped, !options.countOnly);
-  try {
-    writer.value(value, '');
-  } catch (e) {
-    if (e === OVER_LIMIT) return undefined;
-    throw e;
+  const sink = new TextSink(options.maxBytes, escaped, !options.countOnly);
+  return new BoundedJsonWriter(sink).write(value) ? sink.text : undefined;
+}
+
+/** Where writeJson's pieces of JSON text go, in order. */
+export interface JsonSink {
+  /** Takes a piece (`plain`: ASCII without `"` or `\`, as numbers and punctuation are); false stops the writing. */
+  write(piece: string, plain: boolean): boolean;
+  /** Whether `bytes` more can still be taken: a long string is refused on its length before it is escaped. */
+  reserve(bytes: number): boolean;
+}
+
+/**
+ * stringifyJson's text of `value`, handed to `sink` piece by piece (as stringifyJsonWithin writes
+ * it, a small value at once); false when the sink stopped it.
+ */
+export function writeJson(value: unknown, sink: JsonSink): boolean {
+  if (jsonBytesAtMost(value, RUN_BYTES, false) <= RUN_BYTES) {
+    const text = stringifyJson(value);
+    return text === undefined || sink.write(text, false);
   }
-  return writer.text;
+  return new BoundedJsonWriter(sink).write(value);
 }
 
 /**
@@ -174,14 +188,13 @@ const RUN_BYTES = 64 * 1024;
 /** The longest array of numbers written inside a run, as one of its elements. */
 const RUN_ROW_LENGTH = 64;
 
-/** Thrown inside the writer once the text has passed its limit; caught in stringifyJsonWithin. */
+/** Thrown inside the writer once its sink has stopped it; caught in BoundedJsonWriter.write. */
 const OVER_LIMIT = Symbol('over the byte limit');
 
-class BoundedJsonWriter {
+/** stringifyJsonWithin's sink: counts the text's bytes (escaped, or not), keeps it (or not), up to its limit. */
+class TextSink implements JsonSink {
   text = '';
   private bytes = 0;
-  /** The objects and arrays being written, innermost last: a cycle is refused as JSON.stringify refuses it. */
-  private readonly open: object[] = [];
 
   constructor(
     private readonly max: number,
@@ -189,28 +202,53 @@ class BoundedJsonWriter {
     private readonly keep: boolean,
   ) {}
 
+  write(piece: string, plain: boolean): boolean {
+    this.bytes += plain ? piece.length : Buffer.byteLength(piece) + (this.escaped ? jsonEscapeBytes(piece) : 0);
+    if (this.bytes > this.max) return false;
+    if (this.keep) this.text += piece;
+    return true;
+  }
+
+  reserve(bytes: number): boolean {
+    return this.bytes + bytes <= this.max;
+  }
+}
+
+class BoundedJsonWriter {
+  /** The objects and arrays being written, innermost last: a cycle is refused as JSON.stringify refuses it. */
+  private readonly open: object[] = [];
+
+  constructor(private readonly sink: JsonSink) {}
+
+  /** Writes `value` whole; false when the sink stopped it. */
+  write(value: unknown): boolean {
+    try {
+      this.value(value, '');
+      return true;
+    } catch (e) {
+      if (e === OVER_LIMIT) return false;
+      throw e;
+    }
+  }
+
   /** Writes `raw` (the property `key` of its holder); false when JSON has nothing to write for it (undefined, a function, a symbol). */
-  value(raw: unknown, key: string): boolean {
+  private value(raw: unknown, key: string): boolean {
     return this.resolved(resolve(raw, key));
   }
 
-  /** Text of ASCII characters other than `"` and `\` (numbers, punctuation, literals): its length is its size. */
+  /** Text of ASCII characters other than `"` and `\` (numbers, punctuation, literals). */
   private plain(s: string): void {
-    this.bytes += s.length;
-    if (this.bytes > this.max) throw OVER_LIMIT;
-    if (this.keep) this.text += s;
+    if (!this.sink.write(s, true)) throw OVER_LIMIT;
   }
 
   /** Any JSON text (it may hold strings). */
   private any(s: string): void {
-    this.bytes += Buffer.byteLength(s) + (this.escaped ? jsonEscapeBytes(s) : 0);
-    if (this.bytes > this.max) throw OVER_LIMIT;
-    if (this.keep) this.text += s;
+    if (!this.sink.write(s, false)) throw OVER_LIMIT;
   }
 
   /** A string, refused on its length before it is escaped: it takes at least a byte per character, and its quotes. */
   private string(s: string): void {
-    if (this.bytes + s.length + 2 > this.max) throw OVER_LIMIT;
+    if (!this.sink.reserve(s.length + 2)) throw OVER_LIMIT;
     this.any(JSON.stringify(s));
   }
 

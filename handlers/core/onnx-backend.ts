@@ -60,6 +60,7 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
       })),
       plan.instanceCount,
       'has',
+      request.answerCompressed ?? false,
     );
     const response = buildInferResponse(plan, results, { name: this.config.modelName, version: this.config.modelVersion });
     return { response, inferenceMs };
@@ -71,12 +72,13 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
    * array the instances form nests them in its brackets. Once the model has run (`data` given) and
    * the values could take more than the limit (a float takes up to 25 characters), their JSON is
    * counted exactly, a slice at a time, up to the limit: an answer that cannot fit is refused before
-   * any of it is built.
+   * any of it is built. Not an answer to be compressed, whose size is known only once compressed.
    */
   private checkAnswerSize(
     outputs: ReadonlyArray<{ name: string; datatype: Datatype; dims: readonly number[]; data?: unknown; binary: boolean }>,
     instances: number | undefined,
     tense: 'would have' | 'has',
+    compressed = false,
   ): void {
     const limit = this.config.maxResponseBytes;
     let min = 0;
@@ -105,7 +107,7 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     }
     const binary = outputs.some((o) => o.binary);
     if (min > limit) throw answerTooLarge(tense, min, binary, parts, limit);
-    if (max <= limit || outputs.some((o) => o.data === undefined)) return;
+    if (max <= limit || compressed || outputs.some((o) => o.data === undefined)) return;
     let exact = 0;
     for (const o of outputs) {
       const count = o.dims.reduce((a, b) => a * b, 1);
