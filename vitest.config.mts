@@ -1,8 +1,31 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tests that take seconds each: they build layers, run arm64 under emulation, spawn the jsii runtime,
+ * serve over real HTTP with workers or hooks bundled at start, load-test, fuzz, or synthesize whole
+ * apps, or install the packed library into a new app. `npm run test:unit` leaves them out; `npm test` runs every project.
+ */
+const SLOW = [
+  'test/consumer-app.test.ts',
+  'test/demo.test.ts',
+  'test/python-docs.test.ts',
+  'test/readme-examples.test.ts',
+  'test/reproducible-synth.test.ts',
+  'test/handlers/core/model/s3-model.test.ts',
+  'test/handlers/reliability/fuzz.test.ts',
+  'test/handlers/reliability/load.test.ts',
+  'test/lib/jsii-runtime.test.ts',
+  'test/lib/endpoints/efs-model-endpoint.test.ts',
+  'test/lib/hooks/handler-hooks.test.ts',
+  'test/lib/local/serve-hooks.test.ts',
+  'test/lib/local/serve-workers.test.ts',
+  'test/lib/packaging/model-image-context.test.ts',
+  'test/lib/runtime/arm64-onnxruntime.test.ts',
+  'test/lib/runtime/onnxruntime-layer-build.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     // onnxruntime-node is a native addon: separate processes, not worker threads.
     pool: 'forks',
@@ -17,5 +40,9 @@ export default defineConfig({
         external: [/\/assets\//],
       },
     },
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: SLOW } },
+      { extends: true, test: { name: 'slow', include: SLOW } },
+    ],
   },
 });

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
-import { precompileModel } from '../lib/private/precompiled-model';
-import { restEvent } from '../test/support/events';
+import { precompileModel } from '../lib/packaging/precompiled-model';
+import { restEvent } from '../fixtures/events';
 import { startLocalS3 } from '../tools/local-s3';
 import { writeMatMulModel, writePaddedModel } from '../tools/onnx';
 import { coldStartChart, type ChartGroup } from './lib/chart';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { restEvent } from '../test/support/events';
+import { restEvent } from '../fixtures/events';
 import { importCoreBundle } from '../test/support/handler';
 import { buildOnnxModel, logisticRegressionModel, mlpModel, mulberry32 } from '../tools/onnx';
 import { summarize, times, us, type Summary } from './lib/stats';

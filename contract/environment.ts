@@ -96,7 +96,9 @@ export const ENV = {
    * Size of the byte ranges an S3 model is fetched in, in MiB (at least 1). Default 8, or 16 for
    * objects of 1 GiB and more; where the object's multipart ETag (`-N`) is explained by a common
    * part size, that size, so that ranges match the parts it was uploaded in. An object no larger
-   * than one range is fetched with one GET.
+   * than one range is fetched with one GET. Here as in MODEL_S3_CONCURRENCY and
+   * MODEL_S3_PART_ATTEMPTS, a value that is not a positive integer is refused with the variable's
+   * name (the handler answers 500 and its log says why).
    */
   MODEL_S3_PART_SIZE_MB: 'MODEL_S3_PART_SIZE_MB',
   /**
@@ -110,7 +112,7 @@ export const ENV = {
    * MODEL_DOWNLOAD_TIMEOUT_MS; a retry resumes where the range stopped. Default 3.
    */
   MODEL_S3_PART_ATTEMPTS: 'MODEL_S3_PART_ATTEMPTS',
-  /** `true` for path-style S3 addressing, which S3-compatible servers need. Default `false`. */
+  /** `true` for path-style S3 addressing, which S3-compatible servers need, or `false`; anything else is refused. Default `false`. */
   MODEL_S3_FORCE_PATH_STYLE: 'MODEL_S3_FORCE_PATH_STYLE',
   /** Powertools' service name of the logs and metrics: a metric dimension. Default `cdk-serverless-inference`. */
   POWERTOOLS_SERVICE_NAME: 'POWERTOOLS_SERVICE_NAME',

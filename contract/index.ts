@@ -1,6 +1,6 @@
 /**
  * What the constructs (lib/) and the Lambda handlers (handlers/) agree on: environment variable
- * names and their defaults, metric names, event shapes and custom resource properties. Both sides
+ * names and their defaults, metric names, routes, event shapes and custom resource properties. Both sides
  * import this module and nothing else of each other, so a name is defined once. Plain constants and
  * types only: it is bundled into every handler.
  */
@@ -12,4 +12,5 @@ export * from './hooks';
 export * from './metrics';
 export * from './model-copy';
 export * from './pre-traffic-check';
+export * from './routes';
 export * from './warmup';

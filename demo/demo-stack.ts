@@ -15,7 +15,7 @@ import {
   SageMakerEndpoint,
   SageMakerProxyEndpoint,
 } from '../lib';
-import { DEMO_FEATURES, DEMO_HOOKS_FILE, DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, DEMO_MODEL_NAME } from './demo-model';
+import { DEMO_FEATURES, DEMO_HOOKS_FILE, DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, DEMO_MODEL_NAME } from '../fixtures/demo-model';
 
 /** SageMaker's Triton container in us-east-1; other regions have their own registry account. */
 const DEFAULT_TRITON_IMAGE = '785573368785.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3';

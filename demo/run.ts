@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { startInferenceServer } from '../lib/local/inference-server';
 import { loadInferenceHandler } from '../lib/local/load-handler';
 import { startLocalS3 } from '../tools/local-s3';
-import { DEMO_FEATURES, DEMO_MODEL_FILE, DEMO_MODEL_NAME, demoModel } from './demo-model';
+import { DEMO_FEATURES, DEMO_MODEL_FILE, DEMO_MODEL_NAME, demoModel } from '../fixtures/demo-model';
 
 const ROOT = path.resolve(__dirname, '..');
 // The AWS SDK warns once that it will need Node 22; Lambda runs 22/24, and the demo needs no reminder.

@@ -8,7 +8,7 @@
 import { IntegTest, ExpectedResult, Match } from '@aws-cdk/integ-tests-alpha';
 import { App, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
-import { DEMO_FEATURES, DEMO_HOOKS_FILE, DEMO_MODEL_FILE, DEMO_MODEL_NAME, demoModel } from '../demo/demo-model';
+import { DEMO_FEATURES, DEMO_HOOKS_FILE, DEMO_MODEL_FILE, DEMO_MODEL_NAME, demoModel } from '../fixtures/demo-model';
 import { HandlerHooks, LayerModelEndpoint, ModelSource } from '../lib';
 
 // No stack traces in the snapshot's metadata: they hold this machine's paths and line numbers.

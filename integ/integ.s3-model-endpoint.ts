@@ -6,7 +6,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { ExpectedResult, IntegTest, Match } from '@aws-cdk/integ-tests-alpha';
 import { ModelSource, S3ModelEndpoint } from '../lib';
-import { DEMO_FEATURES, DEMO_MODEL_FILE, DEMO_MODEL_NAME, demoModel } from '../demo/demo-model';
+import { DEMO_FEATURES, DEMO_MODEL_FILE, DEMO_MODEL_NAME, demoModel } from '../fixtures/demo-model';
 
 // No stack traces in the snapshot's metadata: they hold this machine's paths and line numbers.
 const app = new App({ stackTraces: false, context: { 'aws:cdk:disable-creation-stack-traces': true } });

@@ -1,21 +1,21 @@
 // The library's parts, by what a user reaches for.
 
 // The six endpoints, one per way of packaging a model, and the generic one they are built on.
-export * from './s3-model-endpoint';
-export * from './layer-model-endpoint';
-export * from './bundled-model-endpoint';
-export * from './container-model-endpoint';
-export * from './efs-model-endpoint';
-export * from './sagemaker-proxy-endpoint';
-export * from './model-endpoint';
+export * from './endpoints/s3-model-endpoint';
+export * from './endpoints/layer-model-endpoint';
+export * from './endpoints/bundled-model-endpoint';
+export * from './endpoints/container-model-endpoint';
+export * from './endpoints/efs-model-endpoint';
+export * from './endpoints/sagemaker-proxy-endpoint';
+export * from './endpoints/model-endpoint';
 
 // What every endpoint shares: one interface, the inference function, the API, the warmer.
-export * from './inference-endpoint';
-export * from './inference-function';
-export * from './handler-hooks';
-export * from './inference-compute';
-export * from './inference-api';
-export * from './warmer';
+export * from './endpoints/inference-endpoint';
+export * from './function/inference-function';
+export * from './hooks/handler-hooks';
+export * from './compute/inference-compute';
+export * from './api/inference-api';
+export * from './operations/warmer';
 export { GraphOptimizationLevel } from '../contract/defaults';
 
 // How a model reaches its function.
@@ -26,8 +26,8 @@ export { BundledModelPackaging, BundledModelPackagingProps } from './packaging/b
 export { ContainerModelPackaging, ContainerModelPackagingProps } from './packaging/container-model-packaging';
 export { EfsModelPackaging, EfsModelPackagingProps } from './packaging/efs-model-packaging';
 export * from './model/model-source';
-export * from './model-layer';
-export * from './onnxruntime-layer';
+export * from './packaging/model-layer';
+export * from './runtime/onnxruntime-layer';
 export * from './sagemaker/sagemaker-endpoint';
 
 // The model's signature, read at synth.
@@ -36,6 +36,7 @@ export { OnnxModelInfo, OnnxOpsetImport, TensorSignature } from './model/onnx-mo
 export { TensorDatatype } from '../contract/datatypes';
 
 // Operations.
+export * from './operations/endpoint-metrics';
 export * from './operations/endpoint-monitoring';
 export * from './operations/gradual-rollout';
 

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as yazl from 'yazl';
-import type { OnnxRuntimeLayerFile, OnnxRuntimeLayerManifest } from '../lib/private/onnxruntime-manifest';
+import type { OnnxRuntimeLayerFile, OnnxRuntimeLayerManifest } from '../lib/runtime/onnxruntime-manifest';
 
 type ArchitectureName = 'x86_64' | 'arm64';
 

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../demo/demo-model';
+import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../fixtures/demo-model';
 
 // Rewrites the committed demo model and its Triton archive; a test checks that the committed files
 // still equal these bytes.

@@ -5,7 +5,9 @@ import { METRICS_NAMESPACE, METRIC } from '../contract/metrics';
 import { ENV } from '../contract/environment';
 import { MODEL_COPY_ENV, MODEL_COPY_HANDLER, MODEL_COPY_PROPERTY, MODEL_COPY_RESOURCE_TYPE } from '../contract/model-copy';
 import { PRE_TRAFFIC_ENV } from '../contract/pre-traffic-check';
+import { ROUTES } from '../contract/routes';
 import { WARMER_ENV, WARMER_SOURCE } from '../contract/warmup';
+import { InferenceRoute } from '../lib/api/inference-api';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -77,5 +79,13 @@ describe('the contract between constructs and handlers', () => {
       );
     expect(imports('lib', /^handlers\//)).toEqual([]);
     expect(imports('handlers', /^lib\//)).toEqual([]);
+  });
+
+  it("has one route table: InferenceRoute's values are the contract's route kinds, no more, no fewer", () => {
+    expect(Object.values(InferenceRoute).sort()).toEqual(
+      Object.values(ROUTES)
+        .map((r) => r.kind)
+        .sort(),
+    );
   });
 });

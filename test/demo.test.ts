@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../demo/demo-model';
-import { modelFingerprint } from '../lib/private/local-model';
+import { DEMO_MODEL_ARCHIVE, DEMO_MODEL_FILE, demoModel, demoTritonArchive } from '../fixtures/demo-model';
+import { modelFingerprint } from '../lib/model/local-model';
 import { modelVersionFromIdentity } from '../lib/private/model-version';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEMO_MODEL_FILE } from '../demo/demo-model';
-import { readManifest } from '../lib/private/onnxruntime-manifest';
+import { DEMO_MODEL_FILE } from '../fixtures/demo-model';
+import { readManifest } from '../lib/runtime/onnxruntime-manifest';
 import { tempDir } from './support/handler';
 import { FIXTURES, ROOT, checkExamples, extractExamples, formatFailures, generateFile } from './support/readme-examples';
 import { startServe } from './support/serve';

@@ -1,6 +1,6 @@
 // One fetch of an S3 object in a fresh process through the bandwidth-limited stand-in; prints its
 // time and the process's peak RSS over its RSS before the fetch.
-// BENCH_LOADER: `one-stream` (fetchS3Model with MODEL_S3_CONCURRENCY=1: one GetObject stream),
+// BENCH_LOADER: `one-stream` (fetchS3Model with concurrency 1, as MODEL_S3_CONCURRENCY=1: one GetObject stream),
 // `parallel` (fetchS3Model's parallel ranges, its defaults) or `raw` (the same ranges by node:http,
 // no SDK, no checks: the transfer floor).
 import { close, ftruncate, mkdirSync, open, write } from 'node:fs';
@@ -59,8 +59,7 @@ if (loader === 'raw') {
     return file;
   };
 } else {
-  if (loader === 'one-stream') process.env.MODEL_S3_CONCURRENCY = '1';
-  load = await fetchS3ModelLoader();
+  load = await fetchS3ModelLoader(loader === 'one-stream' ? { concurrency: 1 } : {});
 }
 
 await reportTimedFetch(load, dest);

@@ -3,12 +3,18 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-/** fetchS3Model from the built inference bundle, as a loader `(uri, dir) => path`. */
-export async function fetchS3ModelLoader() {
+/**
+ * fetchS3Model from the built inference bundle, as a loader `(uri, dir) => path`, with `options`
+ * of its own (`{ concurrency: 1 }`): fetchS3Model reads no environment, the handler passes it what
+ * its configuration read.
+ */
+export async function fetchS3ModelLoader(options = {}) {
   const chunks = new URL('../../assets/handlers/inference/chunks/', import.meta.url);
   const chunk = readdirSync(chunks).find((f) => /^s3-model-.*\.mjs$/.test(f));
   const { fetchS3Model } = await import(new URL(chunk, chunks).href);
-  return async (uri, dir) => (await fetchS3Model({ uri, cacheDir: dir })).path;
+  // The stand-in's environment asks for path-style addressing, as MODEL_S3_FORCE_PATH_STYLE does the handler's.
+  const settings = { forcePathStyle: process.env.MODEL_S3_FORCE_PATH_STYLE === 'true', ...options };
+  return async (uri, dir) => (await fetchS3Model({ ...settings, uri, cacheDir: dir })).path;
 }
 
 /**

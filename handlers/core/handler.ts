@@ -5,21 +5,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../../contract/binary-data';
+import { READINESS_STATUS, ROUTES, SERVER_NAME } from '../../contract/routes';
 import { METRIC } from '../../contract/metrics';
-import type { BackendModel, InferenceBackend } from './backend';
-import { BoundedCompressor, CompressedJsonSink } from './compression';
-import type { ServiceConfig } from './config';
-import { InferenceError, badRequest, isInferenceError, unprocessable } from './errors';
-import { type ContentCoding, type HttpRequest, type HttpResponse, acceptedCoding, binaryResponse, jsonResponse, readEvent, readJsonBody } from './events';
-import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks';
-import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin, writeJson } from './json';
-import { checkJsonValueNesting } from './nesting';
-import { binaryDataOf } from './binary-data';
-import { matchRoute } from './routes';
-import { type ResponseStream, writeHttpResponse, writeValue } from './streaming';
+import type { BackendModel, InferenceBackend } from './backends/backend';
+import type { ServiceConfig } from './config/config';
+import { InferenceError, badRequest, isInferenceError, unprocessable } from './protocol/errors';
+import { BoundedCompressor, CompressedJsonSink } from './http/compression';
+import { type ContentCoding, type HttpRequest, type HttpResponse, acceptedCoding, binaryResponse, jsonResponse, readEvent, readJsonBody } from './http/events';
+import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks/hooks';
+import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin, writeJson } from './protocol/json';
+import { checkJsonValueNesting } from './protocol/nesting';
+import { binaryDataOf } from './protocol/binary-data';
+import { matchRoute } from './http/routes';
+import { type ResponseStream, writeHttpResponse, writeValue } from './http/streaming';
 import type { Telemetry } from './telemetry';
 import { VERSION } from './version';
-import type { WarmupRequest } from './warmup';
+import type { WarmupRequest } from './http/warmup';
 
 /** Minimal view of Lambda's context object: the request id, and the time left for `afterResponse`. */
 export interface InvocationContext {
@@ -201,28 +202,28 @@ export class InferenceService<M extends BackendModel> {
     try {
       const route = matchRoute(request.method, request.path, { name: this.config.modelName, version: this.config.modelVersion });
       switch (route.kind) {
-        case 'server-live':
+        case ROUTES.SERVER_LIVE.kind:
           return this.jsonOutcome(200, { live: true });
-        case 'server-metadata':
-          return this.jsonOutcome(200, { name: 'cdk-serverless-inference', version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
-        case 'server-ready':
-        case 'model-ready': {
+        case ROUTES.SERVER_METADATA.kind:
+          return this.jsonOutcome(200, { name: SERVER_NAME, version: VERSION, extensions: this.backend.binaryTensorData ? ['binary_tensor_data'] : [] });
+        case ROUTES.SERVER_READY.kind:
+        case ROUTES.MODEL_READY.kind: {
           // The protocol answers readiness with the status code: 200 ready, 4xx not. While a failed
           // load backs off (see ModelRuntime), a probe gets the last failure without a new attempt.
           const error = await this.loadError();
           const ready = error === undefined;
-          const body = route.kind === 'model-ready' ? { name: this.config.modelName, ready } : { ready };
-          if (ready) return this.jsonOutcome(200, body);
+          const body = route.kind === ROUTES.MODEL_READY.kind ? { name: this.config.modelName, ready } : { ready };
+          if (ready) return this.jsonOutcome(READINESS_STATUS.READY, body);
           this.telemetry.logger.warn('model not ready', { requestId, error: error.message });
-          return this.jsonOutcome(400, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
+          return this.jsonOutcome(READINESS_STATUS.NOT_READY, { ...body, error: `${this.notLoaded(error)} (request id ${requestId})` });
         }
-        case 'model-metadata':
+        case ROUTES.MODEL_METADATA.kind:
           return this.jsonOutcome(200, {
             name: this.config.modelName,
             versions: [this.config.modelVersion],
             ...this.backend.metadata(await this.model()),
           });
-        case 'infer': {
+        case ROUTES.INFER.kind: {
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
           // Only the infer answer is compressed: it is the one that can be large, and the one
           // Triton's client asks compressed (it reads its other answers, and errors, uncompressed).

@@ -1,8 +1,8 @@
 import { ENV } from '../../contract/environment';
 import { type InferenceEntry, type InferenceHandler, type StreamingInferenceHandler, misconfiguredEntry } from './handler';
-import type { InferenceHooks } from './hooks';
-import { loadHooksModule } from './hooks-module';
-import { streamingRuntime } from './streaming';
+import type { InferenceHooks } from './hooks/hooks';
+import { loadHooksModule } from './hooks/hooks-module';
+import { streamingRuntime } from './http/streaming';
 
 /**
  * The handler a prebuilt entry exports: with the users' hooks module (HOOKS_MODULE, beside the

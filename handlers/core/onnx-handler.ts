@@ -1,15 +1,20 @@
 import { METRIC } from '../../contract/metrics';
-import { type HandlerConfig, readConfig } from './config';
+import { type HandlerConfig, readConfig } from './config/config';
 import { type InferenceEntry, type InferenceHandler, InferenceService, describeCause, misconfiguredEntry, sleep } from './handler';
-import type { InferenceHooks } from './hooks';
-import { ModelRuntime } from './model-runtime';
-import { OnnxBackend } from './onnx-backend';
+import type { InferenceHooks } from './hooks/hooks';
+import { ModelRuntime } from './model/model-runtime';
+import { OnnxBackend } from './backends/onnx-backend';
 import { createTelemetry } from './telemetry';
 
 export interface InferenceHandlerOptions {
   /** Pre- and post-processing around inference. @default - none */
   readonly hooks?: InferenceHooks;
-  /** Where the configuration is read from. @default process.env */
+  /**
+   * Where the handler's configuration (MODEL_*, ORT_*, POWERTOOLS_SERVICE_NAME, ...) is read from.
+   * The AWS SDK reads its own settings (region, credentials, AWS_ENDPOINT_URL_S3) and Powertools its
+   * log level and metrics switch from process.env whatever this says.
+   * @default process.env
+   */
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -33,7 +38,7 @@ export async function createInferenceEntry(options: InferenceHandlerOptions = {}
   } catch (e) {
     return misconfiguredEntry(e as Error);
   }
-  const telemetry = createTelemetry(config.modelName);
+  const telemetry = createTelemetry(config);
   const runtime = new ModelRuntime(config, {
     onLoaded: (m) => {
       if (m.source.precompiledRefused !== undefined) {

@@ -1,15 +1,16 @@
-import { type SageMakerProxyConfig, readSageMakerProxyConfig } from './config';
+import { type SageMakerProxyConfig, readSageMakerProxyConfig } from './config/config';
 import { type InferenceEntry, type InferenceHandler, InferenceService, misconfiguredEntry } from './handler';
-import type { SageMakerProxyHooks } from './hooks';
-import { createSageMakerBackend } from './sagemaker-backend';
+import type { SageMakerProxyHooks } from './hooks/hooks';
+import { createSageMakerBackend } from './backends/sagemaker-backend';
 import { createTelemetry } from './telemetry';
 
 export interface SageMakerProxyOptions {
   /** Pre- and post-processing around the endpoint's invocation. @default - none */
   readonly hooks?: SageMakerProxyHooks;
   /**
-   * Where the handler's configuration (SAGEMAKER_*, MODEL_NAME, ...) is read from. The AWS SDK
-   * reads its own settings (region, credentials, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) from
+   * Where the handler's configuration (SAGEMAKER_*, MODEL_NAME, POWERTOOLS_SERVICE_NAME, ...) is
+   * read from. The AWS SDK reads its own settings (region, credentials,
+   * AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) and Powertools its log level and metrics switch from
    * process.env whatever this says.
    * @default process.env
    */
@@ -34,7 +35,7 @@ export async function createSageMakerProxyEntry(options: SageMakerProxyOptions =
   } catch (e) {
     return misconfiguredEntry(e as Error);
   }
-  const telemetry = createTelemetry(config.modelName);
+  const telemetry = createTelemetry(config);
   // Awaited here, in the init phase, so that loading the SDK does not slow the first request.
   const backend = await createSageMakerBackend(config);
   return new InferenceService(config, backend, telemetry, options.hooks ?? {});

@@ -1,14 +1,15 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { ENV } from '../../contract/environment';
-import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE, type MetricName } from '../../contract/metrics';
+import { METRIC, METRIC_DIMENSION, type MetricName } from '../../contract/metrics';
+import type { ServiceConfig } from './config/config';
 
 export type { MetricName };
 
 /**
- * Structured JSON logs and CloudWatch embedded metrics, through Powertools for AWS Lambda. Names
- * can be changed with Powertools' own variables (POWERTOOLS_SERVICE_NAME,
- * POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL, POWERTOOLS_METRICS_DISABLED).
+ * Structured JSON logs and CloudWatch embedded metrics, through Powertools for AWS Lambda. The
+ * service name and namespace come from the handler's configuration (POWERTOOLS_SERVICE_NAME,
+ * POWERTOOLS_METRICS_NAMESPACE, read by config.ts); Powertools reads its other variables itself
+ * (POWERTOOLS_LOG_LEVEL, POWERTOOLS_METRICS_DISABLED).
  */
 export interface Telemetry {
   readonly logger: Logger;
@@ -33,11 +34,11 @@ class HandlerMetrics extends Metrics {
   }
 }
 
-export function createTelemetry(modelName: string): Telemetry {
-  const serviceName = process.env[ENV.POWERTOOLS_SERVICE_NAME] || 'cdk-serverless-inference';
+export function createTelemetry(config: Pick<ServiceConfig, 'modelName' | 'serviceName' | 'metricsNamespace'>): Telemetry {
+  const { modelName, serviceName } = config;
   const logger = new Logger({ serviceName, persistentKeys: { [METRIC_DIMENSION.MODEL]: modelName } });
   const metrics = new HandlerMetrics({
-    namespace: process.env[ENV.POWERTOOLS_METRICS_NAMESPACE] || METRICS_NAMESPACE,
+    namespace: config.metricsNamespace,
     serviceName,
     defaultDimensions: { [METRIC_DIMENSION.MODEL]: modelName },
   });

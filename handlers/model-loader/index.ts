@@ -18,7 +18,8 @@ import { randomUUID } from 'node:crypto';
 import { readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fetchS3Model, ModelFetchError } from '../core/s3-model';
+import { readS3FetchSettings, type S3FetchSettings } from '../core/config/config';
+import { fetchS3Model, ModelFetchError } from '../core/model/s3-model';
 import { MODEL_COPY_PROPERTY as P } from '../../contract/model-copy';
 import { type CopyJobEvent, type CustomResourceEvent, isCopyJob, requireDirectory, runCopyJob } from './copy-job';
 import { parseMountPath, parseProperties, problemWithFileName, type LoaderProperties } from './properties';
@@ -53,6 +54,13 @@ export const STAGING_DIR_NAME = '.incoming';
  * most 15 minutes) and are removed, since EFS bills for every byte they hold.
  */
 const STALE_STAGING_MS = 60 * 60 * 1000;
+
+/**
+ * How the loader fetches from S3 (MODEL_S3_*, the function's memory), read from the environment
+ * once, at the first copy, by the inference handler's own parsing (readS3FetchSettings): a bad
+ * value fails that copy, naming the variable, rather than the function's init.
+ */
+let fetchSettings: S3FetchSettings | undefined;
 
 /**
  * A copy job (invoked asynchronously by the starter: copies and records how it ended in the status
@@ -106,6 +114,8 @@ type Log = (fields: Record<string, unknown>) => void;
 
 async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelLoaderResponse> {
   const { modelS3Uri, versionId, mountPath, modelPath, precompiled } = properties;
+  fetchSettings ??= readS3FetchSettings(process.env);
+  const settings = fetchSettings;
   await requireDirectory(mountPath);
   const stagingRoot = path.join(mountPath, STAGING_DIR_NAME);
   await removeStaleStaging(stagingRoot);
@@ -117,11 +127,11 @@ async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelL
     // The precompiled copy first: by the time the model's name exists, so does the copy a new
     // function version reads instead (an older version reading the model alone is unaffected).
     if (precompiled) {
-      const copy = await fetchS3Model({ uri: precompiled.s3Uri, cacheDir: path.join(stagingDir, 'precompiled') });
+      const copy = await fetchS3Model({ ...settings, uri: precompiled.s3Uri, cacheDir: path.join(stagingDir, 'precompiled') });
       await rename(copy.path, precompiled.path);
       log({ message: 'precompiled model copied', source: precompiled.s3Uri, path: precompiled.path, sizeBytes: copy.sizeBytes });
     }
-    const fetched = await fetchS3Model({ uri: modelS3Uri, versionId, cacheDir: stagingDir });
+    const fetched = await fetchS3Model({ ...settings, uri: modelS3Uri, versionId, cacheDir: stagingDir });
     await rename(fetched.path, modelPath);
     log({ message: 'model copied', source: modelS3Uri, versionId, modelPath, sizeBytes: fetched.sizeBytes, etag: fetched.etag });
     return {

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { MODEL_COPY_PROPERTY as P } from '../../contract/model-copy';
-import { parseS3Uri } from '../core/s3-model';
+import { parseS3Uri } from '../core/model/s3-model';
 
 export interface LoaderProperties {
   readonly modelS3Uri: string;

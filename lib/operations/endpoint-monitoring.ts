@@ -5,8 +5,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import type { IInferenceEndpoint } from '../inference-endpoint';
-import type { InferenceFunction } from '../inference-function';
+import type { IEndpointMetrics } from './endpoint-metrics';
+import type { InferenceFunction } from '../function/inference-function';
 import * as metricMath from '../private/metric-math';
 
 /** Thresholds of the endpoint's alarms. */
@@ -40,6 +40,18 @@ export interface EndpointAlarmThresholds {
    */
   readonly functionErrors?: number;
 }
+
+/**
+ * The thresholds an alarm gets when `thresholds` leaves it out. Each `@default` above says the same:
+ * a test holds the two together (jsii takes the documentation as written, so it cannot read these).
+ */
+const DEFAULT_THRESHOLDS = {
+  serverErrorRatePercent: 1,
+  latencyP99: Duration.seconds(5),
+  throttles: 1,
+  coldStartRatePercent: 20,
+  functionErrors: 1,
+} as const satisfies Required<EndpointAlarmThresholds>;
 
 /** Alarms and a dashboard for an endpoint. `monitoring: {}` turns on both with their defaults. */
 export interface EndpointMonitoringOptions {
@@ -78,7 +90,7 @@ export interface EndpointMonitoringOptions {
 /** Props of `EndpointMonitoring`: the endpoint to watch, and how. */
 export interface EndpointMonitoringProps extends EndpointMonitoringOptions {
   /** The endpoint whose API is watched. */
-  readonly endpoint: IInferenceEndpoint;
+  readonly endpoint: IEndpointMetrics;
   /**
    * The function behind the API, whose throttles, errors, cold starts and durations are watched too.
    * @default - none: the API's alarms and graphs only
@@ -136,7 +148,7 @@ export class EndpointMonitoring extends Construct {
       alarm(
         'ServerErrorRate',
         serverErrorRate,
-        t.serverErrorRatePercent ?? 1,
+        t.serverErrorRatePercent ?? DEFAULT_THRESHOLDS.serverErrorRatePercent,
         3,
         2,
         fn ? 'share of API requests answered 5xx, throttles (503) excepted, in percent' : 'share of API requests answered 5xx, in percent',
@@ -144,7 +156,7 @@ export class EndpointMonitoring extends Construct {
       alarm(
         'LatencyP99',
         e.metricLatency({ statistic: 'p99', period: fiveMinutes }),
-        (t.latencyP99 ?? Duration.seconds(5)).toMilliseconds(),
+        (t.latencyP99 ?? DEFAULT_THRESHOLDS.latencyP99).toMilliseconds(),
         3,
         2,
         'p99 latency at the API, in milliseconds',
@@ -162,16 +174,30 @@ export class EndpointMonitoring extends Construct {
         alarm(
           'Throttles',
           fn.metricThrottles({ statistic: 'Sum', period: fiveMinutes }),
-          t.throttles ?? 1,
+          t.throttles ?? DEFAULT_THRESHOLDS.throttles,
           1,
           1,
           'throttled invocations: raise reserved concurrency or the account limit',
         );
         // Managed Instances load the model when an environment starts, never for a request.
         if (!fn.capacityProvider) {
-          alarm('ColdStartRate', coldStartRate, t.coldStartRatePercent ?? 20, 2, 2, 'share of invocations that loaded the model, in percent: warm or provision more instances');
+          alarm(
+            'ColdStartRate',
+            coldStartRate,
+            t.coldStartRatePercent ?? DEFAULT_THRESHOLDS.coldStartRatePercent,
+            2,
+            2,
+            'share of invocations that loaded the model, in percent: warm or provision more instances',
+          );
         }
-        alarm('FunctionErrors', fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }), t.functionErrors ?? 1, 1, 1, 'function errors (crashes), see its logs');
+        alarm(
+          'FunctionErrors',
+          fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }),
+          t.functionErrors ?? DEFAULT_THRESHOLDS.functionErrors,
+          1,
+          1,
+          'function errors (crashes), see its logs',
+        );
       }
 
       let alarmActions = props.alarmActions;

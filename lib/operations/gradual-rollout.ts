@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { IInferenceEndpoint } from '../inference-endpoint';
+import type { IEndpointMetrics } from './endpoint-metrics';
 import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { defaultNodeRuntime } from '../private/node-runtime';
@@ -67,7 +67,7 @@ export interface GradualRolloutProps extends GradualRolloutOptions {
   /** The version being deployed (the function's current version). */
   readonly version: lambda.IVersion;
   /** The endpoint whose API's answers the canary alarms watch. */
-  readonly endpoint: IInferenceEndpoint;
+  readonly endpoint: IEndpointMetrics;
   /**
    * The endpoint's own alarms, which roll a deployment back too with `rollbackOnEndpointAlarms`.
    * @default - none

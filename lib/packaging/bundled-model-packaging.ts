@@ -4,11 +4,11 @@ import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
 import type { ModelSource } from '../model/model-source';
 import { BoundOnce } from '../private/bound-once';
-import { modelFingerprint, requireLocalModel } from '../private/local-model';
-import { handlerWithHooks } from '../private/handler-code';
-import { readManifest } from '../private/onnxruntime-manifest';
+import { modelFingerprint, requireLocalModel } from '../model/local-model';
+import { handlerWithHooks } from '../hooks/handler-code';
+import { readManifest } from '../runtime/onnxruntime-manifest';
 import { inferenceHandlerDir } from '../private/package-paths';
-import { ifItFits, precompiledAssetHash, precompileModel, wantsPrecompiled } from '../private/precompiled-model';
+import { ifItFits, precompiledAssetHash, precompileModel, wantsPrecompiled } from './precompiled-model';
 import { STAGING_EXCLUDE, stageFiles, treeSize } from '../private/staging';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 

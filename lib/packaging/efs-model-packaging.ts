@@ -18,7 +18,7 @@ import { BoundOnce } from '../private/bound-once';
 import { grantLambdaVpcAccess, grantReadModelObject } from '../private/grants';
 import { defaultNodeRuntime } from '../private/node-runtime';
 import { builtAssetPath } from '../private/package-paths';
-import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
+import { precompileModel, wantsPrecompiled } from './precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model and file system of an `EfsModelPackaging`. */

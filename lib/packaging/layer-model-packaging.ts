@@ -2,12 +2,12 @@ import { Annotations } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
-import { ModelLayer } from '../model-layer';
+import { ModelLayer } from './model-layer';
 import type { ModelSource } from '../model/model-source';
-import { OnnxRuntimeLayer } from '../onnxruntime-layer';
+import { OnnxRuntimeLayer } from '../runtime/onnxruntime-layer';
 import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
-import { wantsPrecompiled } from '../private/precompiled-model';
+import { wantsPrecompiled } from './precompiled-model';
 import { type CodePart, ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** The model layer of a `LayerModelPackaging`: a model file, or a `ModelLayer` to share. */

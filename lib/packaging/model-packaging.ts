@@ -4,7 +4,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct, IDependable } from 'constructs';
 import type { GraphOptimizationLevel } from '../../contract/defaults';
-import type { HandlerHooksConfig } from '../handler-hooks';
+import type { HandlerHooksConfig } from '../hooks/handler-hooks';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 
 /** One part of a function's unzipped code or layers, for Lambda's 250 MB check at synth. */

@@ -13,7 +13,7 @@ import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
 import { grantReadModelObject } from '../private/grants';
 import { formatBytes } from '../private/lambda-limits';
-import { precompileModel, wantsPrecompiled } from '../private/precompiled-model';
+import { precompileModel, wantsPrecompiled } from './precompiled-model';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from './model-packaging';
 
 /** Where an `S3ModelPackaging` finds the model, and the bucket it deploys a local model into. */

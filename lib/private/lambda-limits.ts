@@ -1,6 +1,5 @@
 import { Size, Token } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
-import type { CodePart } from '../packaging/model-packaging';
 import { validationError } from './errors';
 
 /** Lambda's limits that an endpoint checks at synth, so a misfit fails `cdk synth`, not a deploy. */
@@ -68,7 +67,7 @@ export function validateEphemeralStorage(scope: IConstruct, size: Size, modelByt
 }
 
 /** Function code plus layers must fit in 250 MB unzipped, in at most 5 layers; the error lists each part. */
-export function validateCodeSize(scope: IConstruct, parts: readonly CodePart[], layerCount: number): void {
+export function validateCodeSize(scope: IConstruct, parts: readonly { readonly name: string; readonly sizeBytes: number }[], layerCount: number): void {
   if (layerCount > LAMBDA_LIMITS.maxLayers) {
     throw validationError(scope, `a function can have at most ${LAMBDA_LIMITS.maxLayers} layers, got: ${layerCount}`);
   }

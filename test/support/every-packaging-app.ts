@@ -7,7 +7,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { DEMO_HOOKS_FILE, DEMO_MODEL_ARCHIVE } from '../../demo/demo-model';
+import { DEMO_HOOKS_FILE, DEMO_MODEL_ARCHIVE } from '../../fixtures/demo-model';
 import {
   BundledModelEndpoint,
   ContainerModelEndpoint,

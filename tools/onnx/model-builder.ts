@@ -3,6 +3,7 @@
  * models they need without downloading any. Field numbers follow onnx/onnx.proto.
  */
 import { ProtoWriter, concatBytes, encodeFieldKey, encodeLengthDelimitedHeader, encodeVarint, WIRE_LENGTH_DELIMITED } from './protobuf-writer';
+import { floatToHalfBits } from '../../handlers/core/protocol/float16';
 
 export type OnnxElemType = 'float32' | 'float16' | 'float64' | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'bool' | 'string';
 
@@ -312,7 +313,7 @@ type ElementWriter = (view: DataView, offset: number, value: number | bigint | b
 /** How one element is written at `offset`, little-endian. */
 const WRITE_ELEMENT: Readonly<Record<Exclude<OnnxElemType, 'string'>, ElementWriter>> = {
   float32: (view, offset, value) => view.setFloat32(offset, Number(value), true),
-  float16: (view, offset, value) => view.setUint16(offset, float16Bits(Number(value)), true),
+  float16: (view, offset, value) => view.setUint16(offset, floatToHalfBits(Number(value)), true),
   float64: (view, offset, value) => view.setFloat64(offset, Number(value), true),
   int8: (view, offset, value) => view.setInt8(offset, Number(value)),
   int16: (view, offset, value) => view.setInt16(offset, Number(value), true),
@@ -336,53 +337,4 @@ export function encodeRawData(elemType: Exclude<OnnxElemType, 'string'>, values:
   const write = WRITE_ELEMENT[elemType];
   for (const [i, value] of values.entries()) write(view, i * size, value);
   return out;
-}
-
-const f32 = new Float32Array(1);
-const f32Bits = new Uint32Array(f32.buffer);
-
-/** IEEE 754 half-precision bits of a number, rounded to nearest even (Node 20 has no Float16Array). */
-export function float16Bits(value: number): number {
-  f32[0] = value;
-  const x = f32Bits[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  const mantissa = x & 0x7fffff;
-  if (exponent === 0xff) {
-    return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  }
-  const halfExponent = exponent - 127 + 15;
-  if (halfExponent >= 0x1f) {
-    return sign | 0x7c00;
-  }
-  if (halfExponent <= 0) {
-    if (halfExponent < -10) {
-      return sign;
-    }
-    const shift = 14 - halfExponent;
-    return sign | roundShift(mantissa | 0x800000, shift);
-  }
-  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-  return sign | ((halfExponent << 10) + roundShift(mantissa, 13));
-}
-
-function roundShift(value: number, shift: number): number {
-  const kept = value >>> shift;
-  const rest = value - kept * 2 ** shift;
-  const half = 2 ** (shift - 1);
-  return rest > half || (rest === half && (kept & 1) === 1) ? kept + 1 : kept;
-}
-
-/** The number that IEEE 754 half-precision bits stand for. */
-export function float16BitsToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >>> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) {
-    return sign * mantissa * 2 ** -24;
-  }
-  if (exponent === 0x1f) {
-    return mantissa ? NaN : sign * Infinity;
-  }
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
