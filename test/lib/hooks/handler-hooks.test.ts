@@ -32,7 +32,7 @@ function hooksProject(options: { afterResponse?: boolean; label?: string } = {})
   fs.writeFileSync(
     entry,
     `import { badRequest } from 'cdk-serverless-inference/handler';
-import { LABEL } from '../../label';
+import { LABEL } from './label';
 export function preprocess(body: any) {
   if (!body) throw badRequest('no body');
   return body;
@@ -115,7 +115,7 @@ describe('hooks bundled by the constructs', () => {
   it("fails the synth with esbuild's message, the file and the line, naming the construct", () => {
     const { dir } = hooksProject();
     const entry = path.join(dir, 'broken.ts');
-    fs.writeFileSync(entry, "import { LABEL } from '../../label';\nexport function preprocess(body) {\n  return { label: LABEL, x: };\n}\n");
+    fs.writeFileSync(entry, "import { LABEL } from './label';\nexport function preprocess(body) {\n  return { label: LABEL, x: };\n}\n");
     const { stack } = newStack();
     const e = thrown(() => new LayerModelEndpoint(stack, 'E', { model: demo(), hooks: HandlerHooks.fromEntry(entry) }));
     expect(Errors.isValidationError(e)).toBe(true);

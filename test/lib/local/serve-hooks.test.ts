@@ -22,7 +22,7 @@ function hooksEntry(dir: string): string {
     `import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { badRequest } from 'cdk-serverless-inference/handler';
-import { LABELS } from '../../labels';
+import { LABELS } from './labels';
 
 interface Body { measurements?: number[]; tag?: string; failAfter?: boolean }
 
