@@ -295,7 +295,7 @@ export class InferenceService<M extends BackendModel> {
   private tooLarge(bytes?: number, coding?: ContentCoding): InferenceError {
     const limit = this.config.maxResponseBytes;
     const size = bytes === undefined ? `takes more than the response limit of ${limit} bytes` : `is ${bytes} bytes, over the response limit of ${limit} bytes`;
-    return unprocessable(`the answer ${size}${coding === undefined ? '' : `, compressed (${coding})`}; ask for fewer values or fewer outputs`);
+    return unprocessable(`the answer${coding === undefined ? '' : `, compressed in ${coding},`} ${size}; ask for fewer values or fewer outputs`);
   }
 
   /**

@@ -330,7 +330,7 @@ describe("compressed answers (Accept-Encoding, as KServe's client asks by defaul
       const r = await infer(handler, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1000, 4], data: x.values }] }, 'model', { headers: { 'Accept-Encoding': coding } });
       expect(r.status, r.text.slice(0, 300)).toBe(422);
       expect(r.headers['Content-Encoding']).toBeUndefined();
-      expect(r.body.error).toBe(`the answer takes more than the response limit of 6291456 bytes, compressed (${coding}); ask for fewer values or fewer outputs`);
+      expect(r.body.error).toBe(`the answer, compressed in ${coding}, takes more than the response limit of 6291456 bytes; ask for fewer values or fewer outputs`);
     }
   });
 
@@ -347,7 +347,7 @@ describe("compressed answers (Accept-Encoding, as KServe's client asks by defaul
     );
     const r = await infer(handler, { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 'model', { headers: { 'Accept-Encoding': 'gzip' } });
     expect(r.status, r.text.slice(0, 300)).toBe(422);
-    expect(r.body.error).toBe('the answer takes more than the response limit of 6291456 bytes, compressed (gzip); ask for fewer values or fewer outputs');
+    expect(r.body.error).toBe('the answer, compressed in gzip, takes more than the response limit of 6291456 bytes; ask for fewer values or fewer outputs');
     // About 100 MB of JSON, which compresses about 2.5 times: a fraction of it is written.
     expect(values!.highestRead()).toBeLessThan(2_500_000);
   });
