@@ -13,4 +13,5 @@ export * from './metrics';
 export * from './model-copy';
 export * from './pre-traffic-check';
 export * from './routes';
+export * from './sagemaker';
 export * from './warmup';

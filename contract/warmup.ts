@@ -20,18 +20,53 @@ export interface WarmupEvent {
 }
 
 /**
- * What a warmed instance answers (as the invocation result, or as the JSON `body` of a proxy-style
- * response). `instanceId` identifies the execution environment, so the fan-out can count how many
- * distinct instances answered.
+ * What the inference handler answers a warm-up (as the invocation's result). `instanceId`
+ * identifies the execution environment, so the fan-out can count how many distinct instances
+ * answered.
  */
 export interface WarmupResponse {
-  /** `false` when the instance could not get ready (its model failed to load, say). */
+  /**
+   * `true` only when the instance is ready to answer requests: its model is loaded. `false` when
+   * it is not (its model failed to load, the function is misconfigured): the warmer counts such an
+   * instance as failed, never as warmed.
+   */
   readonly warmed: boolean;
+  /**
+   * Whether the model is loaded: the same as `warmed` in this release. Earlier handlers answered
+   * `warmed: true` with `modelReady: false` when their model could not load, so the warmer reads
+   * both (an alias may still point at such a version).
+   */
+  readonly modelReady?: boolean;
   readonly instanceId?: string;
   readonly coldStart?: boolean;
-  /** Why `warmed` is `false`. */
+  /** Why the instance is not ready. */
   readonly error?: string;
 }
+
+/**
+ * How much longer than the target's timeout the fan-out may run: Lambda's on-demand init phase
+ * (10 s) comes before a cold instance's invocation, then the summary must still be logged.
+ */
+export const WARMER_TIMEOUT_HEADROOM_MS = 15_000;
+
+/** What the fan-out keeps of its remaining time for the summary: calls still running then are given up. */
+export const WARMER_SUMMARY_MARGIN_MS = 1_000;
+
+/**
+ * The fan-out's summary log line is also a CloudWatch embedded-metric document: these metrics, in
+ * METRICS_NAMESPACE (contract/metrics.ts), with the target's ARN as the one dimension.
+ */
+export const WARMER_METRIC = {
+  /** Calls answered by an instance whose model is loaded. Count. */
+  WARMED: 'WarmupSucceeded',
+  /** Calls that did not warm an instance: not ready, failed, throttled, or no answer in time. Count. */
+  FAILED: 'WarmupFailed',
+  /** Of the failed calls, those an instance answered without its model loaded. Count. */
+  MODEL_NOT_READY: 'WarmupModelNotReady',
+} as const;
+
+/** The dimension of the warmer's metrics: the ARN it invokes (WARMER_ENV.TARGET_ARN). */
+export const WARMER_METRIC_DIMENSION = 'WarmerTarget';
 
 /** The environment variables the construct sets on the fan-out function. */
 export const WARMER_ENV = {

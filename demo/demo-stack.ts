@@ -59,7 +59,7 @@ export const DEMO_ENDPOINTS = {
     }),
   // The same API in front of a SageMaker endpoint: NVIDIA Triton, which speaks the same protocol,
   // serving the same model on a CPU instance. The image is SageMaker's Triton container for the
-  // stack's region: set it with `-c tritonImage=<uri>` (see the README).
+  // stack's region: set it with `-c tritonImage=<uri>` (see docs/endpoints.md).
   SageMaker: (scope: Construct) =>
     new SageMakerProxyEndpoint(scope, 'DemoEndpoint', {
       endpoint: SageMakerEndpoint.provisioned({

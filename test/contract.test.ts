@@ -6,7 +6,8 @@ import { ENV } from '../contract/environment';
 import { MODEL_COPY_ENV, MODEL_COPY_HANDLER, MODEL_COPY_PROPERTY, MODEL_COPY_RESOURCE_TYPE } from '../contract/model-copy';
 import { PRE_TRAFFIC_ENV } from '../contract/pre-traffic-check';
 import { ROUTES } from '../contract/routes';
-import { WARMER_ENV, WARMER_SOURCE } from '../contract/warmup';
+import { SAGEMAKER_HEADER } from '../contract/sagemaker';
+import { WARMER_ENV, WARMER_METRIC, WARMER_METRIC_DIMENSION, WARMER_SOURCE } from '../contract/warmup';
 import { InferenceRoute } from '../lib/api/inference-api';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -29,6 +30,9 @@ const SHARED_NAMES: Record<string, string> = Object.fromEntries(
     ...(['START', 'IS_COMPLETE'] as const).map((k) => [MODEL_COPY_HANDLER[k], `MODEL_COPY_HANDLER.${k}`]),
     ...Object.entries(PRE_TRAFFIC_ENV).map(([k, v]) => [v, `PRE_TRAFFIC_ENV.${k}`]),
     ...Object.entries(WARMER_ENV).map(([k, v]) => [v, `WARMER_ENV.${k}`]),
+    ...Object.entries(WARMER_METRIC).map(([k, v]) => [v, `WARMER_METRIC.${k}`]),
+    [WARMER_METRIC_DIMENSION, 'WARMER_METRIC_DIMENSION'],
+    ...Object.entries(SAGEMAKER_HEADER).map(([k, v]) => [v, `SAGEMAKER_HEADER.${k}`]),
     [METRICS_NAMESPACE, 'METRICS_NAMESPACE'],
     [MODEL_COPY_RESOURCE_TYPE, 'MODEL_COPY_RESOURCE_TYPE'],
     [WARMER_SOURCE, 'WARMER_SOURCE'],

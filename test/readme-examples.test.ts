@@ -4,31 +4,42 @@ import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../fixtures/demo-model';
 import { readManifest } from '../lib/runtime/onnxruntime-manifest';
 import { tempDir } from './support/handler';
+import { docPages } from './support/docs';
 import { FIXTURES, ROOT, checkExamples, extractExamples, formatFailures, generateFile } from './support/readme-examples';
 import { startServe } from './support/serve';
 
-describe('README examples', () => {
-  it('every ```ts block compiles against the library', () => {
-    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    const examples = extractExamples(readme);
+describe('the TypeScript examples of the README and docs/', () => {
+  const pages = docPages();
+  const examplesOf = (page: string) => extractExamples(fs.readFileSync(path.join(ROOT, page), 'utf8'));
+
+  it('are read from the README and from every page of docs/ that has some', () => {
+    expect(pages).toEqual(expect.arrayContaining(['README.md', 'docs/endpoints.md', 'docs/operations.md', 'docs/hooks.md', 'docs/python.md']));
+    expect(examplesOf('README.md').length).toBeGreaterThan(0);
+    expect(pages.filter((p) => p.startsWith('docs/') && examplesOf(p).length > 0).length).toBeGreaterThanOrEqual(5);
+  });
+
+  it.each(pages)('%s: every ```ts block compiles against the library', (page) => {
+    const markdown = fs.readFileSync(path.join(ROOT, page), 'utf8');
+    const examples = extractExamples(markdown);
     // No block slips past the extractor (an indented fence, say) and most are checked.
-    expect(examples.length).toBe(readme.match(/^\s*```(ts|typescript)(\s.*)?$/gim)?.length);
-    expect(examples.filter((e) => e.kind !== 'skip').length).toBeGreaterThan(examples.length / 2);
-    const failures = checkExamples(examples, tempDir('csi-readme-'));
-    expect(failures.length, formatFailures(failures)).toBe(0);
+    expect(examples.length).toBe(markdown.match(/^\s*```(ts|typescript)(\s.*)?$/gim)?.length ?? 0);
+    if (examples.length > 0) expect(examples.filter((e) => e.kind !== 'skip').length).toBeGreaterThan(examples.length / 2);
+    const failures = checkExamples(examples, tempDir('csi-readme-'), page);
+    expect(failures.length, formatFailures(failures, page)).toBe(0);
   });
 });
 
-describe('the README on onnxruntime-node', () => {
-  it("names the ONNX Runtime layer's exact version wherever it installs onnxruntime-node, and saves it exact", () => {
-    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+describe('the README and docs/ on onnxruntime-node', () => {
+  it("name the ONNX Runtime layer's exact version wherever they install onnxruntime-node, and save it exact", () => {
     const layerVersion = readManifest().onnxruntimeVersion;
-    const named = [...readme.matchAll(/onnxruntime-node@([^\s`'"]+)/g)].map((m) => m[1]);
-    expect(named.length).toBeGreaterThan(0);
+    const texts = docPages().map((page) => fs.readFileSync(path.join(ROOT, page), 'utf8'));
+    const named = texts.flatMap((text) => [...text.matchAll(/onnxruntime-node@([^\s`'"]+)/g)].map((m) => m[1]));
+    // The README installs it: an app's synth precompiles with it.
+    expect([...fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').matchAll(/onnxruntime-node@/g)].length).toBeGreaterThan(0);
     // Not a range: `^1.30` installs the registry's newest 1.x, which synth cannot precompile with.
     expect(named.filter((v) => v !== layerVersion)).toEqual([]);
     // Without --save-exact, npm writes `^x.y.z` into the app's package.json, and a fresh install moves on.
-    const installs = readme.split('\n').filter((line) => /\bnpm (install|i)\b.*onnxruntime-node@/.test(line));
+    const installs = texts.flatMap((text) => text.split('\n')).filter((line) => /\bnpm (install|i)\b.*onnxruntime-node@/.test(line));
     expect(installs.length).toBeGreaterThan(0);
     expect(installs.filter((line) => !/\bnpm (install|i)\b[^`]* (-E|--save-exact)\b/.test(line))).toEqual([]);
   });

@@ -31,6 +31,8 @@ export interface CodeDeployCall {
   readonly status?: string;
   /** The error code answered, when the call was refused. */
   readonly error?: string;
+  /** Whether the call was recorded and its answer then lost (see `loseNextAnswer`). */
+  readonly answerLost?: boolean;
 }
 
 export interface CodeDeployError {
@@ -51,6 +53,12 @@ export interface LocalCodeDeploy {
    * 400 the SDK does not retry).
    */
   failNext(error?: Partial<CodeDeployError>, times?: number): void;
+  /**
+   * Records the next accepted report as the service does, then drops the connection instead of
+   * answering: the answer lost on its way back, after which the SDK retries a report CodeDeploy
+   * already has.
+   */
+  loseNextAnswer(): void;
   /** Forgets the calls, the reported hook executions and any pending failure. */
   reset(): void;
   stop(): Promise<void>;
@@ -60,6 +68,7 @@ export async function startLocalCodeDeploy(): Promise<LocalCodeDeploy> {
   const calls: CodeDeployCall[] = [];
   const completed = new Set<string>();
   let failures: CodeDeployError[] = [];
+  let loseAnswer = false;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -90,6 +99,12 @@ export async function startLocalCodeDeploy(): Promise<LocalCodeDeploy> {
         return;
       }
       if (call.status === 'Succeeded' || call.status === 'Failed') completed.add(call.lifecycleEventHookExecutionId!);
+      if (loseAnswer) {
+        loseAnswer = false;
+        calls[calls.length - 1] = { ...call, answerLost: true };
+        req.socket.destroy();
+        return;
+      }
       sendJson(res, 200, { lifecycleEventHookExecutionId: call.lifecycleEventHookExecutionId });
     });
   });
@@ -114,10 +129,14 @@ export async function startLocalCodeDeploy(): Promise<LocalCodeDeploy> {
       };
       failures = Array.from({ length: times }, () => full);
     },
+    loseNextAnswer() {
+      loseAnswer = true;
+    },
     reset() {
       calls.length = 0;
       completed.clear();
       failures = [];
+      loseAnswer = false;
     },
     async stop() {
       server.closeAllConnections();

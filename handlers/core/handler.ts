@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../../contract/binary-data';
 import { READINESS_STATUS, ROUTES, SERVER_NAME } from '../../contract/routes';
 import { METRIC } from '../../contract/metrics';
+import type { WarmupResponse } from '../../contract/warmup';
 import type { BackendModel, InferenceBackend } from './backends/backend';
 import type { ServiceConfig } from './config/config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './protocol/errors';
@@ -161,12 +162,13 @@ export class InferenceService<M extends BackendModel> {
     }
   }
 
-  private async warmup(warmup: WarmupRequest, coldStart: boolean) {
+  private async warmup(warmup: WarmupRequest, coldStart: boolean): Promise<WarmupResponse> {
     // A cold instance is only warm once its model is loaded; a failure is reported, not thrown.
     const error = await this.loadError();
     if (warmup.holdMs > 0) await sleep(warmup.holdMs);
-    this.telemetry.logger.debug('warm-up', { sender: warmup.sender, coldStart });
-    return { warmed: true, instanceId: this.instanceId, coldStart, modelReady: error === undefined, ...(error ? { error: this.notLoaded(error) } : {}) };
+    this.telemetry.logger.debug('warm-up', { sender: warmup.sender, coldStart, modelReady: error === undefined });
+    const ready = error === undefined;
+    return { warmed: ready, modelReady: ready, instanceId: this.instanceId, coldStart, ...(error ? { error: this.notLoaded(error) } : {}) };
   }
 
   /** A direct invocation answers with the response body itself; a failure is thrown so the caller sees a function error. */
@@ -180,8 +182,9 @@ export class InferenceService<M extends BackendModel> {
       if (Array.isArray(outputs) && outputs.some((o) => binaryDataOf(o) !== undefined)) {
         throw badRequest('a direct invocation answers JSON only: binary tensor data (binary_data, binary_data_output) needs an HTTP request');
       }
-      // Lambda sends the value as JSON, under the same payload limit as an HTTP answer: only
-      // counted here (up to the limit), as the runtime writes it.
+      // Lambda sends the value as JSON, under the same payload limit as an HTTP answer. Its runtime
+      // writes it with its own JSON.stringify, which writes a RawJsonNumber as stringifyJson does:
+      // only counted here (up to the limit).
       if (stringifyJsonWithin(value, { maxBytes: this.config.maxResponseBytes, countOnly: true }) === undefined) throw this.tooLarge();
       return { value, after: this.afterCall(answer, 200) };
     } catch (e) {
@@ -438,7 +441,7 @@ export function misconfiguredHandler(error: Error): InferenceHandler {
     console.error(JSON.stringify({ level: 'ERROR', message: 'request failed', requestId, error: message }));
     const answer = `the inference function is misconfigured; its log says why (request id ${requestId})`;
     if (incoming.kind === 'http') return jsonResponse(500, stringifyJson({ error: answer }));
-    if (incoming.kind === 'warmup') return { warmed: false, error: answer };
+    if (incoming.kind === 'warmup') return { warmed: false, modelReady: false, error: answer } satisfies WarmupResponse;
     throw new Error(answer);
   };
 }

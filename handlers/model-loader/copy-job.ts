@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MODEL_COPY_ENV, MODEL_COPY_PROPERTY as P, MODEL_COPY_START_WINDOW_SECONDS } from '../../contract/model-copy';
-import { type LoaderProperties, parseMountPath, parseProperties } from './properties';
+import { type LoaderProperties, parseMountPath, parseProperties, type PreviousCopy } from './properties';
 
 /** Directory of MountPath where copy jobs record their state; its name can never be a model file name. */
 export const COPY_STATUS_DIR_NAME = '.copies';
@@ -49,6 +49,9 @@ export interface CopyJobEvent {
     readonly RequestType: 'Create' | 'Update';
     readonly LogicalResourceId?: string;
     readonly ResourceProperties: Record<string, unknown>;
+    /** With an Update: what it replaces. */
+    readonly PhysicalResourceId?: string;
+    readonly OldResourceProperties?: Record<string, unknown>;
   };
 }
 
@@ -112,7 +115,10 @@ export async function start(event: CustomResourceEvent): Promise<StartResponse> 
   // Bad properties fail the deploy now, naming the property, before any job exists.
   const properties = parseProperties(event.ResourceProperties);
   const id = randomUUID();
-  const job: CopyJobEvent = { CopyJob: { Id: id, RequestType: event.RequestType, LogicalResourceId: event.LogicalResourceId, ResourceProperties: event.ResourceProperties } };
+  const replaced = event.RequestType === 'Update' ? { PhysicalResourceId: event.PhysicalResourceId, OldResourceProperties: event.OldResourceProperties } : {};
+  const job: CopyJobEvent = {
+    CopyJob: { Id: id, RequestType: event.RequestType, LogicalResourceId: event.LogicalResourceId, ResourceProperties: event.ResourceProperties, ...replaced },
+  };
   const requestedAt = new Date().toISOString();
   await invokeLoader(job, true);
   console.log(
@@ -126,7 +132,11 @@ export async function start(event: CustomResourceEvent): Promise<StartResponse> 
  * (the failure is in the status file, and an asynchronous invocation's error reaches nobody); it
  * throws only when it cannot write there, which the check then reports as a job that never started.
  */
-export async function runCopyJob(event: CopyJobEvent, remainingMs: number, copy: (properties: LoaderProperties) => Promise<{ readonly Data?: object }>): Promise<void> {
+export async function runCopyJob(
+  event: CopyJobEvent,
+  remainingMs: number,
+  copy: (properties: LoaderProperties, previous?: PreviousCopy) => Promise<{ readonly Data?: object }>,
+): Promise<void> {
   const job = event.CopyJob;
   const id = parseJobId(job.Id);
   const properties = parseProperties(job.ResourceProperties);
@@ -139,7 +149,8 @@ export async function runCopyJob(event: CopyJobEvent, remainingMs: number, copy:
   await writeStatus(statusDir, id, { ...base, state: 'running' });
   let status: CopyStatus;
   try {
-    const response = await copy(properties);
+    const previous = job.RequestType === 'Update' ? { physicalResourceId: job.PhysicalResourceId, properties: job.OldResourceProperties } : undefined;
+    const response = await copy(properties, previous);
     status = { ...base, state: 'succeeded', data: { ...response.Data } };
   } catch (error) {
     status = { ...base, state: 'failed', error: error instanceof Error ? error.message : String(error) };

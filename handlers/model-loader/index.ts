@@ -5,12 +5,20 @@
  * asynchronous invocation of the loader, and its isComplete handler reads how the job ended (see
  * copy-job.ts); a Delete comes to the loader synchronously.
  *
- * - Create/Update: fetchS3Model downloads (and verifies) into `<MountPath>/.incoming/<random>/`, on
- *   the same file system as the model, and the file is renamed to `<MountPath>/<ModelFileName>`. A
- *   rename within one file system is atomic, so a function opening that name sees the old file or
- *   the new one, never a partial one. The object is copied every time: CloudFormation sends Create
- *   or Update only when something changed, on a retry or on a rollback, and an unpinned object may
- *   have changed behind the same URI, so a file that merely has the right size proves nothing.
+ * - Create/Update: fetchS3Model downloads (and verifies) the model, and its precompiled copy when
+ *   there is one, into `<MountPath>/.incoming/<random>/`, on the same file system as the model.
+ *   Only once both are complete are they renamed to their names under MountPath. A rename within
+ *   one file system is atomic, so a function opening a name sees the old file or the new one, never
+ *   a partial one, and a failed copy leaves nothing under a final name: no precompiled copy without
+ *   its model, for which a Delete may never come (none comes for a failed Update's new names, nor
+ *   for a Create that failed in the provider's onEvent). The object is copied every time:
+ *   CloudFormation sends Create or Update only when something changed, on a retry or on a
+ *   rollback, and an unpinned object may have changed behind the same URI, so a file that merely
+ *   has the right size proves nothing.
+ * - Update that keeps the model's name (the physical id) but no longer writes the precompiled copy
+ *   the old properties named: that copy is removed, as no Delete will come for it. (With a new
+ *   name, CloudFormation deletes the old resource, its precompiled copy with it, once the update
+ *   succeeds.)
  * - Delete: removes the file the physical id names, if it is a model file directly inside
  *   MountPath. Anything else (the framework's default id after a failed Create) is left alone.
  */
@@ -22,7 +30,7 @@ import { readS3FetchSettings, type S3FetchSettings } from '../core/config/config
 import { fetchS3Model, ModelFetchError } from '../core/model/s3-model';
 import { MODEL_COPY_PROPERTY as P } from '../../contract/model-copy';
 import { type CopyJobEvent, type CustomResourceEvent, isCopyJob, requireDirectory, runCopyJob } from './copy-job';
-import { parseMountPath, parseProperties, problemWithFileName, type LoaderProperties } from './properties';
+import { parseMountPath, parseProperties, problemWithFileName, type LoaderProperties, type PreviousCopy } from './properties';
 
 // The custom resource's onEvent and isComplete handlers: one bundle, three functions.
 export { isComplete, start } from './copy-job';
@@ -80,9 +88,9 @@ export async function handler(event: ModelLoaderEvent | CopyJobEvent, context?: 
   if (isCopyJob(event)) {
     try {
       // Without a context (a test), as long as Lambda's longest invocation.
-      await runCopyJob(event, context?.getRemainingTimeInMillis() ?? 15 * 60 * 1000, async (properties) => {
+      await runCopyJob(event, context?.getRemainingTimeInMillis() ?? 15 * 60 * 1000, async (properties, previous) => {
         try {
-          return await copyModel(properties, log);
+          return await copyModel(properties, log, previous);
         } catch (error) {
           log({ message: 'model loader failed', error: messageOf(error) }, true);
           throw error;
@@ -97,8 +105,9 @@ export async function handler(event: ModelLoaderEvent | CopyJobEvent, context?: 
   try {
     switch (event.RequestType) {
       case 'Create':
-      case 'Update':
         return await copyModel(parseProperties(event.ResourceProperties), log);
+      case 'Update':
+        return await copyModel(parseProperties(event.ResourceProperties), log, { physicalResourceId: event.PhysicalResourceId, properties: event.OldResourceProperties });
       case 'Delete':
         return await deleteModel(event, log);
       default:
@@ -112,7 +121,7 @@ export async function handler(event: ModelLoaderEvent | CopyJobEvent, context?: 
 
 type Log = (fields: Record<string, unknown>) => void;
 
-async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelLoaderResponse> {
+async function copyModel(properties: LoaderProperties, log: Log, previous?: PreviousCopy): Promise<ModelLoaderResponse> {
   const { modelS3Uri, versionId, mountPath, modelPath, precompiled } = properties;
   fetchSettings ??= readS3FetchSettings(process.env);
   const settings = fetchSettings;
@@ -123,18 +132,23 @@ async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelL
   // retry while a timed-out attempt still runs) must not share fetchS3Model's `.partial` file.
   const stagingDir = path.join(stagingRoot, randomUUID());
   const source = versionId === undefined ? modelS3Uri : `version ${versionId} of ${modelS3Uri}`;
+  let precompiledPlaced = false;
+  let response: ModelLoaderResponse;
   try {
+    // Both files complete and verified before either takes its name: a copy that fails half way
+    // leaves the names as they were.
+    const fetched = await fetchS3Model({ ...settings, uri: modelS3Uri, versionId, cacheDir: path.join(stagingDir, 'model') });
+    const staged = precompiled ? await fetchS3Model({ ...settings, uri: precompiled.s3Uri, cacheDir: path.join(stagingDir, 'precompiled') }) : undefined;
     // The precompiled copy first: by the time the model's name exists, so does the copy a new
     // function version reads instead (an older version reading the model alone is unaffected).
-    if (precompiled) {
-      const copy = await fetchS3Model({ ...settings, uri: precompiled.s3Uri, cacheDir: path.join(stagingDir, 'precompiled') });
-      await rename(copy.path, precompiled.path);
-      log({ message: 'precompiled model copied', source: precompiled.s3Uri, path: precompiled.path, sizeBytes: copy.sizeBytes });
+    if (precompiled && staged) {
+      await rename(staged.path, precompiled.path);
+      precompiledPlaced = true;
+      log({ message: 'precompiled model copied', source: precompiled.s3Uri, path: precompiled.path, sizeBytes: staged.sizeBytes });
     }
-    const fetched = await fetchS3Model({ ...settings, uri: modelS3Uri, versionId, cacheDir: stagingDir });
     await rename(fetched.path, modelPath);
     log({ message: 'model copied', source: modelS3Uri, versionId, modelPath, sizeBytes: fetched.sizeBytes, etag: fetched.etag });
-    return {
+    response = {
       PhysicalResourceId: modelPath,
       Data: {
         ModelPath: modelPath,
@@ -144,13 +158,68 @@ async function copyModel(properties: LoaderProperties, log: Log): Promise<ModelL
       },
     };
   } catch (error) {
+    if (precompiled) await removeUnpairedPrecompiled(precompiled.path, modelPath, precompiledPlaced, log);
     const reason = error instanceof ModelFetchError ? `${error.code}: ${error.message}` : messageOf(error);
     throw new Error(`Copying ${source} to ${modelPath} failed. ${reason}`, { cause: error });
   } finally {
-    // Also removes fetchS3Model's `.json` record, which only a cache directory needs.
+    // Also removes fetchS3Model's `.json` records, which only a cache directory needs.
     await rm(stagingDir, { recursive: true, force: true }).catch(() => undefined);
     // Fails while another loader stages a download, which is fine: that one removes it.
     await rmdir(stagingRoot).catch(() => undefined);
+  }
+  await removeReplacedPrecompiled(properties, previous, log);
+  return response;
+}
+
+/**
+ * After a failed copy, the precompiled file under its final name goes when it has no model to go
+ * with: this copy renamed it there but not its model, or an earlier attempt left it without one.
+ * Nothing would ever read or delete it. (Beside a model that exists, an earlier copy's file stays.)
+ */
+async function removeUnpairedPrecompiled(precompiledPath: string, modelPath: string, placedNow: boolean, log: Log): Promise<void> {
+  const modelExists = await stat(modelPath).then(
+    () => true,
+    () => false,
+  );
+  if (!placedNow && modelExists) return;
+  try {
+    await unlink(precompiledPath);
+    log({ message: 'precompiled model removed', path: precompiledPath, reason: placedNow ? 'its model was not copied' : 'no model beside it' });
+  } catch (error) {
+    // Best effort: the copy's own failure is what the deploy reports.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      log({ message: 'precompiled model left in place', path: precompiledPath, error: messageOf(error) });
+    }
+  }
+}
+
+/**
+ * An Update that keeps the model's name (its physical id) but no longer writes the precompiled
+ * copy the old properties named removes that copy: no Delete will ever come for it. With a new
+ * name, CloudFormation deletes the old resource, and its precompiled copy, after the update.
+ */
+async function removeReplacedPrecompiled(properties: LoaderProperties, previous: PreviousCopy | undefined, log: Log): Promise<void> {
+  if (previous?.physicalResourceId !== properties.modelPath) return;
+  const old = previous.properties ?? {};
+  const name = old[P.PRECOMPILED_FILE_NAME];
+  if (typeof name !== 'string' || problemWithFileName(name, '.ort') !== undefined) return;
+  let oldMountPath: string;
+  try {
+    oldMountPath = parseMountPath(old[P.MOUNT_PATH]);
+  } catch {
+    return;
+  }
+  const oldPath = path.posix.join(oldMountPath, name);
+  if (oldMountPath !== properties.mountPath || oldPath === properties.precompiled?.path) return;
+  try {
+    await unlink(oldPath);
+    log({ message: 'replaced precompiled model deleted', path: oldPath });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new Error(`The model was copied to ${properties.modelPath}, but deleting the precompiled model it replaces, ${oldPath}, failed: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
   }
 }
 

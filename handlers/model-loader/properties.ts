@@ -17,6 +17,12 @@ export interface LoaderProperties {
   readonly precompiled?: { readonly s3Uri: string; readonly path: string };
 }
 
+/** What an Update replaces: the resource's physical id and its old properties, as CloudFormation sends them. */
+export interface PreviousCopy {
+  readonly physicalResourceId?: string;
+  readonly properties?: Record<string, unknown>;
+}
+
 /** Longest file name most file systems (EFS included) accept, in bytes. */
 const MAX_FILE_NAME_BYTES = 255;
 

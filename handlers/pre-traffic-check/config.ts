@@ -1,7 +1,22 @@
-import { DEFAULT_CHECK_TIMEOUT_MS, MAX_CHECK_TIMEOUT_MS, PRE_TRAFFIC_ENV as ENV } from '../../contract/pre-traffic-check';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_ANSWER_TOLERANCE, DEFAULT_CHECK_TIMEOUT_MS, MAX_CHECK_TIMEOUT_MS, PRE_TRAFFIC_ENV as ENV } from '../../contract/pre-traffic-check';
+import { parseExactJson } from './json';
 
 /** What the sample request asks for, which decides what a correct answer looks like. */
 export type SampleForm = { readonly form: 'inputs' } | { readonly form: 'instances'; readonly instanceCount: number };
+
+/** One output of the expected answer: its data, and its datatype and shape when given. */
+export interface ExpectedOutput {
+  readonly name: string;
+  readonly datatype?: string;
+  readonly shape?: readonly number[];
+  readonly data: readonly unknown[];
+}
+
+/** The answer the sample must get, in the form of the sample's answer. */
+export type ExpectedAnswer = { readonly form: 'inputs'; readonly outputs: readonly ExpectedOutput[] } | { readonly form: 'instances'; readonly predictions: readonly unknown[] };
 
 export interface PreTrafficConfig {
   readonly targetVersionArn: string;
@@ -9,6 +24,8 @@ export interface PreTrafficConfig {
   readonly sampleRequest: string;
   readonly sample: SampleForm;
   readonly expectedOutputs?: readonly string[];
+  readonly expectedAnswer?: ExpectedAnswer;
+  readonly tolerance: number;
   readonly checkTimeoutMs: number;
 }
 
@@ -16,6 +33,11 @@ export type ConfigResult = { readonly ok: true; readonly config: PreTrafficConfi
 
 // A version number as qualifier: an alias or $LATEST would test something other than the new code.
 const VERSION_ARN = /^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+:\d+$/;
+
+/** Where relative file names point: the function's code, as Lambda unpacks it, or this bundle's folder elsewhere. */
+function codeDir(env: NodeJS.ProcessEnv): string {
+  return env.LAMBDA_TASK_ROOT ?? path.dirname(fileURLToPath(import.meta.url));
+}
 
 /** Reads every variable and reports every problem at once, so one failed deployment tells all. */
 export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
@@ -28,30 +50,56 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
     problems.push(`${ENV.TARGET_VERSION_ARN} must be a function ARN qualified with a version number (arn:aws:lambda:REGION:ACCOUNT:function:NAME:N), got: ${targetVersionArn}`);
   }
 
-  const sampleRequest = env[ENV.SAMPLE_REQUEST] ?? '';
-  const sample = readSample(sampleRequest, problems);
+  const request = readText(env, ENV.SAMPLE_REQUEST, ENV.SAMPLE_REQUEST_FILE, problems);
+  const sample = request === undefined ? undefined : readSample(request, problems);
   const expectedOutputs = readExpectedOutputs(env[ENV.EXPECTED_OUTPUTS], problems);
+  const answer = readText(env, ENV.EXPECTED_ANSWER, ENV.EXPECTED_ANSWER_FILE, problems, false);
+  const expectedAnswer = answer === undefined || !sample ? undefined : readExpectedAnswer(answer, sample, problems);
+  const tolerance = readTolerance(env[ENV.ANSWER_TOLERANCE], problems);
   const checkTimeoutMs = readTimeout(env[ENV.CHECK_TIMEOUT_MS], problems);
 
-  if (problems.length > 0 || !sample) return { ok: false, problems };
-  return { ok: true, config: { targetVersionArn, sampleRequest, sample, expectedOutputs, checkTimeoutMs } };
+  if (problems.length > 0 || !sample || request === undefined) return { ok: false, problems };
+  return { ok: true, config: { targetVersionArn, sampleRequest: request.text, sample, expectedOutputs, expectedAnswer, tolerance, checkTimeoutMs } };
 }
 
-function readSample(text: string, problems: string[]): SampleForm | undefined {
-  const name = ENV.SAMPLE_REQUEST;
-  if (!text) {
-    problems.push(`${name} is not set: expected an infer request such as {"inputs": [...]} or {"instances": [...]}`);
+/** A JSON text given in the variable `name` itself, or in the file `fileName` names; `undefined` when neither (or unreadable). */
+function readText(env: NodeJS.ProcessEnv, name: string, fileName: string, problems: string[], required = true): { text: string; from: string } | undefined {
+  const inline = env[name] || undefined;
+  const file = env[fileName] || undefined;
+  if (inline !== undefined && file !== undefined) {
+    problems.push(`${name} and ${fileName} are both set: give one of them`);
     return undefined;
   }
-  let body: unknown;
+  if (file !== undefined) {
+    const at = path.resolve(codeDir(env), file);
+    try {
+      return { text: readFileSync(at, 'utf8'), from: `${fileName} (${at})` };
+    } catch (e) {
+      problems.push(`${fileName}: cannot read ${at}: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+  if (inline !== undefined) return { text: inline, from: name };
+  if (required) problems.push(`${name} is not set (nor ${fileName}): expected an infer request such as {"inputs": [...]} or {"instances": [...]}`);
+  return undefined;
+}
+
+function parse(source: { text: string; from: string }, problems: string[]): { ok: true; value: unknown } | { ok: false } {
   try {
-    body = JSON.parse(text);
+    return { ok: true, value: parseExactJson(source.text) };
   } catch (e) {
-    problems.push(`${name} is not valid JSON (${(e as Error).message}): ${text.slice(0, 200)}`);
-    return undefined;
+    problems.push(`${source.from} is not valid JSON (${(e as Error).message}): ${source.text.slice(0, 200)}`);
+    return { ok: false };
   }
+}
+
+function readSample(source: { text: string; from: string }, problems: string[]): SampleForm | undefined {
+  const name = source.from;
+  const parsed = parse(source, problems);
+  if (!parsed.ok) return undefined;
+  const body = parsed.value;
   if (!isObject(body)) {
-    problems.push(`${name} must be a JSON object with 'inputs' or 'instances', got: ${text.slice(0, 200)}`);
+    problems.push(`${name} must be a JSON object with 'inputs' or 'instances', got: ${source.text.slice(0, 200)}`);
     return undefined;
   }
   const hasInputs = 'inputs' in body;
@@ -68,6 +116,41 @@ function readSample(text: string, problems: string[]): SampleForm | undefined {
   return hasInputs ? { form: 'inputs' } : { form: 'instances', instanceCount: list.length };
 }
 
+function readExpectedAnswer(source: { text: string; from: string }, sample: SampleForm, problems: string[]): ExpectedAnswer | undefined {
+  const name = source.from;
+  const parsed = parse(source, problems);
+  if (!parsed.ok) return undefined;
+  const body = parsed.value;
+  if (sample.form === 'instances') {
+    if (!isObject(body) || !Array.isArray(body.predictions)) {
+      problems.push(`${name} must be {"predictions": [...]}, the answer to an 'instances' request, got: ${source.text.slice(0, 200)}`);
+      return undefined;
+    }
+    return { form: 'instances', predictions: body.predictions };
+  }
+  if (!isObject(body) || !Array.isArray(body.outputs) || body.outputs.length === 0) {
+    problems.push(`${name} must be {"outputs": [{"name": ..., "data": [...]}, ...]}, the answer to an 'inputs' request, got: ${source.text.slice(0, 200)}`);
+    return undefined;
+  }
+  const outputs: ExpectedOutput[] = [];
+  body.outputs.forEach((o: unknown, i) => {
+    const label = isObject(o) && typeof o.name === 'string' ? `${name}: output ${i} ('${o.name}')` : `${name}: output ${i}`;
+    if (!isObject(o) || typeof o.name !== 'string' || o.name === '') {
+      problems.push(`${label} must have a non-empty 'name'`);
+      return;
+    }
+    const shapeOk = o.shape === undefined || (Array.isArray(o.shape) && o.shape.every((d) => Number.isInteger(d) && (d as number) >= 0));
+    const datatypeOk = o.datatype === undefined || typeof o.datatype === 'string';
+    if (!Array.isArray(o.data)) problems.push(`${label}: 'data' must be an array of the values expected, in row-major order`);
+    if (!shapeOk) problems.push(`${label}: 'shape' must be an array of non-negative integers, got: ${String(o.shape)}`);
+    if (!datatypeOk) problems.push(`${label}: 'datatype' must be a string`);
+    if (Array.isArray(o.data) && shapeOk && datatypeOk) {
+      outputs.push({ name: o.name, data: o.data, datatype: o.datatype as string | undefined, shape: o.shape as number[] | undefined });
+    }
+  });
+  return outputs.length === body.outputs.length ? { form: 'inputs', outputs } : undefined;
+}
+
 function readExpectedOutputs(text: string | undefined, problems: string[]): string[] | undefined {
   if (text === undefined || text === '') return undefined;
   let names: unknown;
@@ -81,6 +164,16 @@ function readExpectedOutputs(text: string | undefined, problems: string[]): stri
     return undefined;
   }
   return names;
+}
+
+function readTolerance(text: string | undefined, problems: string[]): number {
+  if (text === undefined || text === '') return DEFAULT_ANSWER_TOLERANCE;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) {
+    problems.push(`${ENV.ANSWER_TOLERANCE} must be a number >= 0, got: ${JSON.stringify(text)}`);
+    return DEFAULT_ANSWER_TOLERANCE;
+  }
+  return value;
 }
 
 function readTimeout(text: string | undefined, problems: string[]): number {

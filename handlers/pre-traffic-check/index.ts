@@ -1,7 +1,9 @@
 /**
  * CodeDeploy's pre-traffic hook for a gradual rollout of an inference function: invokes the new
- * version once with a sample infer request, checks that the answer is well formed, and reports the
- * verdict to CodeDeploy, which shifts traffic on `Succeeded` and rolls back on `Failed`.
+ * version once with a sample infer request, checks that the answer is well formed (every value one
+ * its datatype can hold, no NaN or infinity unless expected) and, when an expected answer is given,
+ * that it matches it, and reports the verdict to CodeDeploy, which shifts traffic on `Succeeded`
+ * and rolls back on `Failed`.
  *
  * A verdict is reported whatever goes wrong before it (bad configuration, a failed or hung
  * invocation): without one, CodeDeploy waits up to an hour before giving up on the hook.
@@ -11,6 +13,9 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { checkAnswer, type AnswerSummary, type InvokeAnswer } from './check';
 import { isObject, readConfig, type PreTrafficConfig } from './config';
 import { REPORT_TIMEOUT_MS } from '../../contract/pre-traffic-check';
+
+/** CodeDeploy's refusal of a second status for one hook execution. */
+const ALREADY_COMPLETED = 'LifecycleEventAlreadyCompletedException';
 
 /** What CodeDeploy passes to a lifecycle hook function. */
 export interface HookEvent {
@@ -44,10 +49,15 @@ export const handler = async (event: unknown, context?: HookContext): Promise<Pr
   const status: Verdict = outcome.problems.length === 0 ? 'Succeeded' : 'Failed';
 
   let reportError: string | undefined;
+  let alreadyCompleted = false;
   try {
     await report(ids, status);
   } catch (e) {
-    reportError = messageOf(e);
+    // The SDK retries a report whose answer was lost; CodeDeploy then refuses the retry because
+    // the first attempt was recorded. An earlier run of this hook may have reported too. Either
+    // way CodeDeploy has its verdict, and nothing is left to do.
+    if ((e as Error)?.name === ALREADY_COMPLETED) alreadyCompleted = true;
+    else reportError = messageOf(e);
   }
 
   const line = JSON.stringify({
@@ -60,10 +70,13 @@ export const handler = async (event: unknown, context?: HookContext): Promise<Pr
       target: outcome.config.targetVersionArn,
       request: outcome.config.sample,
       expectedOutputs: outcome.config.expectedOutputs,
+      expectedAnswer: outcome.config.expectedAnswer !== undefined,
+      tolerance: outcome.config.expectedAnswer !== undefined ? outcome.config.tolerance : undefined,
       timeoutMs: outcome.budgetMs,
     },
     answer: outcome.answer,
     reported: reportError === undefined,
+    ...(alreadyCompleted ? { alreadyCompleted: 'CodeDeploy had already recorded a status for this hook execution (an earlier attempt of this report, or of this hook)' } : {}),
     ...(reportError ? { reportError } : {}),
     durationMs: Date.now() - started,
   });
@@ -97,7 +110,7 @@ async function check(env: NodeJS.ProcessEnv, context: HookContext | undefined): 
   } catch (e) {
     return { config, budgetMs, problems: [`the invocation of ${config.targetVersionArn} failed: ${messageOf(e)}`] };
   }
-  const result = checkAnswer(config.sample, config.expectedOutputs, answer);
+  const result = checkAnswer(config, answer);
   return { config, budgetMs, problems: result.problems, answer: result.summary };
 }
 

@@ -378,6 +378,15 @@ export interface IInferenceApiIntegrations {
   methodResponsesFor(route: InferenceRoute): apigw.MethodResponse[];
 }
 
+/**
+ * The method request parameters a route's integration maps beyond the body (a direct
+ * integration's headers), which API Gateway requires the method to declare: name to required.
+ * @internal
+ */
+export interface _InferenceApiRequestParameters {
+  _requestParametersFor?(route: InferenceRoute): Record<string, boolean>;
+}
+
 /** Props of an `InferenceApi`: its options, and the function or integrations that answer it. */
 export interface InferenceApiProps extends InferenceApiOptions {
   /**
@@ -642,8 +651,10 @@ export class InferenceApi extends Construct {
     };
     const add = (resource: apigw.IResource, method: string, route: InferenceRoute, options: apigw.MethodOptions) => {
       const methodResponses = integrations.methodResponsesFor(route);
+      const requestParameters = { ...options.requestParameters, ...(integrations as _InferenceApiRequestParameters)._requestParametersFor?.(route) };
       resource.addMethod(method, integrations.integrationFor(route), {
         ...options,
+        requestParameters: Object.keys(requestParameters).length > 0 ? requestParameters : undefined,
         methodResponses: methodResponses.length > 0 ? methodResponses : undefined,
         ...(route === InferenceRoute.INFER ? { requestModels: { 'application/json': this.requestModel } } : {}),
       });

@@ -8,7 +8,8 @@ import type { Construct } from 'constructs';
 import { SERVER_NAME } from '../../contract/routes';
 import { API_GATEWAY_TIMEOUT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, DEFAULT_SAGEMAKER_CONTENT_TYPE, DEFAULT_SAGEMAKER_TIMEOUT_MS } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
-import { type IInferenceApiIntegrations, InferenceApi, InferenceRoute } from '../api/inference-api';
+import { SAGEMAKER_HEADER, SAGEMAKER_MAX_REQUEST_BYTES, SAGEMAKER_PASSED_CONTAINER_STATUSES } from '../../contract/sagemaker';
+import { type _InferenceApiRequestParameters, type IInferenceApiIntegrations, InferenceApi, InferenceRoute } from '../api/inference-api';
 import { InferenceEndpointBase, type InferenceEndpointOptions } from './inference-endpoint';
 import { InferenceFunction, type LambdaFunctionOptions } from '../function/inference-function';
 import type { EndpointMonitoring } from '../operations/endpoint-monitoring';
@@ -27,12 +28,15 @@ import type { Warmer } from '../operations/warmer';
 export enum SageMakerIntegration {
   /**
    * Through a Lambda proxy: the library's proxy handler (or your entry with hooks) turns the request
-   * into the endpoint's content type and maps SageMaker's errors to clear HTTP errors.
+   * into the endpoint's content type, checks the `X-Amzn-SageMaker-*` headers a caller may set and
+   * maps SageMaker's errors to clear HTTP errors.
    */
   LAMBDA_PROXY = 'lambda-proxy',
   /**
    * API Gateway calls SageMaker Runtime itself (an AWS service integration with its own role): no
-   * function to run or pay for, no pre- or post-processing; the body is passed through.
+   * function to run or pay for, no pre- or post-processing; the body and the `X-Amzn-SageMaker-*`
+   * headers a caller may set are passed through, and SageMaker's errors are answered in the same
+   * shape as the proxy's, with none of SageMaker's own words.
    */
   DIRECT = 'direct',
 }
@@ -281,6 +285,7 @@ class SageMakerProxyPackaging extends ModelPackaging {
         [ENV.SAGEMAKER_CONTENT_TYPE]: this.props.contentType ?? DEFAULT_SAGEMAKER_CONTENT_TYPE,
         [ENV.SAGEMAKER_ACCEPT]: this.props.accept ?? DEFAULT_SAGEMAKER_CONTENT_TYPE,
         [ENV.SAGEMAKER_TIMEOUT_MS]: String(this.invokeTimeout.toMilliseconds()),
+        [ENV.MAX_BODY_BYTES]: String(maxRequestBytes(this.endpoint)),
       },
       code: this.code ?? lambda.Code.fromAsset(handlerDir!, options.hooks ? { exclude: STAGING_EXCLUDE } : {}),
       onnxRuntime: false,
@@ -296,11 +301,25 @@ function grantInvokeEndpoint(role: iam.IRole, endpoint: SageMakerEndpointConfig)
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sagemaker:InvokeEndpoint'], resources: [endpoint.endpointArn] }));
 }
 
+/** The largest request SageMaker takes for the endpoint. */
+function maxRequestBytes(endpoint: SageMakerEndpointConfig): number {
+  return endpoint.serverless ? SAGEMAKER_MAX_REQUEST_BYTES.SERVERLESS : SAGEMAKER_MAX_REQUEST_BYTES.REAL_TIME;
+}
+
+/** The headers a caller may set, passed to `InvokeEndpoint` (SageMaker checks them). */
+const PASSED_HEADERS: readonly string[] = Object.values(SAGEMAKER_HEADER);
+
+/** What a direct infer route may answer. */
+const DIRECT_INFER_STATUSES = ['200', '400', '413', '415', '422', '429', '500', '502', '503'];
+/** The statuses answered with a Retry-After. */
+const RETRY_STATUSES = ['429', '503'];
+const RETRY_AFTER = 'method.response.header.Retry-After';
+
 /**
- * API Gateway calls `InvokeEndpoint` itself for the infer routes, and answers metadata, health and
- * readiness from mock integrations (there is no code to ask). SageMaker's errors come back in the
- * protocol's `{"error": ...}` shape: the container's failure (424) and SageMaker's own 5xx as 502,
- * throttling as 429, a refused request as 400.
+ * API Gateway calls `InvokeEndpoint` itself for the infer routes, with the caller's
+ * `X-Amzn-SageMaker-*` headers, and answers metadata, health and readiness from mock integrations
+ * (there is no code to ask). SageMaker's errors are answered as the Lambda proxy answers them (see
+ * `directIntegrationResponses`).
  */
 function directIntegrations(
   endpoint: SageMakerEndpointConfig,
@@ -308,10 +327,7 @@ function directIntegrations(
   props: SageMakerProxyEndpointProps,
   invokeTimeout: Duration,
   modelVersion: string,
-): IInferenceApiIntegrations {
-  const errorTemplate = (what: string) => ({
-    'application/json': `{"error": "${what}: $util.escapeJavaScript($input.body) (request id $context.requestId)"}`,
-  });
+): IInferenceApiIntegrations & _InferenceApiRequestParameters {
   const infer = new apigw.AwsIntegration({
     service: 'runtime.sagemaker',
     path: `endpoints/${endpoint.endpointName}/invocations`,
@@ -323,14 +339,11 @@ function directIntegrations(
       requestParameters: {
         'integration.request.header.Content-Type': `'${props.contentType ?? DEFAULT_SAGEMAKER_CONTENT_TYPE}'`,
         'integration.request.header.Accept': `'${props.accept ?? DEFAULT_SAGEMAKER_CONTENT_TYPE}'`,
+        // Sent only when the caller sets them.
+        ...Object.fromEntries(PASSED_HEADERS.map((header) => [`integration.request.header.${header}`, `method.request.header.${header}`])),
       },
       requestTemplates: { 'application/json': '$input.body' },
-      integrationResponses: [
-        { statusCode: '200' },
-        { statusCode: '502', selectionPattern: '424|5\\d\\d', responseTemplates: errorTemplate('the SageMaker endpoint failed') },
-        { statusCode: '429', selectionPattern: '429', responseTemplates: errorTemplate('the SageMaker endpoint is throttling') },
-        { statusCode: '400', selectionPattern: '4\\d\\d', responseTemplates: errorTemplate('SageMaker refused the request') },
-      ],
+      integrationResponses: directIntegrationResponses(maxRequestBytes(endpoint)),
     },
   });
   const modelName = props.modelName ?? DEFAULT_MODEL_NAME;
@@ -353,6 +366,79 @@ function directIntegrations(
   );
   return {
     integrationFor: (route) => (route === InferenceRoute.INFER ? infer : mocks.get(route)!),
-    methodResponsesFor: (route) => (route === InferenceRoute.INFER ? ['200', '400', '429', '502'] : ['200']).map((statusCode) => ({ statusCode })),
+    methodResponsesFor: (route) =>
+      (route === InferenceRoute.INFER ? DIRECT_INFER_STATUSES : ['200']).map((statusCode) => ({
+        statusCode,
+        ...(RETRY_STATUSES.includes(statusCode) ? { responseParameters: { [RETRY_AFTER]: true } } : {}),
+      })),
+    _requestParametersFor: (route) => (route === InferenceRoute.INFER ? Object.fromEntries(PASSED_HEADERS.map((header) => [`method.request.header.${header}`, false])) : {}),
   };
+}
+
+/**
+ * SageMaker's answers, in the Lambda proxy's shape: `{"error": "<what happened> (request id <id>)"}`,
+ * with its statuses where SageMaker's status tells the cases apart (here a throttle that SageMaker
+ * answers 400 is one more refused request, and a 429 both a throttle and a model not ready). The
+ * templates write the library's words only, never anything of SageMaker's answer, which names the
+ * account, the container's log stream and the container's own message (whose quotes
+ * `$util.escapeJavaScript` would turn into `\'`, which is not JSON). The one value read from it is
+ * the container's status, a number, written only where it compared as one.
+ *
+ * The selection patterns match SageMaker's status; no two match the same one, as API Gateway
+ * defines no order among them.
+ */
+function directIntegrationResponses(maxBytes: number): apigw.IntegrationResponse[] {
+  const json = (template: string) => ({ 'application/json': template });
+  const retry = { [RETRY_AFTER]: "'1'" };
+  return [
+    { statusCode: '200' },
+    // ModelError: the container answered an error, its status in OriginalStatusCode.
+    { statusCode: '502', selectionPattern: '424', responseTemplates: json(modelErrorTemplate()) },
+    { statusCode: '413', selectionPattern: '413', responseTemplates: json(errorBody(`the request is too large for the SageMaker endpoint; it takes at most ${maxBytes} bytes`)) },
+    {
+      statusCode: '429',
+      selectionPattern: '429',
+      responseParameters: retry,
+      responseTemplates: json(errorBody('the SageMaker endpoint is throttling requests or not ready to serve; retry later')),
+    },
+    // SageMaker refused the API's own credentials or signature: its wiring, not the request.
+    { statusCode: '500', selectionPattern: '40[13]', responseTemplates: json(errorBody('this API may not invoke its SageMaker endpoint')) },
+    // Any other refusal is about the request: its size, or a header SageMaker refused.
+    {
+      statusCode: '400',
+      selectionPattern: '40[02456789]|41[0-24-9]|42[0-35-8]|4[3-9]\\d',
+      responseTemplates: json(errorBody(`SageMaker refused the request; check its body (at most ${maxBytes} bytes) and its X-Amzn-SageMaker-* headers`)),
+    },
+    { statusCode: '503', selectionPattern: '503', responseParameters: retry, responseTemplates: json(errorBody('SageMaker is unavailable; retry later')) },
+    { statusCode: '502', selectionPattern: '50[0-24-9]|5[1-9]\\d', responseTemplates: json(errorBody('SageMaker failed on this request')) },
+  ];
+}
+
+/** An error answer: this library's words, and API Gateway's request id. */
+function errorBody(message: string): string {
+  return `{"error": "${message} (request id $context.requestId)"}`;
+}
+
+/**
+ * A ModelError's answer: a container's refusal (4xx) is the caller's, answered with its status when
+ * it means the same here (else 400); its own failure is a 502.
+ */
+function modelErrorTemplate(): string {
+  const passed = SAGEMAKER_PASSED_CONTAINER_STATUSES.flatMap((status, i) => [
+    `#${i === 0 ? 'if' : 'elseif'}($original == ${status})`,
+    `#set($context.responseOverride.status = ${status})`,
+    errorBody(`the model refused the request (status ${status})`),
+  ]);
+  return [
+    "#set($original = $input.path('$.OriginalStatusCode'))",
+    ...passed,
+    '#elseif($original >= 400 && $original < 500)',
+    '#set($context.responseOverride.status = 400)',
+    errorBody('the model refused the request (status $original)'),
+    '#elseif($original >= 500 && $original < 600)',
+    errorBody('the model container failed on this request (status $original)'),
+    '#else',
+    errorBody('the model container failed on this request (status unknown)'),
+    '#end',
+  ].join('\n');
 }

@@ -31,7 +31,7 @@ export interface LambdaFunctionOptions {
    * The function's architecture. Graviton (arm64) is priced about 20 % lower per GB-second. The
    * arm64 onnxruntime layer is tested under emulation with Lambda's sandbox reproduced (the CPU
    * folder of /sys hidden): it answers right and picks the same kernels as when it can read the CPU;
-   * it logs that cpuinfo failed, which is expected there (see the README).
+   * it logs that cpuinfo failed, which is expected there (see docs/compute.md).
    * @default - lambda.Architecture.ARM_64; x86_64 for a generated container image (see `ContainerModelEndpoint`)
    */
   readonly architecture?: lambda.Architecture;

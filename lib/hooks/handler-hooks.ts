@@ -43,7 +43,7 @@ export interface HandlerHooksConfig {
 /**
  * Pre- and post-processing around the library's handler, and work after the response: a
  * TypeScript or JavaScript file whose named exports `preprocess`, `postprocess` and
- * `afterResponse` are the hooks (see the README's "Hooks"). The inference function bundles it
+ * `afterResponse` are the hooks (see docs/hooks.md). The inference function bundles it
  * at synth, beside the prebuilt handler, with the esbuild this library brings: no Docker, no
  * network, the same bytes wherever it runs, so the code's asset hash changes only when the entry
  * or what it imports does. An entry that does not build fails the synth with esbuild's messages,

@@ -1,4 +1,7 @@
-import { Annotations, Duration, Stack } from 'aws-cdk-lib';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Annotations, Duration, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -6,12 +9,14 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { IEndpointMetrics } from './endpoint-metrics';
-import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV } from '../../contract/pre-traffic-check';
+import { LAMBDA_MAX_PAYLOAD_BYTES } from '../../contract/defaults';
+import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV, PRE_TRAFFIC_FILES } from '../../contract/pre-traffic-check';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { defaultNodeRuntime } from '../private/node-runtime';
 import { validationError } from '../private/errors';
 import * as metricMath from '../private/metric-math';
 import { builtAssetPath } from '../private/package-paths';
+import { STAGING_EXCLUDE, stageFiles, stagingDir } from '../private/staging';
 
 /** A gradual rollout of each new function version (a new model or handler) behind the live alias. */
 export interface GradualRolloutOptions {
@@ -22,7 +27,10 @@ export interface GradualRolloutOptions {
   readonly deploymentConfig?: codedeploy.ILambdaDeploymentConfig;
   /**
    * An infer request sent to the new version before it gets any traffic; the deployment stops
-   * (and nothing moves) unless the answer has the protocol's shape.
+   * (and nothing moves) unless the answer has the protocol's shape and every value is one its
+   * datatype can hold (no NaN or infinity unless `expectedAnswer` has it). Plain JSON known at
+   * synth, up to Lambda's 6 MiB invocation payload: it ships as a file in the check's code, so an
+   * image model's sample fits.
    * @default - no check before traffic
    */
   // biome-ignore lint/suspicious/noExplicitAny: a JSON object, typed as aws-cdk-lib types them; jsii maps `any` to each language's object type
@@ -32,6 +40,22 @@ export interface GradualRolloutOptions {
    * @default - any non-empty outputs
    */
   readonly expectedOutputs?: string[];
+  /**
+   * The answer `sampleRequest` must get, in the protocol's shape: `{ outputs: [{ name, data,
+   * datatype?, shape? }] }` for an `inputs` request (only the outputs named are compared),
+   * `{ predictions: [...] }` for `instances`. Floats match within `answerTolerance`; `'NaN'`,
+   * `'Infinity'` and `'-Infinity'` match only themselves; give INT64 values past 2^53 as decimal
+   * strings, which JavaScript numbers cannot hold.
+   * @default - any well-formed answer
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: a JSON object, typed as aws-cdk-lib types them; jsii maps `any` to each language's object type
+  readonly expectedAnswer?: { [key: string]: any };
+  /**
+   * How far a float of the answer may be from `expectedAnswer`'s: by this times the expected
+   * value's magnitude, or by this itself when that magnitude is below 1.
+   * @default 0.0001
+   */
+  readonly answerTolerance?: number;
   /**
    * More alarms that roll the deployment back, besides the rollout's canary alarms.
    * @default - the canary alarms only
@@ -124,6 +148,9 @@ export class GradualRollout extends Construct {
         'rollout has no sampleRequest: a broken version is caught only by alarms, so only if requests reach it during the canary; give a sampleRequest to check it before any traffic',
       );
     }
+    for (const prop of ['expectedAnswer', 'answerTolerance'] as const) {
+      if (props[prop] !== undefined && !props.sampleRequest) throw validationError(this, `rollout.${prop} applies to the answer to sampleRequest, which is not set`);
+    }
     if (props.sampleRequest) {
       this.preTrafficCheck = this.createPreTrafficCheck(props);
       this.deploymentGroup.addPreHook(this.preTrafficCheck);
@@ -186,6 +213,28 @@ export class GradualRollout extends Construct {
   }
 
   private createPreTrafficCheck(props: GradualRolloutProps): lambda.Function {
+    const sample = literalJson(this, 'sampleRequest', props.sampleRequest);
+    const sampleBytes = Buffer.byteLength(sample);
+    if (sampleBytes > LAMBDA_MAX_PAYLOAD_BYTES) {
+      throw validationError(
+        this,
+        `rollout.sampleRequest is ${sampleBytes} bytes as JSON, over Lambda's limit of ${LAMBDA_MAX_PAYLOAD_BYTES} bytes (6 MiB) for an invocation's payload: send a smaller sample`,
+      );
+    }
+    const form = isObject(props.sampleRequest) && 'instances' in props.sampleRequest ? 'predictions' : 'outputs';
+    if (props.expectedAnswer !== undefined && !Array.isArray(props.expectedAnswer[form])) {
+      throw validationError(
+        this,
+        `rollout.expectedAnswer must have '${form}', the answer to a sampleRequest with '${form === 'outputs' ? 'inputs' : 'instances'}', got keys: ${JSON.stringify(Object.keys(props.expectedAnswer))}`,
+      );
+    }
+    const tolerance = props.answerTolerance;
+    if (tolerance !== undefined && !Token.isUnresolved(tolerance) && !(Number.isFinite(tolerance) && tolerance >= 0)) {
+      throw validationError(this, `rollout.answerTolerance must be a number >= 0, got: ${tolerance}`);
+    }
+    const files: Record<string, string> = { [PRE_TRAFFIC_FILES.SAMPLE_REQUEST]: sample };
+    if (props.expectedAnswer !== undefined) files[PRE_TRAFFIC_FILES.EXPECTED_ANSWER] = literalJson(this, 'expectedAnswer', props.expectedAnswer);
+
     const logGroup = new logs.LogGroup(this, 'PreTrafficCheckLogGroup', { retention: logs.RetentionDays.ONE_MONTH });
     const role = new iam.Role(this, 'PreTrafficCheckRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
@@ -197,7 +246,8 @@ export class GradualRollout extends Construct {
       runtime: defaultNodeRuntime(),
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
-      code: lambda.Code.fromAsset(builtAssetPath('handlers', 'pre-traffic-check')),
+      // The sample (and expected answer) beside the code: Lambda allows 4 KB of variables in all.
+      code: lambda.Code.fromAsset(checkCode(this, files), { exclude: STAGING_EXCLUDE }),
       memorySize: 256,
       // The new version's cold start (a model load) comes first, and the verdict must still be reported.
       timeout: CHECK_TIMEOUT.plus(Duration.millis(HOOK_TIMEOUT_HEADROOM_MS)),
@@ -206,9 +256,11 @@ export class GradualRollout extends Construct {
       description: 'Checks the new inference function version before it gets traffic',
       environment: {
         [PRE_TRAFFIC_ENV.TARGET_VERSION_ARN]: props.version.functionArn,
-        [PRE_TRAFFIC_ENV.SAMPLE_REQUEST]: Stack.of(this).toJsonString(props.sampleRequest),
+        [PRE_TRAFFIC_ENV.SAMPLE_REQUEST_FILE]: PRE_TRAFFIC_FILES.SAMPLE_REQUEST,
         [PRE_TRAFFIC_ENV.CHECK_TIMEOUT_MS]: String(CHECK_TIMEOUT.toMilliseconds()),
         ...(props.expectedOutputs ? { [PRE_TRAFFIC_ENV.EXPECTED_OUTPUTS]: JSON.stringify(props.expectedOutputs) } : {}),
+        ...(props.expectedAnswer !== undefined ? { [PRE_TRAFFIC_ENV.EXPECTED_ANSWER_FILE]: PRE_TRAFFIC_FILES.EXPECTED_ANSWER } : {}),
+        ...(tolerance !== undefined ? { [PRE_TRAFFIC_ENV.ANSWER_TOLERANCE]: String(tolerance) } : {}),
       },
     });
     acknowledge(
@@ -218,4 +270,56 @@ export class GradualRollout extends Construct {
     );
     return check;
   }
+}
+
+/**
+ * The check's code: the prebuilt handler with `files` (name → text) beside it, staged by their
+ * content, so that an unchanged sample keeps the same asset.
+ */
+function checkCode(scope: Construct, files: Record<string, string>): string {
+  const names = Object.keys(files).sort();
+  const key = createHash('sha256');
+  for (const name of names) key.update(`${name}\0${files[name]}\0`);
+  const dataDir = stagingDir(scope, 'pre-traffic-check-data', key.digest('hex').slice(0, 32));
+  fs.mkdirSync(dataDir, { recursive: true });
+  for (const name of names) {
+    const file = path.join(dataDir, name);
+    if (fs.existsSync(file)) continue;
+    // Written beside and renamed, so a synth that stops halfway never leaves a partial file.
+    fs.writeFileSync(`${file}.${process.pid}.partial`, files[name]);
+    fs.renameSync(`${file}.${process.pid}.partial`, file);
+  }
+  return stageFiles(scope, 'pre-traffic-check', [
+    { source: builtAssetPath('handlers', 'pre-traffic-check'), destination: '.' },
+    ...names.map((name) => ({ source: path.join(dataDir, name), destination: name })),
+  ]);
+}
+
+/** `value` as JSON text; a token in it fails the synth: the text is written into the check's code at synth. */
+function literalJson(scope: Construct, prop: string, value: unknown): string {
+  const token = findToken(value, '');
+  if (token !== undefined) {
+    throw validationError(scope, `rollout.${prop} must be plain JSON known at synth (it ships in the pre-traffic check's code), got a token at ${token || 'its root'}`);
+  }
+  return JSON.stringify(value);
+}
+
+function findToken(value: unknown, at: string): string | undefined {
+  if (Token.isUnresolved(value)) return at;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const found = findToken(v, `${at}[${i}]`);
+      if (found !== undefined) return found;
+    }
+  } else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      const found = findToken(v, at ? `${at}.${k}` : k);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,7 +9,8 @@ import { Construct } from 'constructs';
 import { acknowledge } from '../private/acknowledge';
 import { defaultNodeRuntime } from '../private/node-runtime';
 import { builtAssetPath } from '../private/package-paths';
-import { MAX_HOLD_MS, MAX_WARMER_CONCURRENCY, WARMER_ENV, WARMER_SOURCE } from '../../contract/warmup';
+import { METRICS_NAMESPACE } from '../../contract/metrics';
+import { MAX_HOLD_MS, MAX_WARMER_CONCURRENCY, WARMER_ENV, WARMER_METRIC, WARMER_METRIC_DIMENSION, WARMER_SOURCE, WARMER_TIMEOUT_HEADROOM_MS } from '../../contract/warmup';
 import { validationError } from '../private/errors';
 
 /** How long a warm-up call holds its instance when `concurrency` > 1, unless `holdTime` says otherwise. */
@@ -17,11 +19,11 @@ const DEFAULT_HOLD_WHEN_CONCURRENT = Duration.millis(100);
 /** Longest `holdTime` accepted: what the inference handler honours. */
 const MAX_HOLD_TIME = Duration.millis(MAX_HOLD_MS);
 
-/**
- * Time the fan-out allows for a call on top of the hold: enough for a cold start of the target,
- * model load included (Lambda caps an on-demand init phase at 10 s, then retries it once).
- */
-const INVOKE_ALLOWANCE = Duration.seconds(45);
+/** Lambda's longest timeout, the fan-out's included. */
+const MAX_TIMEOUT = Duration.minutes(15);
+
+/** Lambda's timeout for a function created without one. */
+const LAMBDA_DEFAULT_TIMEOUT = Duration.seconds(3);
 
 /** How a warmer keeps its target warm: everything but the target. */
 export interface WarmerOptions {
@@ -72,6 +74,17 @@ export interface WarmerProps extends WarmerOptions {
    * (an unqualified function ARN means `$LATEST`) and may invoke nothing else.
    */
   readonly target: lambda.IFunction;
+
+  /**
+   * The target's timeout: how long one warm-up call may take, a cold start's model load included.
+   * The fan-out function gets this plus 15 seconds (Lambda's 10-second init phase comes first, and
+   * the summary must still be logged), at most 15 minutes; calls still running when its time is
+   * nearly up are counted as unanswered.
+   *
+   * @default - the target's own timeout when it is a `lambda.Function` of this app, or a version
+   * or alias of one; otherwise 15 minutes
+   */
+  readonly targetTimeout?: Duration;
 }
 
 /**
@@ -91,6 +104,10 @@ export interface WarmerProps extends WarmerOptions {
  * for it only in busy hours. Provisioned instances are initialised ahead of time and always
  * ready, but billed for every second they exist, busy or idle. Point the warmer at that alias
  * and it only touches instances that are already warm; the two are rarely worth combining.
+ *
+ * A call counts as warmed only when the instance answers that its model is loaded. Each run logs
+ * one summary line (calls warmed, failed, answered with the model not loaded, unanswered, and why),
+ * which is also the source of `metricSucceeded()`, `metricFailed()` and `metricModelNotReady()`.
  *
  * The fan-out runs on arm64 with 128 MB; its role may write its own log group and call
  * `lambda:InvokeFunction` on the target's ARN, nothing more.
@@ -114,6 +131,9 @@ export class Warmer extends Construct {
   /** How long each call holds its instance. */
   public readonly holdTime: Duration;
 
+  /** The ARN invoked, the dimension of the warmer's metrics. */
+  private readonly targetArn: string;
+
   constructor(scope: Construct, id: string, props: WarmerProps) {
     super(scope, id);
 
@@ -121,6 +141,9 @@ export class Warmer extends Construct {
     validateConcurrency(this, this.concurrency);
     this.holdTime = props.holdTime ?? (this.concurrency > 1 ? DEFAULT_HOLD_WHEN_CONCURRENT : Duration.millis(0));
     validateHoldTime(this, this.holdTime);
+
+    this.targetArn = props.target.functionArn;
+    if (props.targetTimeout) validateTargetTimeout(this, props.targetTimeout);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_WEEK,
@@ -148,7 +171,7 @@ export class Warmer extends Construct {
       handler: 'index.handler',
       code: lambda.Code.fromAsset(builtAssetPath('handlers', 'warmer')),
       memorySize: 128,
-      timeout: Duration.seconds(INVOKE_ALLOWANCE.toSeconds() + Math.ceil(this.holdTime.toMilliseconds() / 1000)),
+      timeout: fanOutTimeout(props.targetTimeout ?? timeoutOf(props.target), this.holdTime),
       role,
       logGroup: this.logGroup,
       // A late retry of a warm-up run is worthless: the next scheduled run comes anyway.
@@ -171,6 +194,64 @@ export class Warmer extends Construct {
     }
     acknowledge(this.function, ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination'], MISSED_PING);
     acknowledge(this.function, ['Serverless-LambdaTracing'], 'Tracing a keep-warm ping would cost a trace per ping and show nothing of interest.');
+  }
+
+  /**
+   * Warm-up calls answered by an instance whose model is loaded, summed.
+   *
+   * @default - sum over 5 minutes
+   */
+  public metricSucceeded(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(WARMER_METRIC.WARMED, props);
+  }
+
+  /**
+   * Warm-up calls that warmed nothing (the model not loaded, a function error, a throttle, no
+   * answer in time), summed. Each run's log line says why, per call.
+   *
+   * @default - sum over 5 minutes
+   */
+  public metricFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(WARMER_METRIC.FAILED, props);
+  }
+
+  /**
+   * Of the failed warm-up calls, those an instance answered without its model loaded, summed.
+   *
+   * @default - sum over 5 minutes
+   */
+  public metricModelNotReady(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(WARMER_METRIC.MODEL_NOT_READY, props);
+  }
+
+  private metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName,
+      dimensionsMap: { [WARMER_METRIC_DIMENSION]: this.targetArn },
+      statistic: 'Sum',
+      ...props,
+    });
+  }
+}
+
+/** The timeout of the function behind `target` (itself, or the function of a version or alias), when this app defines it. */
+function timeoutOf(target: lambda.IFunction): Duration | undefined {
+  const fn = target instanceof lambda.Alias ? target.version.lambda : target instanceof lambda.Version ? target.lambda : target;
+  return fn instanceof lambda.Function ? (fn.timeout ?? LAMBDA_DEFAULT_TIMEOUT) : undefined;
+}
+
+/** The target's timeout and the headroom, the hold on top (it adds to each call), within Lambda's 15 minutes. */
+function fanOutTimeout(targetTimeout: Duration | undefined, holdTime: Duration): Duration {
+  if (!targetTimeout || targetTimeout.isUnresolved() || holdTime.isUnresolved()) return MAX_TIMEOUT;
+  const seconds = Math.ceil((targetTimeout.toMilliseconds() + WARMER_TIMEOUT_HEADROOM_MS + holdTime.toMilliseconds()) / 1000);
+  return Duration.seconds(Math.min(seconds, MAX_TIMEOUT.toSeconds()));
+}
+
+function validateTargetTimeout(scope: Construct, timeout: Duration): void {
+  if (timeout.isUnresolved()) return;
+  if (timeout.toMilliseconds() <= 0 || timeout.toMilliseconds() > MAX_TIMEOUT.toMilliseconds()) {
+    throw validationError(scope, `Warmer: targetTimeout must be more than 0 and at most ${MAX_TIMEOUT.toHumanString()} (Lambda's limit), got: ${timeout.toHumanString()}`);
   }
 }
 

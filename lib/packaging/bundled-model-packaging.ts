@@ -28,7 +28,7 @@ const BUNDLED_MODEL_DIR = 'model';
  * Synth stages the code folder (the handler and the model, hard-linked where the file system
  * allows) in `cdk.out/.cache/cdk-serverless-inference` (the OS temp folder for an App with no
  * outdir of its own), or where the `cdk-serverless-inference:stagingDirectory` context key says;
- * see the README.
+ * see docs/endpoints.md.
  */
 export class BundledModelPackaging extends ModelPackaging {
   private readonly modelPath = new BoundOnce<string>('BundledModelPackaging');

@@ -71,7 +71,7 @@ export interface ContainedModel {
  * Synth writes a generated build context (the handler, onnxruntime and the model, hard-linked
  * where the file system allows) in `cdk.out/.cache/cdk-serverless-inference` (the OS temp folder
  * for an App with no outdir of its own), or where the `cdk-serverless-inference:stagingDirectory`
- * context key says; see the README.
+ * context key says; see docs/endpoints.md.
  */
 export class ContainerModelPackaging extends ModelPackaging {
   private readonly image = new BoundOnce<ContainedModel>('ContainerModelPackaging');

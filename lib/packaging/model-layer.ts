@@ -46,11 +46,11 @@ export interface ModelLayerProps {
 /**
  * An ONNX model packaged as a Lambda layer, at `/opt/models/<file name>` in the functions that use
  * it, so several functions can share one copy. A changed model file is a new layer version; the
- * functions that use it get a new version too (see the README).
+ * functions that use it get a new version too (see docs/endpoints.md).
  *
  * Synth stages the layer's folder (the model, hard-linked where the file system allows) in
  * `cdk.out/.cache/cdk-serverless-inference` (the OS temp folder for an App with no outdir of its
- * own), or where the `cdk-serverless-inference:stagingDirectory` context key says; see the README.
+ * own), or where the `cdk-serverless-inference:stagingDirectory` context key says; see docs/endpoints.md.
  */
 export class ModelLayer extends lambda.LayerVersion {
   /** Where model layers put their files in a function: `/opt/models/<file name>`. */

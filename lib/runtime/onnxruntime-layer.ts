@@ -25,7 +25,7 @@ export interface OnnxRuntimeLayerProps {
    * older versions aborted there (microsoft/onnxruntime#10038). 1.30 logs that cpuinfo failed and
    * carries on, reading the CPU's features from the kernel instead, so its kernels are the same; only
    * its default thread count halves, and the library's handler sets the threads itself. The test
-   * suite runs this layer under arm64 emulation with that folder hidden (see the README).
+   * suite runs this layer under arm64 emulation with that folder hidden (see docs/compute.md).
    *
    * @default lambda.Architecture.X86_64
    */

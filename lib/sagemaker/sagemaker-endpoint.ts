@@ -22,6 +22,11 @@ export interface SageMakerEndpointConfig {
    * @default - an endpoint that exists already
    */
   readonly cfnEndpoint?: sagemaker.CfnEndpoint;
+  /**
+   * Whether the endpoint is serverless, whose requests SageMaker limits to 4 MB (6 MB otherwise).
+   * @default false
+   */
+  readonly serverless?: boolean;
 }
 
 /** Options for an existing endpoint. */
@@ -31,6 +36,13 @@ export interface ExistingEndpointOptions {
    * @default 'AllTraffic'
    */
   readonly variantName?: string;
+
+  /**
+   * Whether the endpoint is serverless: SageMaker takes requests of at most 4 MB there (6 MB on
+   * instances), and the proxy refuses larger ones with a 413 before calling it.
+   * @default false
+   */
+  readonly serverless?: boolean;
 }
 
 /** A `model.tar.gz` for SageMaker: a local file uploaded as an asset, or an S3 object. */
@@ -118,7 +130,7 @@ export abstract class SageMakerEndpoint {
   public static fromEndpointName(endpointName: string, options: ExistingEndpointOptions = {}): SageMakerEndpoint {
     return new (class extends SageMakerEndpoint {
       public bind(scope: Construct): SageMakerEndpointConfig {
-        return { endpointName, endpointArn: endpointArnOf(scope, endpointName), variantName: options.variantName ?? VARIANT };
+        return { endpointName, endpointArn: endpointArnOf(scope, endpointName), variantName: options.variantName ?? VARIANT, serverless: options.serverless ?? false };
       }
     })();
   }
@@ -128,7 +140,13 @@ export abstract class SageMakerEndpoint {
     return new (class extends SageMakerEndpoint {
       public bind(): SageMakerEndpointConfig {
         // The Ref of AWS::SageMaker::Endpoint is its ARN (with the name lower-cased, as IAM sees it).
-        return { endpointName: endpoint.attrEndpointName, endpointArn: endpoint.ref, variantName: options.variantName ?? VARIANT, cfnEndpoint: endpoint };
+        return {
+          endpointName: endpoint.attrEndpointName,
+          endpointArn: endpoint.ref,
+          variantName: options.variantName ?? VARIANT,
+          cfnEndpoint: endpoint,
+          serverless: options.serverless ?? false,
+        };
       }
     })();
   }
@@ -214,7 +232,13 @@ class CreatedEndpoint extends SageMakerEndpoint {
       productionVariants: [{ ...this.variant, modelName: model.attrModelName }],
     });
     const endpoint = new sagemaker.CfnEndpoint(scope, 'Endpoint', { endpointConfigName: config.attrEndpointConfigName });
-    return { endpointName: endpoint.attrEndpointName, endpointArn: endpoint.ref, variantName: VARIANT, cfnEndpoint: endpoint };
+    return {
+      endpointName: endpoint.attrEndpointName,
+      endpointArn: endpoint.ref,
+      variantName: VARIANT,
+      cfnEndpoint: endpoint,
+      serverless: this.variant.serverlessConfig !== undefined,
+    };
   }
 }
 

@@ -66,7 +66,7 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function event(requestType: RequestType, properties: Record<string, unknown>, physicalResourceId?: string) {
+function event(requestType: RequestType, properties: Record<string, unknown>, physicalResourceId?: string, oldProperties?: Record<string, unknown>) {
   return {
     RequestType: requestType,
     ServiceToken: SERVICE_TOKEN,
@@ -77,6 +77,7 @@ function event(requestType: RequestType, properties: Record<string, unknown>, ph
     ResourceType: 'Custom::ModelLoader',
     ResourceProperties: { ServiceToken: SERVICE_TOKEN, ...properties },
     ...(physicalResourceId === undefined ? {} : { PhysicalResourceId: physicalResourceId }),
+    ...(oldProperties === undefined ? {} : { OldResourceProperties: { ServiceToken: SERVICE_TOKEN, ...oldProperties } }),
   };
 }
 
@@ -344,6 +345,99 @@ describe('a precompiled model beside the model', () => {
   });
 });
 
+describe('a precompiled model and its model: both or neither', () => {
+  /** The properties of a model and its precompiled copy, named `<name>.onnx` and `<name>.ort`. */
+  const paired = (modelKey: string, precompiledKey: string, name = 'm') =>
+    props(modelKey, `${name}.onnx`, { PrecompiledS3Uri: `s3://${BUCKET}/${precompiledKey}`, PrecompiledFileName: `${name}.ort` });
+
+  it('a Create whose model is missing fails naming it, and leaves no precompiled copy for a Delete that will never come', async () => {
+    await upload('pair/only.ort', randomBytes(20_000));
+    const properties = paired('pair/missing.onnx', 'pair/only.ort');
+
+    const error = await rejectionOf(handler(event('Create', properties)));
+
+    expect(error.message).toContain(`s3://${BUCKET}/pair/missing.onnx`);
+    expect(error.message).toContain('NotFound');
+    expect(await readdir(mount)).toEqual([]);
+  });
+
+  it('a failed copy removes a precompiled copy an earlier attempt left without its model', async () => {
+    await upload('pair/only.ort', randomBytes(20_000));
+    await writeFile(path.join(mount, 'm.ort'), 'left by an earlier attempt');
+
+    await rejectionOf(handler(event('Create', paired('pair/missing.onnx', 'pair/only.ort'))));
+
+    expect(await readdir(mount)).toEqual([]);
+  });
+
+  it('a failed Update to the same names leaves the old model and its precompiled copy as they were', async () => {
+    const oldModel = randomBytes(30_000);
+    const oldPrecompiled = randomBytes(40_000);
+    await upload('pair/v1.onnx', oldModel);
+    await upload('pair/v1.ort', oldPrecompiled);
+    await upload('pair/v2.ort', randomBytes(40_000));
+    const modelPath = path.join(mount, 'm.onnx');
+    const before = paired('pair/v1.onnx', 'pair/v1.ort');
+    await handler(event('Create', before));
+
+    await rejectionOf(handler(event('Update', paired('pair/v2-missing.onnx', 'pair/v2.ort'), modelPath, before)));
+
+    expect((await readFile(modelPath)).equals(oldModel)).toBe(true);
+    expect((await readFile(path.join(mount, 'm.ort'))).equals(oldPrecompiled)).toBe(true);
+    expect((await readdir(mount)).sort()).toEqual(['m.onnx', 'm.ort']);
+  });
+
+  it('a download of the precompiled copy that breaks leaves neither file, though the model came whole', async () => {
+    await upload('pair/model.onnx', randomBytes(30_000));
+    await upload('pair/big.ort', randomBytes(1024 * 1024));
+    // The model's answer is shorter than this: only the precompiled copy's is cut.
+    proxy.fault = { cutAfterBytes: 200_000 };
+
+    const error = await rejectionOf(handler(event('Create', paired('pair/model.onnx', 'pair/big.ort'))));
+
+    expect(error.message).toMatch(/Interrupted/);
+    expect(proxy.gets).toHaveLength(2);
+    expect(await readdir(mount)).toEqual([]);
+  });
+
+  it('an Update that keeps the model but drops its precompiled copy deletes that copy, so the stack leaves nothing behind', async () => {
+    const model = randomBytes(30_000);
+    await upload('pair/model.onnx', model);
+    await upload('pair/model.ort', randomBytes(40_000));
+    const modelPath = path.join(mount, 'm.onnx');
+    const before = paired('pair/model.onnx', 'pair/model.ort');
+    await handler(event('Create', before));
+    const after = props('pair/model.onnx', 'm.onnx');
+
+    const response = await handler(event('Update', after, modelPath, before));
+
+    expect(response.PhysicalResourceId).toBe(modelPath);
+    expect(response.Data.PrecompiledPath).toBeUndefined();
+    expect(await readdir(mount)).toEqual(['m.onnx']);
+    expect((await readFile(modelPath)).equals(model)).toBe(true);
+    expect(loggedLines('log')).toContainEqual(expect.objectContaining({ message: 'replaced precompiled model deleted', path: path.join(mount, 'm.ort') }));
+    // The stack's deletion sends the new properties, which name no precompiled copy.
+    await handler(event('Delete', after, modelPath));
+    expect(await readdir(mount)).toEqual([]);
+  });
+
+  it('an Update to a new model name leaves the old pair to the Delete of the old resource, which removes both', async () => {
+    await upload('pair/a.onnx', randomBytes(30_000));
+    await upload('pair/a.ort', randomBytes(40_000));
+    await upload('pair/b.onnx', randomBytes(30_000));
+    const before = paired('pair/a.onnx', 'pair/a.ort', 'a');
+    const { PhysicalResourceId: oldId } = await handler(event('Create', before));
+
+    const response = await handler(event('Update', props('pair/b.onnx', 'b.onnx'), oldId, before));
+
+    // Older function versions still read a.onnx and a.ort until the update succeeds.
+    expect((await readdir(mount)).sort()).toEqual(['a.onnx', 'a.ort', 'b.onnx']);
+    expect(response.PhysicalResourceId).toBe(path.join(mount, 'b.onnx'));
+    await handler(event('Delete', before, oldId));
+    expect(await readdir(mount)).toEqual(['b.onnx']);
+  });
+});
+
 describe('Delete', () => {
   it('removes the file the physical id names, and succeeds again once it is gone', async () => {
     await upload('delete/model.onnx', randomBytes(10_000));
@@ -507,6 +601,25 @@ describe('the copy as an asynchronous job: start, the loader, isComplete', () =>
     expect(error.message).toMatch(/never started: the loader did not record it within 300 s/);
     const recent = { ...stale, Data: { ...stale.Data, CopyRequestedAt: new Date().toISOString() } };
     expect(await isComplete(recent)).toEqual({ IsComplete: false });
+  });
+
+  it('an Update job carries what it replaces, so the loader deletes the precompiled copy the new properties drop', async () => {
+    await upload('job/pair.onnx', randomBytes(20_000));
+    await upload('job/pair.ort', randomBytes(30_000));
+    const modelPath = path.join(mount, 'model.onnx');
+    const before = props('job/pair.onnx', 'model.onnx', { PrecompiledS3Uri: `s3://${BUCKET}/job/pair.ort`, PrecompiledFileName: 'model.ort' });
+    await handler(event('Create', before));
+    lambda.respondWith(accepted);
+    const after = props('job/pair.onnx');
+    const update = event('Update', after, modelPath, before);
+
+    const started = await start(update);
+
+    const job = sentJob();
+    expect(job.CopyJob).toMatchObject({ RequestType: 'Update', PhysicalResourceId: modelPath, OldResourceProperties: expect.objectContaining(before) });
+    expect(await handler(job, FIFTEEN_MINUTES)).toBeUndefined();
+    expect(await isComplete({ ...update, Data: started.Data })).toMatchObject({ IsComplete: true, Data: { ModelPath: modelPath } });
+    expect((await readdir(mount)).sort()).toEqual(['.copies', 'model.onnx']);
   });
 
   it('start refuses bad properties before any job exists, naming the property', async () => {

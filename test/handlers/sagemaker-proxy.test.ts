@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { endpointNotFound, modelError, sageMakerError, startLocalSageMaker, type LocalSageMaker } from '../../tools/local-sagemaker';
+import { endpointNotFound, type InvocationAnswer, modelError, sageMakerError, startLocalSageMaker, type LocalSageMaker } from '../../tools/local-sagemaker';
 import { call, functionUrlEvent, httpApiEvent, infer, restEvent } from '../../fixtures/events';
 import { type Handler, importCoreBundle } from '../support/handler';
 import { logged, withLogLevel } from '../support/logs';
@@ -423,6 +423,146 @@ describe('SageMaker failures', () => {
   });
 });
 
+describe("SageMaker's request headers, and its limits", () => {
+  const HEADERS = {
+    'X-Amzn-SageMaker-Custom-Attributes': 'accept_eula=true; trace=r-42',
+    'X-Amzn-SageMaker-Target-Model': 'iris/v2/model.tar.gz',
+    'X-Amzn-SageMaker-Target-Variant': 'Canary-2',
+    'X-Amzn-SageMaker-Inference-Id': 'caller-7f3a',
+  };
+
+  it('passes the caller’s X-Amzn-SageMaker-* headers to InvokeEndpoint, signed, from a REST API and an HTTP API', async () => {
+    sm.respondWith(() => ({ body: OIP_ANSWER }));
+    const handler = await proxy();
+
+    const rest = await infer(handler, OIP_REQUEST, MODEL, { headers: { ...HEADERS, 'X-Amzn-SageMaker-Target-Container-Hostname': 'other' } });
+    const httpApi = await call(handler, httpApiEvent('POST', `/v2/models/${MODEL}/infer`, OIP_REQUEST, { headers: HEADERS }));
+
+    expect([rest.status, httpApi.status]).toEqual([200, 200]);
+    expect(sm.requests).toHaveLength(2);
+    for (const seen of sm.requests) {
+      expect(seen.headers).toMatchObject({
+        'x-amzn-sagemaker-custom-attributes': HEADERS['X-Amzn-SageMaker-Custom-Attributes'],
+        'x-amzn-sagemaker-target-model': HEADERS['X-Amzn-SageMaker-Target-Model'],
+        'x-amzn-sagemaker-target-variant': HEADERS['X-Amzn-SageMaker-Target-Variant'],
+        'x-amzn-sagemaker-inference-id': HEADERS['X-Amzn-SageMaker-Inference-Id'],
+      });
+      // Only the four a caller may set.
+      expect(seen.headers['x-amzn-sagemaker-target-container-hostname']).toBeUndefined();
+      // Signed with the rest, so SageMaker takes them.
+      expect(seen.headers.authorization).toContain('x-amzn-sagemaker-target-model');
+    }
+  });
+
+  it('sends none when the caller sets none, or when the request is a direct invocation', async () => {
+    sm.respondWith(() => ({ body: OIP_ANSWER }));
+    const handler = await proxy();
+
+    await infer(handler, OIP_REQUEST, MODEL);
+    await handler(OIP_REQUEST);
+
+    expect(sm.requests).toHaveLength(2);
+    for (const seen of sm.requests) expect(Object.keys(seen.headers).filter((h) => h.startsWith('x-amzn-sagemaker-'))).toEqual([]);
+  });
+
+  it.each([
+    [
+      'a variant that is no variant name',
+      'X-Amzn-SageMaker-Target-Variant',
+      'blue_green',
+      /X-Amzn-SageMaker-Target-Variant header must be a production variant name \(letters, digits and hyphens\), at most 63 characters, got: "blue_green"/,
+    ],
+    ['a variant name over 63 characters', 'X-Amzn-SageMaker-Target-Variant', 'v'.repeat(64), /X-Amzn-SageMaker-Target-Variant header/],
+    [
+      'a model path starting with a space',
+      'X-Amzn-SageMaker-Target-Model',
+      ' iris.tar.gz',
+      /X-Amzn-SageMaker-Target-Model header must be printable ASCII characters, the first not a space, at most 1024 characters/,
+    ],
+    ['a model path over 1024 characters', 'X-Amzn-SageMaker-Target-Model', `m/${'x'.repeat(1023)}`, /Target-Model header .* \(1025 characters\)/],
+    ['an inference id over 64 characters', 'X-Amzn-SageMaker-Inference-Id', 'i'.repeat(65), /X-Amzn-SageMaker-Inference-Id header must be .*, at most 64 characters/],
+    [
+      'custom attributes that are not ASCII',
+      'X-Amzn-SageMaker-Custom-Attributes',
+      'langue=français',
+      /X-Amzn-SageMaker-Custom-Attributes header must be printable ASCII characters, at most 1024 characters, got: "langue=français"/,
+    ],
+  ])('answers %s with a 400 naming the header, without calling SageMaker', async (_what, header, value, message) => {
+    sm.respondWith(() => ({ body: OIP_ANSWER }));
+    const handler = await proxy();
+
+    const r = await infer(handler, OIP_REQUEST, MODEL, { headers: { [header]: value } });
+
+    expect(r.status, r.text).toBe(400);
+    expect(r.body.error).toMatch(message);
+    expect(sm.requests).toHaveLength(0);
+  });
+
+  it('refuses with a 413 naming the limit a request over the endpoint’s size that preprocess made, without calling SageMaker', async () => {
+    sm.respondWith(() => ({ body: OIP_ANSWER }));
+    const { createSageMakerProxyHandler } = await importCoreBundle();
+    const handler: Handler = await createSageMakerProxyHandler({
+      env: { SAGEMAKER_ENDPOINT_NAME: ENDPOINT, MODEL_NAME: MODEL, MAX_BODY_BYTES: '1000' },
+      hooks: { preprocess: (body: { measurements: number[] }) => ({ instances: Array(200).fill(body.measurements) }) },
+    });
+
+    const r = await infer(handler, { measurements: [5.1, 3.5, 1.4, 0.2] }, MODEL);
+
+    expect(r.status, r.text).toBe(413);
+    expect(r.body.error).toMatch(/^the request for the SageMaker endpoint is \d{4,} bytes; the endpoint takes at most 1000 bytes$/);
+    expect(sm.requests).toHaveLength(0);
+  });
+
+  it.each<[string, () => InvocationAnswer, number, RegExp]>([
+    [
+      "SageMaker's own 413, with no error name",
+      () => ({ status: 413, body: 'HTTP content length exceeded 6291456 bytes.', contentType: 'text/plain' }),
+      413,
+      /^the request is too large for the SageMaker endpoint; it takes at most 6291456 bytes/,
+    ],
+    [
+      'an error name the proxy does not know, 400',
+      () => sageMakerError('InvalidRequestException', 400, 'Target model iris/v9.tar.gz not found for endpoint arn:aws:sagemaker:us-east-1:123456789012:endpoint/iris-endpoint'),
+      400,
+      /^SageMaker refused the request \(status 400\): Target model iris\/v9.tar.gz not found for endpoint/,
+    ],
+    [
+      'an unsupported media type, 415',
+      () => sageMakerError('UnsupportedMediaTypeException', 415, 'Content type application/jsonlines is not supported'),
+      415,
+      /^SageMaker refused the request \(status 415\)/,
+    ],
+    ['a 404', () => sageMakerError('ResourceNotFoundException', 404, 'Inference component not found'), 400, /^SageMaker refused the request \(status 404\)/],
+  ])('answers %s with a 4xx, not a 502 that would count towards the server-error alarms', async (_what, answer, status, message) => {
+    sm.respondWith(answer);
+    const handler = await loggingProxy();
+
+    const { r, failure, detail } = await inferLogged(handler);
+
+    expect(r.status, r.text).toBe(status);
+    expect(r.body.error).toMatch(message);
+    expectNoInternals(r.text);
+    expect(failure).toMatchObject({ level: 'WARN', status });
+    expect(detail).toContain(sm.requests[0].requestId);
+    expect(sm.requests).toHaveLength(1);
+  });
+
+  it.each<[string, InvocationAnswer]>([
+    ['a signature SageMaker refuses (403)', sageMakerError('InvalidSignatureException', 403, 'The request signature we calculated does not match the signature you provided.')],
+    ['an expired token, sent as a 400', sageMakerError('ExpiredTokenException', 400, 'The security token included in the request is expired')],
+  ])("answers %s as this function's misconfiguration: a 500, the cause in the log", async (_what, answer) => {
+    sm.respondWith(() => answer);
+    const handler = await loggingProxy();
+
+    const { r, detail } = await inferLogged(handler);
+
+    expect(r.status).toBe(500);
+    expect(r.body.error).toBe('this function may not invoke its SageMaker endpoint (request id rest-request-id)');
+    expect(detail).toMatch(/SageMaker refused this function's call to SageMaker endpoint 'iris-endpoint' \(status 40[03]\)/);
+    expect(sm.requests).toHaveLength(1);
+  });
+});
+
 describe('a misconfigured proxy', () => {
   it.each([
     ['no SAGEMAKER_ENDPOINT_NAME', { SAGEMAKER_ENDPOINT_NAME: '' }, /misconfigured: no SageMaker endpoint configured: set SAGEMAKER_ENDPOINT_NAME/],
@@ -526,7 +666,7 @@ function reachableText(entry: string): string {
   return texts.join('\n');
 }
 
-/** A user's own entry file, as the README shows hooks, around the proxy. */
+/** A user's own entry file, as docs/hooks.md shows hooks, around the proxy. */
 const HOOKS_ENTRY = `
 import { createSageMakerProxyHandler, badRequest } from 'cdk-serverless-inference/handler';
 

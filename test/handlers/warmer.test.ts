@@ -1,6 +1,4 @@
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, Duration, Stack } from 'aws-cdk-lib';
@@ -10,8 +8,15 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import * as esbuild from 'esbuild';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Warmer, type WarmerProps } from '../../lib/operations/warmer';
+import { type LocalFunction, startLocalFunction } from '../../tools/local-function';
+import { type LocalLambda, lambdaServiceError, startLocalLambda } from '../../tools/local-lambda';
+import { type LocalS3, startLocalS3 } from '../../tools/local-s3';
+import { mlpModel } from '../../tools/onnx';
+import { type ThrottleProxy, startThrottleProxy } from '../../tools/throttle-proxy';
+import { handlerForModel, tempDir, writeModel } from '../support/handler';
+import { captureLogs } from '../support/logs';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BUNDLE = path.join(ROOT, 'assets', 'handlers', 'warmer', 'index.mjs');
@@ -42,7 +47,7 @@ interface Fixture {
   template: Template;
 }
 
-function newStack(): { app: App; stack: Stack; target: lambda.Function } {
+function newStack(targetProps: Partial<lambda.FunctionProps> = {}): { app: App; stack: Stack; target: lambda.Function } {
   const app = new App();
   const stack = new Stack(app, 'Stack', { env: { account: ACCOUNT, region: REGION } });
   const target = new lambda.Function(stack, 'Target', {
@@ -51,6 +56,7 @@ function newStack(): { app: App; stack: Stack; target: lambda.Function } {
     code: lambda.Code.fromInline('exports.handler = async () => ({ warmed: true });'),
     // No AWS managed policy: its IAM4 finding cannot be acknowledged with cdk-nag 3 on aws-cdk-lib 2.257.
     role: new iam.Role(stack, 'TargetRole', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') }),
+    ...targetProps,
   });
   return { app, stack, target };
 }
@@ -121,12 +127,33 @@ describe('Warmer fan-out function', () => {
       Architectures: ['arm64'],
       Handler: 'index.handler',
       MemorySize: 128,
-      Timeout: 45,
     });
   });
 
-  it('waits long enough for the hold on top of a cold start', () => {
-    expect(fanOut(setup({ concurrency: 4, holdTime: Duration.millis(1500) })).Properties.Timeout).toBe(47);
+  it("waits as long as the target's timeout, an init phase and the hold", () => {
+    // The target has Lambda's default timeout (3 s): 3 + 15 s of headroom.
+    expect(fanOut(setup()).Properties.Timeout).toBe(18);
+    expect(fanOut(setup({ concurrency: 4, holdTime: Duration.millis(1500) })).Properties.Timeout).toBe(20);
+  });
+
+  it('reads the timeout of the function behind an alias or a version', () => {
+    const targets = [(fn: lambda.Function) => fn.currentVersion, (fn: lambda.Function) => new lambda.Alias(fn, 'Live', { aliasName: 'live', version: fn.currentVersion })];
+    for (const make of targets) {
+      const { app, stack, target } = newStack({ timeout: Duration.minutes(5) });
+      const warmer = new Warmer(stack, 'Warmer', { target: make(target) });
+      expect(fanOut({ app, stack, target, warmer, template: Template.fromStack(stack) }).Properties.Timeout).toBe(315);
+    }
+  });
+
+  it('takes targetTimeout for a target it cannot see into, and 15 minutes when nothing says', () => {
+    const { app, stack, target } = newStack();
+    const imported = lambda.Function.fromFunctionArn(stack, 'Imported', TARGET_ARN);
+    const given = new Warmer(stack, 'Given', { target: imported, targetTimeout: Duration.minutes(2) });
+    const unknown = new Warmer(stack, 'Unknown', { target: imported });
+    const capped = new Warmer(stack, 'Capped', { target: imported, targetTimeout: Duration.minutes(15) });
+    const template = Template.fromStack(stack);
+    const timeout = (warmer: Warmer) => fanOut({ app, stack, target, warmer, template }).Properties.Timeout;
+    expect([timeout(given), timeout(unknown), timeout(capped)]).toEqual([135, 900, 900]);
   });
 
   it('tells the handler the target, the concurrency and the hold', () => {
@@ -151,6 +178,19 @@ describe('Warmer fan-out function', () => {
     const logGroupId = fixture.stack.getLogicalId(fixture.warmer.logGroup.node.defaultChild as any);
     expect(fanOut(fixture).Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logGroupId } });
     fixture.template.hasResource('AWS::Logs::LogGroup', { DeletionPolicy: 'Delete', Properties: { RetentionInDays: 7 } });
+  });
+});
+
+describe('Warmer metrics', () => {
+  it("reads the summary line's metrics, by the ARN the fan-out invokes", () => {
+    const { stack, target, warmer } = setup();
+    const metrics = [warmer.metricSucceeded(), warmer.metricFailed(), warmer.metricModelNotReady({ period: Duration.hours(1) })];
+    expect(metrics.map((m) => [m.namespace, m.metricName, m.statistic, m.period.toMinutes()])).toEqual([
+      ['CdkServerlessInference', 'WarmupSucceeded', 'Sum', 5],
+      ['CdkServerlessInference', 'WarmupFailed', 'Sum', 5],
+      ['CdkServerlessInference', 'WarmupModelNotReady', 'Sum', 60],
+    ]);
+    for (const m of metrics) expect(stack.resolve(m.dimensions)).toEqual({ WarmerTarget: stack.resolve(target.functionArn) });
   });
 });
 
@@ -195,6 +235,11 @@ describe('Warmer errors', () => {
     ['fractional concurrency', { concurrency: 2.5 }, /concurrency must be a whole number between 1 and 100, got: 2.5/],
     ['a hold of 6 s', { holdTime: Duration.seconds(6) }, /Warmer: holdTime must be at most 5 seconds, got: 6 seconds/],
     ['a hold of 0.5 ms', { holdTime: Duration.millis(0.5) }, /Warmer: holdTime must be a whole number of milliseconds, got: 0.5 milliseconds/],
+    [
+      'a target timeout of 16 minutes',
+      { targetTimeout: Duration.minutes(16) },
+      /Warmer: targetTimeout must be more than 0 and at most 15 minutes \(Lambda's limit\), got: 16 minutes/,
+    ],
   ];
   for (const [name, props, message] of cases) {
     it(`rejects ${name}`, () => {
@@ -203,92 +248,35 @@ describe('Warmer errors', () => {
   }
 });
 
-// ---- The fan-out handler, run for real against a local stand-in of the Lambda Invoke API ----
+// ---- The fan-out handler, run for real against the real inference handler ----
+//
+// The Lambda Invoke API is the local stand-in (tools/local-lambda.ts); behind it, the inference
+// handler bundle runs as Lambda runs it (tools/local-function.ts): one process per execution
+// environment, so N concurrent calls reach N environments, each loading its model at cold start.
 
-interface Invocation {
-  functionName: string;
-  payload: unknown;
-  contentType: string | undefined;
-  authorization: string | undefined;
-}
-
-interface FakeAnswer {
-  status: number;
-  headers?: Record<string, string>;
-  body: string;
-}
-
-type Behaviour = (n: number) => FakeAnswer;
-
-/** Speaks `POST /2015-03-31/functions/{name}/invocations`, holding each call for `holdMs`. */
-class FakeLambda {
-  public readonly invocations: Invocation[] = [];
-  public maxInFlight = 0;
-  public behaviour: Behaviour = (n) => ({
-    status: 200,
-    body: JSON.stringify({ warmed: true, instanceId: `instance-${n}`, coldStart: n % 2 === 0 }),
-  });
-  private inFlight = 0;
-  private readonly server = http.createServer((req, res) => this.handle(req, res));
-
-  public async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  public async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  public reset(): void {
-    this.invocations.length = 0;
-    this.maxInFlight = 0;
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(req.url ?? '');
-    if (req.method !== 'POST' || !match) {
-      res.writeHead(404).end();
-      return;
-    }
-    this.inFlight++;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const payload = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      const n = this.invocations.length;
-      this.invocations.push({
-        functionName: decodeURIComponent(match[1]),
-        payload,
-        contentType: req.headers['content-type'],
-        authorization: req.headers.authorization,
-      });
-      const holdMs = typeof payload?.holdMs === 'number' ? payload.holdMs : 0;
-      setTimeout(() => {
-        const out = this.behaviour(n);
-        this.inFlight--;
-        res.writeHead(out.status, { 'content-type': 'application/json', ...out.headers }).end(out.body);
-      }, holdMs);
-    });
-  }
-}
-
-type WarmerHandler = () => Promise<{
+type WarmerHandler = (
+  event?: unknown,
+  context?: { getRemainingTimeInMillis(): number },
+) => Promise<{
   target: string;
   requested: number;
   succeeded: number;
   failed: number;
+  modelNotReady: number;
+  unanswered: number;
   distinctInstances: number;
   coldStarts: number;
   errors: string[];
 }>;
 
-describe('warmer handler against a local Lambda endpoint', () => {
-  const fake = new FakeLambda();
+const INFERENCE_BUNDLE = path.join(ROOT, 'assets', 'handlers', 'inference');
+const MODEL = mlpModel({ inputs: 4, hidden: 8, classes: 3, seed: 5 });
+
+describe('warmer handler against the real inference handler', () => {
   const savedEnv = { ...process.env };
+  let api: LocalLambda;
   let handler: WarmerHandler;
+  const functions: LocalFunction[] = [];
 
   /** The fan-out's environment exactly as the construct writes it, for a target with a literal ARN. */
   function constructEnvironment(props: Partial<WarmerProps>): Record<string, string> {
@@ -300,119 +288,184 @@ describe('warmer handler against a local Lambda endpoint', () => {
     return Template.fromStack(stack).toJSON().Resources[id].Properties.Environment.Variables;
   }
 
+  /** The inference function behind the stand-in, with `environment` (a model, or none that loads). */
+  function serveInference(environment: Record<string, string>, timeoutMs?: number): LocalFunction {
+    const fn = startLocalFunction({ codeDir: INFERENCE_BUNDLE, environment: { MODEL_NAME: 'iris', MODEL_LOAD_RETRY_MS: '0', ...environment }, timeoutMs });
+    functions.push(fn);
+    api.respondWith((invocation) => fn.invoke(invocation));
+    return fn;
+  }
+
+  /** Runs the fan-out, returning its summary and its log lines. */
+  async function runWarmer(context?: { getRemainingTimeInMillis(): number }) {
+    const logs = captureLogs();
+    try {
+      const summary = await handler(undefined, context);
+      return { summary, logs: logs.lines().filter((l) => l.message === 'warm-up run') };
+    } finally {
+      logs.stop();
+    }
+  }
+
   beforeAll(async () => {
-    const endpoint = await fake.start();
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL_LAMBDA: endpoint,
-      AWS_REGION: REGION,
-      AWS_ACCESS_KEY_ID: 'AKIDLOCALTEST',
-      AWS_SECRET_ACCESS_KEY: 'local-test-secret',
-    });
+    api = await startLocalLambda();
+    Object.assign(process.env, api.env());
     delete process.env.AWS_PROFILE;
     delete process.env.AWS_SESSION_TOKEN;
     ({ handler } = (await import(pathToFileURL(BUNDLE).href)) as { handler: WarmerHandler });
   });
 
-  afterEach(() => fake.reset());
+  afterEach(async () => {
+    await Promise.all(functions.splice(0).map((f) => f.stop()));
+  });
 
   afterAll(async () => {
-    await fake.stop();
+    await api.stop();
     for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
     Object.assign(process.env, savedEnv);
   });
 
-  it('invokes the exact target 5 times at once with the warm-up event and counts the instances', async () => {
+  it('invokes the exact target 5 times at once and counts 5 instances, cold then warm', async () => {
     const env = constructEnvironment({ concurrency: 5 });
     expect(env).toEqual({ WARMER_TARGET_ARN: TARGET_ARN, WARMER_CONCURRENCY: '5', WARMER_HOLD_MS: '100' });
     Object.assign(process.env, env);
+    const fn = serveInference({ MODEL_PATH: writeModel(MODEL.bytes) });
 
-    const summary = await handler();
+    const cold = await runWarmer();
 
-    expect(fake.invocations).toHaveLength(5);
-    expect(fake.maxInFlight).toBe(5);
-    for (const call of fake.invocations) {
+    expect(api.invocations).toHaveLength(5);
+    for (const call of api.invocations) {
       expect(call.functionName).toBe(TARGET_ARN);
-      expect(call.payload).toEqual({ source: 'cdk-serverless-inference.warmer', holdMs: 100 });
-      expect(call.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDLOCALTEST\/\d{8}\/eu-west-1\/lambda\//);
+      expect(JSON.parse(call.text)).toEqual({ source: 'cdk-serverless-inference.warmer', holdMs: 100 });
+      expect(call.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIALOCALLAMBDA00000\/\d{8}\/eu-west-1\/lambda\//);
     }
-    expect(summary).toMatchObject({
-      target: TARGET_ARN,
-      requested: 5,
-      succeeded: 5,
-      failed: 0,
-      distinctInstances: 5,
-      coldStarts: 3, // instances 0, 2 and 4 of the fake report a cold start
-      errors: [],
-    });
+    expect(fn.started).toBe(5);
+    expect(cold.summary).toMatchObject({ target: TARGET_ARN, requested: 5, succeeded: 5, failed: 0, modelNotReady: 0, distinctInstances: 5, coldStarts: 5, errors: [] });
+
+    const warm = await runWarmer();
+    expect(fn.started).toBe(5);
+    expect(warm.summary).toMatchObject({ succeeded: 5, distinctInstances: 5, coldStarts: 0 });
+    expect(warm.logs).toHaveLength(1);
+    expect(warm.logs[0]).toMatchObject({ WarmerTarget: TARGET_ARN, WarmupSucceeded: 5, WarmupFailed: 0, WarmupModelNotReady: 0 });
   });
 
-  it('counts a function error and a throttled call as failed while the other calls succeed', async () => {
-    Object.assign(process.env, constructEnvironment({ concurrency: 5 }));
-    fake.behaviour = (n): FakeAnswer => {
-      if (n === 1) {
-        return {
-          status: 200,
-          headers: { 'x-amz-function-error': 'Unhandled' },
-          body: JSON.stringify({ errorType: 'Error', errorMessage: 'model failed to load' }),
-        };
-      }
-      if (n === 3) {
-        return {
-          status: 429,
-          headers: { 'x-amzn-errortype': 'TooManyRequestsException' },
-          body: JSON.stringify({ message: 'Rate Exceeded.', Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded' }),
-        };
-      }
-      // A proxy-style answer: the warm-up response is the JSON body.
-      return {
-        status: 200,
-        body: JSON.stringify({ statusCode: 200, body: JSON.stringify({ warmed: true, instanceId: 'shared', coldStart: false }) }),
-      };
-    };
+  it('never counts an instance whose model did not load as warmed: the summary and the metric say so', async () => {
+    Object.assign(process.env, constructEnvironment({ concurrency: 2 }));
+    serveInference({ MODEL_PATH: '/nonexistent/model.onnx' });
 
-    const summary = await handler();
+    const { summary, logs } = await runWarmer();
+
+    expect(summary).toMatchObject({ requested: 2, succeeded: 0, failed: 2, modelNotReady: 2, unanswered: 0, distinctInstances: 0 });
+    expect(summary.errors).toHaveLength(2);
+    expect(summary.errors).toEqual(Array(2).fill('model not ready: the model file does not exist or cannot be read; the next request retries the load'));
+    // The log line is a CloudWatch embedded-metric document: these fields become the metrics.
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ WarmupSucceeded: 0, WarmupFailed: 2, WarmupModelNotReady: 2, WarmerTarget: TARGET_ARN });
+    expect(logs[0]._aws.CloudWatchMetrics).toEqual([
+      {
+        Namespace: 'CdkServerlessInference',
+        Dimensions: [['WarmerTarget']],
+        Metrics: [
+          { Name: 'WarmupSucceeded', Unit: 'Count' },
+          { Name: 'WarmupFailed', Unit: 'Count' },
+          { Name: 'WarmupModelNotReady', Unit: 'Count' },
+        ],
+      },
+    ]);
+  });
+
+  it('counts a throttled call and a timed-out instance as failed while the other calls warm', async () => {
+    Object.assign(process.env, constructEnvironment({ concurrency: 4, holdTime: Duration.millis(300) }));
+    const fn = startLocalFunction({ codeDir: INFERENCE_BUNDLE, environment: { MODEL_PATH: writeModel(MODEL.bytes) } });
+    // The same bundle with a timeout shorter than the hold: Lambda ends that invocation.
+    const short = startLocalFunction({ codeDir: INFERENCE_BUNDLE, environment: { MODEL_PATH: writeModel(MODEL.bytes) }, timeoutMs: 150 });
+    functions.push(fn, short);
+    api.respondWith((invocation, attempt) => {
+      if (attempt === 1) return lambdaServiceError('TooManyRequestsException', 429, 'Rate Exceeded.');
+      return attempt === 3 ? short.invoke(invocation) : fn.invoke(invocation);
+    });
+
+    const { summary } = await runWarmer();
 
     // No retries: exactly one request per call.
-    expect(fake.invocations).toHaveLength(5);
-    expect(summary).toMatchObject({ requested: 5, succeeded: 3, failed: 2, distinctInstances: 1, coldStarts: 0 });
-    expect(summary.errors).toHaveLength(2);
-    expect(summary.errors.join('\n')).toContain('model failed to load');
+    expect(api.invocations).toHaveLength(4);
+    expect(summary).toMatchObject({ requested: 4, succeeded: 2, failed: 2, modelNotReady: 0, distinctInstances: 2 });
     expect(summary.errors.join('\n')).toContain('TooManyRequestsException');
-  });
-
-  it('counts an instance that answers warmed: false as failed, with its reason', async () => {
-    Object.assign(process.env, constructEnvironment({ concurrency: 2 }));
-    fake.behaviour = (n) => ({
-      status: 200,
-      body: JSON.stringify(n === 0 ? { warmed: false, instanceId: 'a', coldStart: true, error: 'model file not found' } : { warmed: true, instanceId: 'b', coldStart: true }),
-    });
-
-    const summary = await handler();
-
-    expect(summary).toMatchObject({ requested: 2, succeeded: 1, failed: 1, distinctInstances: 1, coldStarts: 1 });
-    expect(summary.errors).toEqual(['not warmed: model file not found']);
+    expect(summary.errors.join('\n')).toMatch(/function error \(Unhandled\): .*Task timed out after 0.15 seconds/);
   });
 
   it('keeps 60 calls in flight at once, beyond the SDK default of 50 sockets', async () => {
     Object.assign(process.env, constructEnvironment({ concurrency: 60, holdTime: Duration.millis(300) }));
-    fake.behaviour = (n) => ({ status: 200, body: JSON.stringify({ warmed: true, instanceId: `i-${n}` }) });
+    // One instance of the bundle, loaded here, answering every call: 60 processes would be too many for a test.
+    const inference = await handlerForModel(MODEL.bytes);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    api.respondWith(async (invocation) => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      try {
+        return { payload: await inference(JSON.parse(invocation.text)) };
+      } finally {
+        inFlight--;
+      }
+    });
 
-    const summary = await handler();
+    const { summary } = await runWarmer();
 
-    expect(fake.invocations).toHaveLength(60);
-    expect(fake.maxInFlight).toBe(60);
-    expect(summary).toMatchObject({ requested: 60, succeeded: 60, distinctInstances: 60 });
+    expect(api.invocations).toHaveLength(60);
+    expect(maxInFlight).toBe(60);
+    expect(summary).toMatchObject({ requested: 60, succeeded: 60, failed: 0 });
+  });
+
+  describe('when a cold start outlasts the time the fan-out has', () => {
+    let s3: LocalS3;
+    let slowS3: ThrottleProxy;
+
+    beforeAll(async () => {
+      s3 = await startLocalS3();
+      await s3.createBucket('models');
+      await s3.putObject('models', 'iris.onnx', Buffer.from(MODEL.bytes));
+      // S3 taking 3 s to answer: every cold start's model download waits that long.
+      slowS3 = await startThrottleProxy({ targetPort: s3.port, bytesPerSecond: 100 * 1024 * 1024, firstByteLatencyMs: 3_000 });
+    });
+
+    afterAll(async () => {
+      await slowS3?.close();
+      await s3?.stop();
+    });
+
+    it('gives up the call at its deadline and still logs a summary of the others, in time', async () => {
+      const environment = { ...s3.env(), AWS_ENDPOINT_URL_S3: slowS3.endpoint, MODEL_S3_URI: 's3://models/iris.onnx', MODEL_CACHE_DIR: tempDir() };
+      Object.assign(process.env, constructEnvironment({ concurrency: 2 }));
+      const fn = serveInference(environment);
+      // Two instances warmed with all the time they need.
+      expect((await runWarmer()).summary).toMatchObject({ succeeded: 2, coldStarts: 2 });
+
+      // Three calls with 2.5 s left: two reach the warm instances, the third a cold one that needs 3 s or more.
+      Object.assign(process.env, constructEnvironment({ concurrency: 3 }));
+      const deadline = Date.now() + 2_500;
+      const { summary, logs } = await runWarmer({ getRemainingTimeInMillis: () => deadline - Date.now() });
+
+      expect(Date.now()).toBeLessThan(deadline);
+      expect(fn.started).toBe(3);
+      expect(summary).toMatchObject({ requested: 3, succeeded: 2, failed: 1, unanswered: 1, distinctInstances: 2 });
+      expect(summary.errors).toEqual([expect.stringMatching(/^no answer within \d+ ms, the time the fan-out function had left$/)]);
+      expect(logs).toHaveLength(1);
+      expect(logs[0]).toMatchObject({ WarmupSucceeded: 2, WarmupFailed: 1, unanswered: 1 });
+      await vi.waitFor(() => expect(api.invocations.filter((i) => i.abandoned)).toHaveLength(1));
+    });
   });
 
   it('fails with the variable name when the target is not configured', async () => {
     delete process.env.WARMER_TARGET_ARN;
+    api.respondWith(() => ({ payload: {} }));
     await expect(handler()).rejects.toThrow(/WARMER_TARGET_ARN is not set/);
-    expect(fake.invocations).toHaveLength(0);
+    expect(api.invocations).toHaveLength(0);
   });
 
   it('rejects a concurrency outside 1..100 before calling anything', async () => {
     Object.assign(process.env, { WARMER_TARGET_ARN: TARGET_ARN, WARMER_CONCURRENCY: '500' });
+    api.respondWith(() => ({ payload: {} }));
     await expect(handler()).rejects.toThrow(/WARMER_CONCURRENCY must be between 1 and 100, got: 500/);
-    expect(fake.invocations).toHaveLength(0);
+    expect(api.invocations).toHaveLength(0);
   });
 });

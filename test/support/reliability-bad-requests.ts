@@ -1,6 +1,6 @@
 /**
  * Requests broken in one known way each, most of them built from a valid draft so that only that
- * one thing is wrong: the status the handler must answer (README, "Errors") and what its message
+ * one thing is wrong: the status the handler must answer (docs/protocol.md, "Errors") and what its message
  * must name.
  */
 import fc from 'fast-check';

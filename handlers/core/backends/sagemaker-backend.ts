@@ -4,16 +4,71 @@
  * `@aws-sdk/client-sagemaker-runtime` is imported inside createSageMakerBackend, never at the top,
  * so the ONNX Runtime handler, which shares this core, never loads it.
  */
-import type { InvokeEndpointCommandOutput, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { InvokeEndpointCommandInput, InvokeEndpointCommandOutput, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { BackendMetadata, BackendModel, BackendRequest, BackendResult, InferenceBackend } from './backend';
 import type { SageMakerProxyConfig } from '../config/config';
 import { ENV } from '../../../contract/environment';
+import { SAGEMAKER_HEADER, SAGEMAKER_PASSED_CONTAINER_STATUSES } from '../../../contract/sagemaker';
 import { InferenceError, badRequest, redactServerDetail } from '../protocol/errors';
 
 type SageMakerSdk = typeof import('@aws-sdk/client-sagemaker-runtime');
 
 /** The proxy does not know the endpoint's model: hooks see an empty signature. */
 const UNKNOWN_MODEL: BackendModel = { signature: { inputs: [], outputs: [] } };
+
+/**
+ * The headers of the HTTP request being answered (names in lower case), for the SageMaker headers
+ * a caller may set. The shared request handling passes a backend the body only, so the proxy's
+ * entry (sagemaker-proxy-handler.ts) runs each invocation within `withRequestHeaders`.
+ */
+const requestHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
+
+/** Runs `run` with `headers` as the headers of the request the backend answers. */
+export function withRequestHeaders<T>(headers: Readonly<Record<string, string>>, run: () => T): T {
+  return requestHeaders.run(headers, run);
+}
+
+type PassedHeaders = Pick<InvokeEndpointCommandInput, 'CustomAttributes' | 'TargetModel' | 'TargetVariant' | 'InferenceId'>;
+
+/** Printable US-ASCII, as SageMaker's API reference has these headers. */
+const PRINTABLE = /^[\x20-\x7e]*$/;
+const PRINTABLE_NOT_BLANK_FIRST = /^[\x21-\x7e][\x20-\x7e]*$/;
+const VARIANT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9])*$/;
+
+/**
+ * Each header a caller may set, the `InvokeEndpoint` parameter it becomes, and SageMaker's rule for
+ * it (its API reference), so that a bad value is a 400 naming the header rather than SageMaker's
+ * ValidationError.
+ */
+const PASSED_HEADERS: ReadonlyArray<{ header: string; parameter: keyof PassedHeaders; maxLength: number; pattern: RegExp; rule: string }> = [
+  { header: SAGEMAKER_HEADER.CUSTOM_ATTRIBUTES, parameter: 'CustomAttributes', maxLength: 1024, pattern: PRINTABLE, rule: 'printable ASCII characters' },
+  {
+    header: SAGEMAKER_HEADER.TARGET_MODEL,
+    parameter: 'TargetModel',
+    maxLength: 1024,
+    pattern: PRINTABLE_NOT_BLANK_FIRST,
+    rule: 'printable ASCII characters, the first not a space',
+  },
+  { header: SAGEMAKER_HEADER.TARGET_VARIANT, parameter: 'TargetVariant', maxLength: 63, pattern: VARIANT_NAME, rule: 'a production variant name (letters, digits and hyphens)' },
+  { header: SAGEMAKER_HEADER.INFERENCE_ID, parameter: 'InferenceId', maxLength: 64, pattern: PRINTABLE_NOT_BLANK_FIRST, rule: 'printable ASCII characters, the first not a space' },
+];
+
+/** The SageMaker headers of the request being answered, checked; an empty one counts as absent. */
+function passedHeaders(): PassedHeaders {
+  const headers = requestHeaders.getStore() ?? {};
+  const passed: { -readonly [K in keyof PassedHeaders]: PassedHeaders[K] } = {};
+  for (const { header, parameter, maxLength, pattern, rule } of PASSED_HEADERS) {
+    const value = headers[header.toLowerCase()];
+    if (value === undefined || value === '') continue;
+    if (value.length > maxLength || !pattern.test(value)) {
+      const shown = value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}… (${value.length} characters)` : JSON.stringify(value);
+      throw badRequest(`the ${header} header must be ${rule}, at most ${maxLength} characters, got: ${shown}`);
+    }
+    passed[parameter] = value;
+  }
+  return passed;
+}
 
 export async function createSageMakerBackend(config: SageMakerProxyConfig): Promise<SageMakerBackend> {
   const sdk = await loadSdk();
@@ -51,6 +106,16 @@ export class SageMakerBackend implements InferenceBackend {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw badRequest('the request body must be a JSON object, such as {"inputs": [...]} (Open Inference Protocol) or {"instances": [...]}');
     }
+    const headers = passedHeaders();
+    // The text as it came, when no hook changed it: a re-serialised body would lose the digits
+    // of 64-bit integers past 2^53.
+    const payload = request.json ?? JSON.stringify(body);
+    // SageMaker's own limit (the construct sets it: 4 MiB for a serverless endpoint), checked on
+    // what is sent, which preprocess may have made larger than what came.
+    const payloadBytes = Buffer.byteLength(payload);
+    if (payloadBytes > this.config.maxBodyBytes) {
+      throw new InferenceError(413, `the request for the SageMaker endpoint is ${payloadBytes} bytes; the endpoint takes at most ${this.config.maxBodyBytes} bytes`);
+    }
     // One budget for every attempt, retries included, rather than a timeout per attempt: a retry
     // after a slow failure would otherwise outlast API Gateway's 29 s, and the caller would get the
     // gateway's bare 504 instead of this one. A quick throttle still leaves the retry most of it.
@@ -62,11 +127,10 @@ export class SageMakerBackend implements InferenceBackend {
       output = await this.client.send(
         new this.sdk.InvokeEndpointCommand({
           EndpointName: this.config.endpointName,
-          // The text as it came, when no hook changed it: a re-serialised body would lose the digits
-          // of 64-bit integers past 2^53.
-          Body: request.json ?? JSON.stringify(body),
+          Body: payload,
           ContentType: this.config.contentType,
           Accept: this.config.accept,
+          ...headers,
         }),
         { abortSignal: deadline },
       );
@@ -174,8 +238,35 @@ export class SageMakerBackend implements InferenceBackend {
     if (status === undefined) {
       return new InferenceError(502, 'cannot call SageMaker', {}, detail(`${endpoint}: ${said}`));
     }
-    // SageMaker's own 5xx, or a 4xx about this function's call (its credentials, its signature),
-    // which the caller cannot fix either.
+    if (status >= 400 && status < 500) {
+      // SageMaker refused this function's credentials or signature: its wiring, not the request.
+      if (status === 401 || status === 403 || CREDENTIAL_ERRORS.has(err.name ?? '')) {
+        return new InferenceError(
+          500,
+          'this function may not invoke its SageMaker endpoint',
+          {},
+          detail(`SageMaker refused this function's call to ${endpoint} (status ${status}): check its role's credentials and region (${said})`),
+        );
+      }
+      // Anything else SageMaker refuses is about the request (its size, its headers): the caller's
+      // to fix, so a 4xx, never a 502 that counts towards the server-error alarms and rollbacks.
+      if (status === 413) {
+        return new InferenceError(
+          413,
+          `the request is too large for the SageMaker endpoint; it takes at most ${this.config.maxBodyBytes} bytes`,
+          {},
+          detail(`${endpoint}: ${said}`),
+        );
+      }
+      const reason = redactAws(err.message ?? '');
+      return new InferenceError(
+        PASSED_CONTAINER_STATUSES.has(status) ? status : 400,
+        `SageMaker refused the request (status ${status})${reason ? `: ${reason}` : ''}`,
+        {},
+        detail(`${endpoint}: ${said}`),
+      );
+    }
+    // SageMaker's own 5xx.
     return new InferenceError(502, `SageMaker failed on this request (status ${status})`, {}, detail(`${endpoint}: ${said}`));
   }
 
@@ -189,8 +280,21 @@ function redactAws(message: string): string {
   return redactServerDetail(message).replace(/\b\d{12}\b/g, '…');
 }
 
-/** A model container's 4xx statuses that mean the same at this API. */
-const PASSED_CONTAINER_STATUSES: ReadonlySet<number> = new Set([400, 413, 415, 422, 429]);
+/** A model container's (or SageMaker's) 4xx statuses that mean the same at this API. */
+const PASSED_CONTAINER_STATUSES: ReadonlySet<number> = new Set(SAGEMAKER_PASSED_CONTAINER_STATUSES);
+
+/** AWS's errors about a call's credentials or signature, whatever status they come with (some with 400). */
+const CREDENTIAL_ERRORS: ReadonlySet<string> = new Set([
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'InvalidClientTokenId',
+  'MissingAuthenticationToken',
+  'ExpiredTokenException',
+  'ExpiredToken',
+  'RequestExpired',
+]);
 
 interface SdkError {
   readonly name?: string;

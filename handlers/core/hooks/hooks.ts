@@ -25,7 +25,7 @@ export interface PredictionsResponse {
 
 /**
  * Pre- and post-processing around inference: plain async functions in the user's own entry file,
- * which wraps the shared handler (see the README's "Hooks"). A hook that rejects a request throws
+ * which wraps the shared handler (see docs/hooks.md). A hook that rejects a request throws
  * `badRequest("...")` for a 400; any other error it throws is a 500. `Response` is what inference
  * answers: the handler's own response, or whatever JSON a SageMaker endpoint returns.
  */

@@ -8,6 +8,7 @@ import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import type { HttpResponse } from './events';
+import { stringifyJson } from '../protocol/json';
 
 /** Lambda's response stream: a Writable, with the content type the runtime sends it under. */
 export type ResponseStream = Writable & { setContentType?(contentType: string): void };
@@ -58,10 +59,13 @@ function isHighSurrogate(c: number): boolean {
   return c >= 0xd800 && c <= 0xdbff;
 }
 
-/** A warm-up's or direct invocation's answer: its JSON, which a buffered `Invoke` of the function returns. */
+/**
+ * A warm-up's or direct invocation's answer: its JSON, which a buffered `Invoke` of the function
+ * returns, written as an HTTP answer's body is (64-bit integers past 2^53 with every digit).
+ */
 export async function writeValue(stream: ResponseStream, value: unknown): Promise<void> {
   stream.setContentType?.('application/json');
-  stream.write(JSON.stringify(value) ?? 'null');
+  stream.write(stringifyJson(value) ?? 'null');
   stream.end();
   await finished(stream);
 }

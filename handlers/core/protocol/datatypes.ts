@@ -163,12 +163,24 @@ function toBigInt(v: unknown): bigint | undefined {
 /** A value that JSON can carry exactly: 64-bit integers beyond 2^53 become `RawJsonNumber`. */
 export type JsonValue = number | string | boolean | RawJsonNumber;
 
+/** `JSON.rawJSON`, standard from Node.js 21 (every Lambda runtime the library uses); undefined before. */
+const rawJson = (JSON as { rawJSON?: (text: string) => unknown }).rawJSON;
+
 /** A number already written as JSON text, so that 64-bit integers keep every digit. */
 export class RawJsonNumber {
   /** How many were ever made: while none was, no value can hold one (see stringifyJson). */
   static made = 0;
   constructor(readonly text: string) {
     RawJsonNumber.made++;
+  }
+
+  /**
+   * What any JSON.stringify writes, stringifyJson's or one the handler does not control (Lambda's
+   * runtime writes a direct invocation's answer with its own): the bare number, every digit kept.
+   * A Node.js without `JSON.rawJSON` gets the digits as a string, exact, though not a JSON number.
+   */
+  toJSON(): unknown {
+    return rawJson ? rawJson(this.text) : this.text;
   }
 }
 

@@ -26,7 +26,7 @@ const EVENTS = { rest: restEvent, 'http-api': httpApiEvent, 'function-url': func
 type EventKind = keyof typeof EVENTS;
 const eventKind = fc.constantFrom(...(Object.keys(EVENTS) as EventKind[]));
 
-/** Content types the README accepts for a JSON body ('' is a header without a value, undefined none at all). */
+/** Content types docs/protocol.md accepts for a JSON body ('' is a header without a value, undefined none at all). */
 const ACCEPTED_TYPES = [undefined, 'application/json; charset=utf-8', 'application/vnd.kserve+json', 'APPLICATION/JSON', ''];
 
 interface Sent {

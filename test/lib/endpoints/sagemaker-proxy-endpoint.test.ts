@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, Size } from 'aws-cdk-lib';
+import { Duration, Size, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelArtifact, SageMakerEndpoint, SageMakerIntegration, SageMakerProxyEndpoint, type SageMakerProxyEndpointProps } from '../../../lib';
 import { tempDir } from '../../support/handler';
 import { newStack, ref, resourceProps, roleStatements } from '../../support/stacks';
+import { escapeJavaScript, renderMappingTemplate } from '../../support/vtl';
 
 const ENDPOINT_ARN = { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':sagemaker:eu-west-1:123456789012:endpoint/my-endpoint']] };
 const IMAGE = '763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.1-cpu-py310';
@@ -102,13 +103,7 @@ describe('SageMakerProxyEndpoint with a direct integration', () => {
         TimeoutInMillis: 25000,
       });
       expect(JSON.stringify(m.Integration.Uri)).toContain(':runtime.sagemaker:path/endpoints/My-Endpoint/invocations');
-      expect(m.Integration.IntegrationResponses.map((r: any) => [r.StatusCode, r.SelectionPattern])).toEqual([
-        ['200', undefined],
-        ['502', '424|5\\d\\d'],
-        ['429', '429'],
-        ['400', '4\\d\\d'],
-      ]);
-      expect(m.MethodResponses.map((r: any) => r.StatusCode)).toEqual(['200', '400', '429', '502']);
+      expect(m.MethodResponses.map((r: any) => r.StatusCode)).toEqual(['200', '400', '413', '415', '422', '429', '500', '502', '503']);
     }
     expect(resourceProps(f.template, f.endpoint.integrationRole!).AssumeRolePolicyDocument.Statement[0].Principal).toEqual({ Service: 'apigateway.amazonaws.com' });
     expect(roleStatements(f.template, f.endpoint.integrationRole!)).toEqual([{ Effect: 'Allow', Action: 'sagemaker:InvokeEndpoint', Resource: ENDPOINT_ARN }]);
@@ -128,6 +123,187 @@ describe('SageMakerProxyEndpoint with a direct integration', () => {
 
   it('refuses proxy options', () => {
     expect(() => setup({ integration: SageMakerIntegration.DIRECT, proxy: { memorySize: 1024 } })).toThrow(/proxy applies to SageMakerIntegration.LAMBDA_PROXY/);
+  });
+});
+
+const SAGEMAKER_HEADERS = ['X-Amzn-SageMaker-Custom-Attributes', 'X-Amzn-SageMaker-Target-Model', 'X-Amzn-SageMaker-Target-Variant', 'X-Amzn-SageMaker-Inference-Id'];
+
+/** SageMaker's error answers as they come back to API Gateway: its account, log stream and the container's words in them. */
+const SAGEMAKER_ERRORS: Array<[string, number, string]> = [
+  [
+    "a container's refusal (ModelError), quotes in its message",
+    424,
+    JSON.stringify({
+      ErrorCode: 'CLIENT_ERROR_FROM_MODEL',
+      Message: `Received client error (400) from primary with message "input 'x' has shape [1,3]". See the log group /aws/sagemaker/Endpoints/my-endpoint in account 123456789012 for more information.`,
+      OriginalStatusCode: 400,
+      OriginalMessage: `input 'x' has shape [1,3], expected "[1,4]" \\ see /opt/ml/model/code/inference.py`,
+      LogStreamArn: 'arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/my-endpoint',
+    }),
+  ],
+  [
+    "a container's own failure (ModelError)",
+    424,
+    JSON.stringify({
+      ErrorCode: 'SERVER_ERROR_FROM_MODEL',
+      Message:
+        'Received server error (500) from primary with message "Traceback (most recent call last):\n  File \'/opt/ml/model/code/inference.py\'". See the log group /aws/sagemaker/Endpoints/my-endpoint in account 123456789012 for more information.',
+      OriginalStatusCode: 500,
+      OriginalMessage: "Traceback (most recent call last):\n  File '/opt/ml/model/code/inference.py'",
+      LogStreamArn: 'arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/my-endpoint',
+    }),
+  ],
+  ['a ValidationError', 400, JSON.stringify({ message: "Endpoint my-endpoint of account 123456789012 not found. Target variant 'x' unknown." })],
+  [
+    'SageMaker refusing the API’s role',
+    403,
+    JSON.stringify({ message: 'User: arn:aws:sts::123456789012:assumed-role/IntegrationRole/x is not authorized to perform: sagemaker:InvokeEndpoint' }),
+  ],
+  ['a body over the limit, refused before the endpoint', 413, 'HTTP content length exceeded 6291456 bytes.'],
+  ['a model not ready', 429, JSON.stringify({ message: "Model 'iris' is not ready for account 123456789012" })],
+  ["SageMaker's own failure", 500, JSON.stringify({ message: 'An internal failure occurred for account 123456789012' })],
+  ['SageMaker unavailable', 503, JSON.stringify({ message: 'Service unavailable' })],
+];
+
+/** The infer route's integration responses, as synthesized. */
+function inferResponses(template: Template): any[] {
+  const infer = Object.values(template.findResources('AWS::ApiGateway::Method')).filter((m) => m.Properties.HttpMethod === 'POST');
+  expect(infer).toHaveLength(2);
+  expect(infer[1].Properties.Integration.IntegrationResponses).toEqual(infer[0].Properties.Integration.IntegrationResponses);
+  return infer[0].Properties.Integration.IntegrationResponses;
+}
+
+/**
+ * What API Gateway answers for SageMaker's status and body: the integration response whose
+ * selection pattern matches the status (API Gateway matches the whole status), or the default one,
+ * its template rendered with API Gateway's rules, its status overridden where the template says so.
+ */
+function directAnswer(responses: any[], status: number, body: string) {
+  const matching = responses.filter((r) => r.SelectionPattern !== undefined && new RegExp(`^(?:${r.SelectionPattern})$`).test(String(status)));
+  // API Gateway defines no order among patterns that match the same status.
+  expect(matching.length, `integration responses matching ${status}`).toBeLessThanOrEqual(1);
+  const chosen = matching[0] ?? responses.find((r) => r.SelectionPattern === undefined);
+  const template: string | undefined = chosen.ResponseTemplates?.['application/json'];
+  const rendered = template === undefined ? { output: body } : renderMappingTemplate(template, { body, requestId: 'api-request-id' });
+  return { status: rendered.statusOverride ?? Number(chosen.StatusCode), text: rendered.output, headers: chosen.ResponseParameters ?? {} };
+}
+
+describe('SageMakerProxyEndpoint with a direct integration: what callers get', () => {
+  const f = setup({ integration: SageMakerIntegration.DIRECT });
+  const responses = () => inferResponses(f.template);
+
+  it('passes the caller’s X-Amzn-SageMaker-* headers to InvokeEndpoint, each declared on the infer methods as optional', () => {
+    const methods = Object.values(f.template.findResources('AWS::ApiGateway::Method')).map((m) => m.Properties);
+    for (const m of methods.filter((m) => m.HttpMethod === 'POST')) {
+      for (const header of SAGEMAKER_HEADERS) {
+        expect(m.Integration.RequestParameters[`integration.request.header.${header}`]).toBe(`method.request.header.${header}`);
+        expect(m.RequestParameters[`method.request.header.${header}`]).toBe(false);
+      }
+    }
+    const versioned = methods.filter((m) => m.HttpMethod === 'POST' && m.RequestParameters['method.request.path.version'] === true);
+    expect(versioned).toHaveLength(1);
+    for (const m of methods.filter((m) => m.HttpMethod === 'GET')) {
+      expect(Object.keys(m.RequestParameters ?? {}).filter((p) => p.includes('SageMaker'))).toEqual([]);
+    }
+  });
+
+  it('maps each of SageMaker’s statuses through exactly one integration response: its refusals to a 4xx, its failures to a 5xx', () => {
+    const expected = (status: number) => {
+      if (status === 401 || status === 403) return 500;
+      if ([413, 429, 503].includes(status)) return status;
+      if (status === 424) return 502; // ModelError without an OriginalStatusCode; see the next test
+      return status < 500 ? 400 : 502;
+    };
+    for (let status = 400; status < 600; status++) {
+      expect(directAnswer(responses(), status, '{}').status, `SageMaker status ${status}`).toBe(expected(status));
+    }
+    expect(directAnswer(responses(), 200, '{"outputs": []}')).toEqual({ status: 200, text: '{"outputs": []}', headers: {} });
+  });
+
+  it.each(SAGEMAKER_ERRORS)('answers %s in the proxy’s shape: valid JSON, the request id, nothing of SageMaker’s answer', (_what, status, body) => {
+    const answer = directAnswer(responses(), status, body);
+
+    const parsed = JSON.parse(answer.text);
+    expect(Object.keys(parsed)).toEqual(['error']);
+    expect(parsed.error).toMatch(/\S \(request id api-request-id\)$/);
+    expect(answer.text).not.toMatch(/123456789012|arn:aws|log-group|inference\.py|Traceback|shape \[1,3\]|my-endpoint|not authorized/);
+  });
+
+  it.each<[number | string | undefined, number, string]>([
+    [400, 400, 'the model refused the request (status 400)'],
+    [413, 413, 'the model refused the request (status 413)'],
+    [415, 415, 'the model refused the request (status 415)'],
+    [422, 422, 'the model refused the request (status 422)'],
+    [429, 429, 'the model refused the request (status 429)'],
+    [404, 400, 'the model refused the request (status 404)'],
+    [401, 400, 'the model refused the request (status 401)'],
+    [500, 502, 'the model container failed on this request (status 500)'],
+    [503, 502, 'the model container failed on this request (status 503)'],
+    [undefined, 502, 'the model container failed on this request (status unknown)'],
+    ['400", "x": "y', 502, 'the model container failed on this request (status unknown)'],
+  ])("answers a container's status %s (ModelError) as the proxy does: %i", (original, status, message) => {
+    const body = JSON.stringify({ ErrorCode: 'X', Message: 'm', ...(original === undefined ? {} : { OriginalStatusCode: original }), OriginalMessage: 'it\'s "bad"' });
+
+    const answer = directAnswer(responses(), 424, body);
+
+    expect(answer.status).toBe(status);
+    expect(JSON.parse(answer.text)).toEqual({ error: `${message} (request id api-request-id)` });
+  });
+
+  it('asks a caller to retry after throttling or unavailability, with Retry-After', () => {
+    for (const status of [429, 503]) {
+      expect(directAnswer(responses(), status, '{}').headers).toEqual({ 'method.response.header.Retry-After': "'1'" });
+    }
+    const infer = Object.values(f.template.findResources('AWS::ApiGateway::Method')).find((m) => m.Properties.HttpMethod === 'POST')!;
+    const declared = infer.Properties.MethodResponses.filter((r: any) => r.ResponseParameters?.['method.response.header.Retry-After'] === true);
+    expect(declared.map((r: any) => r.StatusCode)).toEqual(['429', '503']);
+  });
+});
+
+describe('SageMakerProxyEndpoint request limits: SageMaker’s, not Lambda’s', () => {
+  const serverless = () => SageMakerEndpoint.serverless({ image: IMAGE });
+  const bodyLimit = (endpoint: SageMakerProxyEndpoint) => resourceProps(Template.fromStack(Stack.of(endpoint)), endpoint.function!).Environment.Variables.MAX_BODY_BYTES;
+
+  it.each<[string, string, (stack: Stack) => SageMakerEndpoint]>([
+    ['an endpoint on instances, by name', '6291456', () => SageMakerEndpoint.fromEndpointName('my-endpoint')],
+    ['a provisioned endpoint', '6291456', () => SageMakerEndpoint.provisioned({ image: IMAGE, instanceType: 'ml.g5.xlarge' })],
+    ['a serverless endpoint', '4194304', serverless],
+    ['a serverless endpoint, by name', '4194304', () => SageMakerEndpoint.fromEndpointName('my-endpoint', { serverless: true })],
+    [
+      'a serverless endpoint of your app',
+      '4194304',
+      (stack) => SageMakerEndpoint.fromCfnEndpoint(new sagemaker.CfnEndpoint(stack, 'Mine', { endpointConfigName: 'c' }), { serverless: true }),
+    ],
+  ])('the proxy takes at most SageMaker’s request size for %s: MAX_BODY_BYTES %s', (_what, limit, endpoint) => {
+    const { stack } = newStack();
+    expect(bodyLimit(new SageMakerProxyEndpoint(stack, 'E', { endpoint: endpoint(stack) }))).toBe(limit);
+  });
+
+  it("a direct integration answers SageMaker's 413 naming the endpoint's limit", () => {
+    const { stack } = newStack();
+    new SageMakerProxyEndpoint(stack, 'E', { endpoint: serverless(), integration: SageMakerIntegration.DIRECT });
+
+    const answer = directAnswer(inferResponses(Template.fromStack(stack)), 413, 'HTTP content length exceeded');
+
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.text).error).toBe('the request is too large for the SageMaker endpoint; it takes at most 4194304 bytes (request id api-request-id)');
+    expect(JSON.parse(directAnswer(inferResponses(Template.fromStack(stack)), 400, '{}').text).error).toContain('at most 4194304 bytes');
+  });
+});
+
+describe('the mapping template renderer these tests use, against what AWS documents', () => {
+  it("$util.escapeJavaScript turns a single quote into \\', which is not JSON", () => {
+    expect(escapeJavaScript(`it's "x"/y\\z\n\u00e9`)).toBe(`it\\'s \\"x\\"\\/y\\\\z\\n\\u00E9`);
+    const { output } = renderMappingTemplate('{"error": "$util.escapeJavaScript($input.body)"}', { body: "it's", requestId: 'r' });
+    expect(output).toBe(`{"error": "it\\'s"}`);
+    expect(() => JSON.parse(output)).toThrow();
+  });
+
+  it('reads $input.path as a value, keeps a variable a null #set would clear, and writes an unset reference as it stands', () => {
+    const template = "#set($n = 1)\n#set($n = $input.path('$.missing'))\n#if($n >= 1 && $input.path('$.a.b') == 'c')yes $n#else no#end $nothing $context.requestId";
+    expect(renderMappingTemplate(template, { body: '{"a": {"b": "c"}}', requestId: 'r-1' }).output).toBe('yes 1 $nothing r-1');
+    expect(renderMappingTemplate('#set($context.responseOverride.status = 413)', { body: '', requestId: 'r' }).statusOverride).toBe(413);
+    expect(() => renderMappingTemplate('#foreach($x in $y)#end', { body: '', requestId: 'r' })).toThrow(/does not know/);
   });
 });
 

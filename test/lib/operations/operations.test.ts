@@ -12,7 +12,7 @@ import { DEMO_MODEL_FILE } from '../../../fixtures/demo-model';
 import { BundledModelEndpoint, LayerModelEndpoint, ModelSource, S3ModelEndpoint, type S3ModelEndpointProps } from '../../../lib';
 import { logisticRegressionModel } from '../../../tools/onnx';
 import { writeModel } from '../../support/handler';
-import { nagFindings, newStack, ref, resourceProps, roleStatements, thrown } from '../../support/stacks';
+import { assetFolder, nagFindings, newStack, ref, resourceProps, roleStatements, thrown } from '../../support/stacks';
 
 function setup(props: Partial<S3ModelEndpointProps> = {}) {
   const { app, stack } = newStack();
@@ -42,7 +42,9 @@ describe('monitoring: {}', () => {
   it("gives each alarm the threshold its prop's @default documents", () => {
     // The documentation as every language's package shows it (the jsii assembly), against the template.
     const assembly = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../.jsii'), 'utf8'));
-    const documented: Record<string, string> = Object.fromEntries((assembly.types['cdk-serverless-inference.EndpointAlarmThresholds'].properties as any[]).map((p) => [p.name, p.docs.default as string]));
+    const documented: Record<string, string> = Object.fromEntries(
+      (assembly.types['cdk-serverless-inference.EndpointAlarmThresholds'].properties as any[]).map((p) => [p.name, p.docs.default as string]),
+    );
     const asThreshold = (text: string) => {
       const seconds = /^Duration\.seconds\((\d+)\)$/.exec(text);
       return seconds ? Number(seconds[1]) * 1000 : Number(text);
@@ -243,14 +245,65 @@ describe('rollout', () => {
     // The version's logical id carries its hash, given at synth: find it in the template.
     const [versionId] = Object.keys(f.template.findResources('AWS::Lambda::Version'));
     expect(env.TARGET_VERSION_ARN).toEqual({ Ref: versionId });
-    expect(JSON.parse(env.SAMPLE_REQUEST)).toEqual(sample);
+    // The sample ships beside the check's code, not in its variables (4 KB for all of them).
+    expect(env.SAMPLE_REQUEST).toBeUndefined();
+    const code = assetFolder(f.app, resourceProps(f.template, check).Code.S3Key);
+    expect(JSON.parse(fs.readFileSync(path.join(code, env.SAMPLE_REQUEST_FILE), 'utf8'))).toEqual(sample);
+    expect(fs.existsSync(path.join(code, 'index.mjs'))).toBe(true);
     expect(JSON.parse(env.EXPECTED_OUTPUTS)).toEqual(['probabilities', 'label']);
+    expect(env.EXPECTED_ANSWER_FILE).toBeUndefined();
     f.template.hasResourceProperties('AWS::CodeDeploy::DeploymentGroup', { DeploymentConfigName: 'CodeDeployDefault.LambdaLinear10PercentEvery1Minute' });
     const alias = f.template.toJSON().Resources[ref(f.endpoint.alias).Ref];
     expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate.BeforeAllowTrafficHook).toEqual({ Ref: ref(check).Ref });
     const actions = roleStatements(f.template, check.role!).flatMap((s) => [s.Action].flat());
     expect(actions).toEqual(expect.arrayContaining(['lambda:InvokeFunction', 'codedeploy:PutLifecycleEventHookExecutionStatus']));
     expect(nagFindings(f.app)).toEqual([]);
+  });
+});
+
+describe('the pre-traffic check', () => {
+  const sample = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.5, -1.2, 3.3, 0.7] }] };
+
+  it('ships the expected answer beside the code, with its tolerance in a variable', () => {
+    const expectedAnswer = { outputs: [{ name: 'label', datatype: 'INT64', data: ['9007199254740993'] }] };
+    const f = setup({ rollout: { sampleRequest: sample, expectedAnswer, answerTolerance: 0.01 } });
+    const props = resourceProps(f.template, f.endpoint.rollout!.preTrafficCheck!);
+    const env = props.Environment.Variables;
+    expect(env).toMatchObject({ SAMPLE_REQUEST_FILE: 'sample-request.json', EXPECTED_ANSWER_FILE: 'expected-answer.json', ANSWER_TOLERANCE: '0.01' });
+    const code = assetFolder(f.app, props.Code.S3Key);
+    expect(JSON.parse(fs.readFileSync(path.join(code, env.EXPECTED_ANSWER_FILE), 'utf8'))).toEqual(expectedAnswer);
+  });
+
+  it('refuses a sample over the 6 MiB Lambda takes in one invocation, naming the construct, the prop and the limit', () => {
+    const big = { inputs: [{ name: 'image', shape: [1, 3, 640, 640], datatype: 'FP32', data: new Array(3 * 640 * 640).fill(0.123456) }] };
+    const error = thrown(() => setup({ rollout: { sampleRequest: big } }));
+    expect(error.message).toMatch(/^rollout\.sampleRequest is \d+ bytes as JSON, over Lambda's limit of 6291456 bytes \(6 MiB\) for an invocation's payload/);
+    expect(error.constructPath).toBe('Stack/E/Rollout');
+  });
+
+  it('refuses a token, an expected answer of the wrong form or without a sample, and a negative tolerance', () => {
+    const { stack } = newStack();
+    const bucket = new s3.Bucket(stack, 'B');
+    const cases: Array<[Partial<S3ModelEndpointProps>['rollout'], RegExp]> = [
+      [{ sampleRequest: { inputs: [{ name: bucket.bucketName }] } }, /rollout\.sampleRequest must be plain JSON known at synth .*, got a token at inputs\[0\]\.name/],
+      [
+        { sampleRequest: sample, expectedAnswer: { predictions: [1] } },
+        /rollout\.expectedAnswer must have 'outputs', the answer to a sampleRequest with 'inputs', got keys: \["predictions"\]/,
+      ],
+      [{ expectedAnswer: { outputs: [] } }, /rollout\.expectedAnswer applies to the answer to sampleRequest, which is not set/],
+      [{ sampleRequest: sample, expectedAnswer: { outputs: [] }, answerTolerance: -1 }, /rollout\.answerTolerance must be a number >= 0, got: -1/],
+    ];
+    for (const [rollout, message] of cases) {
+      expect(() => setup({ rollout })).toThrow(message);
+    }
+  });
+});
+
+describe('the warmer', () => {
+  it("gives its fan-out more time than the function's cold start may take (its timeout, 60 s by default)", () => {
+    const timeoutOf = (f: ReturnType<typeof setup>) => resourceProps(f.template, f.endpoint.warmer!.function).Timeout;
+    expect(timeoutOf(setup())).toBe(75);
+    expect(timeoutOf(setup({ timeout: Duration.minutes(3), warmerOptions: { concurrency: 2 } }))).toBe(196);
   });
 });
 

@@ -12,7 +12,7 @@ const ROOT = path.resolve(__dirname, '../../../..');
 const mlp = mlpModel({ inputs: 4, hidden: 8, classes: 3, seed: 21 });
 const LABELS = ['setosa', 'versicolor', 'virginica'];
 
-/** A user's own entry file, as the README shows it: plain functions around the shared handler. */
+/** A user's own entry file, as docs/hooks.md shows it: plain functions around the shared handler. */
 const ENTRY = `
 import { createInferenceHandler, badRequest } from 'cdk-serverless-inference/handler';
 
