@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Tests that take seconds each: they build layers, run arm64 under emulation, spawn the jsii runtime,
- * serve over real HTTP with workers or hooks bundled at start, load-test, fuzz, or synthesize whole
- * apps, or install the packed library into a new app. `npm run test:unit` leaves them out; `npm test` runs every project.
+ * serve over real HTTP with workers or hooks bundled at start, load-test, fuzz, answer requests of
+ * megabytes, or synthesize whole apps, or install the packed library into a new app. `npm run test:unit` leaves them out; `npm test` runs every project.
  */
 const SLOW = [
   'test/consumer-app.test.ts',
@@ -11,6 +11,7 @@ const SLOW = [
   'test/python-docs.test.ts',
   'test/readme-examples.test.ts',
   'test/reproducible-synth.test.ts',
+  'test/handlers/core/answer-size.test.ts',
   'test/handlers/core/model/s3-model.test.ts',
   'test/handlers/reliability/fuzz.test.ts',
   'test/handlers/reliability/load.test.ts',

@@ -1,6 +1,7 @@
 /**
  * An S3-compatible server on 127.0.0.1 (s3rver, files in a temporary directory) for tests and the
- * demo, with an AWS SDK v3 client already set up to talk to it.
+ * demo, with an AWS SDK v3 client already set up to talk to it. It answers If-Match on GET and HEAD
+ * as S3 does, which s3rver alone ignores.
  */
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -21,7 +22,40 @@ interface S3rverOptions {
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  /** s3rver is a Koa application: its middleware, composed when it starts to listen. */
+  middleware: KoaMiddleware[];
 }
+
+/** The part of Koa's context that ifMatch uses. */
+interface KoaContext {
+  readonly method: string;
+  status: number;
+  body: unknown;
+  type: string;
+  get(header: string): string;
+  readonly response: { get(header: string): string };
+  remove(header: string): void;
+}
+
+type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+
+/**
+ * S3's If-Match on GET and HEAD, which s3rver 3.7 ignores: an object whose ETag is not one of those
+ * asked for is answered 412 PreconditionFailed, as S3 answers it, instead of with its bytes.
+ */
+const ifMatch: KoaMiddleware = async (ctx, next) => {
+  await next();
+  const wanted = ctx.get('If-Match');
+  if (wanted === '' || (ctx.method !== 'GET' && ctx.method !== 'HEAD') || (ctx.status !== 200 && ctx.status !== 206)) return;
+  const etag = ctx.response.get('ETag');
+  if (wanted.split(',').some((tag) => tag.trim() === '*' || tag.trim() === etag)) return;
+  (ctx.body as { destroy?: () => void } | undefined)?.destroy?.();
+  for (const header of ['Content-Range', 'Accept-Ranges', 'ETag', 'Last-Modified']) ctx.remove(header);
+  ctx.status = 412;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-Match</Condition></Error>';
+};
 
 const S3rver = S3rverUntyped as new (options: S3rverOptions) => S3rverInstance;
 
@@ -60,6 +94,8 @@ export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS
   const ownDirectory = options.directory === undefined;
   const directory = options.directory ?? (await mkdtemp(path.join(tmpdir(), 'local-s3-')));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
+  // Around all of s3rver's own middleware, so that it sees the answer s3rver made.
+  server.middleware.unshift(ifMatch);
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   const clients: S3Client[] = [];

@@ -4,15 +4,17 @@
  * and sagemaker-proxy-handler.ts, kept apart so that each Lambda bundle holds only its own backend.
  */
 import { randomUUID } from 'node:crypto';
+import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../../contract/binary-data';
 import { READINESS_STATUS, ROUTES, SERVER_NAME } from '../../contract/routes';
 import { METRIC } from '../../contract/metrics';
 import type { WarmupResponse } from '../../contract/warmup';
 import type { BackendModel, InferenceBackend } from './backends/backend';
 import type { ServiceConfig } from './config/config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './protocol/errors';
-import { type HttpRequest, type HttpResponse, binaryResponse, compressResponse, jsonResponse, readEvent, readJsonBody } from './http/events';
+import { BoundedCompressor, CompressedJsonSink } from './http/compression';
+import { type ContentCoding, type HttpRequest, type HttpResponse, acceptedCoding, binaryResponse, jsonResponse, readEvent, readJsonBody } from './http/events';
 import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks/hooks';
-import { stringifyJson } from './protocol/json';
+import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin, writeJson } from './protocol/json';
 import { checkJsonValueNesting } from './protocol/nesting';
 import { binaryDataOf } from './protocol/binary-data';
 import { matchRoute } from './http/routes';
@@ -181,8 +183,9 @@ export class InferenceService<M extends BackendModel> {
         throw badRequest('a direct invocation answers JSON only: binary tensor data (binary_data, binary_data_output) needs an HTTP request');
       }
       // Lambda sends the value as JSON, under the same payload limit as an HTTP answer. Its runtime
-      // writes it with its own JSON.stringify, which writes a RawJsonNumber as stringifyJson does.
-      this.checkAnswerBytes(Buffer.byteLength(stringifyJson(value) ?? ''));
+      // writes it with its own JSON.stringify, which writes a RawJsonNumber as stringifyJson does:
+      // only counted here (up to the limit).
+      if (stringifyJsonWithin(value, { maxBytes: this.config.maxResponseBytes, countOnly: true }) === undefined) throw this.tooLarge();
       return { value, after: this.afterCall(answer, 200) };
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);
@@ -225,11 +228,11 @@ export class InferenceService<M extends BackendModel> {
           });
         case ROUTES.INFER.kind: {
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
-          const answer = await this.infer(body.value, body.text, requestId, request, body.binary);
           // Only the infer answer is compressed: it is the one that can be large, and the one
           // Triton's client asks compressed (it reads its other answers, and errors, uncompressed).
-          const response = compressResponse(answer.json !== undefined ? jsonResponse(200, answer.json) : this.answer(answer.value), request.headers['accept-encoding']);
-          this.checkAnswerBytes(lambdaPayloadBytes(response, this.config.maxResponseBytes));
+          const coding = acceptedCoding(request.headers['accept-encoding']);
+          const answer = await this.infer(body.value, body.text, requestId, request, body.binary, coding !== undefined);
+          const response = answer.json !== undefined ? this.passOn(answer.json, coding) : this.answer(answer.value, coding);
           return { http: response, after: this.afterCall(answer, 200) };
         }
       }
@@ -240,7 +243,7 @@ export class InferenceService<M extends BackendModel> {
   }
 
   /** `text` is the body's JSON text, if it came as text, so that a backend may pass it on as it is. */
-  private async infer(body: unknown, text: string | undefined, requestId: string, http: HttpRequest | undefined, binary?: Buffer): Promise<InferAnswer> {
+  private async infer(body: unknown, text: string | undefined, requestId: string, http: HttpRequest | undefined, binary?: Buffer, answerCompressed = false): Promise<InferAnswer> {
     const model = await this.model();
     const context: HookContext = {
       requestId,
@@ -249,7 +252,9 @@ export class InferenceService<M extends BackendModel> {
       logger: this.telemetry.logger,
       http,
     };
-    const request = this.hooks.preprocess ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)), binary } : { body, json: text, binary };
+    const request = this.hooks.preprocess
+      ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)), binary, answerCompressed }
+      : { body, json: text, binary, answerCompressed };
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {
@@ -286,12 +291,14 @@ export class InferenceService<M extends BackendModel> {
     );
   }
 
-  /** Refuses, with a 422, an answer over the response limit: Lambda would turn it into a 502. */
-  private checkAnswerBytes(bytes: number): void {
+  /**
+   * The 422 for an answer over the response limit (Lambda would turn it into a 502): its size when
+   * it was counted whole, or only that it passed the limit, where its writing stopped there.
+   */
+  private tooLarge(bytes?: number, coding?: ContentCoding): InferenceError {
     const limit = this.config.maxResponseBytes;
-    if (bytes > limit) {
-      throw unprocessable(`the answer is ${bytes} bytes, over the response limit of ${limit} bytes; ask for fewer values or fewer outputs`);
-    }
+    const size = bytes === undefined ? `takes more than the response limit of ${limit} bytes` : `is ${bytes} bytes, over the response limit of ${limit} bytes`;
+    return unprocessable(`the answer${coding === undefined ? '' : `, compressed in ${coding},`} ${size}; ask for fewer values or fewer outputs`);
   }
 
   /**
@@ -320,10 +327,64 @@ export class InferenceService<M extends BackendModel> {
    * An infer answer: JSON, or with outputs asked for as binary tensor data (their bytes kept under
    * binary-data.ts's binaryOutput), the JSON header followed by their bytes in the order of the outputs.
    */
-  private answer(value: unknown): HttpResponse {
+  private answer(value: unknown, coding: ContentCoding | undefined): HttpResponse {
+    const limit = this.config.maxResponseBytes;
     const outputs = (value as { outputs?: unknown } | null)?.outputs;
     const binary = Array.isArray(outputs) ? outputs.map(binaryDataOf).filter((b): b is Buffer => b !== undefined) : [];
-    return binary.length > 0 ? binaryResponse(200, stringifyJson(value), binary) : this.json(200, value);
+    if (coding !== undefined) return this.compressed(value, undefined, binary, coding);
+    if (binary.length > 0) {
+      // The JSON header and the bytes go base64-encoded (4 characters for every 3 bytes), unescaped.
+      const binaryBytes = binary.reduce((n, b) => n + b.length, 0);
+      const header = stringifyJsonWithin(value, { maxBytes: Math.floor(limit / 4) * 3 - binaryBytes });
+      if (header === undefined) throw this.tooLarge();
+      const response = binaryResponse(200, header, binary);
+      const bytes = payloadBytes(response, response.body.length);
+      if (bytes > limit) throw this.tooLarge(bytes);
+      return response;
+    }
+    // The body is a string in Lambda's JSON payload: counted escaped, up to what the rest leaves it.
+    const body = stringifyJsonWithin(value, { maxBytes: limit - JSON_ANSWER_ENVELOPE_BYTES, escaped: true });
+    if (body === undefined) throw this.tooLarge();
+    if (body === '') throw new Error('the answer has no JSON form (did a postprocess hook return undefined?)');
+    return jsonResponse(200, body);
+  }
+
+  /**
+   * An infer answer compressed as it is written (see compression.ts): its JSON, or a backend's JSON
+   * text, then a binary answer's bytes, given up once the compressed bytes pass what the limit
+   * leaves them in base64. A binary answer's Inference-Header-Content-Length is its JSON's length
+   * uncompressed.
+   */
+  private compressed(value: unknown, json: string | undefined, binary: readonly Buffer[], coding: ContentCoding): HttpResponse {
+    const limit = this.config.maxResponseBytes;
+    const headers: Record<string, string> =
+      binary.length > 0 ? { 'Content-Type': BINARY_TENSOR_CONTENT_TYPE, [INFERENCE_HEADER_CONTENT_LENGTH]: '0' } : { 'Content-Type': 'application/json' };
+    headers['Content-Encoding'] = coding;
+    headers.Vary = 'Accept-Encoding';
+    const envelope = payloadBytes({ statusCode: 200, headers, body: '', isBase64Encoded: true }, 0);
+    const compressor = new BoundedCompressor(coding, Math.floor((limit - envelope) / 4) * 3);
+    const sink = new CompressedJsonSink(compressor);
+    if (!(json === undefined ? writeJson(value, sink) : sink.write(json, false))) throw this.tooLarge(undefined, coding);
+    if (sink.bytes === 0) throw new Error('the answer has no JSON form (did a postprocess hook return undefined?)');
+    for (const b of binary) {
+      if (!compressor.write(b)) throw this.tooLarge(undefined, coding);
+    }
+    const packed = compressor.end();
+    if (packed === undefined) throw this.tooLarge(undefined, coding);
+    if (binary.length > 0) headers[INFERENCE_HEADER_CONTENT_LENGTH] = String(sink.bytes);
+    const response = { statusCode: 200, headers, body: packed.toString('base64'), isBase64Encoded: true };
+    const bytes = payloadBytes(response, response.body.length);
+    if (bytes > limit) throw this.tooLarge(bytes, coding);
+    return response;
+  }
+
+  /** A backend's JSON text as it sent it, within the response limit. */
+  private passOn(json: string, coding: ContentCoding | undefined): HttpResponse {
+    if (coding !== undefined) return this.compressed(undefined, json, [], coding);
+    const response = jsonResponse(200, json);
+    const bytes = payloadBytes(response, Buffer.byteLength(json) + jsonEscapeBytes(json));
+    if (bytes > this.config.maxResponseBytes) throw this.tooLarge(bytes);
+    return response;
   }
 
   private jsonOutcome(status: number, body: unknown): Outcome {
@@ -345,15 +406,16 @@ function secondsUntil(at: number | undefined): number {
 }
 
 /**
- * The bytes Lambda counts for an HTTP answer: the JSON of the whole object, in which the body is
- * a string with its quotes and backslashes escaped. Worked out exactly only when it could matter.
+ * The bytes Lambda counts for an HTTP answer: the JSON of the whole object, in which the body is a
+ * string (its quotes, and the escaping of its `"` and `\\`). `bodyBytes` is the body as it stands
+ * there, without its quotes: counted by the caller, which never writes the whole object again.
  */
-function lambdaPayloadBytes(response: HttpResponse, limit: number): number {
-  const bodyBytes = Buffer.byteLength(response.body);
-  // No character takes more than six bytes escaped (`\u001f`): an answer that fits even so needs
-  // no second copy, and its body's size stands for it.
-  return bodyBytes * 6 + 1024 <= limit ? bodyBytes : Buffer.byteLength(JSON.stringify(response));
+function payloadBytes(response: HttpResponse, bodyBytes: number): number {
+  return Buffer.byteLength(JSON.stringify({ ...response, body: '' })) + bodyBytes;
 }
+
+/** What a JSON answer's payload takes besides its body: its status, headers and the body's quotes. */
+const JSON_ANSWER_ENVELOPE_BYTES = payloadBytes(jsonResponse(200, ''), 0);
 
 /** A hook's own 4xx passes through; anything else it throws is a 500 that names the hook (its message goes to the log). */
 async function runHook<T>(name: string, fn: () => T | Promise<T>): Promise<T> {

@@ -1,8 +1,9 @@
 /**
  * A loopback HTTP proxy in front of the local S3 server that records what crosses the wire and can
  * break the answer to a GET: cut the connection, stop sending (for good, or until released), flip
- * a byte, rewrite headers, or never answer. It can also add headers to HEAD answers: the object
- * checksums (and a part's size) that s3rver does not keep.
+ * a byte, rewrite headers, hold the request until released, answer an error itself, or never answer. It can also add
+ * headers to HEAD answers: the object checksums (and a part's size) that s3rver does not keep; and
+ * give every object a multipart upload's kind of ETag.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -16,6 +17,10 @@ export interface Fault {
   holdAfterBytes?: number;
   /** Accept the request and never answer it. */
   stallBeforeHeaders?: boolean;
+  /** Pass the request on to the server only at `releaseHeld()`. */
+  holdRequest?: boolean;
+  /** Answer with this status and an S3 error body (500 InternalError, 503 SlowDown), without asking the server. */
+  status?: number;
   /** Invert the body byte at this offset. */
   flipByteAt?: number;
   /** Headers to add to or replace in a 200 or 206 response. */
@@ -44,7 +49,13 @@ export interface FaultProxy {
   fault: Fault | undefined;
   /** Headers to add to or replace in the answer to a HEAD request, by its URL; until changed. */
   headHeaders: ((url: string) => Record<string, string> | undefined) | undefined;
-  /** How many answers are held (`holdAfterBytes`) right now. */
+  /**
+   * Added to every ETag the server answers (`"<md5>"` → `"<md5>-2"`) and taken off the ETags of
+   * If-Match and If-None-Match on the way in, until changed: the objects then look uploaded in
+   * parts, as large models are, whose ETag is not their MD5.
+   */
+  etagSuffix: string | undefined;
+  /** How many answers (`holdAfterBytes`) and requests (`holdRequest`) are held right now. */
   readonly heldCount: number;
   /** The Range header of every GET so far (`''` when it had none); clear it with `ranges.length = 0`. */
   ranges: string[];
@@ -70,6 +81,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     },
     fault: undefined,
     headHeaders: undefined,
+    etagSuffix: undefined,
     ranges: [],
     get maxConcurrentGets() {
       return maxActiveGets;
@@ -112,54 +124,83 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       req.resume();
       return;
     }
-    const upstreamRequest = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (upstream) => {
-      const status = upstream.statusCode ?? 502;
-      seen.status = status;
-      const faulty = status === 200 || status === 206 ? fault : undefined;
-      const extra = req.method === 'HEAD' && status === 200 ? proxy.headHeaders?.(req.url ?? '') : undefined;
-      res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders, ...extra });
-      let offset = 0;
-      let holding = faulty?.holdAfterBytes;
-      upstream.on('data', (data: Buffer) => {
-        let chunk = data;
-        if (holding !== undefined && offset + chunk.length > holding) {
-          const head = chunk.subarray(0, holding - offset);
-          const tail = chunk.subarray(head.length);
-          holding = undefined;
-          offset += head.length;
-          seen.bodyBytes += head.length;
-          res.write(head);
-          upstream.pause();
-          held.push(() => {
-            offset += tail.length;
-            seen.bodyBytes += tail.length;
-            res.write(tail);
-            upstream.resume();
-          });
-          return;
-        }
-        const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
-        const stop = limit !== undefined && offset + chunk.length > limit;
-        if (stop) {
-          chunk = chunk.subarray(0, limit - offset);
-        }
-        const flipAt = faulty?.flipByteAt;
-        if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
-          chunk = Buffer.from(chunk);
-          chunk[flipAt - offset] ^= 0xff;
-        }
-        offset += chunk.length;
-        seen.bodyBytes += chunk.length;
-        res.write(chunk);
-        if (stop) {
-          upstream.destroy();
-          if (faulty?.cutAfterBytes !== undefined) {
-            res.socket?.destroy();
+    if (fault?.status !== undefined) {
+      seen.status = fault.status;
+      const code = fault.status === 503 ? 'SlowDown' : 'InternalError';
+      res.writeHead(fault.status, { 'content-type': 'application/xml' });
+      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${code}</Message></Error>`);
+      req.resume();
+      return;
+    }
+    const suffix = proxy.etagSuffix;
+    const headers = { ...req.headers };
+    if (suffix !== undefined) {
+      for (const name of ['if-match', 'if-none-match'] as const) {
+        const value = headers[name];
+        if (value !== undefined) headers[name] = value.split(`${suffix}"`).join('"');
+      }
+    }
+    const forward = (): http.ClientRequest =>
+      http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers }, (upstream) => {
+        const status = upstream.statusCode ?? 502;
+        seen.status = status;
+        const faulty = status === 200 || status === 206 ? fault : undefined;
+        const extra = req.method === 'HEAD' && status === 200 ? proxy.headHeaders?.(req.url ?? '') : undefined;
+        const etag = upstream.headers.etag;
+        const aliased = suffix !== undefined && etag !== undefined ? { etag: etag.replace(/"$/, `${suffix}"`) } : undefined;
+        res.writeHead(status, { ...upstream.headers, ...aliased, ...faulty?.setHeaders, ...extra });
+        let offset = 0;
+        let holding = faulty?.holdAfterBytes;
+        upstream.on('data', (data: Buffer) => {
+          let chunk = data;
+          if (holding !== undefined && offset + chunk.length > holding) {
+            const head = chunk.subarray(0, holding - offset);
+            const tail = chunk.subarray(head.length);
+            holding = undefined;
+            offset += head.length;
+            seen.bodyBytes += head.length;
+            res.write(head);
+            upstream.pause();
+            held.push(() => {
+              offset += tail.length;
+              seen.bodyBytes += tail.length;
+              res.write(tail);
+              upstream.resume();
+            });
+            return;
           }
-        }
+          const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
+          const stop = limit !== undefined && offset + chunk.length > limit;
+          if (stop) {
+            chunk = chunk.subarray(0, limit - offset);
+          }
+          const flipAt = faulty?.flipByteAt;
+          if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
+            chunk = Buffer.from(chunk);
+            chunk[flipAt - offset] ^= 0xff;
+          }
+          offset += chunk.length;
+          seen.bodyBytes += chunk.length;
+          res.write(chunk);
+          if (stop) {
+            upstream.destroy();
+            if (faulty?.cutAfterBytes !== undefined) {
+              res.socket?.destroy();
+            }
+          }
+        });
+        upstream.on('end', () => res.end());
       });
-      upstream.on('end', () => res.end());
-    });
+    if (fault?.holdRequest) {
+      // A GET has no body: the request goes as it is, once released.
+      held.push(() => {
+        const upstreamRequest = forward();
+        upstreamRequest.on('error', () => res.destroy());
+        upstreamRequest.end();
+      });
+      return;
+    }
+    const upstreamRequest = forward();
     upstreamRequest.on('error', () => res.destroy());
     req.pipe(upstreamRequest);
   });

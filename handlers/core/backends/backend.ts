@@ -56,6 +56,12 @@ export interface BackendRequest {
    * `binary_data_size` sections, in the order of the inputs); `body` is the JSON header.
    */
   readonly binary?: Buffer;
+  /**
+   * The answer is to be compressed (the request's Accept-Encoding asks): its size against the
+   * response limit is known only once compressed, so it is not refused for the JSON its values
+   * take uncompressed past the least they can take.
+   */
+  readonly answerCompressed?: boolean;
 }
 
 export interface BackendResult {

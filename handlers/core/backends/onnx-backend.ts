@@ -2,8 +2,9 @@ import type * as Ort from 'onnxruntime-node';
 import { binaryTensorBytes } from '../protocol/binary-data';
 import type { BackendMetadata, BackendRequest, BackendResult, InferenceBackend } from './backend';
 import type { ServiceConfig } from '../config/config';
-import { type Datatype, ORT_TYPE_OF } from '../protocol/datatypes';
+import { type Datatype, ORT_TYPE_OF, decodeValues } from '../protocol/datatypes';
 import { InferenceError, redactServerDetail, unprocessable } from '../protocol/errors';
+import { jsonEscapeBytes, stringifyJson } from '../protocol/json';
 import { type LoadedModel, type ModelRuntime, loadOnnxRuntime } from '../model/model-runtime';
 import { type InferPlan, type OutputResult, buildInferResponse, expectedOutputShape, minJsonBytes, planInference } from '../protocol/protocol';
 import type { TensorSpec } from '../protocol/tensors';
@@ -40,6 +41,7 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
         const dims = expectedOutputShape(o, plan.symbols);
         return dims ? [{ name: o.name, datatype: o.datatype, dims, binary: plan.binaryOutputs.has(o.name) }] : [];
       }),
+      plan.instanceCount,
       'would have',
     );
     const started = performance.now();
@@ -56,7 +58,9 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
         data: results.get(o.name)!.data,
         binary: plan.binaryOutputs.has(o.name),
       })),
+      plan.instanceCount,
       'has',
+      request.answerCompressed ?? false,
     );
     const response = buildInferResponse(plan, results, { name: this.config.modelName, version: this.config.modelVersion });
     return { response, inferenceMs };
@@ -64,34 +68,55 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
 
   /**
    * Refuses with a 422 an answer whose JSON cannot be smaller than the response limit: every value
-   * takes at least a digit and a comma (see minJsonBytes), strings their own length too.
+   * takes at least a digit and a comma (see minJsonBytes), strings their own length too, and each
+   * array the instances form nests them in its brackets. Once the model has run (`data` given) and
+   * the values could take more than the limit (a float takes up to 25 characters), their JSON is
+   * counted exactly, a slice at a time, up to the limit: an answer that cannot fit is refused before
+   * any of it is built. Not an answer to be compressed, whose size is known only once compressed.
    */
   private checkAnswerSize(
     outputs: ReadonlyArray<{ name: string; datatype: Datatype; dims: readonly number[]; data?: unknown; binary: boolean }>,
+    instances: number | undefined,
     tense: 'would have' | 'has',
+    compressed = false,
   ): void {
-    let bytes = 0;
+    const limit = this.config.maxResponseBytes;
+    let min = 0;
+    let max = 0;
     const parts: string[] = [];
+    for (const o of outputs) {
+      parts.push(`'${o.name}' [${o.dims.join(',')}]`);
+      const count = o.dims.reduce((a, b) => a * b, 1);
+      const strings = o.datatype === 'BYTES' && Array.isArray(o.data) ? (o.data as string[]) : undefined;
+      if (o.binary) {
+        // Binary data goes base64-encoded in Lambda's answer: 4 characters for every 3 bytes.
+        const bytes = Math.ceil(binaryTensorBytes(o.datatype, count, strings) / 3) * 4;
+        min += bytes;
+        max += bytes;
+        continue;
+      }
+      const brackets = 2 * nestedArrays(o.dims, instances);
+      min += minJsonBytes(o.datatype, count) + brackets;
+      max += MAX_VALUE_JSON_BYTES[o.datatype] * count + brackets;
+      if (strings) {
+        for (const s of strings) {
+          min += s.length;
+          max += 6 * s.length;
+        }
+      }
+    }
+    const binary = outputs.some((o) => o.binary);
+    if (min > limit) throw answerTooLarge(tense, min, binary, parts, limit);
+    if (max <= limit || compressed || outputs.some((o) => o.data === undefined)) return;
+    let exact = 0;
     for (const o of outputs) {
       const count = o.dims.reduce((a, b) => a * b, 1);
       if (o.binary) {
-        // Binary data goes base64-encoded in Lambda's answer: 4 characters for every 3 bytes.
-        bytes += Math.ceil(binaryTensorBytes(o.datatype, count, Array.isArray(o.data) ? (o.data as string[]) : undefined) / 3) * 4;
-        parts.push(`'${o.name}' [${o.dims.join(',')}]`);
-        continue;
+        exact += Math.ceil(binaryTensorBytes(o.datatype, count, o.datatype === 'BYTES' ? (o.data as string[]) : undefined) / 3) * 4;
+      } else {
+        exact += 2 * nestedArrays(o.dims, instances) + jsonDataBytes(o.data, o.datatype, limit - exact);
       }
-      let min = minJsonBytes(o.datatype, count);
-      if (o.datatype === 'BYTES' && Array.isArray(o.data)) {
-        for (const s of o.data as string[]) min += s.length;
-      }
-      bytes += min;
-      parts.push(`'${o.name}' [${o.dims.join(',')}]`);
-    }
-    const limit = this.config.maxResponseBytes;
-    if (bytes > limit) {
-      throw unprocessable(
-        `the answer ${tense} at least ${bytes} bytes${outputs.some((o) => o.binary) ? '' : ' of JSON'} (output ${parts.join(', ')}), over the response limit of ${limit} bytes; ask for fewer values or fewer outputs`,
-      );
+      if (exact > limit) throw answerTooLarge(tense, exact, binary, parts, limit);
     }
   }
 
@@ -119,6 +144,76 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     }
     return results;
   }
+}
+
+/** The 422 for an answer that has (or would have) at least `bytes` bytes, naming its outputs. */
+function answerTooLarge(tense: string, bytes: number, binary: boolean, outputs: readonly string[], limit: number): InferenceError {
+  return unprocessable(
+    `the answer ${tense} at least ${bytes} bytes${binary ? '' : ' of JSON'} (output ${outputs.join(', ')}), over the response limit of ${limit} bytes; ask for fewer values or fewer outputs`,
+  );
+}
+
+/**
+ * The most bytes one value of each datatype takes in JSON, its comma included: `-2147483648,`,
+ * `false,`, a float's 25 characters (see json.ts), `"-Infinity",`; a string's quotes and comma,
+ * besides up to six bytes per character (`\u001f`).
+ */
+const MAX_VALUE_JSON_BYTES: Record<Datatype, number> = {
+  BOOL: 6,
+  UINT8: 4,
+  INT8: 5,
+  UINT16: 6,
+  INT16: 7,
+  UINT32: 11,
+  INT32: 12,
+  UINT64: 21,
+  INT64: 21,
+  FP16: 26,
+  FP32: 26,
+  FP64: 26,
+  BYTES: 3,
+};
+
+/** Values of an output turned into JSON at once, while it is counted. */
+const COUNT_SLICE = 4096;
+
+/**
+ * The bytes of an output's values in JSON (`v,v,...`, as the answer writes them), counted a slice
+ * at a time (strings one by one, without writing them) and given up once past `budget`.
+ */
+function jsonDataBytes(data: unknown, datatype: Datatype, budget: number): number {
+  let bytes = 0;
+  if (datatype === 'BYTES') {
+    for (const s of data as string[]) {
+      bytes += Buffer.byteLength(s) + jsonEscapeBytes(s) + 3;
+      if (bytes > budget) return bytes;
+    }
+    return bytes;
+  }
+  const values = data as ArrayLike<number> & { subarray(start: number, end: number): unknown };
+  for (let i = 0; i < values.length; i += COUNT_SLICE) {
+    // The slice's JSON with its brackets: one byte more than its values and their commas.
+    bytes += Buffer.byteLength(stringifyJson(decodeValues(values.subarray(i, i + COUNT_SLICE), datatype))) - 1;
+    if (bytes > budget) return bytes;
+  }
+  return bytes;
+}
+
+/**
+ * How many arrays the instances form (of `instances` instances) nests an output's values in: a
+ * prediction per row, an array per index of each dimension but the last (so an empty output of
+ * shape [1, 2^31, 0] has 2^31 + 1). None for the Open Inference Protocol's flat `data`, or for an
+ * output not in rows of the instances (refused by buildInferResponse).
+ */
+function nestedArrays(dims: readonly number[], instances: number | undefined): number {
+  if (instances === undefined || dims[0] !== instances) return 0;
+  let arrays = 0;
+  let product = 1;
+  for (let i = 0; i < dims.length - 1; i++) {
+    product *= dims[i];
+    arrays += product;
+  }
+  return arrays;
 }
 
 /** onnxruntime's way of saying which node failed while the model ran. */

@@ -185,7 +185,7 @@ function mediaType(header: string | undefined): string {
 }
 
 /** The content codings a request body may come in (`Content-Encoding`), as Triton's client sends them. */
-type ContentCoding = 'gzip' | 'deflate';
+export type ContentCoding = 'gzip' | 'deflate';
 
 /**
  * The request body's content coding: none (no header, or `identity`), `gzip` (`x-gzip`) or
@@ -341,31 +341,11 @@ export function binaryResponse(statusCode: number, json: string, binary: readonl
 }
 
 /**
- * An answer compressed as the request's `Accept-Encoding` asks (gzip or deflate, as Triton's
- * client asks with `response_compression_algorithm`), or the answer as it is when it asks for
- * neither. Compressed at zlib's fastest level: on a JSON answer it gives nearly the ratio of the
- * default level in a quarter of the time, and binary tensors hardly compress at any level.
- */
-export function compressResponse(response: HttpResponse, acceptEncoding: string | undefined): HttpResponse {
-  const coding = acceptedCoding(acceptEncoding);
-  if (coding === undefined) return response;
-  const body = Buffer.from(response.body, response.isBase64Encoded ? 'base64' : 'utf8');
-  const options = { level: zlib.constants.Z_BEST_SPEED };
-  const packed = coding === 'gzip' ? zlib.gzipSync(body, options) : zlib.deflateSync(body, options);
-  return {
-    statusCode: response.statusCode,
-    headers: { ...response.headers, 'Content-Encoding': coding, Vary: 'Accept-Encoding' },
-    body: packed.toString('base64'),
-    isBase64Encoded: true,
-  };
-}
-
-/**
  * The coding to answer in: gzip or deflate, whichever the header weighs more (gzip on a tie), `*`
  * standing for those it does not name; none when it accepts neither (absent, `identity`, `br`,
  * `q=0`).
  */
-function acceptedCoding(header: string | undefined): ContentCoding | undefined {
+export function acceptedCoding(header: string | undefined): ContentCoding | undefined {
   if (header === undefined) return undefined;
   const weights = new Map<string, number>();
   for (const part of header.split(',')) {

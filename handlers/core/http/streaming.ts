@@ -5,6 +5,7 @@
  * `awslambda.HttpResponseStream.from`, then the body's bytes.
  */
 import type { Writable } from 'node:stream';
+import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import type { HttpResponse } from './events';
 import { stringifyJson } from '../protocol/json';
@@ -35,11 +36,27 @@ export function streamingRuntime(): LambdaStreamingRuntime {
  */
 export async function writeHttpResponse(stream: ResponseStream, response: HttpResponse): Promise<void> {
   const http = streamingRuntime().HttpResponseStream.from(stream, { statusCode: response.statusCode, headers: response.headers });
-  const body = response.isBase64Encoded ? Buffer.from(response.body, 'base64') : Buffer.from(response.body, 'utf8');
-  // The runtime writes the prelude on the first write: an empty body still needs one.
-  http.write(body);
+  // The runtime writes the prelude on the first write: an empty body still needs one. A long body
+  // goes a slice at a time, as the stream drains: no second copy of the whole answer is made as bytes.
+  const text = response.body;
+  let at = 0;
+  do {
+    let end = Math.min(text.length, at + STREAM_SLICE_CHARS);
+    // Never between the two halves of a surrogate pair: each half alone would be written as U+FFFD.
+    if (!response.isBase64Encoded && end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end++;
+    const more = http.write(Buffer.from(text.slice(at, end), response.isBase64Encoded ? 'base64' : 'utf8'));
+    at = end;
+    if (!more && at < text.length) await once(http, 'drain');
+  } while (at < text.length);
   http.end();
   await finished(http);
+}
+
+/** Characters of a body turned into bytes at once: a multiple of 4, so that base64 slices decode on their own. */
+const STREAM_SLICE_CHARS = 1024 * 1024;
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
 }
 
 /**

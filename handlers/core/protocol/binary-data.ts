@@ -83,6 +83,15 @@ const UNCARRIABLE = /\u0000/;
 export function decodeBinaryTensor(bytes: Buffer, datatype: Datatype, shape: readonly number[], name: string): TensorData {
   const count = shape.reduce((a, b) => a * b, 1);
   if (datatype === 'BYTES') {
+    // Every element takes at least its 4-byte length: a shape that claims more elements than the
+    // bytes hold is refused before anything is allocated for them (an array past 2^32 - 1 elements
+    // cannot even be made).
+    const room = Math.floor(bytes.length / 4);
+    if (count > room) {
+      throw badRequest(
+        `input '${name}' (BYTES): shape [${shape.join(',')}] holds ${Number.isSafeInteger(count) ? count : 'more than 2^53'} elements, but its binary_data_size of ${bytes.length} bytes has room for at most ${room} (each element takes at least its 4-byte length)`,
+      );
+    }
     return decodeBinaryStrings(bytes, count, name);
   }
   const expected = count * ELEMENT_BYTES[datatype];

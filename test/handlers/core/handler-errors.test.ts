@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gatherModel, logisticRegressionModel, multiIoModel, notOnnxBytes, unknownOpModel } from '../../../tools/onnx';
 import { call, infer, restEvent } from '../../../fixtures/events';
-import { type Handler, createHandler, handlerForModel, tempDir } from '../../support/handler';
+import { type Handler, createHandler, handlerForModel, importCoreBundle, tempDir, writeModel } from '../../support/handler';
 import { logged } from '../../support/logs';
 
 const lr = logisticRegressionModel({ features: 100, seed: 7 });
@@ -40,6 +40,15 @@ describe('requests the handler refuses, with the status and a message naming the
     ['an unknown output', { ...valid, outputs: [{ name: 'logits' }] }, 400, /unknown output 'logits'.*'probability'/],
     ['a non-string id', { ...valid, id: 7 }, 400, /'id' must be a string/],
     ['data nested 40 deep', { inputs: [{ ...valid.inputs[0], data: [JSON.parse(`${'['.repeat(40)}1${']'.repeat(40)}`)] }] }, 400, /nested deeper than 32/],
+    ['data nested 33 deep', { inputs: [{ ...valid.inputs[0], data: [JSON.parse(`${'['.repeat(32)}1${']'.repeat(32)}`)] }] }, 400, /nested deeper than 32/],
+    // 32 levels are read: the value is counted (one, against the shape's hundred).
+    ['data nested 32 deep', { inputs: [{ ...valid.inputs[0], data: [JSON.parse(`${'['.repeat(31)}1${']'.repeat(31)}`)] }] }, 400, /holds 100 elements but data has 1$/],
+    [
+      'instances of other shapes than the first, with the count its shape makes',
+      { instances: [new Array(100).fill(0), new Array(150).fill(0), new Array(50).fill(0)] },
+      400,
+      /'instances' must all have the shape of the first one, \[100\]/,
+    ],
   ];
 
   it.each(cases)('%s', async (_what, body, status, message) => {
@@ -215,11 +224,34 @@ describe('model failures', () => {
     expect(u.text).not.toMatch(/NoSuchOp|\.onnx/);
   });
 
+  it("answers a hook's own 5xx with the request id, as every 5xx", async () => {
+    const { InferenceError } = await importCoreBundle();
+    const handler = await createHandler(
+      { MODEL_PATH: writeModel(lr.bytes) },
+      {
+        postprocess: () => {
+          throw new InferenceError(500, 'the label store is down');
+        },
+      },
+    );
+    const r = await infer(handler, valid);
+    expect(r.status).toBe(500);
+    expect(r.body.error).toBe('the label store is down (request id rest-request-id)');
+  });
+
   it('answers every request of a misconfigured function with a 500 that says so, the cause in the log', async () => {
     const handler = await createHandler({});
     const { result: r, text } = await logged(() => infer(handler, valid));
     expect(r.status).toBe(500);
     expect(r.body.error).toBe('the inference function is misconfigured; its log says why (request id rest-request-id)');
     expect(text).toMatch(/misconfigured: no model configured: set MODEL_PATH .* or MODEL_S3_URI/);
+  });
+
+  it.each(['MAX_BODY_BYTES', 'MAX_RESPONSE_BYTES'])('takes a %s of 0 for a misconfiguration, not a limit that refuses every request', async (name) => {
+    const handler = await createHandler({ MODEL_PATH: writeModel(lr.bytes), [name]: '0' });
+    const { result: r, text } = await logged(() => infer(handler, valid));
+    expect(r.status).toBe(500);
+    expect(r.body.error).toMatch(/^the inference function is misconfigured/);
+    expect(text).toContain(`misconfigured: ${name} must be a positive integer, got: 0`);
   });
 });

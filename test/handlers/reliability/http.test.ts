@@ -242,11 +242,18 @@ describe('answers that cannot fit the response limit', () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(300 * 2 ** 20);
   });
 
-  it('an answer whose values fit but whose JSON does not: a 422 once it is built, never a 6 MB+ answer', async () => {
+  it('an answer whose values fit but whose JSON does not: a 422 once its JSON is counted past the limit, never a 6 MB+ answer', async () => {
     // 1.6 million values of "1.5,": at least 3.2 MB by the count, 6.4 MB once written.
     const a = await postJson(urls.fill, 'fill', shapeRequest([1600, 1000]));
     expect(a.status, a.text.slice(0, 300)).toBe(422);
-    expect(a.body.error).toMatch(/^the answer is \d{7} bytes, over the response limit of 6291456 bytes; ask for fewer values or fewer outputs$/);
+    const m =
+      /^the answer has at least (\d+) bytes of JSON \(output 'filled' \[1600,1000\]\), over the response limit of 6291456 bytes; ask for fewer values or fewer outputs$/.exec(
+        a.body.error,
+      );
+    expect(m, a.body.error).not.toBeNull();
+    // Counted up to the limit, not to the end: the rest of the values were never written.
+    expect(Number(m![1])).toBeGreaterThan(6_291_456);
+    expect(Number(m![1])).toBeLessThan(6_400_000);
     // A million of them fit, and are answered.
     const fits = await expectFilled([1000, 1000]);
     expect(fits.text.length).toBeGreaterThan(4_000_000);

@@ -158,6 +158,43 @@ describe('the prebuilt entry with RESPONSE_STREAMING=1 and a hooks module', () =
     expect(body.length).toBe(headerLength + sizes.reduce((a: number, b: number) => a + b, 0));
   });
 
+  it('streams a long answer whole, a slice at a time, never splitting a character', async () => {
+    // 1.2 million UTF-16 code units of surrogate pairs, one character apart: a pair straddles the
+    // writer's slice boundary in one of the two answers.
+    for (const tag of ['😀'.repeat(600_000), `a${'😀'.repeat(600_000)}`]) {
+      const stream = new CapturedStream();
+      await handler(restEvent('POST', '/v2/models/iris/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], tag }), stream, {
+        awsRequestId: 'r-long',
+      });
+      const { metadata, body } = readHttp(stream);
+      expect(metadata.statusCode).toBe(200);
+      expect(JSON.parse(body.toString('utf8')).hooked === tag).toBe(true);
+    }
+  });
+
+  it('streams a binary answer of more than a slice of base64 as its exact bytes', async () => {
+    const rows = Array.from({ length: 70_000 }, (_, i) => [Math.sin(i), Math.cos(i), (i % 7) / 7, 1]);
+    const stream = new CapturedStream();
+    await handler(
+      restEvent('POST', '/v2/models/iris/infer', {
+        inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }],
+        parameters: { binary_data_output: true },
+      }),
+      stream,
+      { awsRequestId: 'r-binary-long' },
+    );
+    const { metadata, body } = readHttp(stream);
+    expect(metadata.statusCode).toBe(200);
+    const headerLength = Number(metadata.headers['Inference-Header-Content-Length']);
+    const bytes = body.subarray(headerLength);
+    // 840 000 bytes: 1.12 million characters of base64 in a buffered answer.
+    expect(bytes.length).toBe(rows.length * 3 * 4);
+    const got = new Float32Array(Uint8Array.from(bytes).buffer);
+    const expected = mlp.predict(rows).flat();
+    const worst = expected.reduce((w, v, i) => Math.max(w, Math.abs(v - got[i])), 0);
+    expect(worst).toBeLessThan(1e-5);
+  });
+
   it('answers an error with its status in the prelude and runs no afterResponse', async () => {
     const before = calls().length;
     const stream = new CapturedStream();
@@ -213,5 +250,27 @@ describe('the prebuilt entry with RESPONSE_STREAMING=1 and a hooks module', () =
     expect(readHttp(stream).metadata.statusCode).toBe(200);
     expect(text).toContain("did not finish within the function's remaining time");
     expect(text).toMatch(/"AfterResponseFailed":1/);
+  });
+
+  it('gives afterResponse the time left less a margin, so that it is given up and logged before the function times out', async () => {
+    const stream = new CapturedStream();
+    const deadline = performance.now() + 1000;
+    // The hook would end 200 ms after the function's deadline.
+    const { text } = await logged(() =>
+      handler(
+        restEvent('POST', '/v2/models/iris/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], tag: 'deadline', sleepMs: 1200 }),
+        stream,
+        {
+          awsRequestId: 'r-8',
+          getRemainingTimeInMillis: () => Math.round(deadline - performance.now()),
+        },
+      ),
+    );
+    const returned = performance.now();
+    expect(readHttp(stream).metadata.statusCode).toBe(200);
+    expect(text).toContain("did not finish within the function's remaining time");
+    expect(calls().some((c) => c.tag === 'deadline')).toBe(false);
+    // Before the deadline, with the margin left for the log line and the metrics' flush.
+    expect(returned).toBeLessThan(deadline);
   });
 });

@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { Crc32, Crc32c, Crc64Nvme } from '@aws-sdk/checksums/crc';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { build, type BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FetchS3ModelOptions, fetchS3Model, ModelFetchError, parseS3Uri, type ModelFetchErrorCode } from '../../../../handlers/core/model/s3-model';
@@ -89,6 +90,7 @@ beforeEach(() => {
   cacheDir = path.join(workDir, `cache-${testNumber}`);
   proxy.fault = undefined;
   proxy.headHeaders = undefined;
+  proxy.etagSuffix = undefined;
   proxy.requests.length = 0;
   proxy.ranges.length = 0;
   proxy.resetConcurrency();
@@ -97,6 +99,18 @@ beforeEach(() => {
 async function upload(key: string, body: Buffer): Promise<string> {
   const { etag } = await s3.putObject(BUCKET, key, body);
   return etag;
+}
+
+/** Waits until the local S3 server serves `body` whole for `key`: s3rver answers a PUT before its file is written. */
+async function untilStored(key: string, body: Buffer): Promise<void> {
+  const client = s3.client();
+  for (const started = Date.now(); Date.now() - started < 10_000; ) {
+    const answer = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    const stored = Buffer.from(await answer.Body!.transformToByteArray());
+    if (stored.equals(body) && answer.ETag === `"${md5Hex(body)}"`) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`s3://${BUCKET}/${key} was not stored within 10 s`);
 }
 
 describe('parseS3Uri', () => {
@@ -518,12 +532,65 @@ describe('fetchS3Model in parallel ranges', () => {
     expect(await readdir(cacheDir)).toEqual([]);
   });
 
+  it("asks again for a range S3 answers 500 InternalError to, past the SDK's own retries", async () => {
+    proxy.fault = { status: 500, rangeMatching: new RegExp(`^bytes=${3 * partSizeBytes}-`), times: 3 };
+
+    const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 });
+
+    expect((await readFile(result.path)).equals(content)).toBe(true);
+    // The SDK's three attempts answered 500, then the fetch's own second attempt at the range.
+    expect(proxy.ranges.filter((range) => range === rangeOf(3))).toHaveLength(4);
+  });
+
+  it('fails with Corrupt when S3 answers a range with one of an object of another size', async () => {
+    proxy.fault = {
+      setHeaders: { 'content-range': `bytes ${2 * partSizeBytes}-${3 * partSizeBytes - 1}/${content.length + 1}` },
+      rangeMatching: new RegExp(`^bytes=${2 * partSizeBytes}-`),
+    };
+
+    const error = await expectFetchError(fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 4 }), 'Corrupt');
+
+    expect(error.message).toContain(`with bytes ${2 * partSizeBytes}-${3 * partSizeBytes - 1}/${content.length + 1} (object of ${content.length} bytes)`);
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
+  it('fails with Interrupted when the object is replaced between its ranges, never keeping a mix of the two; the next fetch gets the new one', async () => {
+    // Two objects of one size whose ETags are not their MD5s (uploaded in parts, as large models
+    // are): If-Match on every range after the first is all that tells them apart.
+    proxy.etagSuffix = '-2';
+    const replacedKey = 'ranged/replaced.onnx';
+    const replacedUri = `s3://${BUCKET}/${replacedKey}`;
+    const before = randomBytes(2 * partSizeBytes);
+    const after = randomBytes(2 * partSizeBytes);
+    await upload(replacedKey, before);
+    // The second range's GET waits at the proxy, with the first range sent whole, while the object is replaced.
+    proxy.fault = { holdRequest: true, rangeMatching: new RegExp(`^bytes=${partSizeBytes}-`), times: 1 };
+    const fetching = fetchS3Model({ uri: replacedUri, cacheDir, partSizeBytes, concurrency: 2 });
+    const started = Date.now();
+    const firstRangeSent = () => proxy.requests.some((r) => r.method === 'GET' && r.bodyBytes === partSizeBytes);
+    while (!(proxy.heldCount === 1 && firstRangeSent()) && Date.now() - started < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(proxy.heldCount).toBe(1);
+    await upload(replacedKey, after);
+    await untilStored(replacedKey, after);
+    proxy.releaseHeld();
+
+    const error = await expectFetchError(fetching, 'Interrupted');
+    expect(error.message).toContain(`${replacedUri} changed while it was being downloaded`);
+    expect(await readdir(cacheDir)).toEqual([]);
+    proxy.fault = undefined;
+    const again = await fetchS3Model({ uri: replacedUri, cacheDir, partSizeBytes, concurrency: 2 });
+    expect(again.etag).toBe(`"${md5Hex(after)}-2"`);
+    expect((await readFile(again.path)).equals(after)).toBe(true);
+  });
+
   it('does not compare a multipart ETag with the MD5, and fetches every range', async () => {
-    proxy.fault = { setHeaders: { etag: `"${'0'.repeat(32)}-9"` } };
+    proxy.etagSuffix = '-9';
 
     const result = await fetchS3Model({ uri, cacheDir, partSizeBytes, concurrency: 3 });
 
-    expect(result.etag).toBe(`"${'0'.repeat(32)}-9"`);
+    expect(result.etag).toBe(`"${md5Hex(content)}-9"`);
     expect((await readFile(result.path)).equals(content)).toBe(true);
   });
 });

@@ -217,6 +217,13 @@ describe('binary tensor data extension, FP32 (logistic regression, 100 features)
         /input 'features' has both 'data' and parameters.binary_data_size/,
       ],
       [
+        'one byte left over after the inputs',
+        () =>
+          framed({ inputs: [{ name: 'features', shape: [1, 100], datatype: 'FP32', parameters: { binary_data_size: 400 } }] }, raw(Float32Array.from(batch[0])), Buffer.from([0])),
+        {},
+        /the body has 1 bytes of binary data after the JSON header that no input claims \(the inputs' binary_data_size add up to 400 bytes\)/,
+      ],
+      [
         'bytes left over after the inputs',
         () =>
           framed(
@@ -470,6 +477,31 @@ describe('binary tensor data extension, INT64, BOOL, BYTES and FP16 (multi-io mo
     }
   });
 
+  it.each([
+    ['4 bytes past an 8-byte boundary (after a 4-byte FP16 input)', 'halves'],
+    ['6 bytes past an 8-byte boundary (after a 6-byte BYTES input)', 'text'],
+  ])('reads an INT64 input whose bytes start %s', async (_what, before) => {
+    const ints = BigInt64Array.from([7n, -7n, 2n ** 40n, 1n]);
+    const first =
+      before === 'halves'
+        ? { input: { name: 'halves', shape: [1, 2], datatype: 'FP16', parameters: { binary_data_size: 4 } }, bytes: raw(Uint16Array.from([0x3800, 0x3c00])) }
+        : { input: { name: 'text', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 6 } }, bytes: byteStrings('ab') };
+    const others = [
+      { name: 'mask', shape: [1, 4], datatype: 'BOOL', data: [true, false, true, false] },
+      ...(before === 'halves' ? [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['ab'] }] : [{ name: 'halves', shape: [1, 2], datatype: 'FP16', data: [0.5, 1] }]),
+    ];
+    const f = framed(
+      { inputs: [first.input, { name: 'ids', shape: [1, 4], datatype: 'INT64', parameters: { binary_data_size: 32 } }, ...others], parameters: { binary_data_output: true } },
+      first.bytes,
+      raw(ints),
+    );
+    for (const shape of SHAPES) {
+      const a = readAnswer(await handler(binaryEvent(shape, f)));
+      expect(a.status, JSON.stringify(a.json)).toBe(200);
+      expect(int64s(a.bytes.get('ids_times_two')!)).toEqual([14n, -14n, 2n ** 41n, 2n]);
+    }
+  });
+
   const textCase = (text: Buffer, size = text.length) =>
     framed(
       {
@@ -517,6 +549,52 @@ describe('binary tensor data extension, INT64, BOOL, BYTES and FP16 (multi-io mo
     const a = readAnswer(await handler(binaryEvent('rest', f)));
     expect(a.status).toBe(400);
     expect(a.json.error).toMatch(/input 'mask' \(BOOL\): byte 2 is 2/);
+  });
+});
+
+describe('a BYTES shape that claims more elements than its binary data holds', () => {
+  /** `same` = `text`, BYTES of two free dimensions, so that a claimed shape can pass 2^32 - 1 and 2^53 elements. */
+  const grid = buildOnnxModel({
+    graphName: 'text_grid',
+    inputs: [{ name: 'text', elemType: 'string', shape: ['a', 'b'] }],
+    outputs: [{ name: 'same', elemType: 'string', shape: ['a', 'b'] }],
+    nodes: [{ opType: 'Identity', inputs: ['text'], outputs: ['same'] }],
+  });
+  const MAX_DIM = 2 ** 31 - 1;
+  let handler: Handler;
+  beforeAll(async () => {
+    handler = await handlerForModel(grid);
+  });
+
+  const request = (shape: number[], bytes: Buffer) => framed({ inputs: [{ name: 'text', shape, datatype: 'BYTES', parameters: { binary_data_size: bytes.length } }] }, bytes);
+  const threeStrings = byteStrings('a', 'bc', '');
+
+  it.each([
+    ['about 8.6 * 10^9 elements, past the 2^32 - 1 of a JavaScript array', [MAX_DIM, 4], '8589934588'],
+    ['2^32 elements exactly', [65536, 65536], '4294967296'],
+    ['about 2^62 elements, past 2^53', [MAX_DIM, MAX_DIM], 'more than 2^53'],
+    ['10^9 elements', [1_000_000, 1000], '1000000000'],
+    ['one element more than the bytes hold', [2, 2], '4'],
+  ])('%s: a 400 naming the input, its shape and how many the bytes have room for', async (_what, shape, count) => {
+    const a = readAnswer(await handler(binaryEvent('rest', request(shape, threeStrings))));
+    expect(a.status, JSON.stringify(a.json)).toBe(400);
+    expect(a.json.error).toBe(
+      `input 'text' (BYTES): shape [${shape.join(',')}] holds ${count} elements, but its binary_data_size of ${threeStrings.length} bytes has room for at most ${Math.floor(threeStrings.length / 4)} (each element takes at least its 4-byte length)`,
+    );
+  });
+
+  it('still reads a shape the bytes hold, and the same claimed shapes in JSON get their 400 too', async () => {
+    const ok = readAnswer(await handler(binaryEvent('rest', request([3, 1], threeStrings))));
+    expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+    expect(ok.json.outputs[0]).toEqual({ name: 'same', datatype: 'BYTES', shape: [3, 1], data: ['a', 'bc', ''] });
+    for (const shape of [
+      [MAX_DIM, 4],
+      [MAX_DIM, MAX_DIM],
+    ]) {
+      const r = readAnswer(await handler(restEvent('POST', '/v2/models/model/infer', { inputs: [{ name: 'text', shape, datatype: 'BYTES', data: ['a', 'bc', ''] }] })));
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error).toMatch(new RegExp(`^input 'text': shape \\[${shape.join(',')}\\] holds \\S+ elements but data has 3$`));
+    }
   });
 });
 

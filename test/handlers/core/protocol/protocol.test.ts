@@ -113,4 +113,14 @@ describe('Open Inference Protocol over the bundled handler', () => {
     expect(r.status).toBe(200);
     expect(r.body.outputs.map((o: any) => o.name)).toEqual(['probabilities']);
   });
+
+  it('answers an output asked for twice once', async () => {
+    const r = await infer(
+      mlpHandler,
+      { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.2, 0.3, 0.4] }], outputs: [{ name: 'probabilities' }, { name: 'probabilities' }] },
+      'iris',
+    );
+    expect(r.status).toBe(200);
+    expect(r.body.outputs.map((o: any) => o.name)).toEqual(['probabilities']);
+  });
 });
