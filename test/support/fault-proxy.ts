@@ -16,6 +16,8 @@ export interface Fault {
   holdAfterBytes?: number;
   /** Accept the request and never answer it. */
   stallBeforeHeaders?: boolean;
+  /** Accept the request and pass it on only at `releaseHeld()`: its answer comes late, whole. */
+  holdBeforeHeaders?: boolean;
   /** Invert the body byte at this offset. */
   flipByteAt?: number;
   /** Headers to add to or replace in a 200 or 206 response. */
@@ -44,7 +46,7 @@ export interface FaultProxy {
   fault: Fault | undefined;
   /** Headers to add to or replace in the answer to a HEAD request, by its URL; until changed. */
   headHeaders: ((url: string) => Record<string, string> | undefined) | undefined;
-  /** How many answers are held (`holdAfterBytes`) right now. */
+  /** How many answers are held (`holdAfterBytes`, `holdBeforeHeaders`) right now. */
   readonly heldCount: number;
   /** The Range header of every GET so far (`''` when it had none); clear it with `ranges.length = 0`. */
   ranges: string[];
@@ -112,56 +114,60 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       req.resume();
       return;
     }
-    const upstreamRequest = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (upstream) => {
-      const status = upstream.statusCode ?? 502;
-      seen.status = status;
-      const faulty = status === 200 || status === 206 ? fault : undefined;
-      const extra = req.method === 'HEAD' && status === 200 ? proxy.headHeaders?.(req.url ?? '') : undefined;
-      res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders, ...extra });
-      let offset = 0;
-      let holding = faulty?.holdAfterBytes;
-      upstream.on('data', (data: Buffer) => {
-        let chunk = data;
-        if (holding !== undefined && offset + chunk.length > holding) {
-          const head = chunk.subarray(0, holding - offset);
-          const tail = chunk.subarray(head.length);
-          holding = undefined;
-          offset += head.length;
-          seen.bodyBytes += head.length;
-          res.write(head);
-          upstream.pause();
-          held.push(() => {
-            offset += tail.length;
-            seen.bodyBytes += tail.length;
-            res.write(tail);
-            upstream.resume();
-          });
-          return;
-        }
-        const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
-        const stop = limit !== undefined && offset + chunk.length > limit;
-        if (stop) {
-          chunk = chunk.subarray(0, limit - offset);
-        }
-        const flipAt = faulty?.flipByteAt;
-        if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
-          chunk = Buffer.from(chunk);
-          chunk[flipAt - offset] ^= 0xff;
-        }
-        offset += chunk.length;
-        seen.bodyBytes += chunk.length;
-        res.write(chunk);
-        if (stop) {
-          upstream.destroy();
-          if (faulty?.cutAfterBytes !== undefined) {
-            res.socket?.destroy();
+    const forward = () => {
+      const upstreamRequest = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (upstream) => {
+        const status = upstream.statusCode ?? 502;
+        seen.status = status;
+        const faulty = status === 200 || status === 206 ? fault : undefined;
+        const extra = req.method === 'HEAD' && status === 200 ? proxy.headHeaders?.(req.url ?? '') : undefined;
+        res.writeHead(status, { ...upstream.headers, ...faulty?.setHeaders, ...extra });
+        let offset = 0;
+        let holding = faulty?.holdAfterBytes;
+        upstream.on('data', (data: Buffer) => {
+          let chunk = data;
+          if (holding !== undefined && offset + chunk.length > holding) {
+            const head = chunk.subarray(0, holding - offset);
+            const tail = chunk.subarray(head.length);
+            holding = undefined;
+            offset += head.length;
+            seen.bodyBytes += head.length;
+            res.write(head);
+            upstream.pause();
+            held.push(() => {
+              offset += tail.length;
+              seen.bodyBytes += tail.length;
+              res.write(tail);
+              upstream.resume();
+            });
+            return;
           }
-        }
+          const limit = faulty?.cutAfterBytes ?? faulty?.stallAfterBytes;
+          const stop = limit !== undefined && offset + chunk.length > limit;
+          if (stop) {
+            chunk = chunk.subarray(0, limit - offset);
+          }
+          const flipAt = faulty?.flipByteAt;
+          if (flipAt !== undefined && flipAt >= offset && flipAt < offset + chunk.length) {
+            chunk = Buffer.from(chunk);
+            chunk[flipAt - offset] ^= 0xff;
+          }
+          offset += chunk.length;
+          seen.bodyBytes += chunk.length;
+          res.write(chunk);
+          if (stop) {
+            upstream.destroy();
+            if (faulty?.cutAfterBytes !== undefined) {
+              res.socket?.destroy();
+            }
+          }
+        });
+        upstream.on('end', () => res.end());
       });
-      upstream.on('end', () => res.end());
-    });
-    upstreamRequest.on('error', () => res.destroy());
-    req.pipe(upstreamRequest);
+      upstreamRequest.on('error', () => res.destroy());
+      req.pipe(upstreamRequest);
+    };
+    if (fault?.holdBeforeHeaders) held.push(forward);
+    else forward();
   });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
