@@ -1,8 +1,10 @@
 /**
  * The cache directory an S3 model is fetched into (Lambda's /tmp): per object, the model file and
- * `<file>.json`, the record of the ETag it was downloaded with; and the partial files downloads
- * write first (`<file>.<host>-<pid>-<thread>-<random>.partial`), one per attempt, renamed once
- * checked. A partial file is never read; one that no running attempt will finish is removed.
+ * `<file>.json`, the record of the ETag it was downloaded with and of the file it describes; and
+ * the partial files downloads write first (`<file>.<host>-<pid>-<thread>-<random>.partial`), one
+ * per attempt, renamed once checked. A partial file is never read; one that no running attempt
+ * will finish is removed. A model file is replaced only by such a rename, never removed first:
+ * another thread or process may have returned its path and not yet opened it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
@@ -21,6 +23,12 @@ export interface CacheRecord {
   readonly versionId: string | null;
   readonly etag: string;
   readonly sizeBytes: number;
+  /**
+   * The file this record describes (its inode and modification time, which a rename keeps): a
+   * record written by one download never pairs with the file another one renamed into place.
+   */
+  readonly inode: number;
+  readonly mtimeMs: number;
 }
 
 export interface CacheFiles {
@@ -150,8 +158,10 @@ export async function prepareCacheDir(cacheDir: string): Promise<void> {
 export async function readCacheRecord(files: CacheFiles, location: S3Location, versionId: string | undefined): Promise<CacheRecord | undefined> {
   try {
     const record = JSON.parse(await readFile(files.record, 'utf8')) as Partial<CacheRecord>;
-    const { size } = await stat(files.model);
+    const { size, ino, mtimeMs } = await stat(files.model);
     const matches =
+      record.inode === ino &&
+      record.mtimeMs === mtimeMs &&
       record.bucket === location.bucket &&
       record.key === location.key &&
       record.requestedVersionId === (versionId ?? null) &&
@@ -165,8 +175,24 @@ export async function readCacheRecord(files: CacheFiles, location: S3Location, v
   }
 }
 
-/** The record goes first, so a model file without a matching record is never taken for current. */
-export async function removeCacheEntry(files: CacheFiles): Promise<void> {
+/** What a record says of a file: which one it is (see CacheRecord). */
+export async function fileIdentity(file: string): Promise<Pick<CacheRecord, 'inode' | 'mtimeMs'>> {
+  const { ino, mtimeMs } = await stat(file);
+  return { inode: ino, mtimeMs };
+}
+
+/**
+ * Removes the cached file when its record does not name the object S3 has just answered with
+ * (another ETag, or no readable record): an older object, whose space a new download needs. A file
+ * recorded with this ETag stays: another thread or process is fetching, or has just fetched and
+ * returned, the same object. The record goes first, so a model file without a matching record is
+ * never taken for current.
+ */
+export async function removeOtherObject(files: CacheFiles, etag: string | undefined): Promise<void> {
+  const recorded = await readFile(files.record, 'utf8')
+    .then((text) => (JSON.parse(text) as Partial<CacheRecord>).etag)
+    .catch(() => undefined);
+  if (recorded !== undefined && recorded === etag) return;
   await rm(files.record, { force: true });
   await rm(files.model, { force: true });
 }

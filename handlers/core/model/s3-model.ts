@@ -6,9 +6,12 @@
  *   this module returns always holds a whole object, even when several processes share the cache
  *   directory and fetch the same object at once: each writes its own file, and the renames are
  *   atomic. A partial file is never read; one left by an attempt that is no longer running is
- *   removed (see removeStalePartials).
- * - Beside the file, `<file>.json` records the ETag it was downloaded with. The next fetch (a warm
- *   instance, a retry) sends it as If-None-Match: a 304 reuses the file, a new ETag replaces it.
+ *   removed (see removeStalePartials). The cached file is never removed before the new one
+ *   replaces it: another thread or process may have returned its path (see removeOtherObject for
+ *   the one exception, a cache too small for both).
+ * - Beside the file, `<file>.json` records the ETag it was downloaded with, and which file it
+ *   describes. The next fetch (a warm instance, a retry) sends it as If-None-Match: a 304 reuses
+ *   the file, a new ETag replaces it.
  * - `@aws-sdk/client-s3` is imported only once a fetch starts, never at the top, so a handler whose
  *   model is a local file never loads it (the handler build's code splitting puts it in its own chunk).
  * - Nothing is read from the environment here (the SDK reads its own variables): the caller passes
@@ -31,11 +34,12 @@ import {
   type CacheRecord,
   cacheFilesFor,
   ensureFreeSpace,
+  fileIdentity,
   newPartial,
   prepareCacheDir,
   readCacheRecord,
   releasePartial,
-  removeCacheEntry,
+  removeOtherObject,
   removeStalePartials,
   statfsFreeBytes,
   writeFileAtomically,
@@ -191,9 +195,11 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
       const expectedBytes = requireContentLength(response, uri);
       const objectSize = range?.total ?? expectedBytes;
       progress.expectedBytes = objectSize;
-      // The cached file is stale: free its space before the new one needs it.
-      await removeCacheEntry(files);
-      await ensureFreeSpace(options.cacheDir, objectSize, uri, options.freeBytes ?? statfsFreeBytes);
+      // The cached file stays until the new one is renamed over it; only when both would not fit
+      // is a cached file of another object removed first.
+      const freeBytes = options.freeBytes ?? statfsFreeBytes;
+      if ((await freeBytes(options.cacheDir)) < objectSize) await removeOtherObject(files, response.ETag);
+      await ensureFreeSpace(options.cacheDir, objectSize, uri, freeBytes);
       if (range && range.start === 0 && range.end + 1 < range.total) {
         await fetchInRanges(client, {
           location,
@@ -223,7 +229,6 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
     } finally {
       body.destroy();
     }
-    await rename(partial, files.model);
     const record: CacheRecord = {
       bucket: location.bucket,
       key: location.key,
@@ -231,10 +236,14 @@ async function fetchOnce(options: FetchS3ModelOptions, location: S3Location, fil
       versionId: response.VersionId ?? options.versionId ?? null,
       etag: response.ETag ?? '',
       sizeBytes: progress.bytes,
+      ...(await fileIdentity(partial)),
     };
+    // The record first, naming this file: until the rename it matches no file, and a file renamed
+    // into place by another download never matches it. The rename replaces the cached file at once.
     if (record.etag) {
       await writeFileAtomically(files.record, JSON.stringify(record));
     }
+    await rename(partial, files.model);
     return fetched(record, true);
   } catch (error) {
     // Best effort: a failure to delete must not hide why the fetch failed.

@@ -179,6 +179,57 @@ describe('fetchS3Model', () => {
     expect(third.downloaded).toBe(false);
   });
 
+  it('keeps the cached file of the older object in place until the new one is renamed over it', async () => {
+    const uri = `s3://${BUCKET}/replaced/model.onnx`;
+    const oldContent = randomBytes(100_000);
+    await upload('replaced/model.onnx', oldContent);
+    const first = await fetchS3Model({ uri, cacheDir });
+    const newContent = randomBytes(600_000);
+    await upload('replaced/model.onnx', newContent);
+
+    proxy.fault = { holdAfterBytes: 300_000 };
+    const refreshing = fetchS3Model({ uri, cacheDir, concurrency: 1 });
+    // Wait until the download writes to its partial file: past the answer, into the body.
+    const writing = async () => {
+      const partial = (await readdir(cacheDir)).find((name) => name.endsWith('.partial'));
+      return partial !== undefined && (await stat(path.join(cacheDir, partial))).size > 0;
+    };
+    try {
+      const started = Date.now();
+      while (!(await writing()) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(proxy.heldCount).toBe(1);
+      expect(await writing()).toBe(true);
+      // Mid-download, a path returned before still holds the whole older object.
+      expect((await readFile(first.path)).equals(oldContent)).toBe(true);
+    } finally {
+      proxy.fault = undefined;
+      proxy.releaseHeld();
+      await refreshing.catch(() => undefined);
+    }
+    const second = await refreshing;
+
+    expect(second.downloaded).toBe(true);
+    expect((await readFile(second.path)).equals(newContent)).toBe(true);
+    expect((await readdir(cacheDir)).sort()).toEqual([path.basename(first.path), `${path.basename(first.path)}.json`]);
+  });
+
+  it('removes the cached file of the older object first when the new one would not fit beside it', async () => {
+    const uri = `s3://${BUCKET}/crowded/model.onnx`;
+    const oldContent = randomBytes(100_000);
+    await upload('crowded/model.onnx', oldContent);
+    const first = await fetchS3Model({ uri, cacheDir });
+    const newContent = randomBytes(150_000);
+    await upload('crowded/model.onnx', newContent);
+    // Room for the new object only once the older one is gone.
+    const freeBytes = async () => ((await stat(first.path).catch(() => undefined)) ? newContent.length - 1 : newContent.length);
+
+    const second = await fetchS3Model({ uri, cacheDir, freeBytes });
+
+    expect(second.downloaded).toBe(true);
+    expect((await readFile(second.path)).equals(newContent)).toBe(true);
+    expect((await fetchS3Model({ uri, cacheDir })).downloaded).toBe(false);
+  });
+
   it('downloads again when the cached file no longer has the recorded size', async () => {
     const content = randomBytes(120_000);
     await upload('truncated/model.onnx', content);
@@ -916,6 +967,57 @@ try {
       const mine = await fetchS3Model({ uri, cacheDir });
       expect((await readFile(mine.path)).equals(content)).toBe(true);
       expect(await partialsIn(cacheDir)).toEqual([theirs]);
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  it("never removes a file another worker thread's fetch has returned, when this thread's answer comes later", { timeout: 60_000 }, async () => {
+    // As on Lambda Managed Instances (and `serve --workers`): two threads fetch the same object
+    // into one cache directory from an empty cache; the answer to one of them is delayed.
+    const content = randomBytes(4 * 1024 * 1024);
+    await upload('late-answer/model.onnx', content);
+    const uri = `s3://${BUCKET}/late-answer/model.onnx`;
+    const bundle = await buildFetchRunner();
+
+    // The worker thread's GET is held before its answer; the one of this thread is not.
+    proxy.fault = { holdRequest: true, times: 1 };
+    const worker = new Worker(bundle, { argv: [uri, cacheDir], env: { ...process.env, AWS_ENDPOINT_URL_S3: proxy.endpoint }, stdout: true });
+    let out = '';
+    worker.stdout.on('data', (d) => (out += d));
+    const workerDone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    try {
+      await until(async () => proxy.heldCount === 1, "the worker thread's GET");
+      const mine = await fetchS3Model({ uri, cacheDir });
+
+      // From now on the returned file must be there, whole, until both fetches are done.
+      const faults: string[] = [];
+      let polling = true;
+      const polls = (async () => {
+        let reads = 0;
+        while (polling) {
+          const seen = await readFile(mine.path).catch((error: NodeJS.ErrnoException) => error.code ?? 'error');
+          if (typeof seen === 'string') faults.push(`${Date.now()} ${seen}`);
+          else if (!seen.equals(content)) faults.push(`${Date.now()} ${seen.length} other bytes`);
+          reads += 1;
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+        return reads;
+      })();
+      proxy.releaseHeld();
+      await workerDone;
+      polling = false;
+      const reads = await polls;
+
+      const theirs = JSON.parse(out);
+      expect(theirs.error).toBeUndefined();
+      expect(theirs.result).toMatchObject({ path: mine.path, sizeBytes: content.length, downloaded: true });
+      expect(reads).toBeGreaterThan(1);
+      expect(faults).toEqual([]);
+      // The record pairs with the file left in place: the next fetch is a 304.
+      const again = await fetchS3Model({ uri, cacheDir });
+      expect(again.downloaded).toBe(false);
+      expect((await readFile(again.path)).equals(content)).toBe(true);
     } finally {
       await worker.terminate();
     }
