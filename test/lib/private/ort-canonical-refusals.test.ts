@@ -3,30 +3,11 @@
  * whose objects overlap, or whose maps hold a key twice. Each file is a canonical file with one
  * string of its head altered, so that everything else still reads.
  */
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalOrtModel, readOrtResolver } from '../../../lib/private/ort-canonical';
 import { dynamicQuantMatMulModel } from '../../../tools/onnx';
-import { tempDir, writeModel } from '../../support/handler';
-
-const ORT_DIR = path.dirname(require.resolve('onnxruntime-node/package.json'));
-
-/** onnxruntime's own ORT format bytes for `onnxFile`, written in a new process. */
-function convert(onnxFile: string): Buffer {
-  const target = path.join(tempDir(), 'model.ort');
-  const script = `require(process.env.ORT_DIR).InferenceSession.create(process.env.SOURCE, {
-    graphOptimizationLevel: 'basic', optimizedModelFilePath: process.env.TARGET, logSeverityLevel: 3,
-    extra: { session: { save_model_format: 'ORT' } },
-  }).then((s) => s.release());`;
-  const r = spawnSync(process.execPath, ['-e', script], {
-    env: { ...process.env, ORT_DIR, SOURCE: onnxFile, TARGET: target, ORT_DISABLE_TELEMETRY: '1' },
-    encoding: 'utf8',
-  });
-  expect(r.status, r.stderr).toBe(0);
-  return fs.readFileSync(target);
-}
+import { writeModel } from '../../support/handler';
+import { convertToOrt } from '../../support/ort-format';
 
 /** Where the string `value` (its 4-byte length, then its bytes) lies in the head of `model`: once. */
 function stringAt(model: Buffer, value: string): number {
@@ -45,7 +26,7 @@ describe('a canonical head, altered', () => {
   let canonical: Buffer;
   let kernelTypeStrs: string[];
   beforeAll(() => {
-    canonical = canonicalOrtModel(convert(writeModel(dynamicQuantMatMulModel().bytes)));
+    canonical = canonicalOrtModel(convertToOrt(writeModel(dynamicQuantMatMulModel().bytes)));
     kernelTypeStrs = [...new Set(readOrtResolver(canonical).ops.flatMap((op) => op.kernelTypeStrs.map((k) => k.name)))].sort();
   });
 
