@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,28 +8,9 @@ import { canonicalizeOrtFile, canonicalOrtModel, readOrtResolver, relayOrtModel 
 import { convModel, dynamicQuantMatMulModel, mulberry32, stringOpsModel } from '../../../tools/onnx';
 import { embeddingStackModel } from '../../../tools/onnx/serving-models';
 import { tempDir, writeModel } from '../../support/handler';
+import { convertToOrt as convert } from '../../support/ort-format';
 
 const ort = require('onnxruntime-node') as typeof Ort;
-const ORT_DIR = path.dirname(require.resolve('onnxruntime-node/package.json'));
-
-/** How synth converts (lib/private/precompiled-model.ts), without the canonical step: onnxruntime's own bytes. */
-const CONVERT = `
-require(process.env.ORT_DIR).InferenceSession.create(process.env.SOURCE, {
-  graphOptimizationLevel: 'basic', optimizedModelFilePath: process.env.TARGET, logSeverityLevel: 3,
-  extra: { session: { save_model_format: 'ORT' } },
-}).then((s) => s.release());
-`;
-
-/** `model` saved in ORT format by onnxruntime in a new process. */
-function convert(onnxFile: string): Buffer {
-  const target = path.join(tempDir(), 'model.ort');
-  const r = spawnSync(process.execPath, ['-e', CONVERT], {
-    env: { ...process.env, ORT_DIR, SOURCE: onnxFile, TARGET: target, ORT_DISABLE_TELEMETRY: '1' },
-    encoding: 'utf8',
-  });
-  expect(r.status, r.stderr).toBe(0);
-  return fs.readFileSync(target);
-}
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const sorted = (names: readonly string[]) => [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
