@@ -2,27 +2,11 @@
  * The prebuilt ONNX Runtime entry (assets/handlers/inference): what it loads at start, as Lambda
  * imports it.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadedText } from '../support/bundle-text';
 
 const ENTRY = path.resolve(__dirname, '../../assets/handlers/inference/index.mjs');
-
-/** The text of a bundle file and of every file it imports: statically only, or dynamically too. */
-function loadedText(entry: string, { dynamic }: { dynamic: boolean }): string {
-  const imports = dynamic ? /(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g : /(?:\bfrom|\bimport)\s*["'](\.{1,2}\/[^"']+)["']/g;
-  const seen = new Set<string>();
-  const texts: string[] = [];
-  const visit = (file: string) => {
-    if (seen.has(file)) return;
-    seen.add(file);
-    const text = fs.readFileSync(file, 'utf8');
-    texts.push(text);
-    for (const m of text.matchAll(imports)) visit(path.resolve(path.dirname(file), m[1]));
-  };
-  visit(entry);
-  return texts.join('\n');
-}
 
 describe('the inference entry', () => {
   it('loads the S3 SDK only when it fetches a model from S3, never for a local model', () => {

@@ -3,7 +3,6 @@
  * stand-in for InvokeEndpoint (tools/local-sagemaker.ts). The SDK finds the stand-in through
  * AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, as it would find any endpoint override on Lambda.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -11,6 +10,7 @@ import { endpointNotFound, type InvocationAnswer, modelError, sageMakerError, st
 import { call, functionUrlEvent, httpApiEvent, infer, restEvent } from '../../fixtures/events';
 import { type Handler, importCoreBundle } from '../support/handler';
 import { logged, withLogLevel } from '../support/logs';
+import { loadedText } from '../support/bundle-text';
 import { bundleUserEntry } from '../support/user-entry';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -642,29 +642,12 @@ describe('the bundles', () => {
   });
 
   it('keeps the SageMaker client out of everything the ONNX Runtime entry can load', () => {
-    const reach = (entry: string) => reachableText(path.join(HANDLERS, entry, 'index.mjs'));
+    const reach = (entry: string) => loadedText(path.join(HANDLERS, entry, 'index.mjs'), { dynamic: true });
     // The marker is in what the proxy loads, so its absence from the inference entry means something.
     expect(reach('sagemaker-proxy')).toContain('InvokeEndpointCommand');
     expect(reach('inference')).not.toContain('InvokeEndpointCommand');
   });
 });
-
-/** The text of a bundle file and of every file it imports, statically or dynamically. */
-function reachableText(entry: string): string {
-  const seen = new Set<string>();
-  const texts: string[] = [];
-  const visit = (file: string) => {
-    if (seen.has(file)) return;
-    seen.add(file);
-    const text = fs.readFileSync(file, 'utf8');
-    texts.push(text);
-    for (const m of text.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
-      visit(path.resolve(path.dirname(file), m[1]));
-    }
-  };
-  visit(entry);
-  return texts.join('\n');
-}
 
 /** A user's own entry file, as docs/hooks.md shows hooks, around the proxy. */
 const HOOKS_ENTRY = `
