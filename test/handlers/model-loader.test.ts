@@ -2,7 +2,7 @@
  * The EFS model loader (custom resource onEvent handler), as bundled, against s3rver through a
  * loopback proxy that records requests and can break a download; a temp dir stands in for the mount.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -662,5 +662,70 @@ describe('the copy as an asynchronous job: start, the loader, isComplete', () =>
     const error = await rejectionOf(start(event('Delete', props('job/x.onnx'), path.join(mount, 'm.onnx'))));
 
     expect(error.message).toBe('Deleting /mnt/models/m.onnx failed: EACCES');
+  });
+});
+
+/** Time left in the loader's invocation, as Lambda's context gives it. */
+const minutes = (n: number) => ({ getRemainingTimeInMillis: () => n * 60 * 1000 });
+
+/** A copy job as the starter sends it to the loader. */
+const copyJob = (id: string, key: string) => ({ CopyJob: { Id: id, RequestType: 'Create', LogicalResourceId: 'ModelLoader', ResourceProperties: props(key) } });
+
+/** The provider framework's isComplete event for copy job `id`, requested now. */
+const copyJobCheck = (id: string, key: string) => ({
+  RequestType: 'Create',
+  LogicalResourceId: 'ModelLoader',
+  ResourceProperties: props(key),
+  PhysicalResourceId: path.join(mount, 'model.onnx'),
+  Data: { ModelPath: path.join(mount, 'model.onnx'), CopyJobId: id, CopyRequestedAt: new Date().toISOString() },
+});
+
+/**
+ * The copy job's status file, as the loader writes it and the custom resource's check reads it: the
+ * deadline comes from the loader's own invocation, a job's status survives other jobs (only old ones
+ * are swept), and the check reads no file but a job's own.
+ */
+describe('the copy job and its status', () => {
+  it("gives up on a job past the loader's own remaining time, not a fixed 15 minutes", async () => {
+    await s3.putObject(BUCKET, 'short/model.onnx', randomBytes(300_000));
+    const id = randomUUID();
+    proxy.fault = { holdAfterBytes: 50_000 };
+    // The invocation had 2 minutes left when the job started (a loader given a shorter timeout).
+    const running = handler(copyJob(id, 'short/model.onnx'), minutes(2));
+    await vi.waitFor(() => expect(proxy.heldCount).toBeGreaterThan(0));
+    const later = Date.now() + 4 * 60 * 1000;
+    vi.spyOn(Date, 'now').mockReturnValue(later);
+
+    const error = await rejectionOf(isComplete(copyJobCheck(id, 'short/model.onnx')));
+
+    vi.mocked(Date.now).mockRestore();
+    expect(error.message).toMatch(/did not finish: the loader stopped at its 2-minute limit/);
+    proxy.releaseHeld();
+    await running;
+  });
+
+  it('keeps the status of other jobs that ended recently, and sweeps only those a day old', async () => {
+    await s3.putObject(BUCKET, 'sweep/model.onnx', randomBytes(5_000));
+    const [old, recent, next] = [randomUUID(), randomUUID(), randomUUID()];
+    await handler(copyJob(old, 'sweep/model.onnx'), minutes(15));
+    await handler(copyJob(recent, 'sweep/model.onnx'), minutes(15));
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+    await utimes(path.join(mount, '.copies', `${old}.json`), twoDaysAgo, twoDaysAgo);
+
+    await handler(copyJob(next, 'sweep/model.onnx'), minutes(15));
+
+    expect((await readdir(path.join(mount, '.copies'))).sort()).toEqual([`${next}.json`, `${recent}.json`].sort());
+    expect(await isComplete(copyJobCheck(recent, 'sweep/model.onnx'))).toMatchObject({ IsComplete: true, Data: { ModelPath: path.join(mount, 'model.onnx') } });
+  });
+
+  it('reads only a copy job’s own status: a CopyJobId that is not a job id is refused, naming it', async () => {
+    // A file elsewhere on the file system that reads as a finished copy.
+    await writeFile(path.join(mount, 'planted.json'), JSON.stringify({ state: 'succeeded', data: { ModelPath: '/elsewhere' } }));
+    await mkdir(path.join(mount, '.copies'));
+
+    for (const id of ['../planted', 'not-a-uuid']) {
+      const error = await rejectionOf(isComplete(copyJobCheck(id, 'any/model.onnx')));
+      expect(error.message).toMatch(/^CopyJobId must be the UUID of a copy job, got /);
+    }
   });
 });
