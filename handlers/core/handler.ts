@@ -252,9 +252,10 @@ export class InferenceService<M extends BackendModel> {
       logger: this.telemetry.logger,
       http,
     };
+    const headers = http?.headers;
     const request = this.hooks.preprocess
-      ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)), binary, answerCompressed }
-      : { body, json: text, binary, answerCompressed };
+      ? { body: await runHook('preprocess', () => this.hooks.preprocess!(body, context)), binary, answerCompressed, headers }
+      : { body, json: text, binary, answerCompressed, headers };
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {

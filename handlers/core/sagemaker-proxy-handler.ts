@@ -1,8 +1,7 @@
 import { type SageMakerProxyConfig, readSageMakerProxyConfig } from './config/config';
 import { type InferenceEntry, type InferenceHandler, InferenceService, misconfiguredEntry } from './handler';
 import type { SageMakerProxyHooks } from './hooks/hooks';
-import { createSageMakerBackend, withRequestHeaders } from './backends/sagemaker-backend';
-import { readEvent } from './http/events';
+import { createSageMakerBackend } from './backends/sagemaker-backend';
 import { createTelemetry } from './telemetry';
 
 export interface SageMakerProxyOptions {
@@ -39,17 +38,5 @@ export async function createSageMakerProxyEntry(options: SageMakerProxyOptions =
   const telemetry = createTelemetry(config);
   // Awaited here, in the init phase, so that loading the SDK does not slow the first request.
   const backend = await createSageMakerBackend(config);
-  const service = new InferenceService(config, backend, telemetry, options.hooks ?? {});
-  // The backend passes the caller's SageMaker headers (X-Amzn-SageMaker-*) on: it reads them from
-  // the invocation's scope, the shared request handling giving it the body only.
-  return {
-    handle: (event, context) => withRequestHeaders(httpHeadersOf(event), () => service.handle(event, context)),
-    handleStream: (event, responseStream, context) => withRequestHeaders(httpHeadersOf(event), () => service.handleStream(event, responseStream, context)),
-  };
-}
-
-/** An HTTP event's headers, names in lower case; none for a warm-up or a direct invocation. */
-function httpHeadersOf(event: unknown): Readonly<Record<string, string>> {
-  const incoming = readEvent(event);
-  return incoming.kind === 'http' ? incoming.request.headers : {};
+  return new InferenceService(config, backend, telemetry, options.hooks ?? {});
 }

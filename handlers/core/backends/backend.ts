@@ -62,6 +62,8 @@ export interface BackendRequest {
    * take uncompressed past the least they can take.
    */
   readonly answerCompressed?: boolean;
+  /** The HTTP request's headers (names in lower case); absent for a direct invocation. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface BackendResult {

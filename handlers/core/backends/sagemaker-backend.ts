@@ -4,7 +4,6 @@
  * `@aws-sdk/client-sagemaker-runtime` is imported inside createSageMakerBackend, never at the top,
  * so the ONNX Runtime handler, which shares this core, never loads it.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { InvokeEndpointCommandInput, InvokeEndpointCommandOutput, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { BackendMetadata, BackendModel, BackendRequest, BackendResult, InferenceBackend } from './backend';
 import type { SageMakerProxyConfig } from '../config/config';
@@ -16,18 +15,6 @@ type SageMakerSdk = typeof import('@aws-sdk/client-sagemaker-runtime');
 
 /** The proxy does not know the endpoint's model: hooks see an empty signature. */
 const UNKNOWN_MODEL: BackendModel = { signature: { inputs: [], outputs: [] } };
-
-/**
- * The headers of the HTTP request being answered (names in lower case), for the SageMaker headers
- * a caller may set. The shared request handling passes a backend the body only, so the proxy's
- * entry (sagemaker-proxy-handler.ts) runs each invocation within `withRequestHeaders`.
- */
-const requestHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
-
-/** Runs `run` with `headers` as the headers of the request the backend answers. */
-export function withRequestHeaders<T>(headers: Readonly<Record<string, string>>, run: () => T): T {
-  return requestHeaders.run(headers, run);
-}
 
 type PassedHeaders = Pick<InvokeEndpointCommandInput, 'CustomAttributes' | 'TargetModel' | 'TargetVariant' | 'InferenceId'>;
 
@@ -54,9 +41,8 @@ const PASSED_HEADERS: ReadonlyArray<{ header: string; parameter: keyof PassedHea
   { header: SAGEMAKER_HEADER.INFERENCE_ID, parameter: 'InferenceId', maxLength: 64, pattern: PRINTABLE_NOT_BLANK_FIRST, rule: 'printable ASCII characters, the first not a space' },
 ];
 
-/** The SageMaker headers of the request being answered, checked; an empty one counts as absent. */
-function passedHeaders(): PassedHeaders {
-  const headers = requestHeaders.getStore() ?? {};
+/** The SageMaker headers among `headers` (the request's, names in lower case), checked; an empty one counts as absent. */
+function passedHeaders(headers: Readonly<Record<string, string>>): PassedHeaders {
   const passed: { -readonly [K in keyof PassedHeaders]: PassedHeaders[K] } = {};
   for (const { header, parameter, maxLength, pattern, rule } of PASSED_HEADERS) {
     const value = headers[header.toLowerCase()];
@@ -106,7 +92,7 @@ export class SageMakerBackend implements InferenceBackend {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw badRequest('the request body must be a JSON object, such as {"inputs": [...]} (Open Inference Protocol) or {"instances": [...]}');
     }
-    const headers = passedHeaders();
+    const headers = passedHeaders(request.headers ?? {});
     // The text as it came, when no hook changed it: a re-serialised body would lose the digits
     // of 64-bit integers past 2^53.
     const payload = request.json ?? JSON.stringify(body);
