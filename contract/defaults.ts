@@ -21,6 +21,13 @@ export const DEFAULT_SAGEMAKER_TIMEOUT_MS = 25_000;
 /** Lambda's limit on a synchronous invocation's request and answer payloads (6 MiB). */
 export const LAMBDA_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
 
+/**
+ * Lambda's limit on a streamed answer (`InvokeWithResponseStream`: API Gateway's STREAM transfer
+ * mode, a function URL's RESPONSE_STREAM), which AWS documents as 200 MB: counted in decimal
+ * megabytes, the lower reading, so that an answer within it is never cut off by Lambda.
+ */
+export const LAMBDA_MAX_STREAMED_RESPONSE_BYTES = 200 * 1000 * 1000;
+
 /** The first pause after a failed model load before the next attempt; doubled after each failure. */
 export const DEFAULT_MODEL_LOAD_RETRY_MS = 1_000;
 

@@ -94,10 +94,12 @@ export const ENV = {
    */
   MAX_BODY_BYTES: 'MAX_BODY_BYTES',
   /**
-   * Largest answer sent, in bytes, as Lambda counts it (the JSON of the whole HTTP answer): Lambda's
-   * synchronous payload limit, past which an answer becomes a 502. A request whose answer would be
-   * larger is refused with a 422, before its JSON is built when the output sizes show it.
-   * @default 6291456
+   * Largest answer sent, in bytes, as Lambda counts a buffered one (the JSON of the whole HTTP
+   * answer, binary data in base64): Lambda's payload limit, past which an answer becomes a 502. A
+   * request whose answer would be larger is refused with a 422, before its JSON is built when the
+   * output sizes show it. A streamed answer (RESPONSE_STREAMING=1) is counted the same way, which
+   * overstates its binary data by a third.
+   * @default 6291456; 200000000 (Lambda's streamed limit) with RESPONSE_STREAMING=1
    */
   MAX_RESPONSE_BYTES: 'MAX_RESPONSE_BYTES',
   /**

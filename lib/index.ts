@@ -15,6 +15,7 @@ export * from './function/inference-function';
 export * from './hooks/handler-hooks';
 export * from './compute/inference-compute';
 export * from './api/inference-api';
+export * from './api/inference-function-url';
 export * from './operations/warmer';
 export { GraphOptimizationLevel } from '../contract/defaults';
 

@@ -12,7 +12,7 @@ import type { BackendModel, InferenceBackend } from './backends/backend';
 import type { ServiceConfig } from './config/config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './protocol/errors';
 import { BoundedCompressor, CompressedJsonSink } from './http/compression';
-import { type ContentCoding, type HttpRequest, type HttpResponse, acceptedCoding, binaryResponse, jsonResponse, readEvent, readJsonBody } from './http/events';
+import { type ContentCoding, type HttpRequest, type HttpResponse, acceptedCoding, base64Length, binaryResponse, jsonResponse, readEvent, readJsonBody } from './http/events';
 import type { AfterResponseContext, HookContext, InferenceHooks } from './hooks/hooks';
 import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin, writeJson } from './protocol/json';
 import { checkJsonValueNesting } from './protocol/nesting';
@@ -339,7 +339,7 @@ export class InferenceService<M extends BackendModel> {
       const header = stringifyJsonWithin(value, { maxBytes: Math.floor(limit / 4) * 3 - binaryBytes });
       if (header === undefined) throw this.tooLarge();
       const response = binaryResponse(200, header, binary);
-      const bytes = payloadBytes(response, response.body.length);
+      const bytes = payloadBytes(response, base64Length(Buffer.byteLength(header) + binaryBytes));
       if (bytes > limit) throw this.tooLarge(bytes);
       return response;
     }
@@ -412,7 +412,9 @@ function secondsUntil(at: number | undefined): number {
  * there, without its quotes: counted by the caller, which never writes the whole object again.
  */
 function payloadBytes(response: HttpResponse, bodyBytes: number): number {
-  return Buffer.byteLength(JSON.stringify({ ...response, body: '' })) + bodyBytes;
+  // Field by field, in the answer's order: a binary answer's body is made only when read.
+  const { statusCode, headers, isBase64Encoded } = response;
+  return Buffer.byteLength(JSON.stringify({ statusCode, headers, body: '', isBase64Encoded })) + bodyBytes;
 }
 
 /** What a JSON answer's payload takes besides its body: its status, headers and the body's quotes. */

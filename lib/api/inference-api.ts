@@ -334,7 +334,8 @@ export interface InferenceApiOptions {
    * How API Gateway passes the function's answer on. `STREAM` invokes the function with response
    * streaming (`InvokeWithResponseStream`): a request may then run up to `integrationTimeout` (15
    * minutes at most) instead of 29 s, the function's `afterResponse` hook runs after the caller has
-   * the answer, and answers are not limited to Lambda's 6 MB. API Gateway ends a stream idle for 5
+   * the answer, and answers may reach Lambda's streamed limit of 200 MB instead of 6 MB (past 10 MB
+   * API Gateway sends them at 2 MB/s). API Gateway ends a stream idle for 5
    * minutes (regional and private APIs) or 30 s (edge-optimized), and the handler writes its answer
    * once inference ends: keep inference within that, or the caller gets the gateway's timeout.
    * Requests stay limited to 6 MB (Lambda's synchronous invocation). Only for the Lambda proxy.

@@ -2,6 +2,7 @@ import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import type { InferenceApi, InferenceApiOptions } from '../api/inference-api';
+import type { InferenceFunctionUrl, InferenceFunctionUrlOptions } from '../api/inference-function-url';
 import type { InferenceFunction } from '../function/inference-function';
 import type { EndpointMonitoring, EndpointMonitoringOptions } from '../operations/endpoint-monitoring';
 import type { IEndpointMetrics } from '../operations/endpoint-metrics';
@@ -32,8 +33,16 @@ export interface IInferenceEndpoint extends IEndpointMetrics {
    * @default - none
    */
   readonly rollout?: GradualRollout;
+  /**
+   * The function URL, with `functionUrl`.
+   * @default - none
+   */
+  readonly functionUrl?: InferenceFunctionUrl;
 
-  /** Lets `grantee` call each route of the API (with IAM authorization, the default). */
+  /**
+   * Lets `grantee` call each route of the API (with IAM authorization, the default), and the
+   * function URL where there is one (with `AWS_IAM`, its default).
+   */
   grantInvoke(grantee: iam.IGrantable): iam.Grant;
 }
 
@@ -58,6 +67,16 @@ export interface InferenceEndpointOptions {
    * @default - InferenceApi's defaults
    */
   readonly api?: InferenceApiOptions;
+
+  /**
+   * A Lambda function URL in front of the function's `live` alias, beside the API: no API Gateway
+   * price or hop, no 29-second limit, and with `api.responseTransferMode: STREAM` answers of up to
+   * 200 MB. The URL streams when the API does (the function answers in one way for both). It has
+   * no request validator, throttling or WAF: the handler validates each request as it does behind
+   * the API, and `reservedConcurrentExecutions` bounds what callers can spend. Needs a function.
+   * @default - none: the API is the only front
+   */
+  readonly functionUrl?: InferenceFunctionUrlOptions;
 
   /**
    * Alarms (5xx rate, p99 latency, and where there is a function throttles, cold-start rate and
@@ -102,10 +121,15 @@ export abstract class InferenceEndpointBase extends Construct implements IInfere
   public abstract readonly modelVersion: string;
   public abstract readonly monitoring?: EndpointMonitoring;
   public abstract readonly rollout?: GradualRollout;
+  public abstract readonly functionUrl?: InferenceFunctionUrl;
 
-  /** Lets `grantee` call each route of the API (with IAM authorization, the default). */
+  /**
+   * Lets `grantee` call each route of the API (with IAM authorization, the default), and the
+   * function URL where there is one (with `AWS_IAM`, its default).
+   */
   public grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    return this.api.grantInvoke(grantee);
+    const api = this.api.grantInvoke(grantee);
+    return this.functionUrl ? api.combine(this.functionUrl.grantInvoke(grantee)) : api;
   }
 
   /** A metric of the API's stage (`AWS/ApiGateway`, by API name and stage), over 5 minutes. */

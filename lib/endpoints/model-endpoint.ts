@@ -12,6 +12,8 @@ import type { EndpointMonitoring } from '../operations/endpoint-monitoring';
 import type { GradualRollout } from '../operations/gradual-rollout';
 import type { ModelPackaging } from '../packaging/model-packaging';
 import { createEndpointOperations } from './endpoint-operations';
+import { createEndpointFunctionUrl } from './endpoint-function-url';
+import type { InferenceFunctionUrl } from '../api/inference-function-url';
 import { apiIntegrationTimeout, streamsResponses } from '../api/response-streaming';
 import type { Warmer } from '../operations/warmer';
 
@@ -64,6 +66,8 @@ export class ModelEndpoint extends InferenceEndpointBase implements iam.IGrantab
   public readonly warmer?: Warmer;
   /** Alarms and dashboard, with `monitoring`. */
   public readonly monitoring?: EndpointMonitoring;
+  /** The function URL, with `functionUrl`. */
+  public readonly functionUrl?: InferenceFunctionUrl;
   /** The gradual rollout, with `rollout`. */
   public readonly rollout?: GradualRollout;
   /** The function's role, as the principal of grants to the function. */
@@ -102,6 +106,7 @@ export class ModelEndpoint extends InferenceEndpointBase implements iam.IGrantab
     this.warmer = operations.warmer;
     this.monitoring = operations.monitoring;
     this.rollout = operations.rollout;
+    this.functionUrl = createEndpointFunctionUrl(this, fn, props);
   }
 
   protected inferenceFunctionOrUndefined(): InferenceFunction | undefined {

@@ -16,6 +16,8 @@ import type { EndpointMonitoring } from '../operations/endpoint-monitoring';
 import type { GradualRollout } from '../operations/gradual-rollout';
 import { ModelPackaging, type ModelPackagingBindOptions, type ModelPackagingConfig } from '../packaging/model-packaging';
 import { createEndpointOperations } from './endpoint-operations';
+import { createEndpointFunctionUrl } from './endpoint-function-url';
+import type { InferenceFunctionUrl } from '../api/inference-function-url';
 import { apiIntegrationTimeout, streamsResponses } from '../api/response-streaming';
 import { validationError } from '../private/errors';
 import { builtAssetPath } from '../private/package-paths';
@@ -138,6 +140,8 @@ export class SageMakerProxyEndpoint extends InferenceEndpointBase {
   public readonly warmer?: Warmer;
   /** Alarms and dashboard, with `monitoring`. */
   public readonly monitoring?: EndpointMonitoring;
+  /** The function URL, with `functionUrl`. */
+  public readonly functionUrl?: InferenceFunctionUrl;
   /** The gradual rollout of the proxy, with `rollout`. */
   public readonly rollout?: GradualRollout;
 
@@ -224,6 +228,7 @@ export class SageMakerProxyEndpoint extends InferenceEndpointBase {
     this.warmer = operations.warmer;
     this.monitoring = operations.monitoring;
     this.rollout = operations.rollout;
+    this.functionUrl = createEndpointFunctionUrl(this, this.inferenceFunction, props);
   }
 
   /** A metric of the SageMaker endpoint's variant (`AWS/SageMaker`), over 5 minutes. */

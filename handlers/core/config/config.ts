@@ -10,6 +10,7 @@ import {
   DEFAULT_SAGEMAKER_TIMEOUT_MS,
   GraphOptimizationLevel,
   LAMBDA_MAX_PAYLOAD_BYTES,
+  LAMBDA_MAX_STREAMED_RESPONSE_BYTES,
 } from '../../../contract/defaults';
 import { ENV } from '../../../contract/environment';
 import { METRICS_NAMESPACE } from '../../../contract/metrics';
@@ -184,7 +185,8 @@ function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
     modelName: env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME,
     modelVersion: env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION,
     maxBodyBytes: positiveInt(env, ENV.MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
-    maxResponseBytes: positiveInt(env, ENV.MAX_RESPONSE_BYTES, LAMBDA_MAX_PAYLOAD_BYTES),
+    // A streamed answer goes through InvokeWithResponseStream, whose limit is Lambda's streamed one.
+    maxResponseBytes: positiveInt(env, ENV.MAX_RESPONSE_BYTES, env[ENV.RESPONSE_STREAMING] === '1' ? LAMBDA_MAX_STREAMED_RESPONSE_BYTES : LAMBDA_MAX_PAYLOAD_BYTES),
     serviceName: env[ENV.POWERTOOLS_SERVICE_NAME] || DEFAULT_SERVICE_NAME,
     metricsNamespace: env[ENV.POWERTOOLS_METRICS_NAMESPACE] || METRICS_NAMESPACE,
   };

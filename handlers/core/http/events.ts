@@ -332,12 +332,36 @@ export function jsonResponse(statusCode: number, body: string, headers: Record<s
  */
 export function binaryResponse(statusCode: number, json: string, binary: readonly Buffer[]): HttpResponse {
   const header = Buffer.from(json, 'utf8');
-  return {
+  const parts = [header, ...binary];
+  let base64: string | undefined;
+  const response: HttpResponse = {
     statusCode,
     headers: { 'Content-Type': BINARY_TENSOR_CONTENT_TYPE, [INFERENCE_HEADER_CONTENT_LENGTH]: String(header.length) },
-    body: Buffer.concat([header, ...binary]).toString('base64'),
+    // Made when first read: a buffered answer (Lambda's runtime reads it); a streamed one writes the parts instead.
+    get body() {
+      base64 ??= Buffer.concat(parts).toString('base64');
+      return base64;
+    },
     isBase64Encoded: true,
   };
+  BINARY_PARTS.set(response, parts);
+  return response;
+}
+
+/**
+ * The bytes of a binary answer made by `binaryResponse`, in order, without their base64: what a
+ * response stream writes (it carries bytes as they are). Kept beside the answer, not on it, so that
+ * a buffered answer's JSON is only its four fields.
+ */
+export function binaryPartsOf(response: HttpResponse): readonly Buffer[] | undefined {
+  return BINARY_PARTS.get(response);
+}
+
+const BINARY_PARTS = new WeakMap<HttpResponse, readonly Buffer[]>();
+
+/** The length of `bytes` bytes in base64. */
+export function base64Length(bytes: number): number {
+  return Math.ceil(bytes / 3) * 4;
 }
 
 /**

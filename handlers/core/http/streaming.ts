@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
-import type { HttpResponse } from './events';
+import { binaryPartsOf, type HttpResponse } from './events';
 import { stringifyJson } from '../protocol/json';
 
 /** Lambda's response stream: a Writable, with the content type the runtime sends it under. */
@@ -36,6 +36,16 @@ export function streamingRuntime(): LambdaStreamingRuntime {
  */
 export async function writeHttpResponse(stream: ResponseStream, response: HttpResponse): Promise<void> {
   const http = streamingRuntime().HttpResponseStream.from(stream, { statusCode: response.statusCode, headers: response.headers });
+  const parts = binaryPartsOf(response);
+  if (parts) {
+    // A binary answer's bytes as they are: no base64 made, and none decoded.
+    for (const part of parts) {
+      if (part.length > 0 && !http.write(part)) await once(http, 'drain');
+    }
+    http.end();
+    await finished(http);
+    return;
+  }
   // The runtime writes the prelude on the first write: an empty body still needs one. A long body
   // goes a slice at a time, as the stream drains: no second copy of the whole answer is made as bytes.
   const text = response.body;

@@ -11,12 +11,14 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoundedCompressor } from '../../../handlers/core/http/compression';
 import { RawJsonNumber } from '../../../handlers/core/protocol/datatypes';
 import { jsonEscapeBytes, stringifyJson, stringifyJsonWithin } from '../../../handlers/core/protocol/json';
 import { constantOfShapeModel, matMulFp32Model, mlpModel } from '../../../tools/onnx';
-import { infer, restEvent } from '../../../fixtures/events';
+import { functionUrlEvent, infer, restEvent } from '../../../fixtures/events';
+import { inferenceHandlerDir } from '../../../lib/private/package-paths';
+import { type LocalFunction, startLocalFunction } from '../../../tools/local-function';
 import { createHandler, type Handler, handlerForModel, tempDir, writeModel } from '../../support/handler';
 
 const LIMIT = 6_291_456;
@@ -182,6 +184,57 @@ process.stdout.write(JSON.stringify({ status: answer.statusCode, peakBytes: proc
     // Measured: ~195 MiB for the labels, ~180 MiB for the refused request; writing the refused
     // answer whole, then again to size it, peaked at ~390 MiB.
     expect(refused.peakBytes).toBeLessThan(fits.peakBytes + 16 * 2 ** 20);
+  });
+});
+
+/** The mlp's request of `rows` rows of small integers (0, 1 or 2: 2 bytes of JSON each value), asking for one output. */
+function patterned(rows: number, output: string): { body: string; row: (i: number) => number[] } {
+  const row = (i: number) => [i % 3, Math.floor(i / 3) % 3, Math.floor(i / 9) % 3, Math.floor(i / 27) % 3];
+  const data = Array.from({ length: rows }, (_, i) => row(i).join(',')).join(',');
+  return { body: `{"inputs":[{"name":"input","shape":[${rows},4],"datatype":"FP32","data":[${data}]}],"outputs":[{"name":"${output}"}]}`, row };
+}
+
+describe('a streamed answer of about 40 MB (the mlp, 700 000 rows), through the inference bundle as Lambda runs it', () => {
+  const mlp = mlpModel({ inputs: 4, hidden: 16, classes: 3, seed: 4, label: true });
+  const rows = 700_000;
+  const request = patterned(rows, 'probabilities');
+  let streamed: LocalFunction;
+  let buffered: LocalFunction;
+  beforeAll(() => {
+    const environment = { MODEL_PATH: writeModel(mlp.bytes) };
+    streamed = startLocalFunction({ codeDir: inferenceHandlerDir(), environment: { ...environment, RESPONSE_STREAMING: '1' } });
+    buffered = startLocalFunction({ codeDir: inferenceHandlerDir(), environment });
+  });
+  afterAll(async () => {
+    await Promise.all([streamed?.stop(), buffered?.stop()]);
+  });
+
+  const event = () => ({ ...functionUrlEvent('POST', '/v2/models/model/infer'), body: request.body });
+
+  it("is sent whole when streamed (a function URL's RESPONSE_STREAM, API Gateway's STREAM): Lambda streams up to 200 MB", async () => {
+    const answer = await streamed.invoke({ text: JSON.stringify(event()) });
+    expect(answer.functionError).toBeUndefined();
+    const bytes = Buffer.from(answer.payload as Buffer);
+    const end = bytes.indexOf(Buffer.alloc(8));
+    expect(JSON.parse(bytes.subarray(0, end).toString('utf8')).statusCode, bytes.subarray(end + 8, end + 300).toString()).toBe(200);
+    expect(bytes.length - end - 8).toBeGreaterThan(5 * LIMIT);
+    const output = JSON.parse(bytes.subarray(end + 8).toString('utf8')).outputs[0];
+    expect(output.shape).toEqual([rows, 3]);
+    // Every row against the model's plain-JS reference: 81 distinct inputs, each row in its place.
+    const reference = new Map(Array.from({ length: 81 }, (_, i) => [i, mlp.predict([request.row(i)])[0]]));
+    for (let i = 0; i < rows; i++) {
+      const want = reference.get(i % 81)!;
+      for (let k = 0; k < 3; k++) {
+        if (Math.abs(output.data[i * 3 + k] - want[k]) > 1e-5) expect([i, k, output.data[i * 3 + k]]).toEqual([i, k, want[k]]);
+      }
+    }
+  });
+
+  it('is refused with a 422 when buffered, where Lambda would turn it into a 502', async () => {
+    const answer = await buffered.invoke({ text: JSON.stringify(event()) });
+    const http = JSON.parse(Buffer.from(answer.payload as Buffer).toString('utf8'));
+    expect(http.statusCode).toBe(422);
+    expect(JSON.parse(http.body).error).toMatch(/over the response limit of 6291456 bytes/);
   });
 });
 

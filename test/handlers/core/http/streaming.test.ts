@@ -2,10 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ENV } from '../../../../contract/environment';
 import { HOOKS_MODULE_FILE } from '../../../../contract/hooks';
 import { WARMER_SOURCE } from '../../../../contract/warmup';
+import { base64Length, binaryResponse } from '../../../../handlers/core/http/events';
+import { writeHttpResponse } from '../../../../handlers/core/http/streaming';
 import { inferenceHandlerDir } from '../../../../lib/private/package-paths';
 import { mlpModel } from '../../../../tools/onnx';
 import { restEvent } from '../../../../fixtures/events';
@@ -272,5 +274,40 @@ describe('the prebuilt entry with RESPONSE_STREAMING=1 and a hooks module', () =
     expect(calls().some((c) => c.tag === 'deadline')).toBe(false);
     // Before the deadline, with the margin left for the log line and the metrics' flush.
     expect(returned).toBeLessThan(deadline);
+  });
+});
+
+describe('a binary answer written to a response stream (the source modules)', () => {
+  const header = JSON.stringify({ outputs: [{ name: 'y', datatype: 'FP32', shape: [3], parameters: { binary_data_size: 12 } }] });
+  const values = Buffer.from(Float32Array.from([1.5, -2, 3.25]).buffer);
+
+  beforeAll(() => {
+    (globalThis as { awslambda?: unknown }).awslambda = RUNTIME;
+  });
+  afterAll(() => {
+    delete (globalThis as { awslambda?: unknown }).awslambda;
+  });
+
+  it('writes the bytes as they are and never makes their base64, which only a buffered answer needs', async () => {
+    const response = binaryResponse(200, header, [values]);
+    const encode = vi.spyOn(Buffer.prototype, 'toString');
+    const stream = new CapturedStream();
+    try {
+      await writeHttpResponse(stream, response);
+      expect(encode.mock.calls.filter(([encoding]) => encoding === 'base64')).toEqual([]);
+    } finally {
+      encode.mockRestore();
+    }
+    const { metadata, body } = readHttp(stream);
+    expect(metadata.headers['Inference-Header-Content-Length']).toBe(String(Buffer.byteLength(header)));
+    expect(body).toEqual(Buffer.concat([Buffer.from(header), values]));
+  });
+
+  it('is, buffered, the four fields Lambda reads, its body the base64 of the same bytes', () => {
+    const response = binaryResponse(200, header, [values]);
+    const json = JSON.parse(JSON.stringify(response));
+    expect(Object.keys(json)).toEqual(['statusCode', 'headers', 'body', 'isBase64Encoded']);
+    expect(Buffer.from(json.body, 'base64')).toEqual(Buffer.concat([Buffer.from(header), values]));
+    expect(json.body.length).toBe(base64Length(Buffer.byteLength(header) + values.length));
   });
 });
