@@ -13,6 +13,7 @@ const SLOW = [
   'test/reproducible-synth.test.ts',
   'test/handlers/core/answer-size.test.ts',
   'test/handlers/core/model/s3-model.test.ts',
+  'test/handlers/core/repository-handler.test.ts',
   'test/handlers/reliability/fuzz.test.ts',
   'test/handlers/reliability/load.test.ts',
   'test/lib/jsii-runtime.test.ts',

@@ -41,7 +41,10 @@ interface Slot {
 }
 
 /** Where a request goes: the server's routes, the index, or a model. */
-type Target = { readonly kind: 'server'; readonly segments: readonly string[] } | { readonly kind: 'index' } | { readonly kind: 'model'; readonly name: string; readonly version?: string };
+type Target =
+  | { readonly kind: 'server'; readonly segments: readonly string[] }
+  | { readonly kind: 'index' }
+  | { readonly kind: 'model'; readonly name: string; readonly version?: string };
 
 /** The repository handler, in both of Lambda's forms, with its cache for tests and `serve` to read. */
 export interface RepositoryEntry extends InferenceEntry {
@@ -185,7 +188,7 @@ class RepositoryService {
   /** The server's routes and the index. */
   private async answer(target: Exclude<Target, { kind: 'model' }>): Promise<HttpResponse> {
     if (target.kind === 'index') {
-      const models = await this.repository.models();
+      const models = await this.readRepository(() => this.repository.models());
       const index = models.flatMap((m) =>
         [...m.versions.keys()].map((version) => ({ name: m.name, version, state: this.cache.isLoaded({ name: m.name, version }) ? 'READY' : 'UNAVAILABLE' })),
       );
@@ -195,7 +198,9 @@ class RepositoryService {
     if (route === '') return jsonResponse(200, stringifyJson({ name: SERVER_NAME, version: VERSION, extensions: ['binary_tensor_data', 'model_repository'] }));
     if (route === 'health/live') return jsonResponse(200, stringifyJson({ live: true }));
     if (route === 'health/ready') return jsonResponse(200, stringifyJson({ ready: true }));
-    throw notFound(`no route /${ROUTES_ROOT}/${route}; this endpoint serves POST /v2/models/{name}/infer for each model of its repository, and POST /v2/repository/index lists them`);
+    throw notFound(
+      `no route /${ROUTES_ROOT}/${route}; this endpoint serves POST /v2/models/{name}/infer for each model of its repository, and POST /v2/repository/index lists them`,
+    );
   }
 
   /**
@@ -204,7 +209,7 @@ class RepositoryService {
    */
   private async forModel<T>(target: { name: string; version?: string }, requestId: string, fn: (slot: Slot) => Promise<{ value: T; failed: boolean }>): Promise<T> {
     const started = performance.now();
-    const model = await this.repository.model(target.name);
+    const model = await this.readRepository(() => this.repository.model(target.name));
     if (!model) throw notFound(`unknown model '${target.name}'; the repository has no model of that name (POST /v2/repository/index lists them)`);
     const version = target.version ?? model.defaultVersion;
     const found = model.versions.get(version);
@@ -222,6 +227,21 @@ class RepositoryService {
       telemetry.record(METRIC.MODEL_REQUEST_MS, performance.now() - started);
       if (failed) telemetry.record(METRIC.MODEL_REQUEST_FAILED, 1);
       telemetry.flush();
+    }
+  }
+
+  /** The repository's listing; a failure to read it (S3 unreachable, access denied) is a 503 whose cause goes to the log. */
+  private async readRepository<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (e) {
+      const code = (e as { name?: unknown }).name;
+      throw new InferenceError(
+        503,
+        `the model repository cannot be read now${typeof code === 'string' && code !== 'Error' ? ` (${code})` : ''}; retry shortly`,
+        { 'Retry-After': '1' },
+        `${this.repository.store.root}: ${(e as Error).message}`,
+      );
     }
   }
 
@@ -278,7 +298,8 @@ class RepositoryService {
     const telemetry = this.telemetryOf(key.name);
     const runtime = new ModelRuntime(config, {
       onLoaded: (m) => {
-        if (m.source.precompiledRefused !== undefined) telemetry.logger.warn('precompiled model not used; loaded the .onnx instead', { version: key.version, reason: m.source.precompiledRefused });
+        if (m.source.precompiledRefused !== undefined)
+          telemetry.logger.warn('precompiled model not used; loaded the .onnx instead', { version: key.version, reason: m.source.precompiledRefused });
         telemetry.logger.info('model loaded', { version: key.version, source: m.source, loadMs: m.loadMs });
         telemetry.record(METRIC.MODEL_LOAD_MS, m.loadMs);
       },
@@ -398,7 +419,9 @@ export function targetOf(method: string, rawPath: string): Target {
 
 function checkName(what: 'model' | 'version', name: string): string {
   if (!isValidName(name)) {
-    throw badRequest(`the ${what} name ${JSON.stringify(name.slice(0, 200))} is not valid: a name is letters, digits, '_', '-' and '.', not starting with '.', and cannot leave the model repository`);
+    throw badRequest(
+      `the ${what} name ${JSON.stringify(name.slice(0, 200))} is not valid: a name is letters, digits, '_', '-' and '.', not starting with '.', and cannot leave the model repository`,
+    );
   }
   return name;
 }
@@ -414,7 +437,8 @@ function decodeSegment(segment: string): string {
 /** A direct invocation names its model in the body: `{"model_name": "churn", "model_version": "2", "inputs": [...]}`. */
 function directTarget(body: unknown): { name: string; version?: string } {
   const b = body as { model_name?: unknown; model_version?: unknown } | null;
-  if (typeof b?.model_name !== 'string') throw badRequest("a direct invocation of a model repository names its model: add \"model_name\" (and optionally \"model_version\") to the request");
+  if (typeof b?.model_name !== 'string')
+    throw badRequest('a direct invocation of a model repository names its model: add "model_name" (and optionally "model_version") to the request');
   const name = checkName('model', b.model_name);
   if (b.model_version === undefined) return { name };
   if (typeof b.model_version !== 'string') throw badRequest('"model_version" must be a string');

@@ -119,9 +119,9 @@ export class ModelCache<T> {
     return this.entries.get(keyOf(key))?.value !== undefined;
   }
 
-  /** Whether the model is loaded or loading: its files must stay. */
+  /** Whether the model is loaded or loading (its bytes charged): its files must stay. */
   holds(key: ModelKey): boolean {
-    return this.entries.has(keyOf(key));
+    return this.entries.get(keyOf(key))?.reserved === true;
   }
 
   stats(): ModelCacheStats {

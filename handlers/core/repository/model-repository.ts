@@ -169,14 +169,20 @@ export class S3Store implements RepositoryStore {
     this.prefix = match[2] === '' || match[2].endsWith('/') ? match[2] : `${match[2]}/`;
   }
 
+  /**
+   * The first segments of the keys under the prefix. Listed whole rather than with a `/` delimiter:
+   * a repository holds a few keys per model version, and S3-compatible servers differ in their
+   * delimiter support (s3rver 3.7 answers none).
+   */
   async listModels(): Promise<string[]> {
-    const names: string[] = [];
-    for await (const page of this.list(this.prefix, '/')) {
-      for (const p of page.CommonPrefixes ?? []) {
-        if (p.Prefix) names.push(p.Prefix.slice(this.prefix.length, -1));
+    const names = new Set<string>();
+    for await (const page of this.list(this.prefix)) {
+      for (const o of page.Contents ?? []) {
+        const rest = o.Key!.slice(this.prefix.length);
+        if (rest.includes('/')) names.add(rest.slice(0, rest.indexOf('/')));
       }
     }
-    return names;
+    return [...names];
   }
 
   async readModel(name: string): Promise<{ versions: RepositoryVersion[]; config?: unknown } | undefined> {
@@ -217,12 +223,12 @@ export class S3Store implements RepositoryStore {
     }
   }
 
-  private async *list(prefix: string, delimiter?: string) {
+  private async *list(prefix: string) {
     const { ListObjectsV2Command } = await loadS3Sdk();
     const client = await this.client();
     let token: string | undefined;
     do {
-      const page = await client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token }));
+      const page = await client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
       yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

@@ -48,7 +48,8 @@ export function readRepositoryConfig(env: NodeJS.ProcessEnv = process.env): Repo
   if (dir && uri) throw new Error(`set either ${ENV.MODEL_REPOSITORY_PATH} or ${ENV.MODEL_REPOSITORY_S3_URI}, not both`);
   if (!dir && !uri) throw new Error(`no model repository configured: set ${ENV.MODEL_REPOSITORY_PATH} or ${ENV.MODEL_REPOSITORY_S3_URI}`);
   for (const single of [ENV.MODEL_PATH, ENV.MODEL_S3_URI]) {
-    if (env[single]) throw new Error(`${single} serves one model; a model repository (${dir ? ENV.MODEL_REPOSITORY_PATH : ENV.MODEL_REPOSITORY_S3_URI}) serves many: set one of them`);
+    if (env[single])
+      throw new Error(`${single} serves one model; a model repository (${dir ? ENV.MODEL_REPOSITORY_PATH : ENV.MODEL_REPOSITORY_S3_URI}) serves many: set one of them`);
   }
   if (uri && !/^s3:\/\/[^/]+(\/.*)?$/.test(uri)) throw new Error(`${ENV.MODEL_REPOSITORY_S3_URI} must be s3://bucket/prefix/, got: ${uri}`);
   // The session settings are read as for one model; the location given here is replaced per model.
@@ -97,4 +98,3 @@ function optionalInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got: ${raw}`);
   return n;
 }
-

@@ -1,0 +1,228 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MatMulFp32Model, matMulFp32Model } from '../../../tools/onnx';
+import { type LocalS3, startLocalS3 } from '../../../tools/local-s3';
+import { call, restEvent } from '../../../fixtures/events';
+import { importCoreBundle, tempDir } from '../../support/handler';
+
+/*
+ * A model repository behind one handler (the bundle Lambda runs): five models of about 1.5 MB each
+ * (MatMul, every weight read), a memory budget of 4 MiB that holds two of them, and requests for all
+ * of them, one after another and at once. Every answer is checked against its model's plain-JS
+ * reference, with an input of its own, so that an answer from the wrong model or version shows.
+ */
+
+interface RepoModel {
+  readonly name: string;
+  readonly version: string;
+  readonly model: MatMulFp32Model;
+  readonly k: number;
+}
+
+const N = 600;
+/** Distinct input widths: each model's requests only fit that model's signature. */
+const MODELS: RepoModel[] = Array.from({ length: 5 }, (_, i) => {
+  const k = 600 + 20 * i;
+  return { name: `model-${i}`, version: '1', k, model: matMulFp32Model({ k, n: N, seed: 100 + i }) };
+});
+/** A second version of model-0, with other weights. */
+const MODEL_0_V2: RepoModel = { name: 'model-0', version: '2', k: 600, model: matMulFp32Model({ k: 600, n: N, seed: 999 }) };
+const BUDGET_MB = 4;
+const BUDGET_BYTES = BUDGET_MB * 1024 * 1024;
+
+function writeRepository(root: string, models: readonly RepoModel[]): void {
+  for (const m of models) {
+    fs.mkdirSync(path.join(root, m.name, m.version), { recursive: true });
+    fs.writeFileSync(path.join(root, m.name, m.version, 'model.onnx'), m.model.bytes);
+  }
+}
+
+function request(m: RepoModel, i: number) {
+  const input = m.model.sampleInput(1, 7 + i);
+  return { input, body: { id: `${m.name}-${i}`, inputs: [{ name: 'x', shape: [1, m.k], datatype: 'FP32', data: input.values }] } };
+}
+
+/** Routes without a version serve model-0's version 2: its version 1 is asked for by version. */
+async function inferAndCheck(handler: (e: unknown) => Promise<any>, m: RepoModel, i: number, versioned = m === MODELS[0]): Promise<void> {
+  const { input, body } = request(m, i);
+  const route = versioned ? `/v2/models/${m.name}/versions/${m.version}/infer` : `/v2/models/${m.name}/infer`;
+  const answer = await call(handler, restEvent('POST', route, body));
+  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+  expect(answer.body.model_name).toBe(m.name);
+  expect(answer.body.model_version).toBe(m.version);
+  expect(answer.body.id).toBe(`${m.name}-${i}`);
+  const y = answer.body.outputs[0].data as number[];
+  const expected = m.model.predict(input);
+  expect(y).toHaveLength(N);
+  for (let j = 0; j < N; j += 37) expect(y[j]).toBeCloseTo(expected[j], 3);
+}
+
+async function repositoryEntry(env: Record<string, string>) {
+  const { createModelRepositoryEntry } = await importCoreBundle();
+  return createModelRepositoryEntry({ env: { MODEL_CACHE_MEMORY_MB: String(BUDGET_MB), ...env } });
+}
+
+/** Shuffled deterministically, so that requests for the five models interleave. */
+function interleaved(rounds: number): Array<{ m: RepoModel; i: number }> {
+  const out: Array<{ m: RepoModel; i: number }> = [];
+  for (let r = 0; r < rounds; r++) for (const [j, m] of MODELS.entries()) out.push({ m, i: r * 10 + j });
+  let seed = 5;
+  for (let i = out.length - 1; i > 0; i--) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    const j = seed % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+function describeRepository(kind: 'directory' | 'S3', setup: () => Promise<{ env: Record<string, string>; add(models: readonly RepoModel[]): Promise<void> }>) {
+  describe(`a model repository in ${kind === 'S3' ? 'S3' : 'a local directory'}, with a budget for two of its five models`, () => {
+    let repo: Awaited<ReturnType<typeof setup>>;
+    let entry: any;
+    let handler: (e: unknown) => Promise<any>;
+
+    beforeAll(async () => {
+      repo = await setup();
+      await repo.add([...MODELS, MODEL_0_V2]);
+      entry = await repositoryEntry(repo.env);
+      handler = entry.handle;
+    });
+
+    it('answers interleaved requests for every model right, unloading the least recently used within the budget', async () => {
+      for (const { m, i } of interleaved(3)) await inferAndCheck(handler, m, i);
+      const stats = entry.stats();
+      expect(stats.budgetBytes).toBe(BUDGET_BYTES);
+      expect(stats.peakBytes).toBeLessThanOrEqual(BUDGET_BYTES);
+      expect(stats.usedBytes).toBeLessThanOrEqual(BUDGET_BYTES);
+      expect(stats.loaded.length).toBeLessThanOrEqual(2);
+      // 15 requests over 5 models, 2 of which fit: most requests load, and every load past the
+      // second unloads one.
+      expect(stats.loads).toBeGreaterThan(5);
+      expect(stats.evictions).toBe(stats.loads - stats.loaded.length);
+      if (kind === 'S3') {
+        // The files of unloaded models were removed to keep /tmp within its budget.
+        expect(stats.diskUsedBytes).toBeLessThanOrEqual(stats.diskBudgetBytes);
+        expect(stats.diskRemovals).toBeGreaterThan(0);
+      }
+    });
+
+    it('answers concurrent requests for all five models right, never over the budget', async () => {
+      const before = entry.stats();
+      const answers = interleaved(8).map(({ m, i }) => inferAndCheck(handler, m, i));
+      await Promise.all(answers);
+      const stats = entry.stats();
+      expect(stats.peakBytes).toBeLessThanOrEqual(BUDGET_BYTES);
+      expect(stats.loaded.length).toBeLessThanOrEqual(2);
+      expect(stats.evictions).toBeGreaterThan(before.evictions);
+      // Loads that waited for a model in use still happened one per model at a time.
+      expect(stats.loads - before.loads).toBeLessThanOrEqual(40);
+    });
+
+    it('loads a model once for many concurrent requests', async () => {
+      // Make model-4 cold: load two others after it.
+      await inferAndCheck(handler, MODELS[4], 1);
+      await inferAndCheck(handler, MODELS[0], 2);
+      await inferAndCheck(handler, MODELS[1], 3);
+      expect(entry.stats().loaded.map((k: any) => k.name)).not.toContain('model-4');
+      const before = entry.stats().loads;
+      await Promise.all(Array.from({ length: 30 }, (_, i) => inferAndCheck(handler, MODELS[4], 100 + i)));
+      expect(entry.stats().loads - before).toBe(1);
+    });
+
+    it('serves each version, the highest by default', async () => {
+      await inferAndCheck(handler, MODEL_0_V2, 1);
+      await inferAndCheck(handler, MODEL_0_V2, 2, true);
+      await inferAndCheck(handler, MODELS[0], 3, true);
+      const missing = await call(handler, restEvent('GET', '/v2/models/model-0/versions/7'));
+      expect(missing.status).toBe(404);
+      expect(missing.body.error).toContain("model 'model-0' has no version '7'; it has versions 1, 2");
+    });
+
+    it('checks each request against its own model, with the single-model messages', async () => {
+      // model-1's request (k = 620) sent to model-2 (k = 640).
+      const answer = await call(handler, restEvent('POST', '/v2/models/model-2/infer', request(MODELS[1], 1).body));
+      expect(answer.status).toBe(400);
+      expect(answer.body.error).toMatch(/'x'/);
+      const metadata = await call(handler, restEvent('GET', '/v2/models/model-2'));
+      expect(metadata.status).toBe(200);
+      expect(metadata.body).toMatchObject({ name: 'model-2', versions: ['1'], inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 640] }] });
+    });
+
+    it('answers 404 naming an unknown model, and 400 for a name that would leave the repository', async () => {
+      const unknown = await call(handler, restEvent('POST', '/v2/models/nope/infer', request(MODELS[0], 1).body));
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error).toContain("unknown model 'nope'");
+      for (const p of [
+        '/v2/models/../infer',
+        '/v2/models/..%2Fmodel-0/infer',
+        '/v2/models/%2E%2E/infer',
+        '/v2/models/model-0/versions/..%2F..%2F1/infer',
+        '/v2/models/a%5Cb/infer',
+        '/v2/models/.hidden/infer',
+      ]) {
+        const answer = await call(handler, restEvent('POST', p, request(MODELS[0], 1).body));
+        expect(answer.status, p).toBe(400);
+        expect(answer.body.error, p).toMatch(/is not valid.*cannot leave the model repository/);
+      }
+    });
+
+    it('lists the models in the index, loaded ones READY', async () => {
+      const answer = await call(handler, restEvent('POST', '/v2/repository/index', {}));
+      expect(answer.status).toBe(200);
+      const names = answer.body.map((e: any) => `${e.name}/${e.version}`);
+      expect(names).toEqual(['model-0/1', 'model-0/2', 'model-1/1', 'model-2/1', 'model-3/1', 'model-4/1']);
+      const ready = answer.body.filter((e: any) => e.state === 'READY').map((e: any) => `${e.name}/${e.version}`);
+      expect(ready).toEqual(
+        entry
+          .stats()
+          .loaded.map((k: any) => `${k.name}/${k.version}`)
+          .sort(),
+      );
+    });
+
+    it('answers a model uploaded after it started, with no restart', async () => {
+      const late: RepoModel = { name: 'late-model', version: '3', k: 610, model: matMulFp32Model({ k: 610, n: N, seed: 31 }) };
+      expect((await call(handler, restEvent('POST', '/v2/models/late-model/infer', request(late, 1).body))).status).toBe(404);
+      await repo.add([late]);
+      await inferAndCheck(handler, late, 2);
+    });
+
+    it('refuses a model larger than the whole budget with a 507, loading nothing', async () => {
+      const big: RepoModel = { name: 'too-big', version: '1', k: 1800, model: matMulFp32Model({ k: 1800, n: N, seed: 5 }) };
+      await repo.add([big]);
+      const before = entry.stats().loads;
+      const answer = await call(handler, restEvent('POST', '/v2/models/too-big/infer', request(big, 1).body));
+      expect(answer.status).toBe(507);
+      expect(answer.body.error).toContain("model 'too-big' version '1' takes");
+      expect(answer.body.error).toContain(`more than this function's model budget of ${BUDGET_BYTES} bytes`);
+      expect(entry.stats().loads).toBe(before);
+      await inferAndCheck(handler, MODELS[3], 1);
+    });
+  });
+}
+
+describeRepository('directory', async () => {
+  const root = tempDir('csi-repository-');
+  return { env: { MODEL_REPOSITORY_PATH: root }, add: async (models) => writeRepository(root, models) };
+});
+
+let s3: LocalS3 | undefined;
+afterAll(async () => {
+  await s3?.stop();
+});
+
+describeRepository('S3', async () => {
+  s3 = await startLocalS3();
+  await s3.createBucket('repo');
+  const local = s3;
+  // The AWS SDK reads its region, credentials and endpoint from the process's environment.
+  Object.assign(process.env, local.env());
+  // The /tmp budget holds the files of three models: evicted models' files are removed too.
+  return {
+    env: { ...local.env(), MODEL_REPOSITORY_S3_URI: 's3://repo/models/', MODEL_CACHE_DIR: tempDir('csi-repository-cache-'), MODEL_CACHE_DISK_MB: '5' },
+    add: async (models) => {
+      for (const m of models) await local.putObject('repo', `models/${m.name}/${m.version}/model.onnx`, Buffer.from(m.model.bytes));
+    },
+  };
+});
