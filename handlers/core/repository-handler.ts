@@ -113,13 +113,13 @@ class RepositoryService {
   }
 
   readonly handle = async (event: unknown, context?: InvocationContext): Promise<unknown> => {
-    this.countColdStart();
+    const coldStart = this.countColdStart();
     const incoming = readEvent(event);
     const requestId = requestIdOf(event, context);
     try {
       switch (incoming.kind) {
         case 'warmup':
-          return await this.warmup(incoming.warmup);
+          return await this.warmup(incoming.warmup, coldStart);
         case 'http': {
           const target = targetOf(incoming.request.method, incoming.request.path);
           if (target.kind !== 'model') return await this.answer(target);
@@ -179,10 +179,12 @@ class RepositoryService {
     await (incoming.kind === 'http' ? writeHttpResponse(responseStream, answer as HttpResponse) : writeValue(responseStream, answer));
   };
 
-  private countColdStart(): void {
-    if (!this.coldStart) return;
+  /** Whether this is the instance's first invocation (counted once). */
+  private countColdStart(): boolean {
+    if (!this.coldStart) return false;
     this.coldStart = false;
     this.telemetry.record(METRIC.COLD_START, 1);
+    return true;
   }
 
   /** The server's routes and the index. */
@@ -365,8 +367,7 @@ class RepositoryService {
   }
 
   /** Loads the warm models (MODEL_REPOSITORY_WARM_MODELS); the instance is warm once they are. */
-  private async warmup(warmup: WarmupRequest): Promise<WarmupResponse> {
-    const coldStart = this.coldStart;
+  private async warmup(warmup: WarmupRequest, coldStart: boolean): Promise<WarmupResponse> {
     const errors: string[] = [];
     for (const m of this.config.warmModels) {
       try {

@@ -226,3 +226,43 @@ describeRepository('S3', async () => {
     },
   };
 });
+
+describe('warm-ups and direct invocations of a model repository', () => {
+  it('loads the warm models on a warm-up, and reports one it cannot load', async () => {
+    const root = tempDir('csi-repository-');
+    writeRepository(root, MODELS);
+    const entry = await repositoryEntry({ MODEL_REPOSITORY_PATH: root, MODEL_REPOSITORY_WARM_MODELS: 'model-1, model-2:1' });
+    const warm = await entry.handle({ source: 'cdk-serverless-inference.warmer', holdMs: 0 });
+    expect(warm).toMatchObject({ warmed: true, modelReady: true, coldStart: true });
+    expect(entry.stats().loaded.map((k: any) => k.name)).toEqual(['model-1', 'model-2']);
+    // Warm models are unloaded last: model-0 takes model-1's room (both models loaded are warm),
+    // then model-3 and model-4 take model-0's and model-3's, though model-2 was used less recently.
+    for (const [i, m] of [MODELS[0], MODELS[3], MODELS[4]].entries()) await inferAndCheck(entry.handle, m, i);
+    expect(entry.stats().loaded.map((k: any) => k.name)).toEqual(['model-2', 'model-4']);
+
+    const broken = await repositoryEntry({ MODEL_REPOSITORY_PATH: root, MODEL_REPOSITORY_WARM_MODELS: 'model-1,missing' });
+    const answer = await broken.handle({ source: 'cdk-serverless-inference.warmer', holdMs: 0 });
+    expect(answer).toMatchObject({ warmed: false, modelReady: false });
+    expect(answer.error).toContain("unknown model 'missing'");
+  });
+
+  it('answers a direct invocation that names its model in the body', async () => {
+    const root = tempDir('csi-repository-');
+    writeRepository(root, MODELS);
+    const entry = await repositoryEntry({ MODEL_REPOSITORY_PATH: root });
+    const { input, body } = request(MODELS[2], 4);
+    const answer = await entry.handle({ ...body, model_name: 'model-2' });
+    expect(answer.model_name).toBe('model-2');
+    const expected = MODELS[2].model.predict(input);
+    for (let j = 0; j < N; j += 37) expect(answer.outputs[0].data[j]).toBeCloseTo(expected[j], 3);
+    await expect(entry.handle(body)).rejects.toThrow(/\[400\] a direct invocation of a model repository names its model/);
+  });
+
+  it('is misconfigured, with the variable named, when a single model is set too', async () => {
+    const { createModelRepositoryEntry } = await importCoreBundle();
+    const entry = await createModelRepositoryEntry({ env: { MODEL_REPOSITORY_PATH: tempDir(), MODEL_PATH: '/x.onnx' } });
+    const answer = await call(entry.handle, restEvent('GET', '/v2/health/ready'));
+    expect(answer.status).toBe(500);
+    expect(answer.body.error).toContain('misconfigured');
+  });
+});
