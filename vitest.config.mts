@@ -20,6 +20,7 @@ const SLOW = [
   'test/lib/endpoints/efs-model-endpoint.test.ts',
   'test/lib/hooks/handler-hooks.test.ts',
   'test/lib/local/serve-hooks.test.ts',
+  'test/lib/local/serve-repository.test.ts',
   'test/lib/local/serve-workers.test.ts',
   'test/lib/packaging/model-image-context.test.ts',
   'test/lib/runtime/arm64-onnxruntime.test.ts',
