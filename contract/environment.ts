@@ -177,6 +177,7 @@ export const ENV = {
   /**
    * A model repository's memory budget for loaded models, in MiB: a model is charged the size of
    * its file, and the least recently used models not serving a request are unloaded to make room.
+   * A repository in S3 loads no more than MODEL_CACHE_DISK_MB either.
    * @default - (the function's memory - 256 MiB) / 1.5, or a quarter of the machine's memory outside Lambda
    */
   MODEL_CACHE_MEMORY_MB: 'MODEL_CACHE_MEMORY_MB',

@@ -63,12 +63,15 @@ export function readRepositoryConfig(env: NodeJS.ProcessEnv = process.env): Repo
         ? Math.max(0, Math.floor(((memoryMb - MEMORY_RESERVE_MB) / SESSION_MEMORY_RATIO) * MIB))
         : Math.floor(os.totalmem() / 4);
   const diskMb = optionalInt(env, ENV.MODEL_CACHE_DISK_MB);
+  // A loaded S3 model keeps its files in /tmp (a precompiled session maps its file): no more can be
+  // loaded than /tmp holds, so the memory budget is the smaller of the two.
+  const loadable = uri && diskMb !== undefined ? Math.min(memoryBudgetBytes, diskMb * MIB) : memoryBudgetBytes;
   return {
     base,
     source: dir ? { kind: 'directory', root: path.resolve(dir) } : { kind: 's3', uri: uri! },
     s3: { fetchSettings: readS3FetchSettings(env), idleTimeoutMs: optionalInt(env, ENV.MODEL_DOWNLOAD_TIMEOUT_MS) || DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS },
     cacheDir: env[ENV.MODEL_CACHE_DIR] || '/tmp/models',
-    memoryBudgetBytes,
+    memoryBudgetBytes: loadable,
     ...(diskMb !== undefined ? { diskBudgetBytes: diskMb * MIB } : {}),
     warmModels: readWarmModels(env[ENV.MODEL_REPOSITORY_WARM_MODELS] ?? ''),
     refreshMs: optionalInt(env, ENV.MODEL_REPOSITORY_REFRESH_MS) ?? DEFAULT_REPOSITORY_REFRESH_MS,
