@@ -81,6 +81,18 @@ describe('ModelRepositoryEndpoint', () => {
     expect(nagFindings(app)).toEqual([]);
   });
 
+  it('adds the top models to the dashboard, and metrics per model with the model dimension', () => {
+    const { endpoint, template } = setup({ monitoring: {} });
+    const body = JSON.stringify(Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0].Properties.DashboardBody);
+    expect(body).toContain('Top models by requests');
+    expect(body).toContain('GROUP BY model ORDER BY COUNT() DESC LIMIT 10');
+    const metric = endpoint.metricLatencyForModel('churn');
+    expect(metric).toMatchObject({ metricName: 'ModelRequestMs', namespace: 'CdkServerlessInference', statistic: 'p99' });
+    expect(metric.dimensions).toMatchObject({ model: 'churn', service: expect.any(String) });
+    expect(endpoint.metricCacheHitsForModel('churn').statistic).toBe('Average');
+    expect(endpoint.metricEvictionsForModel('churn').metricName).toBe('ModelEvicted');
+  });
+
   it('serves a repository on EFS through an access point', () => {
     const { stack } = newStack();
     const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
