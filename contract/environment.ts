@@ -175,10 +175,11 @@ export const ENV = {
    */
   MODEL_REPOSITORY_S3_URI: 'MODEL_REPOSITORY_S3_URI',
   /**
-   * A model repository's memory budget for loaded models, in MiB: a model is charged the size of
-   * its file, and the least recently used models not serving a request are unloaded to make room.
-   * A repository in S3 loads no more than MODEL_CACHE_DISK_MB either.
-   * @default - (the function's memory - 256 MiB) / 1.5, or a quarter of the machine's memory outside Lambda
+   * A model repository's memory budget for loaded models, in MiB: a model is charged twice the size
+   * of its file (REPOSITORY_SESSION_MEMORY_RATIO: the weights, and the copy onnxruntime prepacks),
+   * and the least recently used models not serving a request are unloaded to make room. A
+   * repository in S3 loads no more than MODEL_CACHE_DISK_MB of files either.
+   * @default - the function's memory - 256 MiB, or a quarter of the machine's memory outside Lambda
    */
   MODEL_CACHE_MEMORY_MB: 'MODEL_CACHE_MEMORY_MB',
   /**

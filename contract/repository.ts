@@ -32,3 +32,11 @@ export const REPOSITORY_NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
  * removes the model.
  */
 export const MODEL_TOO_LARGE_STATUS = 507;
+
+/**
+ * What a loaded model is charged against a repository's memory budget, as a multiple of its file's
+ * size: onnxruntime's copy of the weights, and the copy its MatMul and Gemm kernels prepack (measured
+ * in bench/model-repository.ts: 100 MatMul models of 9.5 MiB held about twice their files in
+ * resident memory).
+ */
+export const REPOSITORY_SESSION_MEMORY_RATIO = 2;

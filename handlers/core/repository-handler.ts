@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { METRIC } from '../../contract/metrics';
-import { MODEL_TOO_LARGE_STATUS, REPOSITORY_INDEX_ROUTE } from '../../contract/repository';
+import { MODEL_TOO_LARGE_STATUS, REPOSITORY_INDEX_ROUTE, REPOSITORY_SESSION_MEMORY_RATIO } from '../../contract/repository';
 import { MODELS_SEGMENT, ROUTES_ROOT, SERVER_NAME, VERSIONS_SEGMENT } from '../../contract/routes';
 import type { WarmupResponse } from '../../contract/warmup';
 import { OnnxBackend } from './backends/onnx-backend';
@@ -253,7 +253,7 @@ class RepositoryService {
     const slot = this.slotOf(found);
     const last = slot.runtime.lastError as ModelLoadError | undefined;
     if (last?.retryAt !== undefined && performance.now() < last.retryAt) throw this.notAvailable(key, last);
-    const bytes = Math.max(found.model.sizeBytes, found.precompiled?.sizeBytes ?? 0);
+    const bytes = REPOSITORY_SESSION_MEMORY_RATIO * Math.max(found.model.sizeBytes, found.precompiled?.sizeBytes ?? 0);
     try {
       return await this.cache.lease(key, {
         bytes,
@@ -272,7 +272,7 @@ class RepositoryService {
       if (e instanceof TooLargeError) {
         throw new InferenceError(
           MODEL_TOO_LARGE_STATUS,
-          `model '${key.name}' version '${key.version}' takes ${e.bytes} bytes, more than this function's model budget of ${e.budgetBytes} bytes: it cannot be loaded here (give the function more memory or ephemeral storage, or serve the model from an endpoint of its own)`,
+          `model '${key.name}' version '${key.version}' needs about ${e.bytes} bytes once loaded, more than this function's model budget of ${e.budgetBytes} bytes: it cannot be loaded here (give the function more memory or ephemeral storage, or serve the model from an endpoint of its own)`,
         );
       }
       if (e instanceof CacheFullError || e instanceof FilesInUseError) {

@@ -56,10 +56,10 @@ export interface ModelRepositoryPackagingProps {
   readonly vpcSubnets?: ec2.SubnetSelection;
 
   /**
-   * The memory loaded models may take: each is charged its file's size, and the least recently used
-   * models that serve no request are unloaded to make room. A model larger than this is answered
-   * 507. At least 1 MiB.
-   * @default - (the function's memory - 256 MiB) / 1.5, read by the function at start
+   * The memory loaded models may take: each is charged twice its file's size (onnxruntime's copy
+   * of the weights and the copy it prepacks), and the least recently used models that serve no
+   * request are unloaded to make room. A model larger than this is answered 507. At least 1 MiB.
+   * @default - the function's memory - 256 MiB, read by the function at start
    */
   readonly memoryBudget?: Size;
 

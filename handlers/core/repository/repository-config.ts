@@ -6,6 +6,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ENV } from '../../../contract/environment';
+import { REPOSITORY_SESSION_MEMORY_RATIO } from '../../../contract/repository';
 import { DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS } from '../../../contract/defaults';
 import { type HandlerConfig, type S3FetchSettings, readConfig, readS3FetchSettings } from '../config/config';
 import { isValidName } from './model-repository';
@@ -30,9 +31,8 @@ export interface RepositoryConfig {
 
 const MIB = 1024 * 1024;
 
-/** What the memory budget keeps for the runtime, onnxruntime and requests (MiB), and the ratio of a session's memory to its file. */
+/** What the function's memory keeps for the runtime, onnxruntime itself and requests (MiB). */
 const MEMORY_RESERVE_MB = 256;
-const SESSION_MEMORY_RATIO = 1.5;
 
 export const DEFAULT_REPOSITORY_REFRESH_MS = 10_000;
 const DEFAULT_WAIT_MS = 10_000;
@@ -56,16 +56,11 @@ export function readRepositoryConfig(env: NodeJS.ProcessEnv = process.env): Repo
   const base = readConfig({ ...env, [ENV.MODEL_PATH]: dir || '/', [ENV.MODEL_S3_URI]: '', [ENV.MODEL_PRECOMPILED_PATH]: '', [ENV.MODEL_PRECOMPILED_S3_URI]: '' });
   const memoryMb = optionalInt(env, 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE');
   const budgetMb = optionalInt(env, ENV.MODEL_CACHE_MEMORY_MB);
-  const memoryBudgetBytes =
-    budgetMb !== undefined
-      ? budgetMb * MIB
-      : memoryMb !== undefined
-        ? Math.max(0, Math.floor(((memoryMb - MEMORY_RESERVE_MB) / SESSION_MEMORY_RATIO) * MIB))
-        : Math.floor(os.totalmem() / 4);
+  const memoryBudgetBytes = budgetMb !== undefined ? budgetMb * MIB : memoryMb !== undefined ? Math.max(0, (memoryMb - MEMORY_RESERVE_MB) * MIB) : Math.floor(os.totalmem() / 4);
   const diskMb = optionalInt(env, ENV.MODEL_CACHE_DISK_MB);
   // A loaded S3 model keeps its files in /tmp (a precompiled session maps its file): no more can be
-  // loaded than /tmp holds, so the memory budget is the smaller of the two.
-  const loadable = uri && diskMb !== undefined ? Math.min(memoryBudgetBytes, diskMb * MIB) : memoryBudgetBytes;
+  // loaded than /tmp holds, so the memory budget is at most what the disk budget's files are charged.
+  const loadable = uri && diskMb !== undefined ? Math.min(memoryBudgetBytes, diskMb * MIB * REPOSITORY_SESSION_MEMORY_RATIO) : memoryBudgetBytes;
   return {
     base,
     source: dir ? { kind: 'directory', root: path.resolve(dir) } : { kind: 's3', uri: uri! },

@@ -40,7 +40,7 @@ describe('serve --model-repository', () => {
   it('serves every model of a directory within --memory-budget, and a model added while it runs', async () => {
     const root = tempDir('csi-serve-repository-');
     for (const m of MODELS.slice(0, 3)) writeModel(root, m.name, '1', m.model);
-    const served = await startServe(['--model-repository', root, '--memory-budget', '4', '--port', '0', '--warm-models', 'm0', '--log-level', 'INFO']);
+    const served = await startServe(['--model-repository', root, '--memory-budget', '7', '--port', '0', '--warm-models', 'm0', '--log-level', 'INFO']);
     servers.push(served);
     expect(served.output()).toContain(`Serving the model repository ${root}`);
     for (let round = 0; round < 2; round++) for (const m of MODELS.slice(0, 3)) await inferAndCheck(served.url, m, round);
