@@ -26,7 +26,10 @@ function zipf(n: number, s: number, random: () => number): () => number {
   const total = weights.reduce((a, b) => a + b, 0);
   const cumulative: number[] = [];
   let sum = 0;
-  for (const w of weights) cumulative.push((sum += w / total));
+  for (const w of weights) {
+    sum += w / total;
+    cumulative.push(sum);
+  }
   return () => {
     const u = random();
     let lo = 0;
