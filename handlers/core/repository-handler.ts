@@ -103,6 +103,8 @@ class RepositoryService {
         const t = this.telemetryOf(key.name);
         t.logger.info('model unloaded to make room', { model: key.name, version: key.version, bytes });
         t.record(METRIC.MODEL_EVICTED, 1);
+        // Its own line: the model evicted is not the one whose request flushes next.
+        t.flush();
       },
     });
   }
@@ -209,7 +211,7 @@ class RepositoryService {
    * Runs `fn` with the model's slot while a lease holds its session: the model is looked up (404),
    * loaded if need be (one load, whatever the concurrency) and released once `fn` is done.
    */
-  private async forModel<T>(target: { name: string; version?: string }, requestId: string, fn: (slot: Slot) => Promise<{ value: T; failed: boolean }>): Promise<T> {
+  private async forModel<T>(target: { name: string; version?: string }, requestId: string, fn: (slot: Slot) => Promise<{ value: T; failed: boolean }>, counted = true): Promise<T> {
     const started = performance.now();
     const model = await this.readRepository(() => this.repository.model(target.name));
     if (!model) throw notFound(`unknown model '${target.name}'; the repository has no model of that name (POST /v2/repository/index lists them)`);
@@ -218,7 +220,7 @@ class RepositoryService {
     if (!found) throw notFound(`model '${target.name}' has no version '${version}'; it has versions ${[...model.versions.keys()].sort().join(', ')}`);
     const telemetry = this.telemetryOf(target.name);
     const lease = await this.lease(found, requestId);
-    telemetry.record(METRIC.MODEL_CACHE_HIT, lease.hit ? 1 : 0);
+    if (counted) telemetry.record(METRIC.MODEL_CACHE_HIT, lease.hit ? 1 : 0);
     let failed = true;
     try {
       const result = await fn(this.slots.get(keyOf(found))!);
@@ -226,8 +228,10 @@ class RepositoryService {
       return result.value;
     } finally {
       lease.release();
-      telemetry.record(METRIC.MODEL_REQUEST_MS, performance.now() - started);
-      if (failed) telemetry.record(METRIC.MODEL_REQUEST_FAILED, 1);
+      if (counted) {
+        telemetry.record(METRIC.MODEL_REQUEST_MS, performance.now() - started);
+        if (failed) telemetry.record(METRIC.MODEL_REQUEST_FAILED, 1);
+      }
       telemetry.flush();
     }
   }
@@ -371,7 +375,8 @@ class RepositoryService {
     const errors: string[] = [];
     for (const m of this.config.warmModels) {
       try {
-        await this.forModel(m, 'warm-up', async () => ({ value: undefined, failed: false }));
+        // A warm-up is not a request of the model: its metrics count only the load.
+        await this.forModel(m, 'warm-up', async () => ({ value: undefined, failed: false }), false);
       } catch (e) {
         errors.push(isInferenceError(e) ? e.message : `model '${m.name}' cannot be loaded`);
       }

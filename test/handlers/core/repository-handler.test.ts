@@ -5,6 +5,7 @@ import { type MatMulFp32Model, matMulFp32Model } from '../../../tools/onnx';
 import { type LocalS3, startLocalS3 } from '../../../tools/local-s3';
 import { call, restEvent } from '../../../fixtures/events';
 import { importCoreBundle, tempDir } from '../../support/handler';
+import { logged } from '../../support/logs';
 
 /*
  * A model repository behind one handler (the bundle Lambda runs): five models of about 1.5 MB each
@@ -265,5 +266,35 @@ describe('warm-ups and direct invocations of a model repository', () => {
     const answer = await call(entry.handle, restEvent('GET', '/v2/health/ready'));
     expect(answer.status).toBe(500);
     expect(answer.body.error).toContain('misconfigured');
+  });
+});
+
+describe('per-model metrics of a model repository', () => {
+  it('records requests, cache hits, loads and evictions with the model as a dimension', async () => {
+    const root = tempDir('csi-repository-');
+    writeRepository(root, MODELS.slice(1, 4));
+    // Powertools reads it when each model's metrics are made: on the model's first request.
+    const saved = process.env.POWERTOOLS_METRICS_DISABLED;
+    process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+    let logs: any[];
+    try {
+      const entry = await repositoryEntry({ MODEL_REPOSITORY_PATH: root });
+      ({ logs } = await logged(async () => {
+        // model-1 twice (a miss, then a hit), model-2, then model-3, which unloads model-1.
+        for (const [i, m] of [MODELS[1], MODELS[1], MODELS[2], MODELS[3]].entries()) await inferAndCheck(entry.handle, m, i);
+      }));
+    } finally {
+      process.env.POWERTOOLS_METRICS_DISABLED = saved;
+    }
+    const emf = logs.filter((l: any) => l._aws?.CloudWatchMetrics);
+    const of = (model: string, metric: string) => emf.filter((l: any) => l.model === model && l[metric] !== undefined).flatMap((l: any) => [l[metric]].flat());
+    expect(of('model-1', 'ModelCacheHit')).toEqual([0, 1]);
+    expect(of('model-1', 'ModelRequestMs')).toHaveLength(2);
+    expect(of('model-1', 'ModelLoadMs')).toHaveLength(1);
+    expect(of('model-1', 'ModelEvicted')).toEqual([1]);
+    expect(of('model-3', 'ModelCacheHit')).toEqual([0]);
+    expect(of('model-2', 'InferenceMs')).toHaveLength(1);
+    // The instance's cold start is counted once, not once per model.
+    expect(emf.flatMap((l: any) => (l.ColdStart === undefined ? [] : [l.ColdStart]))).toEqual([1]);
   });
 });
