@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MatMulFp32Model, matMulFp32Model } from '../../../tools/onnx';
 import { type LocalS3, startLocalS3 } from '../../../tools/local-s3';
@@ -296,5 +297,65 @@ describe('per-model metrics of a model repository', () => {
     expect(of('model-2', 'InferenceMs')).toHaveLength(1);
     // The instance's cold start is counted once, not once per model.
     expect(emf.flatMap((l: any) => (l.ColdStart === undefined ? [] : [l.ColdStart]))).toEqual([1]);
+  });
+});
+
+/** A response stream as Lambda's runtime hands it over: its bytes, after the HTTP prelude and eight NULs. */
+class CapturedStream extends Writable {
+  private readonly chunks: Buffer[] = [];
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    this.chunks.push(chunk);
+    callback();
+  }
+  http(): { statusCode: number; body: any } {
+    const bytes = Buffer.concat(this.chunks);
+    const end = bytes.indexOf(Buffer.alloc(8));
+    return { statusCode: JSON.parse(bytes.subarray(0, end).toString()).statusCode, body: JSON.parse(bytes.subarray(end + 8).toString()) };
+  }
+}
+
+/** `awslambda.HttpResponseStream.from` as the runtime writes it: the JSON prelude, then eight NULs, before the body. */
+const RUNTIME = {
+  streamifyResponse: <H>(h: H) => h,
+  HttpResponseStream: {
+    from(stream: Writable, prelude: Record<string, unknown>) {
+      let first = true;
+      const write = stream.write.bind(stream);
+      stream.write = ((chunk: Buffer | string, ...rest: unknown[]) => {
+        const bytes = first ? Buffer.concat([Buffer.from(JSON.stringify(prelude)), Buffer.alloc(8), Buffer.from(chunk)]) : chunk;
+        first = false;
+        return (write as (c: unknown, ...r: unknown[]) => boolean)(bytes, ...rest);
+      }) as typeof stream.write;
+      return stream;
+    },
+  },
+};
+
+describe('a model repository answering through response streaming', () => {
+  it("streams a model's answer, and the repository's own errors", async () => {
+    const root = tempDir('csi-repository-');
+    writeRepository(root, MODELS.slice(0, 2));
+    (globalThis as { awslambda?: unknown }).awslambda = RUNTIME;
+    try {
+      const entry = await repositoryEntry({ MODEL_REPOSITORY_PATH: root });
+      const { input, body } = request(MODELS[1], 3);
+      const ok = new CapturedStream();
+      await entry.handleStream(restEvent('POST', '/v2/models/model-1/infer', body), ok);
+      const answer = ok.http();
+      expect(answer.statusCode).toBe(200);
+      const expected = MODELS[1].model.predict(input);
+      for (let j = 0; j < N; j += 53) expect(answer.body.outputs[0].data[j]).toBeCloseTo(expected[j], 3);
+      const missing = new CapturedStream();
+      await entry.handleStream(restEvent('POST', '/v2/models/nope/infer', body), missing);
+      expect(missing.http()).toMatchObject({ statusCode: 404, body: { error: expect.stringContaining("unknown model 'nope'") } });
+      const escape = new CapturedStream();
+      await entry.handleStream(restEvent('GET', '/v2/models/..%2F..%2Fetc'), escape);
+      expect(escape.http().statusCode).toBe(400);
+      const index = new CapturedStream();
+      await entry.handleStream(restEvent('POST', '/v2/repository/index', {}), index);
+      expect(index.http().body.map((e: any) => e.name)).toEqual(['model-0', 'model-1']);
+    } finally {
+      delete (globalThis as { awslambda?: unknown }).awslambda;
+    }
   });
 });
