@@ -348,9 +348,9 @@ describe('a model repository answering through response streaming', () => {
       const missing = new CapturedStream();
       await entry.handleStream(restEvent('POST', '/v2/models/nope/infer', body), missing);
       expect(missing.http()).toMatchObject({ statusCode: 404, body: { error: expect.stringContaining("unknown model 'nope'") } });
-      const escape = new CapturedStream();
-      await entry.handleStream(restEvent('GET', '/v2/models/..%2F..%2Fetc'), escape);
-      expect(escape.http().statusCode).toBe(400);
+      const outside = new CapturedStream();
+      await entry.handleStream(restEvent('GET', '/v2/models/..%2F..%2Fetc'), outside);
+      expect(outside.http().statusCode).toBe(400);
       const index = new CapturedStream();
       await entry.handleStream(restEvent('POST', '/v2/repository/index', {}), index);
       expect(index.http().body.map((e: any) => e.name)).toEqual(['model-0', 'model-1']);
