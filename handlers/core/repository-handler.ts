@@ -28,7 +28,7 @@ import { InferenceError, badRequest, isInferenceError, methodNotAllowed, notFoun
 import { stringifyJson } from './protocol/json';
 import { FileBudget, FilesInUseError } from './repository/file-budget';
 import { CacheFullError, type ModelCacheStats, ModelCache, type ModelKey, TooLargeError, keyOf } from './repository/model-cache';
-import { DirectoryStore, ModelRepository, type RepositoryVersion, S3Store, isValidName } from './repository/model-repository';
+import { DirectoryStore, ModelRepository, type RepositoryStore, type RepositoryVersion, isValidName } from './repository/model-repository';
 import { type RepositoryConfig, readRepositoryConfig } from './repository/repository-config';
 import { type Telemetry, createTelemetry } from './telemetry';
 import { VERSION } from './version';
@@ -91,7 +91,7 @@ class RepositoryService {
     const store =
       config.source.kind === 'directory'
         ? new DirectoryStore(config.source.root)
-        : new S3Store(config.source.uri, lazyS3Client(config.s3.fetchSettings.forcePathStyle, config.s3.idleTimeoutMs));
+        : lazyS3Store(config.source.uri, lazyS3Client(config.s3.fetchSettings.forcePathStyle, config.s3.idleTimeoutMs));
     this.repository = new ModelRepository(store, config.refreshMs);
     const warm = new Set(config.warmModels.map((m) => m.name));
     this.cache = new ModelCache<LoadedModel>({
@@ -458,6 +458,20 @@ function stripTarget(body: unknown): unknown {
 
 function requestIdOf(event: unknown, context: InvocationContext | undefined): string {
   return context?.awsRequestId ?? (event as { requestContext?: { requestId?: string } } | null | undefined)?.requestContext?.requestId ?? randomUUID();
+}
+
+/** The S3 store, imported (with the SDK) on its first use: a handler of a local repository never loads it. */
+function lazyS3Store(uri: string, client: () => Promise<import('@aws-sdk/client-s3').S3Client>): RepositoryStore {
+  let store: Promise<RepositoryStore> | undefined;
+  const get = () => {
+    store ??= import('./repository/s3-store.js').then(({ S3Store }) => new S3Store(uri, client));
+    return store;
+  };
+  return {
+    root: uri,
+    listModels: async () => (await get()).listModels(),
+    readModel: async (name) => (await get()).readModel(name),
+  };
 }
 
 function lazyS3Client(forcePathStyle: boolean, idleTimeoutMs: number) {
