@@ -9,6 +9,7 @@ import { coldStart } from './cold-start';
 import { fronts } from './fronts';
 import type { Bench, BenchRecord, Machine, Results } from './lib/types';
 import { renderMarkdown } from './lib/markdown';
+import { modelRepository } from './model-repository';
 import { s3Fetch } from './s3-fetch';
 import { s3Parallel } from './s3-parallel';
 import { sizes } from './sizes';
@@ -16,7 +17,7 @@ import { synth } from './synth';
 import { throughput } from './throughput';
 import { warmOverhead } from './warm-overhead';
 
-const BENCHES: readonly Bench[] = [warmOverhead, fronts, coldStart, s3Fetch, s3Parallel, throughput, sizes, synth];
+const BENCHES: readonly Bench[] = [warmOverhead, fronts, coldStart, s3Fetch, s3Parallel, throughput, sizes, synth, modelRepository];
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');

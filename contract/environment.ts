@@ -166,6 +166,43 @@ export const ENV = {
    */
   MODEL_S3_FORCE_PATH_STYLE: 'MODEL_S3_FORCE_PATH_STYLE',
   /**
+   * Local directory of a model repository (`<name>/<version>/model.onnx`, Triton's layout), served
+   * instead of one model: each model loads on its first request. One of MODEL_PATH, MODEL_S3_URI,
+   * this one and MODEL_REPOSITORY_S3_URI is required.
+   */
+  MODEL_REPOSITORY_PATH: 'MODEL_REPOSITORY_PATH',
+  /**
+   * `s3://bucket/prefix/` of a model repository (`<prefix><name>/<version>/model.onnx`); each model
+   * is fetched to MODEL_CACHE_DIR on its first request.
+   */
+  MODEL_REPOSITORY_S3_URI: 'MODEL_REPOSITORY_S3_URI',
+  /**
+   * A model repository's memory budget for loaded models, in MiB: a model is charged twice the size
+   * of its file (REPOSITORY_SESSION_MEMORY_RATIO: the weights, and the copy onnxruntime prepacks),
+   * and the least recently used models not serving a request are unloaded to make room. A
+   * repository in S3 loads no more than MODEL_CACHE_DISK_MB of files either.
+   * @default - the function's memory - 256 MiB, or a quarter of the machine's memory outside Lambda
+   */
+  MODEL_CACHE_MEMORY_MB: 'MODEL_CACHE_MEMORY_MB',
+  /**
+   * A model repository's budget for model files fetched from S3 into MODEL_CACHE_DIR, in MiB; the
+   * least recently used files of unloaded models are removed to make room.
+   * @default - 90 % of the size of the file system of MODEL_CACHE_DIR
+   */
+  MODEL_CACHE_DISK_MB: 'MODEL_CACHE_DISK_MB',
+  /**
+   * Models of a repository that a warm-up loads (comma-separated `name` or `name:version`), and that
+   * are unloaded last.
+   * @default - none: a warm-up loads no model
+   */
+  MODEL_REPOSITORY_WARM_MODELS: 'MODEL_REPOSITORY_WARM_MODELS',
+  /**
+   * How long a model repository's listing of a model's versions is reused, in milliseconds; a model
+   * not in the listing is looked up at once, so a new model needs no wait.
+   * @default 10000
+   */
+  MODEL_REPOSITORY_REFRESH_MS: 'MODEL_REPOSITORY_REFRESH_MS',
+  /**
    * Powertools' service name of the logs and metrics: a metric dimension. The constructs set one
    * unique to each function.
    * @default `cdk-serverless-inference`

@@ -12,6 +12,7 @@ export * from './hooks';
 export * from './metrics';
 export * from './model-copy';
 export * from './pre-traffic-check';
+export * from './repository';
 export * from './routes';
 export * from './sagemaker';
 export * from './warmup';

@@ -15,6 +15,14 @@ export const METRIC = {
   MODEL_LOAD_FAILED: 'ModelLoadFailed',
   /** 1 per `afterResponse` hook that threw or outlasted the function's remaining time (the response was already sent). Count. */
   AFTER_RESPONSE_FAILED: 'AfterResponseFailed',
+  /** A model repository: 1 per request whose model was loaded already, 0 when it had to load (Average: the hit ratio). Count. */
+  MODEL_CACHE_HIT: 'ModelCacheHit',
+  /** A model repository: 1 per model unloaded to make room under the memory budget. Count. */
+  MODEL_EVICTED: 'ModelEvicted',
+  /** A model repository: 1 per model request (SampleCount of it: the requests), its time in the handler. Milliseconds. */
+  MODEL_REQUEST_MS: 'ModelRequestMs',
+  /** A model repository: 1 per model request answered with a 5xx. Count. */
+  MODEL_REQUEST_FAILED: 'ModelRequestFailed',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

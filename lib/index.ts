@@ -7,6 +7,7 @@ export * from './endpoints/bundled-model-endpoint';
 export * from './endpoints/container-model-endpoint';
 export * from './endpoints/efs-model-endpoint';
 export * from './endpoints/sagemaker-proxy-endpoint';
+export * from './endpoints/model-repository-endpoint';
 export * from './endpoints/model-endpoint';
 
 // What every endpoint shares: one interface, the inference function, the API, the warmer.
@@ -26,6 +27,7 @@ export { LayerModelPackaging, LayerModelPackagingProps } from './packaging/layer
 export { BundledModelPackaging, BundledModelPackagingProps } from './packaging/bundled-model-packaging';
 export { ContainerModelPackaging, ContainerModelPackagingProps } from './packaging/container-model-packaging';
 export { EfsModelPackaging, EfsModelPackagingProps } from './packaging/efs-model-packaging';
+export { ModelRepositoryPackaging, ModelRepositoryPackagingProps } from './packaging/model-repository-packaging';
 export * from './model/model-source';
 export * from './packaging/model-layer';
 export * from './runtime/onnxruntime-layer';

@@ -9,6 +9,8 @@
 export { createInferenceHandler } from './onnx-handler';
 export type { InferenceHandlerOptions } from './onnx-handler';
 export { createSageMakerProxyHandler } from './sagemaker-proxy-handler';
+export { createModelRepositoryEntry, createModelRepositoryHandler } from './repository-handler';
+export type { RepositoryEntry } from './repository-handler';
 export type { SageMakerProxyOptions } from './sagemaker-proxy-handler';
 export type { InferenceHandler, InvocationContext, StreamingInferenceHandler } from './handler';
 export type { AfterResponseContext, HookContext, InferenceHooks, PredictionsResponse, SageMakerProxyHooks } from './hooks/hooks';

@@ -25,6 +25,10 @@ const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = 
   [METRIC.AFTER_RESPONSE_FAILED]: MetricUnit.Count,
   [METRIC.MODEL_LOAD_MS]: MetricUnit.Milliseconds,
   [METRIC.INFERENCE_MS]: MetricUnit.Milliseconds,
+  [METRIC.MODEL_CACHE_HIT]: MetricUnit.Count,
+  [METRIC.MODEL_EVICTED]: MetricUnit.Count,
+  [METRIC.MODEL_REQUEST_MS]: MetricUnit.Milliseconds,
+  [METRIC.MODEL_REQUEST_FAILED]: MetricUnit.Count,
 };
 
 /** Powertools' Metrics, with its own verdict on whether it is disabled (protected there) made readable. */

@@ -9,6 +9,7 @@ import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { MODELS_SEGMENT, ROUTES, ROUTES_ROOT, VERSIONS_SEGMENT } from '../../contract/routes';
 import { BINARY_TENSOR_CONTENT_TYPE } from '../../contract/binary-data';
+import { REPOSITORY_INDEX_ROUTE } from '../../contract/repository';
 import { API_GATEWAY_TIMEOUT_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaults';
 import { inferRequestSchema } from '../model/request-schema';
 import { unscopedValidationError, validationError } from '../private/errors';
@@ -430,6 +431,16 @@ export interface InferenceApiProps extends InferenceApiOptions {
    * `name`, `shape`, `datatype` and `data`) or `instances`
    */
   readonly requestSchema?: apigw.JsonSchema;
+
+  /**
+   * Serve every model of a model repository: the model routes take the model's name as a path
+   * parameter (`/v2/models/{model}/...`), `POST /v2/repository/index` lists the models, and
+   * `modelName` is not a route. Requests are checked against the generic schema only: the handler
+   * checks each against its own model, which may have been uploaded after the deploy.
+   *
+   * @default false
+   */
+  readonly modelRepository?: boolean;
 }
 
 /** What callers get when Lambda refuses an invocation (throttled, or briefly unavailable). */
@@ -443,6 +454,10 @@ const DEFAULT_BURST_LIMIT = 200;
 
 /** API Gateway's own rule for a path part, minus greedy and `{param}` forms. */
 const MODEL_NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
+
+/** The path parameters of a model repository's routes. */
+const REPOSITORY_MODEL_PARAMETER = 'model';
+const REPOSITORY_VERSION_PARAMETER = 'version';
 const STAGE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 const WEB_ACL_ARN_PATTERN = /^arn:[a-z-]+:wafv2:[a-z0-9-]+:\d{12}:regional\/webacl\/.+$/;
 
@@ -505,17 +520,21 @@ export class InferenceApi extends Construct {
 
   /** Each method as `grantInvoke` names it: the HTTP method and the path, versions filled in. */
   private readonly invokableRoutes: Array<{ readonly method: string; readonly path: string }> = [];
+  /** A model repository's model routes, with `{model}` and `{version}` left in, for `grantInvokeModels`. */
+  private readonly modelRoutes: Array<{ readonly method: string; readonly path: string }> = [];
+  private readonly modelRepository: boolean;
 
   constructor(scope: Construct, id: string, props: InferenceApiProps) {
     super(scope, id);
 
-    this.modelName = props.modelName ?? DEFAULT_MODEL_NAME;
+    this.modelRepository = props.modelRepository ?? false;
+    this.modelName = this.modelRepository ? `{${REPOSITORY_MODEL_PARAMETER}}` : (props.modelName ?? DEFAULT_MODEL_NAME);
     this.modelVersion = props.modelVersion ?? DEFAULT_MODEL_VERSION;
     const stageName = props.stageName ?? DEFAULT_STAGE_NAME;
     const binaryTypes = binaryMediaTypes(props);
     const rateLimit = props.throttlingRateLimit ?? DEFAULT_RATE_LIMIT;
     const burstLimit = props.throttlingBurstLimit ?? DEFAULT_BURST_LIMIT;
-    validateProps(this, props, this.modelName, stageName, rateLimit, burstLimit);
+    validateProps(this, props, this.modelRepository ? DEFAULT_MODEL_NAME : this.modelName, stageName, rateLimit, burstLimit);
 
     const logging = loggingChoice(this, props);
     this.accessLogGroup = logging.accessLogs
@@ -528,7 +547,7 @@ export class InferenceApi extends Construct {
 
     this.restApi = new apigw.RestApi(this, 'Api', {
       restApiName: Names.uniqueResourceName(this, { maxLength: 128 }),
-      description: props.description ?? `Open Inference Protocol API of the model ${this.modelName}`,
+      description: props.description ?? (this.modelRepository ? 'Open Inference Protocol API of a model repository' : `Open Inference Protocol API of the model ${this.modelName}`),
       endpointConfiguration: { types: [props.endpointType ?? apigw.EndpointType.REGIONAL] },
       binaryMediaTypes: binaryTypes,
       // The account-wide role is opt-in (see `cloudWatchRole`), not a side effect of every API.
@@ -560,7 +579,7 @@ export class InferenceApi extends Construct {
     });
     this.requestModel = this.restApi.addModel('InferRequestModel', {
       contentType: 'application/json',
-      description: `Infer request of the model ${this.modelName}`,
+      description: this.modelRepository ? 'Infer request of a model of the repository' : `Infer request of the model ${this.modelName}`,
       schema: props.requestSchema ?? inferRequestSchema(),
     });
 
@@ -606,6 +625,38 @@ export class InferenceApi extends Construct {
       actions: ['execute-api:Invoke'],
       resourceArns: this.invokableRoutes.map((r) => this.restApi.arnForExecuteApi(r.method, r.path, stage)),
     });
+  }
+
+  /**
+   * With `modelRepository`, lets `grantee` call the server's routes and the routes of the models
+   * named: `name` for its routes without a version, `name:version` for that version's routes too.
+   * No wildcard, so the grant passes least-privilege checks as it is (`grantInvoke` grants every
+   * model, with `*` in place of the name).
+   */
+  public grantInvokeModels(grantee: iam.IGrantable, models: string[]): iam.Grant {
+    if (!this.modelRepository) {
+      throw validationError(this, 'InferenceApi: grantInvokeModels names models of a repository (modelRepository: true); this API serves one model: use grantInvoke');
+    }
+    const stage = this.restApi.deploymentStage.stageName;
+    // The server's routes: neither a model's (whose paths hold `*` here) nor the index, which names every model.
+    const arns = this.invokableRoutes
+      .filter((r) => !r.path.includes('*') && !r.path.includes(`/${REPOSITORY_INDEX_ROUTE.segments[0]}/`))
+      .map((r) => this.restApi.arnForExecuteApi(r.method, r.path, stage));
+    for (const spec of models) {
+      const [name, version, ...rest] = spec.split(':');
+      if (Token.isUnresolved(spec) || rest.length > 0 || !MODEL_NAME_PATTERN.test(name) || (version !== undefined && !MODEL_NAME_PATTERN.test(version))) {
+        throw validationError(
+          this,
+          `InferenceApi: grantInvokeModels takes model names, each optionally with :version (letters, digits, '.', '_' or '-'), got: ${JSON.stringify(spec)}`,
+        );
+      }
+      for (const r of this.modelRoutes) {
+        if (r.path.includes(`{${REPOSITORY_VERSION_PARAMETER}}`) && version === undefined) continue;
+        const path = r.path.replace(`{${REPOSITORY_MODEL_PARAMETER}}`, name).replace(`{${REPOSITORY_VERSION_PARAMETER}}`, version ?? '');
+        arns.push(this.restApi.arnForExecuteApi(r.method, path, stage));
+      }
+    }
+    return iam.Grant.addToPrincipal({ grantee, actions: ['execute-api:Invoke'], resourceArns: arns });
   }
 
   /** A metric of the stage (`AWS/ApiGateway`, by API name and stage), over 5 minutes. */
@@ -659,7 +710,12 @@ export class InferenceApi extends Construct {
         methodResponses: methodResponses.length > 0 ? methodResponses : undefined,
         ...(route === InferenceRoute.INFER ? { requestModels: { 'application/json': this.requestModel } } : {}),
       });
-      this.invokableRoutes.push({ method, path: resource.path.replace('{version}', this.modelVersion) });
+      if (this.modelRepository && resource.path.includes(`{${REPOSITORY_MODEL_PARAMETER}}`)) {
+        this.modelRoutes.push({ method, path: resource.path });
+        this.invokableRoutes.push({ method, path: resource.path.replace(/\{[a-z]+\}/g, '*') });
+      } else {
+        this.invokableRoutes.push({ method, path: resource.path.replace('{version}', this.modelVersion) });
+      }
     };
 
     // Every route of the contract's table: at /v2, then under the model, then under its versions.
@@ -671,6 +727,10 @@ export class InferenceApi extends Construct {
     for (const route of routes.filter((r) => r.perModel)) add(at(model, route.segments), route.method, route.kind as InferenceRoute, common);
     const version = model.addResource(VERSIONS_SEGMENT).addResource('{version}');
     for (const route of routes.filter((r) => r.perModel)) add(at(version, route.segments), route.method, route.kind as InferenceRoute, withVersion);
+    if (this.modelRepository) {
+      // Triton's repository index, answered by the function as its server routes are.
+      add(at(v2, REPOSITORY_INDEX_ROUTE.segments), REPOSITORY_INDEX_ROUTE.method, InferenceRoute.SERVER_METADATA, common);
+    }
   }
 
   /**

@@ -11,6 +11,7 @@ import type { OnnxRuntimeLayer } from '../runtime/onnxruntime-layer';
 import type { EndpointMonitoring } from '../operations/endpoint-monitoring';
 import type { GradualRollout } from '../operations/gradual-rollout';
 import type { ModelPackaging } from '../packaging/model-packaging';
+import { ModelRepositoryPackaging } from '../packaging/model-repository-packaging';
 import { createEndpointOperations } from './endpoint-operations';
 import { createEndpointFunctionUrl } from './endpoint-function-url';
 import type { InferenceFunctionUrl } from '../api/inference-function-url';
@@ -98,6 +99,7 @@ export class ModelEndpoint extends InferenceEndpointBase implements iam.IGrantab
       modelName: this.modelName,
       modelVersion: this.modelVersion,
       requestSchema: OnnxModel.inferRequestSchema(this.modelInfo?.inputs),
+      ...(props.packaging instanceof ModelRepositoryPackaging ? { modelRepository: true } : {}),
     });
     this.url = this.api.url;
     this.inferUrl = this.api.inferUrl;

@@ -7,6 +7,7 @@ import { ENV } from '../../contract/environment';
 import { modelFingerprint } from '../model/local-model';
 import { modelVersionFromIdentity } from '../private/model-version';
 import { HOOKS_MODULE_FILE } from '../../contract/hooks';
+import { WARMER_SOURCE } from '../../contract/warmup';
 import { bundleHooks, type HooksBundle, HooksBuildError, hooksOf, writeHooksBundle } from '../hooks/hooks-bundle';
 import { inferenceHandlerDir, PACKAGE_ROOT } from '../private/package-paths';
 import { limitConcurrency } from './concurrency-limit';
@@ -35,6 +36,7 @@ const NO_RETRY =
 
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--hooks FILE] [--mount PATH=DIR]
                                        [--workers N] [--concurrency C] [--queue Q] [--log-level INFO]
+       cdk-serverless-inference serve --model-repository DIR [--memory-budget MIB] [--disk-budget MIB] [--warm-models a,b] [...]
        cdk-serverless-inference --version
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
@@ -45,6 +47,20 @@ cause (serve does not retry it, as a deployed function would).
 Options:
   --model PATH     the .onnx file (or set MODEL_S3_URI and the AWS variables to fetch it from S3)
   --name NAME      the model's name in the routes (default: model)
+  --model-repository DIR
+                   serve every model of a repository instead (DIR/<name>/<version>/model.onnx, as
+                   Triton lays it out; or set ${ENV.MODEL_REPOSITORY_S3_URI}): each model loads on
+                   its first request, and the least recently used are unloaded under the budget.
+                   A model added to DIR is served at its first request, with no restart
+  --memory-budget MIB
+                   the repository's memory budget for loaded models, in MiB (default: a quarter of
+                   this machine's memory; deployed, from the function's memory)
+  --disk-budget MIB
+                   the repository's budget for model files fetched from S3, in MiB (default: 90 % of
+                   the cache directory's file system)
+  --warm-models LIST
+                   models of the repository (name or name:version, comma-separated) loaded before the
+                   server listens, and unloaded last
   --model-version V
                    the version the model reports and accepts in /versions/V/ routes (default: as
                    deployed, the first 16 hex digits of a local model file's content hash, else 1)
@@ -83,6 +99,10 @@ function parseServeOptions(args: string[]) {
     args,
     options: {
       model: { type: 'string' },
+      'model-repository': { type: 'string' },
+      'memory-budget': { type: 'string' },
+      'disk-budget': { type: 'string' },
+      'warm-models': { type: 'string' },
       name: { type: 'string' },
       'model-version': { type: 'string' },
       port: { type: 'string' },
@@ -155,8 +175,15 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.error(workerArgs);
     return 1;
   }
-  const modelArg = args.model ?? (mounts.length > 0 ? process.env[ENV.MODEL_PATH] : undefined);
-  if (modelArg) {
+  const repository = repositorySettings(args);
+  if (typeof repository === 'string') {
+    console.error(repository);
+    return 1;
+  }
+  const modelArg = repository ? undefined : (args.model ?? (mounts.length > 0 ? process.env[ENV.MODEL_PATH] : undefined));
+  if (repository) {
+    // Set above, from the flags and the environment.
+  } else if (modelArg) {
     const mount = mounts.find(([target]) => modelArg.startsWith(`${target}/`));
     const model = mount ? path.join(mount[1], modelArg.slice(mount[0].length)) : path.resolve(modelArg);
     if (!fs.existsSync(model)) {
@@ -203,9 +230,13 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.log(`Hooks from ${path.resolve(args.hooks)}: ${staged.hooks.join(', ')}`);
   }
 
-  const name = process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
+  const name = repository ? `repository ${repository.serves}` : process.env[ENV.MODEL_NAME] || DEFAULT_MODEL_NAME;
   const version = process.env[ENV.MODEL_VERSION] || DEFAULT_MODEL_VERSION;
-  console.log(`Loading model '${name}'${workerArgs ? ` in ${plural(workerArgs.workers, 'worker')}` : ''}...`);
+  console.log(
+    repository
+      ? `Serving the model ${name}: each model loads on its first request`
+      : `Loading model '${name}'${workerArgs ? ` in ${plural(workerArgs.workers, 'worker')}` : ''}...`,
+  );
   let handler: LambdaHandler;
   let workers: HandlerWorkers | undefined;
   let server: RunningInferenceServer | undefined;
@@ -228,7 +259,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     handler = limitConcurrency(workers.handler, { maxConcurrency: workerArgs.concurrency, maxQueue: workerArgs.queue });
   } else {
     handler = await loadInferenceHandler(handlerFile);
-    const readiness = await checkReadiness(handler);
+    const readiness = repository ? await warmRepository(handler) : await checkReadiness(handler);
     if (!readiness.ready) {
       console.error(`cannot serve model '${name}': ${withoutRetry(readiness.reason ?? 'not ready')}\n${NO_RETRY}`);
       return 1;
@@ -245,16 +276,22 @@ export async function main(argv: string[]): Promise<number | undefined> {
       `WARNING: listening on ${server.address}, which is reachable from the network, with no authorization: anyone who can reach this machine on port ${server.port} can call the model. --host 127.0.0.1 (the default) serves this machine only.`,
     );
   }
-  // One write: whoever waits for the URL gets the workers' line with it.
-  console.log(
-    `Serving model '${name}' (version ${version}) at ${server.url}` +
-      (workerArgs
-        ? `\n  ${plural(workerArgs.workers, 'worker thread')}, each with its own copy of the model and ${plural(Number(process.env[ENV.ORT_INTRA_OP_THREADS]), 'onnxruntime thread')}; ` +
-          `at most ${plural(workerArgs.concurrency, 'request')} in flight, ${workerArgs.queue} more waiting`
-        : ''),
-  );
-  console.log(`  curl -s ${server.url}/v2/models/${name}`);
-  console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);
+  if (repository) {
+    console.log(`Serving the model ${name} at ${server.url}`);
+    console.log(`  curl -s -X POST ${server.url}/v2/repository/index`);
+    console.log(`  curl -s -X POST ${server.url}/v2/models/{name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);
+  } else {
+    // One write: whoever waits for the URL gets the workers' line with it.
+    console.log(
+      `Serving model '${name}' (version ${version}) at ${server.url}` +
+        (workerArgs
+          ? `\n  ${plural(workerArgs.workers, 'worker thread')}, each with its own copy of the model and ${plural(Number(process.env[ENV.ORT_INTRA_OP_THREADS]), 'onnxruntime thread')}; ` +
+            `at most ${plural(workerArgs.concurrency, 'request')} in flight, ${workerArgs.queue} more waiting`
+          : ''),
+    );
+    console.log(`  curl -s ${server.url}/v2/models/${name}`);
+    console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);
+  }
   const stop = () => {
     void Promise.allSettled([server?.close(), workers?.close()]).then(() => process.exit(0));
   };
@@ -324,6 +361,53 @@ function packageVersion(): string {
 function localModelVersion(modelPath: string | undefined): string | undefined {
   if (!modelPath || !fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) return undefined;
   return modelVersionFromIdentity(modelFingerprint(modelPath));
+}
+
+/**
+ * Sets the environment of a model repository from --model-repository and the budget flags (or
+ * MODEL_REPOSITORY_S3_URI); what it serves, for the log; undefined when no repository is asked for;
+ * a message when a flag is wrong.
+ */
+export function repositorySettings(args: {
+  model?: string;
+  'model-repository'?: string;
+  'memory-budget'?: string;
+  'disk-budget'?: string;
+  'warm-models'?: string;
+}): { readonly serves: string } | string | undefined {
+  const dir = args['model-repository'];
+  const s3 = process.env[ENV.MODEL_REPOSITORY_S3_URI];
+  const flags = (['memory-budget', 'disk-budget', 'warm-models'] as const).filter((f) => args[f] !== undefined);
+  if (dir === undefined && !s3) {
+    return flags.length > 0 ? `--${flags[0]} is for a model repository: give --model-repository DIR (or set ${ENV.MODEL_REPOSITORY_S3_URI})` : undefined;
+  }
+  if (args.model !== undefined) return 'give --model (one model) or --model-repository (many), not both';
+  for (const [flag, variable] of [
+    ['memory-budget', ENV.MODEL_CACHE_MEMORY_MB],
+    ['disk-budget', ENV.MODEL_CACHE_DISK_MB],
+  ] as const) {
+    const value = args[flag];
+    if (value === undefined) continue;
+    if (!/^\d+$/.test(value) || Number(value) < 1) return `--${flag} must be a whole number of MiB, at least 1, got: ${value}`;
+    process.env[variable] = value;
+  }
+  if (args['warm-models'] !== undefined) process.env[ENV.MODEL_REPOSITORY_WARM_MODELS] = args['warm-models'];
+  delete process.env[ENV.MODEL_PATH];
+  delete process.env[ENV.MODEL_S3_URI];
+  if (dir !== undefined) {
+    const root = path.resolve(dir);
+    if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) return `--model-repository: ${root} is not a directory`;
+    process.env[ENV.MODEL_REPOSITORY_PATH] = root;
+    delete process.env[ENV.MODEL_REPOSITORY_S3_URI];
+    return { serves: root };
+  }
+  return { serves: s3! };
+}
+
+/** A repository's warm models, loaded by a warm-up before the server listens; the reason when one cannot be. */
+async function warmRepository(handler: LambdaHandler): Promise<{ ready: boolean; reason?: string }> {
+  const answer = (await handler({ source: WARMER_SOURCE, holdMs: 0 }, { awsRequestId: 'serve-warm-up' })) as { warmed?: boolean; error?: string };
+  return answer?.warmed ? { ready: true } : { ready: false, reason: answer?.error ?? 'the warm models cannot be loaded' };
 }
 
 /** How many workers, requests in flight and waiting requests; undefined without any of the three flags, a message when one is wrong. */

@@ -217,7 +217,8 @@ function acknowledgeAwsCustomResourceProvider(scope: Construct): void {
 /** The construct id aws-cdk-lib gives the `AwsCustomResource` provider singleton. */
 const AWS_CUSTOM_RESOURCE_PROVIDER_ID = 'AWS679f53fac002430cb0da5b7982bd2287';
 
-function createModelBucket(scope: Construct, accessLogs: s3.IBucket | undefined): s3.Bucket {
+/** The model bucket an endpoint creates (and its access log bucket, unless one is given): ids `ModelBucket`, `AccessLogsBucket`. */
+export function createModelBucket(scope: Construct, accessLogs: s3.IBucket | undefined): s3.Bucket {
   const serverAccessLogsBucket =
     accessLogs ??
     new s3.Bucket(scope, 'AccessLogsBucket', {
