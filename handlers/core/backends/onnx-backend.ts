@@ -6,6 +6,7 @@ import { type Datatype, ORT_TYPE_OF, decodeValues } from '../protocol/datatypes'
 import { InferenceError, redactServerDetail, unprocessable } from '../protocol/errors';
 import { jsonEscapeBytes, stringifyJson } from '../protocol/json';
 import { type LoadedModel, type ModelRuntime, loadOnnxRuntime } from '../model/model-runtime';
+import { ONNX_RUN_OPTIONS } from '../model/session-options';
 import { type InferPlan, type OutputResult, buildInferResponse, expectedOutputShape, minJsonBytes, planInference } from '../protocol/protocol';
 import type { TensorSpec } from '../protocol/tensors';
 
@@ -128,11 +129,10 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     }
     let out: Ort.InferenceSession.OnnxValueMapType;
     try {
-      // The failure is answered and logged here; onnxruntime's own log line would only repeat it.
       out = await model.session.run(
         feeds,
         plan.outputs.map((o) => o.name),
-        { logSeverityLevel: 4 },
+        ONNX_RUN_OPTIONS,
       );
     } catch (e) {
       throw runFailure((e as Error)?.message ?? String(e), [...plan.feeds.keys()]);
