@@ -15,6 +15,8 @@ export const METRIC = {
   MODEL_LOAD_FAILED: 'ModelLoadFailed',
   /** 1 per `afterResponse` hook that threw or outlasted the function's remaining time (the response was already sent). Count. */
   AFTER_RESPONSE_FAILED: 'AfterResponseFailed',
+  /** With dynamic batching: requests answered by the run that answered this one (1 when it ran alone), per request. Count. */
+  BATCH_REQUESTS: 'BatchRequests',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
