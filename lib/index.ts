@@ -14,6 +14,7 @@ export * from './endpoints/inference-endpoint';
 export * from './function/inference-function';
 export * from './hooks/handler-hooks';
 export * from './compute/inference-compute';
+export { DynamicBatchingOptions } from './compute/dynamic-batching';
 export * from './api/inference-api';
 export * from './operations/warmer';
 export { GraphOptimizationLevel } from '../contract/defaults';

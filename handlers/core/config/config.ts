@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  DEFAULT_BATCH_MAX_QUEUE_DELAY_MS,
   DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS,
   DEFAULT_MODEL_INIT_WAIT_MS,
   DEFAULT_MODEL_LOAD_RETRY_MS,
@@ -84,9 +85,6 @@ export interface BatchingSettings {
   /** How long the first request of a batch waits for others, in milliseconds (0: the same turn of the event loop). */
   readonly maxQueueDelayMs: number;
 }
-
-/** How long a batch waits for more requests where BATCH_MAX_QUEUE_DELAY_MS is unset. */
-export const DEFAULT_BATCH_MAX_QUEUE_DELAY_MS = 2;
 
 /** The SageMaker proxy's configuration: the endpoint it invokes and how. */
 export interface SageMakerProxyConfig extends ServiceConfig {
