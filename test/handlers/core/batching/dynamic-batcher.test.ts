@@ -58,6 +58,25 @@ describe('DynamicBatcher', () => {
     }
   });
 
+  it('runs one batch at a time: requests that arrive while it runs form the next batches, which start as it ends, without waiting the delay', async () => {
+    const { run, runs, session } = await sessionRun(mlp.bytes);
+    let during: Promise<BatchAnswer[]> | undefined;
+    const requests = [[row(), row(), row()], [row()], [row()], [row()], [row()], [row()], [row()]];
+    // A delay longer than the test's timeout: a batch that waited it would fail the test.
+    const batcher = new DynamicBatcher({ maxBatchSize: 4, maxQueueDelayMs: 60_000 }, batchDimensionOf(signatureOf(session)), (feeds, outputs) => {
+      // Five requests arrive while the first run is under way.
+      during ??= Promise.all(requests.slice(2).map((rows) => batcher.submit({ feeds: floats('input', rows), outputs: ['probabilities'] })));
+      return run(feeds, outputs);
+    });
+    // 3 + 1 rows fill the first batch, which runs at once.
+    const first = await Promise.all(requests.slice(0, 2).map((rows) => batcher.submit({ feeds: floats('input', rows), outputs: ['probabilities'] })));
+    const answers = [...first, ...(await during!)];
+    expect(runs).toEqual([4, 4, 1]);
+    for (const [i, a] of answers.entries()) {
+      expect(close(a.results.get('probabilities')!.data as Float32Array, mlp.predict(requests[i]).flat()), `request ${i}`).toBe(true);
+    }
+  });
+
   it('merges only requests that agree on the dimensions after the first', async () => {
     // y = x + 1, x float32 [batch, n]: requests with another n cannot be stacked.
     const bytes = buildOnnxModel({
