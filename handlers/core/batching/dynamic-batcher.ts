@@ -130,7 +130,8 @@ export class DynamicBatcher {
     if (!dim || !request.outputs.every((o) => dim.rowOutputs.has(o))) return undefined;
     let key = '';
     let rows: number | undefined;
-    for (const [name, t] of request.feeds) {
+    // By name: two requests may list the same inputs in another order.
+    for (const [name, t] of [...request.feeds].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (t.shape.length === 0) return undefined;
       // Inputs sharing the batch symbol were checked to agree on it; kept as a guard.
       if (rows !== undefined && t.shape[0] !== rows) return undefined;

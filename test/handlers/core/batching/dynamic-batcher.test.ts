@@ -106,6 +106,43 @@ describe('DynamicBatcher', () => {
     });
   });
 
+  it('merges requests that list the same inputs in another order', async () => {
+    // y = a + b, both float32 [batch, 2].
+    const bytes = buildOnnxModel({
+      graphName: 'add',
+      inputs: [
+        { name: 'a', elemType: 'float32', shape: ['batch', 2] },
+        { name: 'b', elemType: 'float32', shape: ['batch', 2] },
+      ],
+      outputs: [{ name: 'y', elemType: 'float32', shape: ['batch', 2] }],
+      nodes: [{ opType: 'Add', inputs: ['a', 'b'], outputs: ['y'] }],
+    });
+    const { run, runs, session } = await sessionRun(bytes);
+    const batcher = new DynamicBatcher({ maxBatchSize: 64, maxQueueDelayMs: 20 }, batchDimensionOf(signatureOf(session)), run);
+    const t = (values: number[]): TensorInit => ({ datatype: 'FP32', shape: [1, 2], data: Float32Array.from(values) });
+    const answers = await Promise.all([
+      batcher.submit({
+        feeds: new Map([
+          ['a', t([1, 2])],
+          ['b', t([10, 20])],
+        ]),
+        outputs: ['y'],
+      }),
+      batcher.submit({
+        feeds: new Map([
+          ['b', t([30, 40])],
+          ['a', t([3, 4])],
+        ]),
+        outputs: ['y'],
+      }),
+    ]);
+    expect(runs).toEqual([2]);
+    expect(answers.map((a) => Array.from(a.results.get('y')!.data as Float32Array))).toEqual([
+      [11, 22],
+      [33, 44],
+    ]);
+  });
+
   it('runs each request alone where the model has no batch dimension', async () => {
     const conv = convModel({ channels: 2, features: 2, size: 4, seed: 5 });
     const { run, runs, session } = await sessionRun(conv.bytes);
