@@ -112,15 +112,15 @@ export const ENV = {
    * Dynamic batching: the most rows (the model's first dimension, summed over the requests) one
    * merged `session.run` takes. Set to 2 or more, it turns the batcher on: requests for a model whose
    * inputs share a symbolic first dimension, and that agree on the other dimensions, are merged
-   * when they arrive within BATCH_MAX_QUEUE_DELAY_MS of each other, and each gets its own rows of
-   * the answer. The constructs set it from the `batching` prop (Managed Instances only).
+   * into one run at a time (those that arrive while it runs form the next), and each gets its own
+   * rows of the answer. The constructs set it from the `batching` prop (Managed Instances only).
    * @default - unset: no batching, each request runs alone
    */
   BATCH_MAX_SIZE: 'BATCH_MAX_SIZE',
   /**
-   * Dynamic batching: how long the first request of a batch waits for others, in milliseconds; 0
-   * merges only the requests that arrive in the same turn of the event loop. Read with
-   * BATCH_MAX_SIZE only.
+   * Dynamic batching: how long a request that finds the model idle waits for others, in
+   * milliseconds; 0 merges only the requests that arrive in the same turn of the event loop. Read
+   * with BATCH_MAX_SIZE only.
    * @default 2
    */
   BATCH_MAX_QUEUE_DELAY_MS: 'BATCH_MAX_QUEUE_DELAY_MS',

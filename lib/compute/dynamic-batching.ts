@@ -5,9 +5,10 @@ import { ENV } from '../../contract/environment';
 import { validationError } from '../private/errors';
 
 /**
- * Dynamic batching in the handler: requests for the model that one worker has in flight at once,
- * and that arrive within `maxQueueDelay` of each other, run as one `session.run`, stacked along
- * the model's batch dimension; each caller gets its own rows of the answer.
+ * Dynamic batching in the handler: the requests for the model that one worker has in flight run as
+ * one `session.run`, stacked along the model's batch dimension, and each caller gets its own rows
+ * of the answer. One merged run at a time per worker: the requests that arrive while it runs form
+ * the next batch, and a request that finds the model idle waits `maxQueueDelay` for others.
  *
  * It applies where every input of the model has the same symbolic first dimension (a dynamic
  * batch axis, `[batch, 100]`) and the requests agree on the other dimensions; a request that
@@ -24,8 +25,9 @@ export interface DynamicBatchingOptions {
   readonly maxBatchSize?: number;
 
   /**
-   * How long the first request of a batch waits for others, in whole milliseconds up to 1 second.
-   * Zero merges only the requests that arrive together. Every request that waits pays it in latency.
+   * How long a request that finds the model idle waits for others, in whole milliseconds up to 1
+   * second (under load, batches form while the model runs, with no delay). Zero merges only the
+   * requests that arrive together.
    * @default Duration.millis(2)
    */
   readonly maxQueueDelay?: Duration;

@@ -169,9 +169,9 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
   readonly compute?: InferenceCompute;
 
   /**
-   * Dynamic batching: requests for the model that a worker has in flight at once, arriving within
-   * `maxQueueDelay` of each other, run as one `session.run` along the model's batch dimension, and
-   * each caller gets its own rows. For Lambda Managed Instances only (`compute`), where an
+   * Dynamic batching: the requests for the model that a worker has in flight run as one
+   * `session.run` along the model's batch dimension (one such run at a time, the next batch forming
+   * meanwhile), and each caller gets its own rows. For Lambda Managed Instances only (`compute`), where an
    * environment takes many requests at a time; on-demand Lambda gives it one, so the synth refuses
    * batching there. With it, `maxConcurrencyPerEnvironment` defaults to `maxBatchSize` per worker.
    * @default - none: each request runs alone

@@ -71,13 +71,13 @@ Options:
   --queue Q        requests that wait, in order, while C are in flight (default: ${DEFAULT_QUEUE}); more are
                    answered 503 with Retry-After at once (Lambda would send them to another
                    environment, or throttle them while it scales)
-  --batch-size B   dynamic batching, as an endpoint's \`batching\` prop sets it (${ENV.BATCH_MAX_SIZE}): requests that
-                   arrive within --batch-delay of each other and agree on all but the model's batch
-                   dimension run as one session.run of up to B rows, each answered with its own rows.
-                   It needs several requests in flight per worker: --concurrency defaults to B per
-                   worker with it (default: off)
-  --batch-delay MS how long the first request of a batch waits for others (${ENV.BATCH_MAX_QUEUE_DELAY_MS};
-                   default: ${DEFAULT_BATCH_MAX_QUEUE_DELAY_MS})
+  --batch-size B   dynamic batching, as an endpoint's \`batching\` prop sets it (${ENV.BATCH_MAX_SIZE}): the requests
+                   a worker has that agree on all but the model's batch dimension run as one
+                   session.run of up to B rows, each answered with its own rows; one such run at a
+                   time, those that arrive meanwhile forming the next. It needs several requests in
+                   flight per worker: --concurrency defaults to B per worker with it (default: off)
+  --batch-delay MS how long a request that finds the model idle waits for others
+                   (${ENV.BATCH_MAX_QUEUE_DELAY_MS}; default: ${DEFAULT_BATCH_MAX_QUEUE_DELAY_MS})
   --log-level L    the handler's log level, which your hooks' context.logger shares: TRACE, DEBUG,
                    INFO, WARN, ERROR, CRITICAL or SILENT (default: INFO, or POWERTOOLS_LOG_LEVEL when
                    set). The handler logs JSON lines, as on Lambda: at INFO, the model's load, the
