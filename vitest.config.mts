@@ -22,6 +22,7 @@ const SLOW = [
   'test/lib/local/serve-hooks.test.ts',
   'test/lib/local/serve-repository.test.ts',
   'test/lib/local/serve-workers.test.ts',
+  'test/lib/local/serve-batching.test.ts',
   'test/lib/packaging/model-image-context.test.ts',
   'test/lib/runtime/arm64-onnxruntime.test.ts',
   'test/lib/runtime/onnxruntime-layer-build.test.ts',

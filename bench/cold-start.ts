@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
+import { handlerOrtOptionsEnv } from './lib/session-options';
 import { precompileModel } from '../lib/packaging/precompiled-model';
 import { restEvent } from '../fixtures/events';
 import { startLocalS3 } from '../tools/local-s3';
@@ -135,7 +136,7 @@ export const coldStart: Bench = {
         });
         switch (variant) {
           case 'floor':
-            return { BENCH_MODE: 'floor', BENCH_MODEL_PATH: model.path, BENCH_INPUT_FILE: model.inputFile };
+            return { BENCH_MODE: 'floor', BENCH_MODEL_PATH: model.path, BENCH_INPUT_FILE: model.inputFile, ...handlerOrtOptionsEnv(model.path) };
           case 'disk':
             return { BENCH_MODE: 'handler', BENCH_EVENT_FILE: model.eventFile, MODEL_PATH: model.path };
           case 'precompiled':

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import autocannonUntyped from 'autocannon';
 import { mlpModel, mulberry32 } from '../tools/onnx';
 import { startChild } from './lib/child';
+import { handlerOrtOptionsEnv } from './lib/session-options';
 import { ms, summarize, times, type Summary } from './lib/stats';
 import type { Bench, BenchContext, BenchOutput } from './lib/types';
 
@@ -64,7 +65,7 @@ export const throughput: Bench = {
       for (const server of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) {
         const child = await startChild<{ port: number }>('throughput-server.mjs', {
           repoRoot: ctx.repoRoot,
-          env: { BENCH_SERVER: server, MODEL_PATH: file, MODEL_NAME: 'model' },
+          env: { BENCH_SERVER: server, MODEL_PATH: file, MODEL_NAME: 'model', ...handlerOrtOptionsEnv(file) },
         });
         try {
           const url = `http://127.0.0.1:${child.ready.port}/v2/models/model/infer`;

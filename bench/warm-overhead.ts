@@ -4,12 +4,12 @@
  * process, after warm-up.
  */
 import * as fs from 'node:fs';
-import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { restEvent } from '../fixtures/events';
 import { importCoreBundle } from '../test/support/handler';
 import { buildOnnxModel, logisticRegressionModel, mlpModel, mulberry32 } from '../tools/onnx';
+import { handlerOrtOptions } from './lib/session-options';
 import { summarize, times, us, type Summary } from './lib/stats';
 import type { Bench, BenchContext, BenchOutput } from './lib/types';
 
@@ -103,13 +103,10 @@ export const warmOverhead: Bench = {
         e: unknown,
         context: { awsRequestId: string },
       ) => Promise<{ statusCode: number; body: string }>;
-      // The handler's own session options, so that only what surrounds session.run differs.
-      const session = await ort.InferenceSession.create(file, {
-        intraOpNumThreads: availableParallelism(),
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-      });
+      // The handler's own session and run options, from the module it takes them from, so that
+      // only what surrounds session.run differs.
+      const options = handlerOrtOptions(file);
+      const session = await ort.InferenceSession.create(file, options.session);
 
       const matrix = Array.from({ length: c.rows }, () => Array.from({ length: c.width }, () => Math.fround(random() * 2 - 1)));
       const flat = matrix.flat();
@@ -134,7 +131,7 @@ export const warmOverhead: Bench = {
       const context = { awsRequestId: 'bench-warm' };
 
       const paths: Record<Path, () => Promise<unknown>> = {
-        bare: () => session.run({ [c.input]: tensor }),
+        bare: () => session.run({ [c.input]: tensor }, options.run),
         // What a binary protocol must do at least: the body out of base64, the header parsed, the
         // tensor over the bytes, the output's bytes back in base64 after a JSON header.
         json: c.binary
@@ -143,7 +140,7 @@ export const warmOverhead: Bench = {
               const header = JSON.parse(bytes.subarray(0, body.headerLength).toString('utf8')) as { inputs: { name: string; shape: number[] }[] };
               const [input] = header.inputs;
               const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + body.headerLength, bytes.byteOffset + bytes.length));
-              const out = await session.run({ [input.name]: new ort.Tensor('float32', data, input.shape) });
+              const out = await session.run({ [input.name]: new ort.Tensor('float32', data, input.shape) }, options.run);
               const value = out[c.output];
               const raw = value.data as Float32Array;
               const json = Buffer.from(JSON.stringify({ outputs: [{ name: c.output, datatype: 'FP32', shape: value.dims, parameters: { binary_data_size: raw.byteLength } }] }));
@@ -153,7 +150,7 @@ export const warmOverhead: Bench = {
             async () => {
               const request = JSON.parse(event.body!) as { inputs: { name: string; shape: number[]; data: number[] }[] };
               const [input] = request.inputs;
-              const out = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
+              const out = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) }, options.run);
               const value = out[c.output];
               return {
                 statusCode: 200,
@@ -203,7 +200,8 @@ export const warmOverhead: Bench = {
         'The binary tensor rows send the tensor as binary tensor data (a base64 body, as API Gateway passes it) and ask for ' +
         'binary outputs; their reference decodes the base64, parses the JSON header, runs on the bytes and writes the ' +
         "output's bytes after a JSON header in base64. " +
-        'The three share one onnxruntime setting (threads = cores, inter-op 1, all graph optimisations); ' +
+        "The three share the handler's onnxruntime options, taken from the module the handler creates its sessions with " +
+        '(threads = cores, inter-op 1, all graph optimisations, no memory arena, its run options); ' +
         'POWERTOOLS_LOG_LEVEL=SILENT, POWERTOOLS_METRICS_DISABLED=true.',
       tables: [
         {

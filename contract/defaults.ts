@@ -31,6 +31,9 @@ export const LAMBDA_MAX_STREAMED_RESPONSE_BYTES = 200 * 1000 * 1000;
 /** The first pause after a failed model load before the next attempt; doubled after each failure. */
 export const DEFAULT_MODEL_LOAD_RETRY_MS = 1_000;
 
+/** Dynamic batching: how long the first request of a batch waits for others, where nothing says otherwise. */
+export const DEFAULT_BATCH_MAX_QUEUE_DELAY_MS = 2;
+
 /** The longest pause between two attempts to load a model that keeps failing. */
 export const MAX_MODEL_LOAD_RETRY_MS = 60_000;
 

@@ -110,6 +110,22 @@ export const ENV = {
    * @default 1000
    */
   MODEL_LOAD_RETRY_MS: 'MODEL_LOAD_RETRY_MS',
+  /**
+   * Dynamic batching: the most rows (the model's first dimension, summed over the requests) one
+   * merged `session.run` takes. Set to 2 or more, it turns the batcher on: requests for a model whose
+   * inputs share a symbolic first dimension, and that agree on the other dimensions, are merged
+   * into one run at a time (those that arrive while it runs form the next), and each gets its own
+   * rows of the answer. The constructs set it from the `batching` prop (Managed Instances only).
+   * @default - unset: no batching, each request runs alone
+   */
+  BATCH_MAX_SIZE: 'BATCH_MAX_SIZE',
+  /**
+   * Dynamic batching: how long a request that finds the model idle waits for others, in
+   * milliseconds; 0 merges only the requests that arrive in the same turn of the event loop. Read
+   * with BATCH_MAX_SIZE only.
+   * @default 2
+   */
+  BATCH_MAX_QUEUE_DELAY_MS: 'BATCH_MAX_QUEUE_DELAY_MS',
   /** Name of the SageMaker endpoint a SageMaker proxy function invokes. Required there, unused elsewhere. */
   SAGEMAKER_ENDPOINT_NAME: 'SAGEMAKER_ENDPOINT_NAME',
   /**

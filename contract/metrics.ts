@@ -23,6 +23,8 @@ export const METRIC = {
   MODEL_REQUEST_MS: 'ModelRequestMs',
   /** A model repository: 1 per model request answered with a 5xx. Count. */
   MODEL_REQUEST_FAILED: 'ModelRequestFailed',
+  /** With dynamic batching: requests answered by the run that answered this one (1 when it ran alone), per request. Count. */
+  BATCH_REQUESTS: 'BatchRequests',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

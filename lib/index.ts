@@ -15,6 +15,7 @@ export * from './endpoints/inference-endpoint';
 export * from './function/inference-function';
 export * from './hooks/handler-hooks';
 export * from './compute/inference-compute';
+export { DynamicBatchingOptions } from './compute/dynamic-batching';
 export * from './api/inference-api';
 export * from './api/inference-function-url';
 export * from './operations/warmer';

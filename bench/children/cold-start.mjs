@@ -6,7 +6,6 @@ const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
 const started = since();
 
 const { createRequire } = await import('node:module');
-const { availableParallelism } = await import('node:os');
 const { readFileSync } = await import('node:fs');
 
 // The event and the input come in files: a MatMul model's input is too long for an environment variable.
@@ -21,18 +20,13 @@ if (process.env.BENCH_MODE === 'handler') {
   answer = { status: response.statusCode, body: JSON.parse(response.body) };
 } else {
   const ort = createRequire(import.meta.url)('onnxruntime-node');
-  // The options the handler gives onnxruntime, so that only the handler's own work differs.
-  const session = await ort.InferenceSession.create(process.env.BENCH_MODEL_PATH, {
-    intraOpNumThreads: availableParallelism(),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    logSeverityLevel: 3,
-    enableCpuMemArena: false,
-  });
+  // The options the handler gives onnxruntime, as the bench read them from the handler's module,
+  // so that only the handler's own work differs.
+  const options = JSON.parse(process.env.BENCH_SESSION_OPTIONS);
+  const session = await ort.InferenceSession.create(process.env.BENCH_MODEL_PATH, options.session);
   ready = since();
   const input = JSON.parse(readFileSync(process.env.BENCH_INPUT_FILE, 'utf8'));
-  const out = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
+  const out = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) }, options.run);
   const [name] = session.outputNames;
   answer = { status: 200, body: { outputs: [{ name, data: Array.from(out[name].data) }] } };
 }

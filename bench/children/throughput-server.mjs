@@ -3,7 +3,6 @@
 // BENCH_SERVER=bare is a minimal node:http server calling session.run on the same body.
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
-import { availableParallelism } from 'node:os';
 
 let server;
 if (process.env.BENCH_SERVER === 'handler') {
@@ -14,13 +13,9 @@ if (process.env.BENCH_SERVER === 'handler') {
   server = await startInferenceServer({ handler, port: 0 });
 } else {
   const ort = createRequire(import.meta.url)('onnxruntime-node');
-  // The handler's own session options.
-  const session = await ort.InferenceSession.create(process.env.MODEL_PATH, {
-    intraOpNumThreads: availableParallelism(),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-  });
+  // The handler's own session and run options, as the bench read them from the handler's module.
+  const options = JSON.parse(process.env.BENCH_SESSION_OPTIONS);
+  const session = await ort.InferenceSession.create(process.env.MODEL_PATH, options.session);
   const http = createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -28,7 +23,7 @@ if (process.env.BENCH_SERVER === 'handler') {
       try {
         const request = JSON.parse(Buffer.concat(chunks).toString('utf8'));
         const feeds = Object.fromEntries(request.inputs.map((i) => [i.name, new ort.Tensor('float32', Float32Array.from(i.data), i.shape)]));
-        const out = await session.run(feeds);
+        const out = await session.run(feeds, options.run);
         const outputs = Object.entries(out).map(([name, t]) => ({ name, datatype: 'FP32', shape: t.dims, data: Array.from(t.data) }));
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ outputs }));

@@ -258,6 +258,7 @@ export class InferenceService<M extends BackendModel> {
       : { body, json: text, binary, answerCompressed, headers };
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
+    if (result.batchRequests !== undefined) this.telemetry.record(METRIC.BATCH_REQUESTS, result.batchRequests);
     if (!this.hooks.postprocess) {
       return { value: result.response, json: result.json, context, request: body };
     }

@@ -23,6 +23,7 @@ const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = 
   [METRIC.COLD_START]: MetricUnit.Count,
   [METRIC.MODEL_LOAD_FAILED]: MetricUnit.Count,
   [METRIC.AFTER_RESPONSE_FAILED]: MetricUnit.Count,
+  [METRIC.BATCH_REQUESTS]: MetricUnit.Count,
   [METRIC.MODEL_LOAD_MS]: MetricUnit.Milliseconds,
   [METRIC.INFERENCE_MS]: MetricUnit.Milliseconds,
   [METRIC.MODEL_CACHE_HIT]: MetricUnit.Count,

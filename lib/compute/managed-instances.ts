@@ -2,6 +2,7 @@ import { Annotations, Aspects, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
+import { DEFAULT_MAX_BATCH_SIZE, type DynamicBatchingOptions } from './dynamic-batching';
 import type { InferenceCompute, ManagedInstancesOptions } from './inference-compute';
 import type { ModelPackagingConfig } from '../packaging/model-packaging';
 import { acknowledge } from '../private/acknowledge';
@@ -20,6 +21,8 @@ export interface ManagedInstancesSizingProps {
   readonly provisionedConcurrencyScaling?: unknown;
   /** With active or pass-through tracing, traces leave the VPC too. */
   readonly tracing?: lambda.Tracing;
+  /** With dynamic batching, a worker takes a batch's worth of requests at a time by default. */
+  readonly batching?: DynamicBatchingOptions;
 }
 
 /** How one execution environment of Managed Instances is used, as the synth decided it. */
@@ -86,7 +89,9 @@ export function sizeManagedInstances(scope: Construct, props: ManagedInstancesSi
   if (workers * intraOpThreads > vCpus) {
     throw fail(`would run ${workers} workers × ${intraOpThreads} intraOpThreads = ${workers * intraOpThreads} threads on ${vCpus} vCPUs: lower one of them`);
   }
-  const maxConcurrency = options.maxConcurrencyPerEnvironment ?? workers * DEFAULT_CONCURRENCY_PER_WORKER;
+  // A batch can only merge the requests a worker has in flight: with batching, a batch's worth each.
+  const perWorker = props.batching ? Math.max(DEFAULT_CONCURRENCY_PER_WORKER, props.batching.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE) : DEFAULT_CONCURRENCY_PER_WORKER;
+  const maxConcurrency = options.maxConcurrencyPerEnvironment ?? workers * perWorker;
   if (!Number.isInteger(maxConcurrency) || maxConcurrency < workers) {
     throw fail(`take maxConcurrencyPerEnvironment of at least the ${workers} workers, got: ${maxConcurrency}`);
   }

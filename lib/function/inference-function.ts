@@ -13,6 +13,7 @@ import { handlerWithHooks } from '../hooks/handler-code';
 import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE } from '../../contract/metrics';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 import type { InferenceCompute } from '../compute/inference-compute';
+import { type DynamicBatchingOptions, dynamicBatchingEnvironment } from '../compute/dynamic-batching';
 import { OnnxRuntimeLayer } from '../runtime/onnxruntime-layer';
 import type { CodePart, ModelPackaging, ModelPackagingConfig } from '../packaging/model-packaging';
 import { acknowledge } from '../private/acknowledge';
@@ -166,6 +167,16 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
    * @default InferenceCompute.onDemand()
    */
   readonly compute?: InferenceCompute;
+
+  /**
+   * Dynamic batching: the requests for the model that a worker has in flight run as one
+   * `session.run` along the model's batch dimension (one such run at a time, the next batch forming
+   * meanwhile), and each caller gets its own rows. For Lambda Managed Instances only (`compute`), where an
+   * environment takes many requests at a time; on-demand Lambda gives it one, so the synth refuses
+   * batching there. With it, `maxConcurrencyPerEnvironment` defaults to `maxBatchSize` per worker.
+   * @default - none: each request runs alone
+   */
+  readonly batching?: DynamicBatchingOptions;
 }
 
 /** Scaling of provisioned concurrency. */
@@ -394,6 +405,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         ...(managed ? { AWS_LAMBDA_NODEJS_WORKER_COUNT: String(managed.workers) } : {}),
         ...(hooks ? { [ENV.HOOKS_MODULE]: HOOKS_MODULE_FILE, ...(hooks.sourceMap ? { NODE_OPTIONS: '--enable-source-maps' } : {}) } : {}),
         ...(this.responseStreaming ? { [ENV.RESPONSE_STREAMING]: '1' } : {}),
+        ...dynamicBatchingEnvironment(this, props.batching, managed),
         ...packaging.environment,
         ...props.environment,
       },

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaults';
+import { DEFAULT_BATCH_MAX_QUEUE_DELAY_MS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from '../../contract/defaults';
 import { ENV } from '../../contract/environment';
 import { modelFingerprint } from '../model/local-model';
 import { modelVersionFromIdentity } from '../private/model-version';
@@ -35,7 +35,8 @@ const NO_RETRY =
   "serve stops: it loads the model once, before it listens, and does not retry (the retries the handler's log speaks of are a deployed function's); fix the cause and start it again";
 
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--hooks FILE] [--mount PATH=DIR]
-                                       [--workers N] [--concurrency C] [--queue Q] [--log-level INFO]
+                                       [--workers N] [--concurrency C] [--queue Q] [--batch-size B] [--batch-delay MS]
+                                       [--log-level INFO]
        cdk-serverless-inference serve --model-repository DIR [--memory-budget MIB] [--disk-budget MIB] [--warm-models a,b] [...]
        cdk-serverless-inference --version
 
@@ -86,6 +87,13 @@ Options:
   --queue Q        requests that wait, in order, while C are in flight (default: ${DEFAULT_QUEUE}); more are
                    answered 503 with Retry-After at once (Lambda would send them to another
                    environment, or throttle them while it scales)
+  --batch-size B   dynamic batching, as an endpoint's \`batching\` prop sets it (${ENV.BATCH_MAX_SIZE}): the requests
+                   a worker has that agree on all but the model's batch dimension run as one
+                   session.run of up to B rows, each answered with its own rows; one such run at a
+                   time, those that arrive meanwhile forming the next. It needs several requests in
+                   flight per worker: --concurrency defaults to B per worker with it (default: off)
+  --batch-delay MS how long a request that finds the model idle waits for others
+                   (${ENV.BATCH_MAX_QUEUE_DELAY_MS}; default: ${DEFAULT_BATCH_MAX_QUEUE_DELAY_MS})
   --log-level L    the handler's log level, which your hooks' context.logger shares: TRACE, DEBUG,
                    INFO, WARN, ERROR, CRITICAL or SILENT (default: INFO, or POWERTOOLS_LOG_LEVEL when
                    set). The handler logs JSON lines, as on Lambda: at INFO, the model's load, the
@@ -113,6 +121,8 @@ function parseServeOptions(args: string[]) {
       workers: { type: 'string' },
       concurrency: { type: 'string' },
       queue: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'batch-delay': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -170,7 +180,12 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.error(`${args['log-level'] !== undefined ? '--log-level' : 'POWERTOOLS_LOG_LEVEL'} must be one of ${LOG_LEVELS.join(', ')}, got: ${logLevel}`);
     return 1;
   }
-  const workerArgs = workerSettings(args);
+  const batching = batchSettings(args);
+  if (typeof batching === 'string') {
+    console.error(batching);
+    return 1;
+  }
+  const workerArgs = workerSettings(args, batching?.size);
   if (typeof workerArgs === 'string') {
     console.error(workerArgs);
     return 1;
@@ -214,6 +229,10 @@ export async function main(argv: string[]): Promise<number | undefined> {
   // The handler hands over at once, and the readiness check below waits for the whole load: on
   // Lambda the wait is capped to fit the init phase, here nothing is served before the model is loaded.
   process.env[ENV.MODEL_INIT_WAIT_MS] ??= '0';
+  if (batching) {
+    process.env[ENV.BATCH_MAX_SIZE] = String(batching.size);
+    if (batching.delayMs !== undefined) process.env[ENV.BATCH_MAX_QUEUE_DELAY_MS] = String(batching.delayMs);
+  }
   if (workerArgs) {
     // As an endpoint on Managed Instances sizes it: workers × threads within the CPUs.
     process.env[ENV.ORT_INTRA_OP_THREADS] ??= String(Math.max(1, Math.floor(os.availableParallelism() / workerArgs.workers)));
@@ -287,6 +306,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
         (workerArgs
           ? `\n  ${plural(workerArgs.workers, 'worker thread')}, each with its own copy of the model and ${plural(Number(process.env[ENV.ORT_INTRA_OP_THREADS]), 'onnxruntime thread')}; ` +
             `at most ${plural(workerArgs.concurrency, 'request')} in flight, ${workerArgs.queue} more waiting`
+          : '') +
+        (batching
+          ? `\n  dynamic batching: up to ${plural(batching.size, 'row')} per run, waiting up to ${process.env[ENV.BATCH_MAX_QUEUE_DELAY_MS] ?? DEFAULT_BATCH_MAX_QUEUE_DELAY_MS} ms`
           : ''),
     );
     console.log(`  curl -s ${server.url}/v2/models/${name}`);
@@ -410,8 +432,32 @@ async function warmRepository(handler: LambdaHandler): Promise<{ ready: boolean;
   return answer?.warmed ? { ready: true } : { ready: false, reason: answer?.error ?? 'the warm models cannot be loaded' };
 }
 
-/** How many workers, requests in flight and waiting requests; undefined without any of the three flags, a message when one is wrong. */
-export function workerSettings(args: { workers?: string; concurrency?: string; queue?: string }): { workers: number; concurrency: number; queue: number } | undefined | string {
+/**
+ * Dynamic batching from --batch-size (or BATCH_MAX_SIZE) and --batch-delay; undefined when off (no
+ * size, or 1), a message when one is wrong.
+ */
+export function batchSettings(args: { 'batch-size'?: string; 'batch-delay'?: string }): { size: number; delayMs?: number } | undefined | string {
+  const raw = args['batch-size'] ?? (process.env[ENV.BATCH_MAX_SIZE] || undefined);
+  const flag = args['batch-size'] !== undefined ? '--batch-size' : ENV.BATCH_MAX_SIZE;
+  if (raw === undefined) {
+    return args['batch-delay'] !== undefined ? '--batch-delay needs --batch-size: the batcher is off without it' : undefined;
+  }
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) return `${flag} must be a whole number of at least 1, got: ${raw}`;
+  const delay = args['batch-delay'];
+  if (delay !== undefined && !/^\d+$/.test(delay)) return `--batch-delay must be a whole number of milliseconds, got: ${delay}`;
+  if (Number(raw) < 2) return undefined;
+  return { size: Number(raw), ...(delay !== undefined ? { delayMs: Number(delay) } : {}) };
+}
+
+/**
+ * How many workers, requests in flight and waiting requests; undefined without any of the three
+ * flags, a message when one is wrong. With batches of `batchSize` rows, a worker takes that many
+ * requests at a time by default, so that a batch can fill.
+ */
+export function workerSettings(
+  args: { workers?: string; concurrency?: string; queue?: string },
+  batchSize?: number,
+): { workers: number; concurrency: number; queue: number } | undefined | string {
   if (args.workers === undefined && args.concurrency === undefined && args.queue === undefined) return undefined;
   const count = (flag: string, value: string | undefined, fallback: number, min: number): number | string => {
     if (value === undefined) return fallback;
@@ -420,7 +466,7 @@ export function workerSettings(args: { workers?: string; concurrency?: string; q
   };
   const workers = count('workers', args.workers, 1, 1);
   if (typeof workers === 'string') return workers;
-  const concurrency = count('concurrency', args.concurrency, workers * DEFAULT_CONCURRENCY_PER_WORKER, 1);
+  const concurrency = count('concurrency', args.concurrency, workers * Math.max(DEFAULT_CONCURRENCY_PER_WORKER, batchSize ?? 0), 1);
   if (typeof concurrency === 'string') return concurrency;
   if (concurrency < workers) {
     return `--concurrency must be at least the ${workers} workers (fewer would leave a worker idle), got: ${concurrency}`;

@@ -73,4 +73,6 @@ export interface BackendResult {
   readonly inferenceMs: number;
   /** The response's JSON text as the model sent it; the HTTP answer carries it unchanged unless `postprocess` runs. */
   readonly json?: string;
+  /** With dynamic batching: how many requests the run that answered this one took (1: it ran alone). */
+  readonly batchRequests?: number;
 }

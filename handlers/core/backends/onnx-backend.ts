@@ -1,20 +1,27 @@
 import type * as Ort from 'onnxruntime-node';
 import { binaryTensorBytes } from '../protocol/binary-data';
 import type { BackendMetadata, BackendRequest, BackendResult, InferenceBackend } from './backend';
-import type { ServiceConfig } from '../config/config';
+import type { BatchingSettings, ServiceConfig } from '../config/config';
 import { type Datatype, ORT_TYPE_OF, decodeValues } from '../protocol/datatypes';
 import { InferenceError, redactServerDetail, unprocessable } from '../protocol/errors';
 import { jsonEscapeBytes, stringifyJson } from '../protocol/json';
 import { type LoadedModel, type ModelRuntime, loadOnnxRuntime } from '../model/model-runtime';
+import { ONNX_RUN_OPTIONS } from '../model/session-options';
 import { type InferPlan, type OutputResult, buildInferResponse, expectedOutputShape, minJsonBytes, planInference } from '../protocol/protocol';
-import type { TensorSpec } from '../protocol/tensors';
+import type { TensorInit, TensorSpec } from '../protocol/tensors';
+import { BatchQueues } from '../batching/dynamic-batcher';
 
 /** Runs the model with onnxruntime in this function: the requests are checked against its signature. */
 export class OnnxBackend implements InferenceBackend<LoadedModel> {
+  /** The dynamic batcher's queues, one per session, when batching is on. */
+  private readonly batches?: BatchQueues;
+
   constructor(
-    private readonly config: ServiceConfig,
+    private readonly config: ServiceConfig & { readonly batching?: BatchingSettings },
     private readonly runtime: ModelRuntime,
-  ) {}
+  ) {
+    if (config.batching) this.batches = new BatchQueues(config.batching);
+  }
 
   load(): Promise<LoadedModel> {
     return this.runtime.ensureLoaded();
@@ -44,9 +51,7 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
       plan.instanceCount,
       'would have',
     );
-    const started = performance.now();
-    const results = await this.run(model, plan);
-    const inferenceMs = performance.now() - started;
+    const { results, inferenceMs, batchRequests } = await this.run(model, plan);
     // An output whose size comes from the request's values (ConstantOfShape, Expand, Range...) is
     // only known now: checked before any of its JSON is built, which would take far longer and far
     // more memory than onnxruntime's tensor.
@@ -63,7 +68,7 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
       request.answerCompressed ?? false,
     );
     const response = buildInferResponse(plan, results, { name: this.config.modelName, version: this.config.modelVersion });
-    return { response, inferenceMs };
+    return { response, inferenceMs, ...(batchRequests !== undefined ? { batchRequests } : {}) };
   }
 
   /**
@@ -120,27 +125,38 @@ export class OnnxBackend implements InferenceBackend<LoadedModel> {
     }
   }
 
-  private async run(model: LoadedModel, plan: InferPlan): Promise<Map<string, OutputResult>> {
+  /**
+   * Runs the plan: through the session's batcher when batching is on (merged with other requests
+   * where it can be), else alone. The time is the run's, without a wait in the batcher's queue.
+   */
+  private async run(model: LoadedModel, plan: InferPlan): Promise<{ results: ReadonlyMap<string, OutputResult>; inferenceMs: number; batchRequests?: number }> {
+    const outputs = plan.outputs.map((o) => o.name);
+    if (this.batches) {
+      const batcher = this.batches.of(model.session, model.signature, (feeds, names) => this.runSession(model, feeds, names));
+      const answer = await batcher.submit({ feeds: plan.feeds, outputs });
+      return { results: answer.results, inferenceMs: answer.runMs, batchRequests: answer.requests };
+    }
+    const started = performance.now();
+    const results = await this.runSession(model, plan.feeds, outputs);
+    return { results, inferenceMs: performance.now() - started };
+  }
+
+  private async runSession(model: LoadedModel, tensors: ReadonlyMap<string, TensorInit>, outputs: readonly string[]): Promise<Map<string, OutputResult>> {
     const ort = loadOnnxRuntime();
     const feeds: Record<string, Ort.Tensor> = {};
-    for (const [name, t] of plan.feeds) {
+    for (const [name, t] of tensors) {
       feeds[name] = new ort.Tensor(ORT_TYPE_OF[t.datatype] as Ort.Tensor.Type, t.data, t.shape);
     }
     let out: Ort.InferenceSession.OnnxValueMapType;
     try {
-      // The failure is answered and logged here; onnxruntime's own log line would only repeat it.
-      out = await model.session.run(
-        feeds,
-        plan.outputs.map((o) => o.name),
-        { logSeverityLevel: 4 },
-      );
+      out = await model.session.run(feeds, [...outputs], ONNX_RUN_OPTIONS);
     } catch (e) {
-      throw runFailure((e as Error)?.message ?? String(e), [...plan.feeds.keys()]);
+      throw runFailure((e as Error)?.message ?? String(e), [...tensors.keys()]);
     }
     const results = new Map<string, OutputResult>();
-    for (const o of plan.outputs) {
-      const t = out[o.name] as Ort.Tensor;
-      results.set(o.name, { dims: t.dims, data: t.data });
+    for (const name of outputs) {
+      const t = out[name] as Ort.Tensor;
+      results.set(name, { dims: t.dims, data: t.data });
     }
     return results;
   }

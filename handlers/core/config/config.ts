@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  DEFAULT_BATCH_MAX_QUEUE_DELAY_MS,
   DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS,
   DEFAULT_MODEL_INIT_WAIT_MS,
   DEFAULT_MODEL_LOAD_RETRY_MS,
@@ -74,6 +75,16 @@ export interface HandlerConfig extends ServiceConfig {
    * environment's value, else `1` (its usage telemetry off).
    */
   readonly ortDisableTelemetry: string;
+  /** Dynamic batching (BATCH_MAX_SIZE, BATCH_MAX_QUEUE_DELAY_MS); undefined: each request runs alone. */
+  readonly batching?: BatchingSettings;
+}
+
+/** How the dynamic batcher merges requests. */
+export interface BatchingSettings {
+  /** The most rows one merged run takes (at least 2). */
+  readonly maxBatchSize: number;
+  /** How long the first request of a batch waits for others, in milliseconds (0: the same turn of the event loop). */
+  readonly maxQueueDelayMs: number;
 }
 
 /** The SageMaker proxy's configuration: the endpoint it invokes and how. */
@@ -137,7 +148,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
     initWaitMs: nonNegativeInt(env, ENV.MODEL_INIT_WAIT_MS, DEFAULT_MODEL_INIT_WAIT_MS),
     loadRetryMs: nonNegativeInt(env, ENV.MODEL_LOAD_RETRY_MS, DEFAULT_MODEL_LOAD_RETRY_MS),
     ortDisableTelemetry: env[ENV.ORT_DISABLE_TELEMETRY] || '1',
+    batching: readBatching(env),
   };
+}
+
+/** BATCH_MAX_SIZE of 2 or more turns batching on; 1 or unset leaves it off. */
+function readBatching(env: NodeJS.ProcessEnv): BatchingSettings | undefined {
+  const maxBatchSize = optionalPositiveInt(env, ENV.BATCH_MAX_SIZE);
+  if (maxBatchSize === undefined || maxBatchSize < 2) return undefined;
+  return { maxBatchSize, maxQueueDelayMs: nonNegativeInt(env, ENV.BATCH_MAX_QUEUE_DELAY_MS, DEFAULT_BATCH_MAX_QUEUE_DELAY_MS) };
 }
 
 /**

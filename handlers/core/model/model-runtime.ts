@@ -4,6 +4,7 @@ import type { HandlerConfig } from '../config/config';
 import { datatypeOfOrtType } from '../protocol/datatypes';
 import type { ModelSignature } from '../protocol/protocol';
 import type { TensorSpec } from '../protocol/tensors';
+import { onnxSessionOptions } from './session-options';
 import { MAX_MODEL_LOAD_RETRY_MS } from '../../../contract/defaults';
 import { ENV } from '../../../contract/environment';
 
@@ -164,30 +165,9 @@ export class ModelRuntime {
     return { session, signature, source, loadMs: Math.round(performance.now() - started) };
   }
 
-  /**
-   * The same options for the .onnx and the precompiled model. The precompiled one holds the
-   * portable (basic) optimisations already; the levels above (fusions, layout) depend on the CPU
-   * and are left to this instance, as ORT_GRAPH_OPTIMIZATION_LEVEL says. onnxruntime applies them
-   * to an ORT-format graph as to an ONNX one, writing new initializers rather than into the mapped
-   * file: a graph saved again after such a load holds the NCHWc nodes, and the test models give the
-   * .onnx's outputs within float rounding.
-   */
+  /** The same options for the .onnx and the precompiled model (see session-options.ts). */
   private sessionOptions(): Ort.InferenceSession.SessionOptions {
-    return {
-      intraOpNumThreads: this.config.intraOpThreads,
-      interOpNumThreads: this.config.interOpThreads,
-      graphOptimizationLevel: this.config.graphOptimizationLevel,
-      executionMode: 'sequential',
-      logSeverityLevel: 3,
-      // No memory arena: onnxruntime's arena grows to the largest request it served and never
-      // gives the memory back, so one request for a large output (a ConstantOfShape of what the
-      // caller asked) would leave the instance that much fuller for its whole life. Without it,
-      // tensors are allocated per run and freed when the run ends. onnxruntime-node 1.30 offers
-      // no cap on the arena (its max_mem needs OrtArenaCfg, which the Node binding does not
-      // expose) nor on a run's memory, so this is the memory bound it allows. Measured on MLPs
-      // from 4→16 (batch 2) to 1024→2048 (batch 64): the same run times with and without it.
-      enableCpuMemArena: false,
-    };
+    return onnxSessionOptions(this.config);
   }
 
   private hasPrecompiled(): boolean {
