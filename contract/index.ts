@@ -15,3 +15,4 @@ export * from './pre-traffic-check';
 export * from './routes';
 export * from './sagemaker';
 export * from './warmup';
+export * from './async-inference';
