@@ -3,6 +3,7 @@
 // same model with each of the library's other packagings (`npx cdk deploy <stack>`).
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { AsyncDemoStack } from './async-demo-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 
 const app = new App();
@@ -12,6 +13,8 @@ for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
     new DemoStack(app, `CdkServerlessInference${packaging}Demo`, { packaging });
   }
 }
+// Asynchronous inference on an SQS queue, on the demo model in S3.
+new AsyncDemoStack(app, 'CdkServerlessInferenceAsyncDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);
