@@ -4,13 +4,18 @@
  * EventBridge (tools/local-messaging.ts), and the SQS events in the shape the AWS documentation
  * gives them (fixtures/sqs-events.ts). Answers are checked against the model's plain-JS reference.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { DEMO_MODEL_NAME, demoModel } from '../../../../fixtures/demo-model';
 import { call, restEvent } from '../../../../fixtures/events';
 import { DOCUMENTED_SQS_EVENT, sqsEvent } from '../../../../fixtures/sqs-events';
 import { type LocalMessaging, startLocalMessaging } from '../../../../tools/local-messaging';
 import { type LocalS3, startLocalS3 } from '../../../../tools/local-s3';
+import { inferenceHandlerDir } from '../../../../lib/private/package-paths';
 import { type Handler, createHandler, writeModel } from '../../../support/handler';
 
 const BUCKET = 'async-inference';
@@ -294,5 +299,52 @@ describe('without asynchronous inference', () => {
     expect((await call(plain, restEvent('POST', ASYNC_PATH, REQUEST))).status).toBe(404);
     await expect(plain(sqsEvent([{ body: 'x' }]))).rejects.toThrow(/\[400\]/);
     expect(queued()).toHaveLength(0);
+  });
+});
+
+describe('a streaming endpoint (RESPONSE_STREAMING=1)', () => {
+  it("answers the queue with the partial batch response as the stream's JSON value, as a buffered Invoke returns it", async () => {
+    // The prebuilt entry as Lambda imports it, with the runtime's streamifyResponse marking the handler.
+    // Inside the repository, so that the entry's require('onnxruntime-node') finds the package.
+    const cache = path.resolve(__dirname, '../../../../node_modules/.cache');
+    fs.mkdirSync(cache, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(cache, 'csi-async-streaming-'));
+    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+    fs.cpSync(inferenceHandlerDir(), dir, { recursive: true });
+    (globalThis as { awslambda?: unknown }).awslambda = {
+      streamifyResponse: <H extends object>(h: H) => Object.assign(h, { [Symbol.for('aws.lambda.runtime.handler.streaming')]: 'response' }),
+      // Only HTTP answers use it; a queue's answer is a plain value.
+      HttpResponseStream: {
+        from() {
+          throw new Error('an SQS event got an HTTP answer');
+        },
+      },
+    };
+    const saved = { ...process.env };
+    Object.assign(process.env, asyncEnv({ RESPONSE_STREAMING: '1' }));
+    let streaming: (event: unknown, stream: Writable) => Promise<void>;
+    try {
+      const entry = path.join(dir, 'index.mjs');
+      streaming = (await import(`${pathToFileURL(entry).href}?async-streaming`)).handler;
+    } finally {
+      process.env = saved;
+      delete (globalThis as { awslambda?: unknown }).awslambda;
+    }
+    const { answer, message } = await accept(REQUEST);
+    const chunks: Buffer[] = [];
+    let contentType: string | undefined;
+    const stream = Object.assign(
+      new Writable({
+        write(chunk: Buffer, _e, cb) {
+          chunks.push(chunk);
+          cb();
+        },
+      }),
+      { setContentType: (t: string) => (contentType = t) },
+    );
+    await streaming(sqsEvent([{ body: message }]), stream);
+    expect(contentType).toBe('application/json');
+    expect(JSON.parse(Buffer.concat(chunks).toString('utf8'))).toEqual({ batchItemFailures: [] });
+    expectModelAnswer(await readObject(answer.output_location));
   });
 });
