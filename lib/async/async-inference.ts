@@ -1,7 +1,8 @@
-import { Duration, Names, RemovalPolicy, Size, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Duration, Names, RemovalPolicy, Size, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -156,6 +157,15 @@ export class AsyncInference extends Construct {
     });
 
     // The `live` alias, as the API calls it: a rollout moves both together.
+    // Lambda's advice: the function's reserved concurrency at least the event source's maximum,
+    // else the queue's invocations are throttled and its messages retried towards the dead-letter queue.
+    const reserved = (fn.node.defaultChild as lambda.CfnFunction).reservedConcurrentExecutions;
+    if (typeof reserved === 'number' && !Token.isUnresolved(maxConcurrency) && reserved < maxConcurrency) {
+      Annotations.of(this).addWarningV2(
+        'cdk-serverless-inference:async-concurrency',
+        `maxConcurrency is ${maxConcurrency}, more than the function's reservedConcurrentExecutions (${reserved}): the queue's invocations would be throttled and its requests retried towards the dead-letter queue; lower maxConcurrency, or raise the reserved concurrency (it is shared with the synchronous API)`,
+      );
+    }
     const eventSource = new lambdaEvents.SqsEventSource(this.queue, { batchSize, maxConcurrency, reportBatchItemFailures: true });
     props.endpoint.alias.addEventSource(eventSource);
     const mapping = props.endpoint.alias.node.tryFindChild(`SqsEventSource:${Names.nodeUniqueId(this.queue.node)}`);

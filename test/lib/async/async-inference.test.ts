@@ -1,5 +1,5 @@
 import { Duration, Size, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -149,6 +149,19 @@ describe('AsyncInference', () => {
     expect(e.message).toMatch(/^AsyncInference: /);
     expect(e.message).toMatch(message);
     expect(e.name).toBe('ValidationError');
+  });
+
+  it("warns when maxConcurrency passes the function's reserved concurrency", () => {
+    const { app, stack } = newStack();
+    const endpoint = new S3ModelEndpoint(stack, 'Endpoint', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), reservedConcurrentExecutions: 5 });
+    new AsyncInference(stack, 'Async', { endpoint });
+    new AsyncInference(stack, 'Fits', {
+      endpoint: new S3ModelEndpoint(stack, 'Other', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), reservedConcurrentExecutions: 5 }),
+      maxConcurrency: 5,
+    });
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('maxConcurrency is 10, more than the function.s reservedConcurrentExecutions \\(5\\)'));
+    expect(warnings.map((w) => w.id)).toEqual(['/Stack/Async']);
+    void app;
   });
 
   it('refuses expiration with a bucket of your own', () => {
