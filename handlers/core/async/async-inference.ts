@@ -181,7 +181,7 @@ export class AsyncInference {
 
   /** Whether the record is done with (succeeded, or failed for good and recorded). */
   private async processRecord(record: SqsRecord): Promise<boolean> {
-    const message = readMessage(record.body);
+    const message = this.readMessage(record.body);
     if (typeof message === 'string') {
       // Nothing to record it under: kept, so that it reaches the dead-letter queue for a person to look at.
       this.runner.logger.error('an SQS message that is not an asynchronous inference request; left to the dead-letter queue', { messageId: record.messageId, reason: message });
@@ -220,6 +220,34 @@ export class AsyncInference {
     return true;
   }
 
+  /**
+   * The queue message, or why it is not one of ours: another model's, or locations other than
+   * those the accept path writes (whoever may send to the queue must not steer where the function
+   * reads or writes).
+   */
+  private readMessage(body: string): AsyncQueueMessage | string {
+    let value: Partial<AsyncQueueMessage>;
+    try {
+      value = JSON.parse(body) as Partial<AsyncQueueMessage>;
+    } catch {
+      return 'the body is not JSON';
+    }
+    if (typeof value !== 'object' || value === null) return 'the body is not a JSON object';
+    if (typeof value.id !== 'string' || !ASYNC_ID_PATTERN.test(value.id)) return 'no id, or an id that is not a UUID';
+    if (value.model_name !== this.modelName) return `it is for the model ${JSON.stringify(value.model_name)}, not ${JSON.stringify(this.modelName)}`;
+    if (value.output_location !== s3Uri(this.own(ASYNC_PREFIX.RESULTS, value.id))) return 'output_location is not where this function writes results';
+    if (value.failure_location !== s3Uri(this.own(ASYNC_PREFIX.ERRORS, value.id))) return 'failure_location is not where this function writes failures';
+    const input = typeof value.input_location === 'string' ? parseS3Location(value.input_location) : undefined;
+    if (!input || !this.readable(input)) return 'input_location is not an object this function may read';
+    return value as AsyncQueueMessage;
+  }
+
+  /** Whether a request body may be read from there: the function's requests and uploads, or an allowed input bucket. */
+  private readable(o: S3Object): boolean {
+    if (o.bucket === this.config.bucket) return o.key.startsWith(ASYNC_PREFIX.REQUESTS) || o.key.startsWith(ASYNC_PREFIX.UPLOADS);
+    return this.config.inputBuckets.includes(o.bucket);
+  }
+
   /** Reads the request body from S3 and runs it. */
   private async run(message: AsyncQueueMessage, id: string): Promise<unknown> {
     const location = parseS3Location(message.input_location)!;
@@ -238,23 +266,6 @@ export class AsyncInference {
     checkInferRequestShape(body);
     return this.runner.infer(body, text, id);
   }
-}
-
-/** The queue message, or why it is not one of ours. */
-function readMessage(body: string): AsyncQueueMessage | string {
-  let value: Partial<AsyncQueueMessage>;
-  try {
-    value = JSON.parse(body) as Partial<AsyncQueueMessage>;
-  } catch {
-    return 'the body is not JSON';
-  }
-  if (typeof value !== 'object' || value === null) return 'the body is not a JSON object';
-  if (typeof value.id !== 'string' || !ASYNC_ID_PATTERN.test(value.id)) return 'no id, or an id that is not a UUID';
-  for (const field of ['input_location', 'output_location', 'failure_location'] as const) {
-    const v = value[field];
-    if (typeof v !== 'string' || parseS3Location(v) === undefined) return `${field} is not an S3 URI`;
-  }
-  return value as AsyncQueueMessage;
 }
 
 /** The least an infer request is: a JSON object. The rest is checked when it runs, as the synchronous route checks it. */

@@ -180,6 +180,22 @@ describe('accept, queue, process, status', () => {
     expect(messaging.calls('EventBridge.PutEvents')).toHaveLength(1);
   });
 
+  it('keeps for the dead-letter queue a message that would steer where the function reads or writes, or is for another model', async () => {
+    const { message } = await accept(REQUEST);
+    const base = JSON.parse(message);
+    const forged = [
+      { ...base, input_location: `s3://${OTHER_BUCKET}/x.json` },
+      { ...base, input_location: `s3://${BUCKET}/results/${base.id}.json` },
+      { ...base, output_location: `s3://${BUCKET}/requests/${base.id}.json` },
+      { ...base, failure_location: `s3://${CALLER_BUCKET}/x.json` },
+      { ...base, model_name: 'other' },
+    ];
+    const event = sqsEvent(forged.map((m, i) => ({ body: JSON.stringify(m), messageId: `forged-${i}` })));
+    expect(await handler(event)).toEqual({ batchItemFailures: forged.map((_, i) => ({ itemIdentifier: `forged-${i}` })) });
+    expect(await exists(base.output_location)).toBe(false);
+    expect((await status(base.id)).body.status).toBe('pending');
+  });
+
   it('keeps the documented example event\'s messages ("Test message.") for the dead-letter queue: they are not requests', async () => {
     const ids = DOCUMENTED_SQS_EVENT.Records.map((r) => ({ itemIdentifier: r.messageId }));
     expect(await handler(structuredClone(DOCUMENTED_SQS_EVENT))).toEqual({ batchItemFailures: ids });
