@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { batching } from './batching';
+import { asyncInference } from './async-inference';
 import { coldStart } from './cold-start';
 import { fronts } from './fronts';
 import type { Bench, BenchRecord, Machine, Results } from './lib/types';
@@ -18,7 +19,7 @@ import { synth } from './synth';
 import { throughput } from './throughput';
 import { warmOverhead } from './warm-overhead';
 
-const BENCHES: readonly Bench[] = [warmOverhead, fronts, coldStart, s3Fetch, s3Parallel, throughput, batching, sizes, synth, modelRepository];
+const BENCHES: readonly Bench[] = [warmOverhead, fronts, coldStart, s3Fetch, s3Parallel, throughput, batching, sizes, synth, modelRepository, asyncInference];
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');

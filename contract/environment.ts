@@ -234,6 +234,55 @@ export const ENV = {
    * @default `1`
    */
   ORT_DISABLE_TELEMETRY: 'ORT_DISABLE_TELEMETRY',
+  /**
+   * The bucket of asynchronous inference (the `AsyncInference` construct): requests, uploads,
+   * results and failures, under the prefixes of contract/async-inference.ts. Set, it turns the
+   * asynchronous routes (`/v2/models/{name}/infer-async`) and the processing of SQS events on; its
+   * S3 client uses MODEL_S3_FORCE_PATH_STYLE's addressing.
+   * @default - no asynchronous inference: those routes are 404 and an SQS event is a direct invocation
+   */
+  ASYNC_BUCKET: 'ASYNC_BUCKET',
+  /** URL of the SQS queue that accepted asynchronous requests are sent to. Required with ASYNC_BUCKET. */
+  ASYNC_QUEUE_URL: 'ASYNC_QUEUE_URL',
+  /**
+   * Names of the buckets, comma-separated, whose objects a caller may name as a request body
+   * (`X-Inference-Input-Location: s3://bucket/key`); the function's own uploads are always allowed.
+   * @default - only the uploads of ASYNC_BUCKET
+   */
+  ASYNC_INPUT_BUCKETS: 'ASYNC_INPUT_BUCKETS',
+  /**
+   * The queue's maxReceiveCount: at the last receive, a request that still fails for a passing
+   * reason (the model cannot be loaded, S3 fails) is recorded as failed before its message goes
+   * to the dead-letter queue.
+   * @default 3
+   */
+  ASYNC_MAX_RECEIVE_COUNT: 'ASYNC_MAX_RECEIVE_COUNT',
+  /**
+   * The largest request body read from S3, in bytes; a larger one is refused (413 at accept, a
+   * failure record when it is processed).
+   * @default 268435456
+   */
+  ASYNC_MAX_INPUT_BYTES: 'ASYNC_MAX_INPUT_BYTES',
+  /**
+   * How long a pre-signed upload URL is valid, in seconds.
+   * @default 900
+   */
+  ASYNC_UPLOAD_URL_EXPIRES_S: 'ASYNC_UPLOAD_URL_EXPIRES_S',
+  /**
+   * Name or ARN of the EventBridge event bus that success and failure notifications are put on.
+   * @default - no EventBridge notification
+   */
+  ASYNC_EVENT_BUS: 'ASYNC_EVENT_BUS',
+  /**
+   * ARN of the SNS topic a success is published to.
+   * @default - no SNS notification of a success
+   */
+  ASYNC_SUCCESS_TOPIC_ARN: 'ASYNC_SUCCESS_TOPIC_ARN',
+  /**
+   * ARN of the SNS topic a failure is published to.
+   * @default - no SNS notification of a failure
+   */
+  ASYNC_ERROR_TOPIC_ARN: 'ASYNC_ERROR_TOPIC_ARN',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -16,3 +16,4 @@ export * from './repository';
 export * from './routes';
 export * from './sagemaker';
 export * from './warmup';
+export * from './async-inference';

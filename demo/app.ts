@@ -3,6 +3,7 @@
 // same model with each of the library's other packagings (`npx cdk deploy <stack>`).
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { AsyncDemoStack } from './async-demo-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 import { ModelRepositoryDemoStack } from './model-repository-stack';
 
@@ -15,6 +16,8 @@ for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
 }
 // Many models behind one endpoint: a model repository in S3.
 new ModelRepositoryDemoStack(app, 'CdkServerlessInferenceModelRepositoryDemo');
+// Asynchronous inference on an SQS queue, on the demo model in S3.
+new AsyncDemoStack(app, 'CdkServerlessInferenceAsyncDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);

@@ -46,3 +46,5 @@ export * from './operations/gradual-rollout';
 
 // Snapshot tests.
 export * from './testing/mask-asset-hashes';
+export * from './async/async-inference';
+export * from './async/async-notifications';

@@ -22,6 +22,9 @@ import { type ResponseStream, writeHttpResponse, writeValue } from './http/strea
 import type { Telemetry } from './telemetry';
 import { VERSION } from './version';
 import type { WarmupRequest } from './http/warmup';
+import { AsyncInference } from './async/async-inference';
+import { matchAsyncRoute } from './async/async-routes';
+import { isSqsEvent } from './async/sqs-event';
 
 /** Minimal view of Lambda's context object: the request id, and the time left for `afterResponse`. */
 export interface InvocationContext {
@@ -70,13 +73,30 @@ const AFTER_RESPONSE_MARGIN_MS = 500;
 export class InferenceService<M extends BackendModel> {
   private coldStart = true;
   private readonly instanceId = randomUUID();
+  /** Asynchronous inference (ASYNC_BUCKET), when it is on: its routes and the queue's SQS events. */
+  private readonly asyncInference?: AsyncInference;
 
   constructor(
     private readonly config: ServiceConfig,
     private readonly backend: InferenceBackend<M>,
     private readonly telemetry: Telemetry,
     private readonly hooks: InferenceHooks<unknown>,
-  ) {}
+  ) {
+    if (config.async) {
+      this.asyncInference = new AsyncInference(config.async, config.modelName, config.maxBodyBytes, {
+        infer: async (body, text, requestId) => {
+          const value = (await this.infer(body, text, requestId, undefined)).value;
+          const outputs = (value as { outputs?: unknown } | null)?.outputs;
+          if (Array.isArray(outputs) && outputs.some((o) => binaryDataOf(o) !== undefined)) {
+            throw badRequest('an asynchronous result is JSON only: binary tensor data (binary_data, binary_data_output) needs the synchronous route');
+          }
+          return value;
+        },
+        describe: (e, requestId) => this.describeFailure(e, requestId),
+        logger: this.telemetry.logger,
+      });
+    }
+  }
 
   /** The buffered handler: the caller waits for `afterResponse` too, as Lambda freezes the instance once it returns. */
   readonly handle = async (event: unknown, context?: InvocationContext): Promise<unknown> => {
@@ -122,6 +142,7 @@ export class InferenceService<M extends BackendModel> {
     const coldStart = this.coldStart;
     this.coldStart = false;
     if (coldStart) this.telemetry.record(METRIC.COLD_START, 1);
+    if (this.asyncInference && isSqsEvent(event)) return { value: await this.asyncInference.process(event) };
     const incoming = readEvent(event);
     const requestId = context?.awsRequestId ?? (event as { requestContext?: { requestId?: string } } | null | undefined)?.requestContext?.requestId ?? randomUUID();
     switch (incoming.kind) {
@@ -203,6 +224,8 @@ export class InferenceService<M extends BackendModel> {
 
   private async http(request: HttpRequest, requestId: string): Promise<Outcome> {
     try {
+      const asyncRoute = this.asyncInference && matchAsyncRoute(request.method, request.path, this.config.modelName);
+      if (asyncRoute) return { http: await this.asyncInference!.http(asyncRoute, request, requestId) };
       const route = matchRoute(request.method, request.path, { name: this.config.modelName, version: this.config.modelVersion });
       switch (route.kind) {
         case ROUTES.SERVER_LIVE.kind:

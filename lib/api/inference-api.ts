@@ -524,6 +524,9 @@ export class InferenceApi extends Construct {
   private readonly modelRoutes: Array<{ readonly method: string; readonly path: string }> = [];
   private readonly modelRepository: boolean;
 
+  /** The routes' integrations and authorization, for routes added later (`addModelRoute`). */
+  private readonly routeSetup: { readonly integrations: IInferenceApiIntegrations; readonly auth: InferenceApiAuthorizationConfig };
+
   constructor(scope: Construct, id: string, props: InferenceApiProps) {
     super(scope, id);
 
@@ -583,7 +586,8 @@ export class InferenceApi extends Construct {
       schema: props.requestSchema ?? inferRequestSchema(),
     });
 
-    this.addRoutes(routeIntegrations(this, props), auth);
+    this.routeSetup = { integrations: routeIntegrations(this, props), auth };
+    this.addRoutes(this.routeSetup.integrations, auth);
     this.addErrorResponses(props.cors);
     this.passPreflightsAsText(binaryTypes);
 
@@ -611,6 +615,30 @@ export class InferenceApi extends Construct {
         'X-Ray tracing is opt-in (tracingEnabled): it is billed per trace, and the stage already logs and measures every request.',
       );
     }
+  }
+
+  /**
+   * Adds a route of the model beside the protocol's, at `/v2/models/{model}/` followed by
+   * `pathParts` (a part in braces, `{id}`, is a path parameter), with the API's authorization and
+   * request validator, integrated as the infer route is (the inference function, for a Lambda
+   * proxy). `grantInvoke` covers it. Features that attach to an endpoint (asynchronous inference)
+   * add their routes with it; the protocol's routes are unchanged.
+   */
+  public addModelRoute(httpMethod: string, pathParts: string[]): apigw.Method {
+    const model = this.restApi.root.getResource(ROUTES_ROOT)!.getResource(MODELS_SEGMENT)!.getResource(this.modelName)!;
+    const resource = pathParts.reduce((r, s) => r.getResource(s) ?? r.addResource(s), model);
+    const params = pathParts.filter((s) => /^\{\w+\}$/.test(s)).map((s) => `method.request.path.${s.slice(1, -1)}`);
+    const { auth, integrations } = this.routeSetup;
+    const method = resource.addMethod(httpMethod, integrations.integrationFor(InferenceRoute.INFER), {
+      authorizationType: auth.authorizationType,
+      authorizer: auth.authorizer,
+      authorizationScopes: auth.authorizationScopes,
+      apiKeyRequired: auth.apiKeyRequired,
+      requestValidator: this.requestValidator,
+      requestParameters: params.length > 0 ? Object.fromEntries(params.map((p) => [p, true])) : undefined,
+    });
+    this.invokableRoutes.push({ method: httpMethod, path: resource.path });
+    return method;
   }
 
   /**

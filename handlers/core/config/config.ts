@@ -15,6 +15,7 @@ import {
 } from '../../../contract/defaults';
 import { ENV } from '../../../contract/environment';
 import { METRICS_NAMESPACE } from '../../../contract/metrics';
+import { type AsyncConfig, readAsyncConfig } from './async-config';
 
 export type { GraphOptimizationLevel };
 
@@ -60,6 +61,8 @@ export interface ServiceConfig {
   readonly serviceName: string;
   /** The namespace of the embedded metrics (POWERTOOLS_METRICS_NAMESPACE). */
   readonly metricsNamespace: string;
+  /** Asynchronous inference (ASYNC_BUCKET and the rest), when it is on. */
+  readonly async?: AsyncConfig;
 }
 
 export interface HandlerConfig extends ServiceConfig {
@@ -208,6 +211,7 @@ function readServiceConfig(env: NodeJS.ProcessEnv): ServiceConfig {
     maxResponseBytes: positiveInt(env, ENV.MAX_RESPONSE_BYTES, env[ENV.RESPONSE_STREAMING] === '1' ? LAMBDA_MAX_STREAMED_RESPONSE_BYTES : LAMBDA_MAX_PAYLOAD_BYTES),
     serviceName: env[ENV.POWERTOOLS_SERVICE_NAME] || DEFAULT_SERVICE_NAME,
     metricsNamespace: env[ENV.POWERTOOLS_METRICS_NAMESPACE] || METRICS_NAMESPACE,
+    async: readAsyncConfig(env),
   };
 }
 
