@@ -15,6 +15,10 @@ export const METRIC = {
   MODEL_LOAD_FAILED: 'ModelLoadFailed',
   /** 1 per `afterResponse` hook that threw or outlasted the function's remaining time (the response was already sent). Count. */
   AFTER_RESPONSE_FAILED: 'AfterResponseFailed',
+  /** Items of Distributed Map batches the function answered (succeeded or failed). Count. */
+  BATCH_ITEMS: 'BatchItems',
+  /** Items of Distributed Map batches the model refused (written to the job's failures). Count. */
+  BATCH_ITEMS_FAILED: 'BatchItemsFailed',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

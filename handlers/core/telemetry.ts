@@ -25,6 +25,8 @@ const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = 
   [METRIC.AFTER_RESPONSE_FAILED]: MetricUnit.Count,
   [METRIC.MODEL_LOAD_MS]: MetricUnit.Milliseconds,
   [METRIC.INFERENCE_MS]: MetricUnit.Milliseconds,
+  [METRIC.BATCH_ITEMS]: MetricUnit.Count,
+  [METRIC.BATCH_ITEMS_FAILED]: MetricUnit.Count,
 };
 
 /** Powertools' Metrics, with its own verdict on whether it is disabled (protected there) made readable. */
