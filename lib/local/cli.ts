@@ -13,6 +13,7 @@ import { limitConcurrency } from './concurrency-limit';
 import { type HandlerWorkers, startHandlerWorkers, WorkerLoadError } from './handler-workers';
 import { checkReadiness, type LambdaHandler, type RunningInferenceServer, startInferenceServer } from './inference-server';
 import { inferenceHandlerFile, loadInferenceHandler } from './load-handler';
+import { batchCommand } from './batch-command';
 
 /**
  * Requests per worker an environment takes at a time when --concurrency is not given: the default
@@ -35,6 +36,7 @@ const NO_RETRY =
 
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--hooks FILE] [--mount PATH=DIR]
                                        [--workers N] [--concurrency C] [--queue Q] [--log-level INFO]
+       cdk-serverless-inference batch --model ./model.onnx --input rows.jsonl --output ./out   (batch --help)
        cdk-serverless-inference --version
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
@@ -112,6 +114,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.log(USAGE);
     return command ? 0 : 1;
   }
+  if (command === 'batch') return batchCommand(rest);
   if (command !== 'serve') {
     console.error(`unknown command '${command}'\n\n${USAGE}`);
     return 1;
