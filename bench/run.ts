@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { batch } from './batch';
 import { coldStart } from './cold-start';
 import type { Bench, BenchRecord, Machine, Results } from './lib/types';
 import { renderMarkdown } from './lib/markdown';
@@ -15,7 +16,7 @@ import { synth } from './synth';
 import { throughput } from './throughput';
 import { warmOverhead } from './warm-overhead';
 
-const BENCHES: readonly Bench[] = [warmOverhead, coldStart, s3Fetch, s3Parallel, throughput, sizes, synth];
+const BENCHES: readonly Bench[] = [warmOverhead, coldStart, s3Fetch, s3Parallel, throughput, sizes, synth, batch];
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
