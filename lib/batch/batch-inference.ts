@@ -8,6 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import * as cxapi from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
 import { BATCH_ASSEMBLE_KIND, BATCH_KIND } from '../../contract/batch';
 import { METRIC } from '../../contract/metrics';
@@ -170,6 +171,9 @@ export class BatchInference extends Construct {
 
   constructor(scope: Construct, id: string, props: BatchInferenceProps) {
     super(scope, id);
+    // The Distributed Map reads ResultWriterV2 only with this flag (the older ResultWriter is
+    // deprecated): set for this construct's children only, before there are any.
+    this.node.setContext(cxapi.STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2, true);
     this.fn = props.inferenceFunction;
     const itemsPerBatch = props.itemsPerBatch ?? 500;
     checkRange(this, 'itemsPerBatch', itemsPerBatch, 1, 100_000_000);
@@ -219,7 +223,7 @@ export class BatchInference extends Construct {
       maxConcurrency,
       toleratedFailurePercentage: tolerated,
       mapExecutionType: sfn.StateMachineType.EXPRESS,
-      resultWriter: new sfn.ResultWriter({ bucket: outputBucket, prefix: `${outputPrefix}map-runs` }),
+      resultWriterV2: new sfn.ResultWriterV2({ bucket: outputBucket, prefix: `${outputPrefix}map-runs` }),
       resultPath: '$.map',
     });
     const invoke = new tasks.LambdaInvoke(this, 'InferBatch', {
