@@ -3,6 +3,7 @@
 // same model with each of the library's other packagings (`npx cdk deploy <stack>`).
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { BatchDemoStack } from './batch-demo-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 
 const app = new App();
@@ -12,6 +13,8 @@ for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
     new DemoStack(app, `CdkServerlessInference${packaging}Demo`, { packaging });
   }
 }
+// Batch inference on a Step Functions Distributed Map, with the demo model.
+new BatchDemoStack(app, 'CdkServerlessInferenceBatchDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);
