@@ -228,7 +228,8 @@ export class BatchInference extends Construct {
     });
     const invoke = new tasks.LambdaInvoke(this, 'InferBatch', {
       lambdaFunction: target,
-      payload: sfn.TaskInput.fromJsonPathAt('$'),
+      // No payload: the child execution's input, the batch, goes to the function as it is
+      // (TaskInput.fromJsonPathAt('$') would render `"Parameters": "$"`, a string, not the input).
       payloadResponseOnly: true,
       retryOnServiceExceptions: true,
     });

@@ -51,6 +51,8 @@ describe('BatchInference', () => {
     expect(map.ResultWriter).toMatchObject({ Resource: 'arn:aws:states:::s3:putObject', Parameters: { Prefix: 'batch-output/map-runs' } });
     const task = map.ItemProcessor.States[map.ItemProcessor.StartAt];
     expect(task.Resource).toBe(FUNCTION_ARN);
+    // The batch goes to the function as it is: no Parameters (a string `$` there is sent literally).
+    expect(task.Parameters).toBeUndefined();
     expect(task.Retry.map((r: { ErrorEquals: string[] }) => r.ErrorEquals)).toContainEqual(['InferenceServerError']);
     expect(asl.States.Assemble.Parameters).toMatchObject({ kind: BATCH_ASSEMBLE_KIND, 'outputPrefix.$': '$.outputPrefix', 'resultWriter.$': '$.map.ResultWriterDetails' });
     // The alias, not the function's $LATEST.
