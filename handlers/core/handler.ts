@@ -207,7 +207,8 @@ export class InferenceService<M extends BackendModel> {
     try {
       const value = await handleBatchEvent(batch, async () => ({
         signature: (await this.model()).signature,
-        asIs: this.hooks.preprocess !== undefined || this.hooks.postprocess !== undefined,
+        asIs: this.hooks.preprocess !== undefined,
+        stack: this.hooks.preprocess === undefined && this.hooks.postprocess === undefined,
         infer: async (body: unknown) => {
           checkJsonValueNesting(body);
           return (await this.infer(body, undefined, requestId, undefined)).value;

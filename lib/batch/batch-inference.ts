@@ -274,7 +274,8 @@ export class BatchInference extends Construct {
     const role = this.fn.role;
     outputBucket.grantReadWrite(role, `${outputPrefix}*`);
     outputBucket.grantDelete(role, `${outputPrefix}*`);
-    // The map writes its results; the item reader's GetObject is granted by aws-cdk-lib.
+    // The map writes its results; the item reader's GetObject is granted by aws-cdk-lib, not the key's use.
+    props.inputBucket.encryptionKey?.grantDecrypt(this.stateMachine);
     outputBucket.grantReadWrite(this.stateMachine, `${outputPrefix}*`);
     this.acknowledgeFindings(outputBucket, outputPrefix, props.inputBucket);
 

@@ -36,17 +36,17 @@ export interface PreparedItem {
 export const ID_FIELD = 'id';
 
 /**
- * Makes an item's value an inference request. `asIs`: hooks will see the value (preprocess makes
- * it a request), so it is passed on untouched and never stacked.
+ * Makes an item's value an inference request. `asIs`: a preprocess hook will see the value (and
+ * make it a request), so it is passed on untouched and never stacked; without `stack`, the request
+ * runs on its own.
  */
-export function prepareItem(item: BatchItem, signature: ModelSignature, asIs: boolean): PreparedItem {
+export function prepareItem(item: BatchItem, signature: ModelSignature, asIs: boolean, stack = true): PreparedItem {
   const { index, value } = item;
   const id = idOf(value);
   if (asIs) return { index, id, value, request: value as Record<string, unknown> };
   try {
     const request = requestOf(value, signature);
-    const stack = stackingOf(request, signature);
-    return { index, id, value, request, ...stack };
+    return { index, id, value, request, ...(stack ? stackingOf(request, signature) : {}) };
   } catch (e) {
     return { index, id, value, error: e as InferenceError };
   }

@@ -16,8 +16,10 @@ export interface BatchInference {
   readonly signature: ModelSignature;
   /** Runs one request as a direct invocation does (hooks included); throws an InferenceError. */
   infer(body: unknown): Promise<unknown>;
-  /** Hooks run: each item goes to them as it is, one by one. */
+  /** A preprocess hook runs: each item goes to it as it is, one by one. */
   readonly asIs: boolean;
+  /** Requests of the same shape may be stacked into one run (no postprocess hook, which sees one answer per item). */
+  readonly stack: boolean;
 }
 
 /** The most rows stacked into one run; past it a stack is split. */
@@ -51,7 +53,7 @@ export function readItems(items: unknown): BatchItem[] {
 }
 
 export async function runBatch(items: readonly BatchItem[], inference: BatchInference, joinInput: boolean): Promise<BatchRun> {
-  const prepared = items.map((i) => prepareItem(i, inference.signature, inference.asIs));
+  const prepared = items.map((i) => prepareItem(i, inference.signature, inference.asIs, inference.stack));
   const answers = new Map<number, { response?: unknown; error?: InferenceError }>();
   let runs = 0;
   const runOne = async (item: PreparedItem): Promise<void> => {

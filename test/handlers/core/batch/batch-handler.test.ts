@@ -5,7 +5,7 @@ import { assembleEvent, csvItems, distributedMapBatchEvent, resultWriterFiles } 
 import { demoModel } from '../../../../fixtures/demo-model';
 import { type LocalS3, startLocalS3 } from '../../../../tools/local-s3';
 import { logisticRegressionModel } from '../../../../tools/onnx';
-import { type Handler, handlerForModel } from '../../../support/handler';
+import { createHandler, type Handler, handlerForModel, writeModel } from '../../../support/handler';
 
 const model = demoModel();
 let handler: Handler;
@@ -84,6 +84,26 @@ describe('a Distributed Map batch, answered in the event', () => {
     expect(answer).toMatchObject({ items: 50, failed: 0, runs: 1 });
     const expected = lr.predict(data);
     for (const [k, l] of (answer.lines as string[]).entries()) expect(JSON.parse(l).outputs[0].data[0]).toBeCloseTo(expected[k], 5);
+  });
+
+  it('gives a preprocess hook each item as it is, one run each', async () => {
+    const h = await createHandler(
+      { MODEL_PATH: writeModel(model.bytes) },
+      { preprocess: (body: { features: number[] }) => ({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: body.features }] }) },
+    );
+    const answer = await h(distributedMapBatchEvent(rows.map((features) => ({ features }))));
+    expect(answer).toMatchObject({ items: 5, failed: 0, runs: 5 });
+    for (const [k, l] of (answer.lines as string[]).entries()) expectAnswers(JSON.parse(l), [rows[k]]);
+  });
+
+  it('gives a postprocess hook one answer per item: rows are read, not stacked', async () => {
+    const h = await createHandler(
+      { MODEL_PATH: writeModel(model.bytes) },
+      { postprocess: (response: { outputs: { name: string; data: number[] }[] }) => ({ label: response.outputs.find((o) => o.name === 'label')!.data[0] }) },
+    );
+    const answer = await h(distributedMapBatchEvent(rows));
+    expect(answer).toMatchObject({ items: 5, failed: 0, runs: 5 });
+    expect((answer.lines as string[]).map((l) => JSON.parse(l).label)).toEqual(model.predictLabels(rows));
   });
 
   it('fails the whole batch when the model cannot load, so that Step Functions retries it', async () => {
