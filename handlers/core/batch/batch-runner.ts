@@ -69,7 +69,11 @@ export async function runBatch(items: readonly BatchItem[], inference: BatchInfe
   for (const item of prepared) {
     if (item.error) answers.set(item.index, { error: item.error });
     else if (item.stackKey === undefined) await runOne(item);
-    else groups.set(item.stackKey, [...(groups.get(item.stackKey) ?? []), item]);
+    else {
+      const group = groups.get(item.stackKey);
+      if (group) group.push(item);
+      else groups.set(item.stackKey, [item]);
+    }
   }
   for (const group of groups.values()) {
     for (const stack of chunks(group)) {
