@@ -36,12 +36,12 @@ const FUNCTION_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:inference:l
 type Json = any;
 
 /** The synthesized definition, the data bucket's name and the partition filled in, every other reference the function's ARN. */
-function synthesizedDefinition(itemsPerBatch: number): Json {
+function synthesizedDefinition(itemsPerBatch: number, toleratedFailurePercentage?: number): Json {
   const app = new App();
   const stack = new Stack(app, 'Stack');
   const endpoint = new S3ModelEndpoint(stack, 'Endpoint', { model: ModelSource.fromAsset(`${__dirname}/../../../demo/model/demo.onnx`), modelName: 'demo' });
   const data = new s3.Bucket(stack, 'Data');
-  new BatchInference(stack, 'Batch', { inferenceFunction: endpoint.inferenceFunction, inputBucket: data, inputKey: 'rows.jsonl', itemsPerBatch });
+  new BatchInference(stack, 'Batch', { inferenceFunction: endpoint.inferenceFunction, inputBucket: data, inputKey: 'rows.jsonl', itemsPerBatch, toleratedFailurePercentage });
   const template = Template.fromStack(stack);
   const body = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0].Properties.DefinitionString;
   const dataRef = ref(data).Ref;
@@ -141,13 +141,13 @@ describe('the batch state machine, run by an ASL interpreter against the handler
   });
 
   /** Runs the definition as a Standard execution named `name`, every Lambda task on the handler bundle. */
-  async function execute(definition: Json, input: Json, name: string): Promise<Json> {
+  async function execute(definition: Json, input: Json, name: string, fn: Handler = handler): Promise<Json> {
     const { Score, ...others } = definition.States;
     const processor = Score.ItemProcessor;
     expect(processor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' });
     const invoke = (state: string) => async (payload: Json) => {
       expect(definition.States[state]?.Resource ?? processor.States[state].Resource).toBe(FUNCTION_ARN);
-      return handler(payload, { awsRequestId: `${name}-${state}` });
+      return fn(payload, { awsRequestId: `${name}-${state}` });
     };
     const child = new StateMachine({ StartAt: processor.StartAt, States: processor.States });
     const runChild = (childInput: Json) =>
@@ -185,6 +185,31 @@ describe('the batch state machine, run by an ASL interpreter against the handler
     for (const [k, r] of results.entries()) if (k !== 13) expect(r.outputs.find((o: Json) => o.name === 'label').data, `line ${k}`).toEqual([labels[k]]);
     expect(JSON.parse((await read('batch-output/nightly-1/failures.jsonl')).trim())).toMatchObject({ index: 13, status: 400 });
     expect(JSON.parse(await read('batch-output/nightly-1/manifest.json'))).toEqual(manifest);
+  }, 60_000);
+
+  it('retries a batch whose invocation fails, then counts it against the tolerated failures', async () => {
+    const rows = Array.from({ length: 30 }, (_, k) => [k, -k, k / 2, 1]);
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'rows.jsonl', Body: `${rows.map((r) => JSON.stringify(r)).join('\n')}\n` }));
+    // The function fails as it does when its model cannot load (an InferenceServerError), for the batch holding item 12.
+    let attempts = 0;
+    const failing: Handler = async (event, context) => {
+      if ((event as Json).Items?.some((i: Json) => i.index === 12)) {
+        attempts++;
+        throw Object.assign(new Error("[503] model 'demo' is not available"), { name: 'InferenceServerError' });
+      }
+      return handler(event, context);
+    };
+    // One batch in three fails: over the default 5 %, the job fails; within 40 %, it goes on.
+    await expect(execute(synthesizedDefinition(10), {}, 'strict-1', failing)).rejects.toThrow(/tolerated failure threshold/);
+    expect(attempts).toBe(4); // the first call and the 3 retries of InferenceServerError
+    const manifest = await execute(synthesizedDefinition(10, 40), {}, 'tolerant-1', failing);
+    expect(manifest).toMatchObject({ items: 30, succeeded: 20, failed: 10, failedInBatches: 10 });
+    const failures = (await read('batch-output/tolerant-1/failures.jsonl'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(failures.map((f) => f.index)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    expect(failures[0]).toMatchObject({ status: 500, error: "the batch's invocation failed: InferenceServerError: [503] model 'demo' is not available" });
   }, 60_000);
 
   it('reads the input key and output prefix from the execution’s input, and refuses a prefix outside its own', async () => {
