@@ -19,6 +19,8 @@ const SLOW = [
   'test/lib/jsii-runtime.test.ts',
   'test/lib/endpoints/efs-model-endpoint.test.ts',
   'test/lib/hooks/handler-hooks.test.ts',
+  'test/lib/batch/batch-state-machine.test.ts',
+  'test/lib/local/batch-command.test.ts',
   'test/lib/local/serve-hooks.test.ts',
   'test/lib/local/serve-repository.test.ts',
   'test/lib/local/serve-workers.test.ts',

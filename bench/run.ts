@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { batching } from './batching';
 import { asyncInference } from './async-inference';
+import { batch } from './batch';
 import { coldStart } from './cold-start';
 import { fronts } from './fronts';
 import type { Bench, BenchRecord, Machine, Results } from './lib/types';
@@ -19,7 +20,7 @@ import { synth } from './synth';
 import { throughput } from './throughput';
 import { warmOverhead } from './warm-overhead';
 
-const BENCHES: readonly Bench[] = [warmOverhead, fronts, coldStart, s3Fetch, s3Parallel, throughput, batching, sizes, synth, modelRepository, asyncInference];
+const BENCHES: readonly Bench[] = [warmOverhead, fronts, coldStart, s3Fetch, s3Parallel, throughput, batching, sizes, synth, modelRepository, asyncInference, batch];
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');

@@ -25,6 +25,10 @@ export const METRIC = {
   MODEL_REQUEST_FAILED: 'ModelRequestFailed',
   /** With dynamic batching: requests answered by the run that answered this one (1 when it ran alone), per request. Count. */
   BATCH_REQUESTS: 'BatchRequests',
+  /** Items of Distributed Map batches the function answered (succeeded or failed). Count. */
+  BATCH_ITEMS: 'BatchItems',
+  /** Items of Distributed Map batches the model refused (written to the job's failures). Count. */
+  BATCH_ITEMS_FAILED: 'BatchItemsFailed',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

@@ -4,6 +4,7 @@
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { AsyncDemoStack } from './async-demo-stack';
+import { BatchDemoStack } from './batch-demo-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 import { ModelRepositoryDemoStack } from './model-repository-stack';
 
@@ -18,6 +19,8 @@ for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
 new ModelRepositoryDemoStack(app, 'CdkServerlessInferenceModelRepositoryDemo');
 // Asynchronous inference on an SQS queue, on the demo model in S3.
 new AsyncDemoStack(app, 'CdkServerlessInferenceAsyncDemo');
+// Batch inference on a Step Functions Distributed Map, with the demo model.
+new BatchDemoStack(app, 'CdkServerlessInferenceBatchDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);

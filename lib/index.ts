@@ -44,6 +44,9 @@ export * from './operations/endpoint-metrics';
 export * from './operations/endpoint-monitoring';
 export * from './operations/gradual-rollout';
 
+// Batch inference on a Step Functions Distributed Map.
+export * from './batch/batch-inference';
+
 // Snapshot tests.
 export * from './testing/mask-asset-hashes';
 export * from './async/async-inference';

@@ -25,6 +25,7 @@ import type { WarmupRequest } from './http/warmup';
 import { AsyncInference } from './async/async-inference';
 import { matchAsyncRoute } from './async/async-routes';
 import { isSqsEvent } from './async/sqs-event';
+import { type BatchEventKind, handleBatchEvent, readBatchEvent } from './batch/batch-event';
 
 /** Minimal view of Lambda's context object: the request id, and the time left for `afterResponse`. */
 export interface InvocationContext {
@@ -143,8 +144,10 @@ export class InferenceService<M extends BackendModel> {
     this.coldStart = false;
     if (coldStart) this.telemetry.record(METRIC.COLD_START, 1);
     if (this.asyncInference && isSqsEvent(event)) return { value: await this.asyncInference.process(event) };
-    const incoming = readEvent(event);
     const requestId = context?.awsRequestId ?? (event as { requestContext?: { requestId?: string } } | null | undefined)?.requestContext?.requestId ?? randomUUID();
+    const batch = readBatchEvent(event);
+    if (batch) return await this.batch(batch, requestId);
+    const incoming = readEvent(event);
     switch (incoming.kind) {
       case 'warmup':
         return { value: await this.warmup(incoming.warmup, coldStart) };
@@ -208,6 +211,35 @@ export class InferenceService<M extends BackendModel> {
       // only counted here (up to the limit).
       if (stringifyJsonWithin(value, { maxBytes: this.config.maxResponseBytes, countOnly: true }) === undefined) throw this.tooLarge();
       return { value, after: this.afterCall(answer, 200) };
+    } catch (e) {
+      const { status, message } = this.describeFailure(e, requestId);
+      const error = new Error(`[${status}] ${message}`);
+      error.name = status < 500 ? 'InferenceRequestError' : 'InferenceServerError';
+      return { error };
+    }
+  }
+
+  /**
+   * A Step Functions batch or its assembling step (batch/): answered with its counts; an item the
+   * model refuses is a line of the job's failures, while a failure of the function (the model
+   * cannot load, S3) is thrown, so that Step Functions retries the batch.
+   */
+  private async batch(batch: BatchEventKind, requestId: string): Promise<Outcome> {
+    try {
+      const value = await handleBatchEvent(batch, async () => ({
+        signature: (await this.model()).signature,
+        asIs: this.hooks.preprocess !== undefined,
+        stack: this.hooks.preprocess === undefined && this.hooks.postprocess === undefined,
+        infer: async (body: unknown) => {
+          checkJsonValueNesting(body);
+          return (await this.infer(body, undefined, requestId, undefined)).value;
+        },
+      }));
+      if ('runs' in value) {
+        this.telemetry.record(METRIC.BATCH_ITEMS, value.items);
+        this.telemetry.record(METRIC.BATCH_ITEMS_FAILED, value.failed);
+      }
+      return { value };
     } catch (e) {
       const { status, message } = this.describeFailure(e, requestId);
       const error = new Error(`[${status}] ${message}`);

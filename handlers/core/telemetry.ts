@@ -30,6 +30,8 @@ const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = 
   [METRIC.MODEL_EVICTED]: MetricUnit.Count,
   [METRIC.MODEL_REQUEST_MS]: MetricUnit.Milliseconds,
   [METRIC.MODEL_REQUEST_FAILED]: MetricUnit.Count,
+  [METRIC.BATCH_ITEMS]: MetricUnit.Count,
+  [METRIC.BATCH_ITEMS_FAILED]: MetricUnit.Count,
 };
 
 /** Powertools' Metrics, with its own verdict on whether it is disabled (protected there) made readable. */

@@ -445,7 +445,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     }
   }
 
-  /** A metric of the handler's own (`ColdStart`, `ModelLoadMs`, `InferenceMs`, `ModelLoadFailed`, `AfterResponseFailed`), over 5 minutes. */
+  /** A metric of the handler's own (`ColdStart`, `ModelLoadMs`, `InferenceMs`, `ModelLoadFailed`, `AfterResponseFailed`, `BatchItems`, `BatchItemsFailed`), over 5 minutes. */
   public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,

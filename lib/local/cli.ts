@@ -14,6 +14,7 @@ import { limitConcurrency } from './concurrency-limit';
 import { type HandlerWorkers, startHandlerWorkers, WorkerLoadError } from './handler-workers';
 import { checkReadiness, type LambdaHandler, type RunningInferenceServer, startInferenceServer } from './inference-server';
 import { inferenceHandlerFile, loadInferenceHandler } from './load-handler';
+import { batchCommand } from './batch-command';
 
 /**
  * Requests per worker an environment takes at a time when --concurrency is not given: the default
@@ -38,6 +39,7 @@ const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--por
                                        [--workers N] [--concurrency C] [--queue Q] [--batch-size B] [--batch-delay MS]
                                        [--log-level INFO]
        cdk-serverless-inference serve --model-repository DIR [--memory-budget MIB] [--disk-budget MIB] [--warm-models a,b] [...]
+       cdk-serverless-inference batch --model ./model.onnx --input rows.jsonl --output ./out   (batch --help)
        cdk-serverless-inference --version
 
 Serves the library's inference handler over HTTP on this machine, so a model can be tried before
@@ -142,6 +144,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     console.log(USAGE);
     return command ? 0 : 1;
   }
+  if (command === 'batch') return batchCommand(rest);
   if (command !== 'serve') {
     console.error(`unknown command '${command}'\n\n${USAGE}`);
     return 1;
