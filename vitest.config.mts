@@ -18,6 +18,7 @@ const SLOW = [
   'test/lib/jsii-runtime.test.ts',
   'test/lib/endpoints/efs-model-endpoint.test.ts',
   'test/lib/hooks/handler-hooks.test.ts',
+  'test/lib/local/serve-capture.test.ts',
   'test/lib/local/serve-hooks.test.ts',
   'test/lib/local/serve-workers.test.ts',
   'test/lib/packaging/model-image-context.test.ts',
