@@ -14,6 +14,8 @@ export * from './endpoints/inference-endpoint';
 export * from './function/inference-function';
 export * from './hooks/handler-hooks';
 export * from './compute/inference-compute';
+export { CaptureMode, DataCapture, type DataCaptureOptions, type DataCaptureProps } from './capture/data-capture';
+export { ShadowAgreement, ShadowMode, type ShadowOptions } from './capture/shadow';
 export * from './api/inference-api';
 export * from './operations/warmer';
 export { GraphOptimizationLevel } from '../contract/defaults';

@@ -24,6 +24,8 @@ import { inferenceHandlerDir } from '../private/package-paths';
 import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances } from '../compute/managed-instances';
 import { modelVersionFromIdentity } from '../private/model-version';
 import { STAGING_EXCLUDE, treeSize } from '../private/staging';
+import { DataCapture, type DataCaptureOptions } from '../capture/data-capture';
+import { bindShadow, type ShadowOptions } from '../capture/shadow';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
 export interface LambdaFunctionOptions {
@@ -166,6 +168,24 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
    * @default InferenceCompute.onDemand()
    */
   readonly compute?: InferenceCompute;
+
+  /**
+   * Capture a sampled share of requests and answers to S3 (through Amazon Data Firehose, under
+   * hourly prefixes, KMS-encrypted, with a lifecycle rule and a Glue table for Athena) once each
+   * answer is sent. Needs response streaming (the API's `responseTransferMode: STREAM`). See
+   * docs/data-capture.md.
+   * @default - no capture
+   */
+  readonly dataCapture?: DataCaptureOptions;
+
+  /**
+   * Run a candidate model on a sampled copy of live requests once each answer is sent, compare its
+   * answers with the live ones (the `ShadowAgreement`, `ShadowFailed` and `ShadowLatencyRatio`
+   * metrics) and capture both. The caller never sees it. Needs response streaming; creates data
+   * capture (at 0 % of its own) when `dataCapture` is not given. See docs/data-capture.md.
+   * @default - no shadow
+   */
+  readonly shadow?: ShadowOptions;
 }
 
 /** Scaling of provisioned concurrency. */
@@ -280,6 +300,15 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   /** Whether the function answers through response streaming. */
   public readonly responseStreaming: boolean;
 
+  /**
+   * Data capture's stream, bucket, key, Glue table and alarm, with `dataCapture` or `shadow`.
+   * @default - none
+   */
+  public readonly dataCapture?: DataCapture;
+
+  /** Whether a shadow model runs beside the live one. */
+  public readonly shadowEnabled: boolean;
+
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
   private readonly serviceName: string;
 
@@ -320,6 +349,23 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         `hooks: the entry exports ${AFTER_RESPONSE_HOOK}, which runs after the answer is sent, and only a streamed answer lets the function go on after it: ` +
           "set the endpoint's api.responseTransferMode to apigw.ResponseTransferMode.STREAM (or responseStreaming on an InferenceFunction of your own)",
       );
+    }
+    if ((props.dataCapture || props.shadow) && !this.responseStreaming) {
+      throw validationError(
+        this,
+        `${props.dataCapture ? 'dataCapture' : 'shadow'} runs after the answer is sent, and only a streamed answer lets the function go on after it: ` +
+          "set the endpoint's api.responseTransferMode to apigw.ResponseTransferMode.STREAM (or responseStreaming on an InferenceFunction of your own)",
+      );
+    }
+    this.shadowEnabled = props.shadow !== undefined;
+    const shadowEnvironment = props.shadow ? bindShadow(this, this.role, props.shadow) : {};
+    if (props.dataCapture || props.shadow) {
+      this.dataCapture = new DataCapture(this, 'DataCapture', {
+        ...(props.dataCapture ?? { samplingPercentage: 0 }),
+        modelName: this.modelName,
+        failureMetric: this.metric(METRIC.CAPTURE_FAILED, { statistic: 'Sum' }),
+      });
+      this.dataCapture.grantPut(this.role);
     }
     const packaging = props.packaging.bind(this, {
       role: this.role,
@@ -394,6 +440,8 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         ...(managed ? { AWS_LAMBDA_NODEJS_WORKER_COUNT: String(managed.workers) } : {}),
         ...(hooks ? { [ENV.HOOKS_MODULE]: HOOKS_MODULE_FILE, ...(hooks.sourceMap ? { NODE_OPTIONS: '--enable-source-maps' } : {}) } : {}),
         ...(this.responseStreaming ? { [ENV.RESPONSE_STREAMING]: '1' } : {}),
+        ...this.dataCapture?.environment,
+        ...shadowEnvironment,
         ...packaging.environment,
         ...props.environment,
       },
@@ -492,6 +540,31 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   /** `afterResponse` hooks that threw or were given up at the function's timeout (the answers were sent). */
   public metricAfterResponseFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(METRIC.AFTER_RESPONSE_FAILED, { statistic: 'Sum', ...props });
+  }
+
+  /** Capture records the handler could not write and dropped (the answers were sent). */
+  public metricCaptureFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.CAPTURE_FAILED, { statistic: 'Sum', ...props });
+  }
+
+  /** Capture records written. */
+  public metricCaptured(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.CAPTURED, { statistic: 'Sum', ...props });
+  }
+
+  /** The share of shadowed requests whose shadow answer agreed with the live one (0 to 1, the average by default). */
+  public metricShadowAgreement(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.SHADOW_AGREEMENT, { statistic: 'Average', ...props });
+  }
+
+  /** Shadow runs that failed (not loaded, refused the request, threw, out of time); the callers never saw them. */
+  public metricShadowFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.SHADOW_FAILED, { statistic: 'Sum', ...props });
+  }
+
+  /** The shadow model's inference time over the live model's, the average by default. */
+  public metricShadowLatencyRatio(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.SHADOW_LATENCY_RATIO, { statistic: 'Average', ...props });
   }
 
   private scaleProvisionedConcurrency(scaling: ProvisionedConcurrencyScaling, provisioned: number | undefined): void {
