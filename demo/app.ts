@@ -3,6 +3,7 @@
 // same model with each of the library's other packagings (`npx cdk deploy <stack>`).
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { CaptureDemoStack } from './capture-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 
 const app = new App();
@@ -12,6 +13,8 @@ for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
     new DemoStack(app, `CdkServerlessInference${packaging}Demo`, { packaging });
   }
 }
+// Data capture and a shadow model (demo/capture-stack.ts).
+new CaptureDemoStack(app, 'CdkServerlessInferenceCaptureDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);
