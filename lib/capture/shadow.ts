@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Token } from 'aws-cdk-lib';
@@ -84,7 +85,7 @@ export interface ShadowOptions {
  * always fetched from S3 at cold start (a local file goes up as an asset), into /tmp beside the
  * live model, once the live model is loaded.
  */
-export function bindShadow(scope: Construct, role: iam.IRole, options: ShadowOptions): { [name: string]: string } {
+export function bindShadow(scope: Construct, role: iam.IRole, options: ShadowOptions): { environment: { [name: string]: string }; sizeBytes?: number } {
   const sampling = options.samplingPercentage ?? 100;
   if (!Token.isUnresolved(sampling) && !(sampling >= 0 && sampling <= 100)) {
     throw validationError(scope, `shadow.samplingPercentage must be between 0 and 100, got: ${sampling}`);
@@ -96,6 +97,7 @@ export function bindShadow(scope: Construct, role: iam.IRole, options: ShadowOpt
   const source = options.model.bind();
   let location: { [name: string]: string };
   let identity: string | undefined;
+  const sizeBytes = source.localPath ? fs.statSync(source.localPath).size : source.size?.toBytes();
   if (source.localPath) {
     const asset = new s3assets.Asset(scope, 'ShadowModelAsset', { path: source.localPath });
     grantReadModelObject(role, asset.bucket, asset.s3ObjectKey, undefined);
@@ -109,11 +111,12 @@ export function bindShadow(scope: Construct, role: iam.IRole, options: ShadowOpt
     };
     identity = source.objectVersion;
   }
-  return {
+  const environment = {
     ...location,
     [ENV.SHADOW_MODEL_VERSION]: options.modelVersion ?? (identity ? modelVersionFromIdentity(identity) : 'shadow'),
     [ENV.SHADOW_SAMPLING_PERCENT]: String(sampling),
     [ENV.SHADOW_AGREEMENT]: agreement.kind,
     ...(agreement.kind === SHADOW_AGREEMENT.TOLERANCE ? { [ENV.SHADOW_TOLERANCE]: String(agreement.floatTolerance) } : {}),
   };
+  return { environment, sizeBytes };
 }

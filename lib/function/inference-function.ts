@@ -358,7 +358,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       );
     }
     this.shadowEnabled = props.shadow !== undefined;
-    const shadowEnvironment = props.shadow ? bindShadow(this, this.role, props.shadow) : {};
+    const shadow = props.shadow ? bindShadow(this, this.role, props.shadow) : undefined;
     if (props.dataCapture || props.shadow) {
       this.dataCapture = new DataCapture(this, 'DataCapture', {
         ...(props.dataCapture ?? { samplingPercentage: 0 }),
@@ -391,13 +391,14 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     }
 
     let ephemeralStorageSize = props.ephemeralStorageSize;
-    const tmpBytes = packaging.tmpSize?.toBytes();
+    // A shadow model is fetched to /tmp and held in memory beside the live one.
+    const tmpBytes = plus(packaging.tmpSize?.toBytes(), shadow?.sizeBytes);
     if (ephemeralStorageSize) {
       validateEphemeralStorage(this, ephemeralStorageSize, tmpBytes);
     } else if (tmpBytes !== undefined) {
       ephemeralStorageSize = ephemeralStorageForModel(this, tmpBytes);
     }
-    const modelBytes = packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes();
+    const modelBytes = plus(packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes(), shadow?.sizeBytes);
     if (managed) {
       checkManagedInstancesFit(this, managed, memorySize, modelBytes, packaging);
     } else {
@@ -441,7 +442,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         ...(hooks ? { [ENV.HOOKS_MODULE]: HOOKS_MODULE_FILE, ...(hooks.sourceMap ? { NODE_OPTIONS: '--enable-source-maps' } : {}) } : {}),
         ...(this.responseStreaming ? { [ENV.RESPONSE_STREAMING]: '1' } : {}),
         ...this.dataCapture?.environment,
-        ...shadowEnvironment,
+        ...shadow?.environment,
         ...packaging.environment,
         ...props.environment,
       },
@@ -611,6 +612,11 @@ function modelInitWait(props: InferenceFunctionOptions, timeout: Duration): Dura
  * onnxruntime holds the whole model in memory, plus its working buffers and Node.js itself: a
  * function with less than about 1.5 times the model and 256 MiB runs out of memory at cold start.
  */
+/** Two sizes added up; one alone when the other is unknown. */
+function plus(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : a + b;
+}
+
 function warnIfModelOutgrowsMemory(scope: Construct, memoryMiB: number, modelBytes: number | undefined): void {
   if (modelBytes === undefined || Token.isUnresolved(memoryMiB)) return;
   const neededMiB = Math.ceil((modelBytes * 1.5) / (1024 * 1024) + 256);

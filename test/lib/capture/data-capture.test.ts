@@ -4,8 +4,8 @@
  * projection, the alarm, the function's environment and grants, the dashboard), what they refuse,
  * and that cdk-nag finds nothing unacknowledged.
  */
-import { Duration } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Duration, Size } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -178,6 +178,25 @@ describe('shadow', () => {
       SHADOW_AGREEMENT: 'tolerance',
       SHADOW_TOLERANCE: '0.01',
     });
+  });
+});
+
+describe('shadow sizing', () => {
+  it("counts the candidate in the function's /tmp and memory", () => {
+    const { stack } = newStack();
+    const models = s3.Bucket.fromBucketName(stack, 'Models', 'team-models');
+    const without = new S3ModelEndpoint(stack, 'Without', { model: ModelSource.fromAsset(DEMO_MODEL_FILE), api: STREAM });
+    const e = new S3ModelEndpoint(stack, 'Endpoint', {
+      model: ModelSource.fromAsset(DEMO_MODEL_FILE),
+      api: STREAM,
+      shadow: { model: ModelSource.fromBucket(models, 'big.onnx', { size: Size.gibibytes(2) }) },
+    });
+    const template = Template.fromStack(stack);
+    const tmp = (endpoint: S3ModelEndpoint) => resourceProps(template, endpoint.function).EphemeralStorage?.Size ?? 512;
+    expect(tmp(e)).toBeGreaterThanOrEqual(tmp(without) + 2048);
+    const warnings = Annotations.fromStack(stack).findWarning('/Stack/Endpoint/Default', Match.stringLikeRegexp('memorySize is 2048 MiB, but a .* model needs about'));
+    expect(warnings).toHaveLength(1);
+    expect(Annotations.fromStack(stack).findWarning('/Stack/Without/Default', Match.stringLikeRegexp('memorySize'))).toHaveLength(0);
   });
 });
 

@@ -5,6 +5,7 @@
  * agree by argmax and answers that do not), checked against the models' plain-JS references.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalFirehose, startLocalFirehose } from '../../../tools/local-firehose';
 import { temperatureSoftmaxModel } from '../../../tools/onnx';
 import { hourOf, readCaptureDir } from '../../support/capture';
 import { tempDir, writeModel } from '../../support/handler';
@@ -113,6 +114,38 @@ describe('serve --shadow-model with a shadow that must disagree', () => {
     expect(r.status).toBe(200);
     const [{ record }] = await records(dir, 1);
     expect(record.eventMetadata.shadow).toMatchObject({ agreed: false, detail: "output 'probabilities' row 0: the largest value is at 1, the shadow's at 2" });
+    expect(record.captureData.endpointOutput.data).toBe(r.text);
+  });
+});
+
+describe("capture to Firehose, off the caller's path (serve, streamed as deployed)", () => {
+  let server: Served;
+  let firehose: LocalFirehose;
+  beforeAll(async () => {
+    firehose = await startLocalFirehose();
+    // Firehose takes a second and a half to take each record.
+    firehose.respondWith(() => ({ delayMs: 1_500 }));
+    server = await startServe(['--model', writeModel(live.bytes, 'live.onnx'), '--name', 'clf', '--port', '0', '--log-level', 'ERROR'], {
+      env: { ...process.env, ...firehose.env(), DATA_CAPTURE_FIREHOSE_STREAM: 'clf-capture', RESPONSE_STREAMING: '1' },
+    });
+  }, 40_000);
+  afterAll(async () => {
+    server?.child.kill('SIGTERM');
+    await firehose?.stop();
+  });
+
+  it('answers before the record reaches Firehose', async () => {
+    const r = await postJson(server.url, 'clf', request(agreeing));
+    expect(r.status).toBe(200);
+    // The answer came while the record was still on its way: Firehose had not taken it yet.
+    expect(firehose.records.get('clf-capture') ?? []).toHaveLength(0);
+    // ...and the put was under way.
+    for (let i = 0; i < 100 && firehose.requests.length === 0; i++) await new Promise((res) => setTimeout(res, 20));
+    expect(firehose.requests.map((q) => q.operation)).toEqual(['PutRecord']);
+    for (let i = 0; i < 100 && (firehose.records.get('clf-capture') ?? []).length === 0; i++) await new Promise((res) => setTimeout(res, 50));
+    const [line] = firehose.records.get('clf-capture')!;
+    const record = JSON.parse(line.toString('utf8'));
+    expect(record.eventMetadata.inferenceId).toBe(r.headers['x-inference-id']);
     expect(record.captureData.endpointOutput.data).toBe(r.text);
   });
 });

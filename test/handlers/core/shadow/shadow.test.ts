@@ -5,7 +5,7 @@
  * not), and whose failures never reach the caller.
  */
 import { describe, expect, it } from 'vitest';
-import { infer } from '../../../../fixtures/events';
+import { infer, restEvent } from '../../../../fixtures/events';
 import { temperatureSoftmaxModel } from '../../../../tools/onnx';
 import { readCaptureDir } from '../../../support/capture';
 import { type Handler, createHandler, tempDir, writeModel } from '../../../support/handler';
@@ -153,5 +153,21 @@ describe('a shadow model', () => {
     expect(result.status).toBe(200);
     expect(result.body.predictions).toHaveLength(3);
     expect(readCaptureDir(dir)[0].record.eventMetadata.shadow.agreed).toBe(true);
+  });
+
+  it('compares outputs answered as binary tensor data, by their values', async () => {
+    const binary = { ...request, outputs: [{ name: 'probabilities', parameters: { binary_data: true } }] };
+    for (const [temperature, agreed] of [
+      [2, true],
+      [-1, false],
+    ] as const) {
+      const { handler, dir } = await shadowed({ temperature }, { SHADOW_AGREEMENT: 'argmax' });
+      const { result } = await logged(() => handler(restEvent('POST', '/v2/models/clf/infer', binary)));
+      expect(result.statusCode).toBe(200);
+      expect(result.isBase64Encoded).toBe(true);
+      const [{ record }] = readCaptureDir(dir);
+      expect(record.captureData.endpointOutput).toMatchObject({ encoding: 'BASE64', data: result.body });
+      expect(record.eventMetadata.shadow.agreed).toBe(agreed);
+    }
   });
 });
