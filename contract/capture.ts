@@ -51,3 +51,12 @@ export type ShadowAgreementName = (typeof SHADOW_AGREEMENT)[keyof typeof SHADOW_
 
 /** The tolerance of float outputs when SHADOW_TOLERANCE is unset. */
 export const DEFAULT_SHADOW_TOLERANCE = 1e-4;
+
+/**
+ * The key of the event the live function sends its shadow function (`ShadowMode.SHADOW_FUNCTION`,
+ * an asynchronous `Invoke`): what the live model was asked and answered, and the capture record.
+ */
+export const SHADOW_EVENT_KEY = 'cdkServerlessInferenceShadow';
+
+/** The largest payload of an asynchronous `Invoke` (1 MB): a larger shadow event is counted as a shadow failure. */
+export const ASYNC_INVOKE_MAX_PAYLOAD_BYTES = 1024 * 1024;

@@ -227,6 +227,19 @@ export const ENV = {
    */
   SHADOW_TOLERANCE: 'SHADOW_TOLERANCE',
   /**
+   * The shadow function the live function invokes asynchronously after each shadowed answer
+   * (`ShadowMode.SHADOW_FUNCTION`), with the request, the live answer and its capture record,
+   * instead of running a shadow model itself.
+   * @default - no shadow function
+   */
+  SHADOW_FUNCTION_NAME: 'SHADOW_FUNCTION_NAME',
+  /**
+   * `true` on a shadow function: its model is the candidate, and it takes the live function's
+   * shadow events (compares, counts and writes the capture record) besides ordinary requests.
+   * @default `false`
+   */
+  SHADOW_CANDIDATE: 'SHADOW_CANDIDATE',
+  /**
    * Powertools' service name of the logs and metrics: a metric dimension. The constructs set one
    * unique to each function.
    * @default `cdk-serverless-inference`

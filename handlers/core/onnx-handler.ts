@@ -6,6 +6,7 @@ import { ModelRuntime } from './model/model-runtime';
 import { OnnxBackend } from './backends/onnx-backend';
 import { createTelemetry } from './telemetry';
 import { observerOf } from './shadow/observer-of';
+import { withShadowEvents } from './shadow-entry';
 
 export interface InferenceHandlerOptions {
   /** Pre- and post-processing around inference. @default - none */
@@ -61,5 +62,7 @@ export async function createInferenceEntry(options: InferenceHandlerOptions = {}
   await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
   // A shadow model loads once the live one has, so that the two never compete at cold start.
   if (observation?.preload) void loading.then(observation.preload);
-  return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {}, observation?.observer);
+  const backend = new OnnxBackend(config, runtime);
+  const service = new InferenceService(config, backend, telemetry, options.hooks ?? {}, observation?.observer);
+  return observation?.candidate ? withShadowEvents(service, observation.candidate(backend), telemetry) : service;
 }

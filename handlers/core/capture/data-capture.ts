@@ -9,7 +9,7 @@ import { INFERENCE_ID_HEADER } from '../../../contract/capture';
 import { METRIC } from '../../../contract/metrics';
 import type { CaptureConfig } from '../config/observation-config';
 import type { HttpRequest } from '../http/events';
-import { type CapturedPayload, type ShadowMetadata, captureRecord, capturedInput, capturedOutput } from './capture-record';
+import { type CaptureRecord, type CapturedPayload, type ShadowMetadata, captureRecord, capturedInput, capturedOutput } from './capture-record';
 import type { CaptureSink } from './capture-sink';
 import type { ObservedAnswer, ObserverTelemetry } from './observer';
 
@@ -41,40 +41,58 @@ export class DataCapture {
   }
 
   /** Writes the record of one answer (with a shadow's, if it ran); never throws. */
-  async write(
-    answer: ObservedAnswer,
-    inferenceId: string,
-    shadow: { output?: CapturedPayload; metadata: ShadowMetadata } | undefined,
-    deadline: number | undefined,
-  ): Promise<void> {
+  async write(answer: ObservedAnswer, inferenceId: string, shadow: ShadowPart | undefined, deadline: number | undefined): Promise<void> {
+    let record: CaptureRecord;
     try {
-      const record = captureRecord(
-        this.config.mode,
-        { input: () => capturedInput(answer.request), output: () => capturedOutput(answer.response), shadowOutput: shadow?.output },
-        {
-          eventId: randomUUID(),
-          inferenceId,
-          inferenceTime: answer.receivedAt.toISOString(),
-          requestId: answer.requestId,
-          modelName: this.model.name,
-          modelVersion: this.model.version,
-          ...(answer.variant !== undefined ? { variant: answer.variant } : {}),
-          latencyMs: round(answer.latencyMs),
-          inferenceMs: round(answer.live.inferenceMs),
-          ...(shadow ? { shadow: shadow.metadata } : {}),
-        },
-      );
-      await this.sink.write(Buffer.from(`${JSON.stringify(record)}\n`, 'utf8'), answer.receivedAt, deadline);
+      record = this.record(answer, inferenceId, shadow);
+    } catch (e) {
+      this.failed(answer.requestId, inferenceId, e);
+      return;
+    }
+    await this.writeRecord(record, deadline);
+  }
+
+  /** The record of one answer, as `write` writes it. */
+  record(answer: ObservedAnswer, inferenceId: string, shadow?: ShadowPart): CaptureRecord {
+    return captureRecord(
+      this.config.mode,
+      { input: () => capturedInput(answer.request), output: () => capturedOutput(answer.response), shadowOutput: shadow?.output },
+      {
+        eventId: randomUUID(),
+        inferenceId,
+        inferenceTime: answer.receivedAt.toISOString(),
+        requestId: answer.requestId,
+        modelName: this.model.name,
+        modelVersion: this.model.version,
+        ...(answer.variant !== undefined ? { variant: answer.variant } : {}),
+        latencyMs: round(answer.latencyMs),
+        inferenceMs: round(answer.live.inferenceMs),
+        ...(shadow ? { shadow: shadow.metadata } : {}),
+      },
+    );
+  }
+
+  /** Writes a record built by `record` (here, or by the live function for its shadow function); never throws. */
+  async writeRecord(record: CaptureRecord, deadline: number | undefined): Promise<void> {
+    const { requestId, inferenceId, inferenceTime } = record.eventMetadata;
+    try {
+      await this.sink.write(Buffer.from(`${JSON.stringify(record)}\n`, 'utf8'), new Date(inferenceTime), deadline);
       this.telemetry.record(METRIC.CAPTURED, 1);
     } catch (e) {
-      this.telemetry.logger.warn('data capture failed; the record was dropped (the answer was sent)', {
-        requestId: answer.requestId,
-        inferenceId,
-        error: (e as Error)?.message ?? String(e),
-      });
-      this.telemetry.record(METRIC.CAPTURE_FAILED, 1);
+      this.failed(requestId, inferenceId, e);
     }
   }
+
+  private failed(requestId: string, inferenceId: string, e: unknown): void {
+    this.telemetry.logger.warn('data capture failed; the record was dropped (the answer was sent)', { requestId, inferenceId, error: (e as Error)?.message ?? String(e) });
+    this.telemetry.record(METRIC.CAPTURE_FAILED, 1);
+  }
+}
+
+/** A shadow's answer and how it compared, for a record. */
+export interface ShadowPart {
+  readonly output?: CapturedPayload;
+  readonly metadata: ShadowMetadata;
 }
 
 /** Milliseconds to a microsecond, as JSON should carry them. */

@@ -18,8 +18,13 @@ export interface CaptureConfig {
 }
 
 export interface ShadowConfig {
-  /** The shadow model's own handler configuration: its location and version, the live one's settings otherwise. */
-  readonly model: HandlerConfig;
+  /**
+   * The shadow model's own handler configuration: its location and version, the live one's
+   * settings otherwise; absent when a shadow function runs it.
+   */
+  readonly model?: HandlerConfig;
+  /** The shadow function to invoke instead (SHADOW_FUNCTION_NAME). */
+  readonly functionName?: string;
   /** 0 to 100. */
   readonly samplingPercent: number;
   readonly agreement: ShadowAgreementName;
@@ -46,14 +51,13 @@ export function readCaptureConfig(env: NodeJS.ProcessEnv): CaptureConfig | undef
 export function readShadowConfig(env: NodeJS.ProcessEnv): ShadowConfig | undefined {
   const modelPath = env[ENV.SHADOW_MODEL_PATH];
   const s3Uri = env[ENV.SHADOW_MODEL_S3_URI];
-  if (modelPath && s3Uri) throw new Error(`set either ${ENV.SHADOW_MODEL_PATH} or ${ENV.SHADOW_MODEL_S3_URI}, not both`);
-  if (!modelPath && !s3Uri) return undefined;
-  const agreement = env[ENV.SHADOW_AGREEMENT] || SHADOW_AGREEMENT.TOLERANCE;
-  const agreements: readonly string[] = Object.values(SHADOW_AGREEMENT);
-  if (!agreements.includes(agreement)) throw new Error(`${ENV.SHADOW_AGREEMENT} must be one of ${agreements.join(', ')}, got: ${agreement}`);
-  const rawTolerance = env[ENV.SHADOW_TOLERANCE];
-  const tolerance = rawTolerance === undefined || rawTolerance === '' ? DEFAULT_SHADOW_TOLERANCE : Number(rawTolerance);
-  if (!Number.isFinite(tolerance) || tolerance < 0) throw new Error(`${ENV.SHADOW_TOLERANCE} must be a number of at least 0, got: ${rawTolerance}`);
+  const functionName = env[ENV.SHADOW_FUNCTION_NAME] || undefined;
+  if ((modelPath ? 1 : 0) + (s3Uri ? 1 : 0) + (functionName ? 1 : 0) > 1) {
+    throw new Error(`set one of ${ENV.SHADOW_MODEL_PATH}, ${ENV.SHADOW_MODEL_S3_URI} and ${ENV.SHADOW_FUNCTION_NAME}, not several`);
+  }
+  if (!modelPath && !s3Uri && !functionName) return undefined;
+  const common = { samplingPercent: percent(env, ENV.SHADOW_SAMPLING_PERCENT), ...readAgreementRule(env) };
+  if (functionName) return { functionName, ...common };
   // The shadow model is read as the live one is, from its own location (never the live one's
   // precompiled copy), with its own cache folder so that the two downloads never meet.
   const model = readConfig({
@@ -66,7 +70,7 @@ export function readShadowConfig(env: NodeJS.ProcessEnv): ShadowConfig | undefin
     [ENV.MODEL_CACHE_DIR]: `${env[ENV.MODEL_CACHE_DIR] || '/tmp/models'}/shadow`,
     [ENV.MODEL_VERSION]: env[ENV.SHADOW_MODEL_VERSION] || 'shadow',
   });
-  return { model, samplingPercent: percent(env, ENV.SHADOW_SAMPLING_PERCENT), agreement: agreement as ShadowAgreementName, tolerance };
+  return { model, ...common };
 }
 
 function percent(env: NodeJS.ProcessEnv, name: string): number {
@@ -75,4 +79,23 @@ function percent(env: NodeJS.ProcessEnv, name: string): number {
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0 || n > 100) throw new Error(`${name} must be a percentage between 0 and 100, got: ${raw}`);
   return n;
+}
+
+/** Whether this function is a shadow function, which takes the live function's shadow events (SHADOW_CANDIDATE). */
+export function readShadowCandidate(env: NodeJS.ProcessEnv): boolean {
+  const raw = env[ENV.SHADOW_CANDIDATE];
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw !== 'true') throw new Error(`${ENV.SHADOW_CANDIDATE} must be true or false, got: ${raw}`);
+  return true;
+}
+
+/** How a shadow's answer is compared (SHADOW_AGREEMENT, SHADOW_TOLERANCE). */
+export function readAgreementRule(env: NodeJS.ProcessEnv): { readonly agreement: ShadowAgreementName; readonly tolerance: number } {
+  const agreement = env[ENV.SHADOW_AGREEMENT] || SHADOW_AGREEMENT.TOLERANCE;
+  const agreements: readonly string[] = Object.values(SHADOW_AGREEMENT);
+  if (!agreements.includes(agreement)) throw new Error(`${ENV.SHADOW_AGREEMENT} must be one of ${agreements.join(', ')}, got: ${agreement}`);
+  const rawTolerance = env[ENV.SHADOW_TOLERANCE];
+  const tolerance = rawTolerance === undefined || rawTolerance === '' ? DEFAULT_SHADOW_TOLERANCE : Number(rawTolerance);
+  if (!Number.isFinite(tolerance) || tolerance < 0) throw new Error(`${ENV.SHADOW_TOLERANCE} must be a number of at least 0, got: ${rawTolerance}`);
+  return { agreement: agreement as ShadowAgreementName, tolerance };
 }

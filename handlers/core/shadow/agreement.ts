@@ -20,7 +20,7 @@ export interface AgreementRule {
 }
 
 /** An answer's outputs, flattened: name → shape, whether its values are floats, and the values. */
-interface Flat {
+export interface Flat {
   readonly shape: readonly number[];
   readonly float: boolean;
   readonly values: readonly unknown[];
@@ -29,8 +29,20 @@ interface Flat {
 const FLOATS: ReadonlySet<string> = new Set(['FP16', 'FP32', 'FP64']);
 
 export function compareAnswers(live: unknown, shadow: unknown, rule: AgreementRule): Agreement {
-  const a = flatten(live);
-  const b = flatten(shadow);
+  return compareFlat(flatten(live), flatten(shadow), rule);
+}
+
+/** An answer's outputs flattened, as JSON can carry them to a shadow function. */
+export function flattenAnswer(answer: unknown): Record<string, Flat> {
+  return Object.fromEntries(flatten(answer));
+}
+
+/** A live answer flattened by `flattenAnswer` against a shadow's answer. */
+export function compareWithFlat(live: Record<string, Flat>, shadow: unknown, rule: AgreementRule): Agreement {
+  return compareFlat(new Map(Object.entries(live)), flatten(shadow), rule);
+}
+
+function compareFlat(a: Map<string, Flat>, b: Map<string, Flat>, rule: AgreementRule): Agreement {
   for (const [name, x] of a) {
     const y = b.get(name);
     if (!y) return { agreed: false, detail: `the shadow's answer has no output '${name}'` };

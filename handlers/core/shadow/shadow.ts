@@ -20,7 +20,8 @@ export interface ShadowOutcome {
 
 export class Shadow {
   constructor(
-    private readonly config: ShadowConfig,
+    private readonly config: Pick<ShadowConfig, 'samplingPercent' | 'agreement' | 'tolerance'>,
+    private readonly modelVersion: string,
     private readonly backend: InferenceBackend,
     private readonly telemetry: ObserverTelemetry,
   ) {}
@@ -39,7 +40,7 @@ export class Shadow {
 
   /** Runs the shadow on what the live model was asked, and compares; never throws. */
   async run(live: { request: BackendRequest; response: unknown; inferenceMs: number }, requestId: string, deadline: number | undefined): Promise<ShadowOutcome> {
-    const modelVersion = this.config.model.modelVersion;
+    const modelVersion = this.modelVersion;
     try {
       const result = await withDeadline(
         this.backend.load().then((model) => this.backend.infer(model, live.request)),

@@ -4,8 +4,9 @@
  * compared with it (answers that must agree, within a tolerance or by argmax, and answers that must
  * not), and whose failures never reach the caller.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { infer, restEvent } from '../../../../fixtures/events';
+import { type LocalLambda, lambdaServiceError, startLocalLambda } from '../../../../tools/local-lambda';
 import { temperatureSoftmaxModel } from '../../../../tools/onnx';
 import { readCaptureDir } from '../../../support/capture';
 import { type Handler, createHandler, tempDir, writeModel } from '../../../support/handler';
@@ -169,5 +170,98 @@ describe('a shadow model', () => {
       expect(record.captureData.endpointOutput).toMatchObject({ encoding: 'BASE64', data: result.body });
       expect(record.eventMetadata.shadow.agreed).toBe(agreed);
     }
+  });
+});
+
+describe('a shadow function (ShadowMode.SHADOW_FUNCTION), invoked asynchronously with the real AWS SDK on a local Lambda stand-in', () => {
+  let lambda: LocalLambda;
+  const saved: Record<string, string | undefined> = {};
+  beforeAll(async () => {
+    lambda = await startLocalLambda();
+    for (const [k, v] of Object.entries(lambda.env())) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+  });
+  afterAll(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await lambda.stop();
+  });
+
+  /** The live function, which invokes `shadow-fn`, and the shadow function with the candidate of `temperature`. */
+  async function pair(temperature: number) {
+    const liveDir = tempDir();
+    const shadowDir = tempDir();
+    const liveHandler = await withLogLevel(
+      () =>
+        createHandler({
+          MODEL_PATH: LIVE,
+          MODEL_NAME: 'clf',
+          MODEL_VERSION: 'live-1',
+          DATA_CAPTURE_DIR: liveDir,
+          DATA_CAPTURE_SAMPLING_PERCENT: '0',
+          SHADOW_FUNCTION_NAME: 'shadow-fn',
+        }),
+      'WARN',
+    );
+    const saved = process.env.POWERTOOLS_METRICS_DISABLED;
+    process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+    const shadowHandler = await withLogLevel(
+      () =>
+        createHandler({
+          MODEL_PATH: writeModel(temperatureSoftmaxModel({ temperature }).bytes, 'candidate.onnx'),
+          MODEL_NAME: 'clf',
+          MODEL_VERSION: 'candidate-2',
+          DATA_CAPTURE_DIR: shadowDir,
+          SHADOW_CANDIDATE: 'true',
+          SHADOW_AGREEMENT: 'argmax',
+        }),
+      'WARN',
+    ).finally(() => {
+      process.env.POWERTOOLS_METRICS_DISABLED = saved;
+    });
+    return { liveHandler, shadowHandler, liveDir, shadowDir };
+  }
+
+  it('sends the request and the live answer; the shadow function compares, counts and writes the record', async () => {
+    for (const [temperature, agreed] of [
+      [2, true],
+      [-1, false],
+    ] as const) {
+      lambda.respondWith(() => ({ status: 202 }));
+      const { liveHandler, shadowHandler, liveDir, shadowDir } = await pair(temperature);
+      const answer = await infer(liveHandler, request, 'clf', { headers: { 'X-Inference-Id': `t-${temperature}` } });
+      expectLiveAnswer(answer);
+      expect(lambda.invocations).toHaveLength(1);
+      const invocation = lambda.invocations[0];
+      expect(invocation.functionName).toBe('shadow-fn');
+      expect(invocation.headers['x-amz-invocation-type']).toBe('Event');
+      // The live function writes nothing itself: the record goes to the shadow function.
+      expect(readCaptureDir(liveDir)).toHaveLength(0);
+
+      const { logs } = await logged(() => shadowHandler(JSON.parse(invocation.text)));
+      const [{ record }] = readCaptureDir(shadowDir);
+      expect(record.eventMetadata).toMatchObject({ inferenceId: `t-${temperature}`, modelVersion: 'live-1', shadow: { modelVersion: 'candidate-2', agreed } });
+      expect(record.captureData.endpointOutput.data).toBe(answer.text);
+      const shadowAnswer = JSON.parse(record.captureData.shadowOutput.data);
+      const expected = temperatureSoftmaxModel({ temperature }).predict(rows).flat();
+      for (const [i, p] of (shadowAnswer.outputs[0].data as number[]).entries()) expect(p).toBeCloseTo(expected[i], 6);
+      const metrics = Object.assign({}, ...logs.filter((l) => l._aws?.CloudWatchMetrics));
+      expect(metrics.ShadowAgreement).toBe(agreed ? 1 : 0);
+      expect(metrics.Captured).toBe(1);
+    }
+  });
+
+  it('counts a shadow function that cannot be invoked, and captures the request with the failure', async () => {
+    lambda.respondWith(() => lambdaServiceError('ResourceNotFoundException', 404, 'Function not found: shadow-fn'));
+    const { liveHandler, liveDir } = await pair(2);
+    const { result } = await logged(() => infer(liveHandler, request, 'clf'));
+    expectLiveAnswer(result);
+    const [{ record }] = readCaptureDir(liveDir);
+    expect(record.eventMetadata.shadow).toMatchObject({ failed: true });
+    expect(record.captureData.endpointOutput.data).toBe(result.text);
   });
 });
