@@ -47,6 +47,14 @@ export enum ShadowMode {
    * shadow's time too, and the function's memory holds both models.
    */
   SAME_INVOCATION = 'SAME_INVOCATION',
+  /**
+   * In a shadow function of its own, which the live function invokes asynchronously once the
+   * answer is sent, with the request, the live answer and its capture record (at most 1 MB: a
+   * larger one is counted as a shadow failure). For a candidate much bigger or slower than the live
+   * model: its memory, time and cold starts are its own. The shadow function has its own metrics
+   * (`shadowFunction`), and asynchronous invocations are not retried.
+   */
+  SHADOW_FUNCTION = 'SHADOW_FUNCTION',
 }
 
 /** A candidate model run on a sampled copy of live requests after each answer is sent. */
@@ -86,14 +94,7 @@ export interface ShadowOptions {
  * live model, once the live model is loaded.
  */
 export function bindShadow(scope: Construct, role: iam.IRole, options: ShadowOptions): { environment: { [name: string]: string }; sizeBytes?: number } {
-  const sampling = options.samplingPercentage ?? 100;
-  if (!Token.isUnresolved(sampling) && !(sampling >= 0 && sampling <= 100)) {
-    throw validationError(scope, `shadow.samplingPercentage must be between 0 and 100, got: ${sampling}`);
-  }
-  const agreement = options.agreement ?? ShadowAgreement.tolerance();
-  if (!Token.isUnresolved(agreement.floatTolerance) && !(agreement.floatTolerance >= 0)) {
-    throw validationError(scope, `shadow.agreement: the tolerance must be a number of at least 0, got: ${agreement.floatTolerance}`);
-  }
+  const sampling = shadowSampling(scope, options);
   const source = options.model.bind();
   let location: { [name: string]: string };
   let identity: string | undefined;
@@ -115,8 +116,28 @@ export function bindShadow(scope: Construct, role: iam.IRole, options: ShadowOpt
     ...location,
     [ENV.SHADOW_MODEL_VERSION]: options.modelVersion ?? (identity ? modelVersionFromIdentity(identity) : 'shadow'),
     [ENV.SHADOW_SAMPLING_PERCENT]: String(sampling),
+    ...shadowComparison(scope, options),
+  };
+  return { environment, sizeBytes };
+}
+
+/** `shadow.samplingPercentage`, checked. */
+export function shadowSampling(scope: Construct, options: ShadowOptions): number {
+  const sampling = options.samplingPercentage ?? 100;
+  if (!Token.isUnresolved(sampling) && !(sampling >= 0 && sampling <= 100)) {
+    throw validationError(scope, `shadow.samplingPercentage must be between 0 and 100, got: ${sampling}`);
+  }
+  return sampling;
+}
+
+/** The environment that says how answers are compared, wherever the candidate runs. */
+export function shadowComparison(scope: Construct, options: ShadowOptions): { [name: string]: string } {
+  const agreement = options.agreement ?? ShadowAgreement.tolerance();
+  if (!Token.isUnresolved(agreement.floatTolerance) && !(agreement.floatTolerance >= 0)) {
+    throw validationError(scope, `shadow.agreement: the tolerance must be a number of at least 0, got: ${agreement.floatTolerance}`);
+  }
+  return {
     [ENV.SHADOW_AGREEMENT]: agreement.kind,
     ...(agreement.kind === SHADOW_AGREEMENT.TOLERANCE ? { [ENV.SHADOW_TOLERANCE]: String(agreement.floatTolerance) } : {}),
   };
-  return { environment, sizeBytes };
 }

@@ -25,7 +25,8 @@ import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances }
 import { modelVersionFromIdentity } from '../private/model-version';
 import { STAGING_EXCLUDE, treeSize } from '../private/staging';
 import { DataCapture, type DataCaptureOptions } from '../capture/data-capture';
-import { bindShadow, type ShadowOptions } from '../capture/shadow';
+import { bindShadow, ShadowMode, type ShadowOptions, shadowComparison, shadowSampling } from '../capture/shadow';
+import { S3ModelPackaging } from '../packaging/s3-model-packaging';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
 export interface LambdaFunctionOptions {
@@ -309,6 +310,12 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   /** Whether a shadow model runs beside the live one. */
   public readonly shadowEnabled: boolean;
 
+  /**
+   * The shadow function, with `shadow.mode: ShadowMode.SHADOW_FUNCTION`: its metrics are the shadow's.
+   * @default - none
+   */
+  public readonly shadowFunction?: InferenceFunction;
+
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
   private readonly serviceName: string;
 
@@ -358,7 +365,8 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       );
     }
     this.shadowEnabled = props.shadow !== undefined;
-    const shadow = props.shadow ? bindShadow(this, this.role, props.shadow) : undefined;
+    const shadowFunctionMode = props.shadow?.mode === ShadowMode.SHADOW_FUNCTION;
+    const shadow = props.shadow && !shadowFunctionMode ? bindShadow(this, this.role, props.shadow) : undefined;
     if (props.dataCapture || props.shadow) {
       this.dataCapture = new DataCapture(this, 'DataCapture', {
         ...(props.dataCapture ?? { samplingPercentage: 0 }),
@@ -366,6 +374,33 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         failureMetric: this.metric(METRIC.CAPTURE_FAILED, { statistic: 'Sum' }),
       });
       this.dataCapture.grantPut(this.role);
+    }
+    let shadowFunctionEnvironment: { [name: string]: string } = {};
+    if (props.shadow && shadowFunctionMode && this.dataCapture) {
+      // The candidate in a function of its own, served from S3 as an S3ModelEndpoint serves a
+      // model, which takes the live function's shadow events and writes their records.
+      this.shadowFunction = new InferenceFunction(this, 'ShadowFunction', {
+        packaging: new S3ModelPackaging({ model: props.shadow.model }),
+        modelName: this.modelName,
+        modelVersion: props.shadow.modelVersion,
+        description: `Shadow (candidate) of model '${this.modelName}', invoked by ${this.node.path}`,
+        architecture: props.architecture,
+        runtime: props.runtime,
+        memorySize: props.memorySize,
+        timeout: props.timeout,
+        logRetention: props.logRetention,
+        environment: { ...this.dataCapture.environment, ...shadowComparison(this, props.shadow), [ENV.SHADOW_CANDIDATE]: 'true' },
+      });
+      this.dataCapture.grantPut(this.shadowFunction.role);
+      // A lost shadow run is counted by the live function or the shadow function, never retried.
+      this.shadowFunction.alias.configureAsyncInvoke({ retryAttempts: 0 });
+      this.shadowFunction.alias.grantInvoke(this.role);
+      acknowledge(
+        this.shadowFunction,
+        ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination'],
+        'The shadow function is invoked asynchronously with a copy of a request already answered: a failed run is logged and counted (ShadowFailed) and dropped, by design.',
+      );
+      shadowFunctionEnvironment = { [ENV.SHADOW_FUNCTION_NAME]: this.shadowFunction.alias.functionArn, [ENV.SHADOW_SAMPLING_PERCENT]: String(shadowSampling(this, props.shadow)) };
     }
     const packaging = props.packaging.bind(this, {
       role: this.role,
@@ -443,6 +478,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         ...(this.responseStreaming ? { [ENV.RESPONSE_STREAMING]: '1' } : {}),
         ...this.dataCapture?.environment,
         ...shadow?.environment,
+        ...shadowFunctionEnvironment,
         ...packaging.environment,
         ...props.environment,
       },
@@ -555,17 +591,17 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
 
   /** The share of shadowed requests whose shadow answer agreed with the live one (0 to 1, the average by default). */
   public metricShadowAgreement(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric(METRIC.SHADOW_AGREEMENT, { statistic: 'Average', ...props });
+    return (this.shadowFunction ?? this).metric(METRIC.SHADOW_AGREEMENT, { statistic: 'Average', ...props });
   }
 
   /** Shadow runs that failed (not loaded, refused the request, threw, out of time); the callers never saw them. */
   public metricShadowFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric(METRIC.SHADOW_FAILED, { statistic: 'Sum', ...props });
+    return (this.shadowFunction ?? this).metric(METRIC.SHADOW_FAILED, { statistic: 'Sum', ...props });
   }
 
   /** The shadow model's inference time over the live model's, the average by default. */
   public metricShadowLatencyRatio(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric(METRIC.SHADOW_LATENCY_RATIO, { statistic: 'Average', ...props });
+    return (this.shadowFunction ?? this).metric(METRIC.SHADOW_LATENCY_RATIO, { statistic: 'Average', ...props });
   }
 
   private scaleProvisionedConcurrency(scaling: ProvisionedConcurrencyScaling, provisioned: number | undefined): void {

@@ -11,7 +11,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { describe, expect, it } from 'vitest';
 import { DEMO_MODEL_FILE } from '../../../fixtures/demo-model';
-import { CaptureMode, ModelSource, S3ModelEndpoint, type S3ModelEndpointProps, ShadowAgreement } from '../../../lib';
+import { CaptureMode, ModelSource, S3ModelEndpoint, type S3ModelEndpointProps, ShadowAgreement, ShadowMode } from '../../../lib';
 import { nagFindings, newStack, ref, resourceProps, roleStatements, thrown } from '../../support/stacks';
 
 const STREAM = { responseTransferMode: apigw.ResponseTransferMode.STREAM };
@@ -178,6 +178,41 @@ describe('shadow', () => {
       SHADOW_AGREEMENT: 'tolerance',
       SHADOW_TOLERANCE: '0.01',
     });
+  });
+});
+
+describe('shadow in a shadow function (ShadowMode.SHADOW_FUNCTION)', () => {
+  it('creates the shadow function with the candidate, lets the live function invoke it asynchronously, without retries', () => {
+    const { endpoint: e, template } = endpoint({
+      shadow: { model: ModelSource.fromAsset(DEMO_MODEL_FILE), mode: ShadowMode.SHADOW_FUNCTION, samplingPercentage: 5, agreement: ShadowAgreement.argmax() },
+      monitoring: {},
+    });
+    const fn = e.inferenceFunction;
+    const shadowFn = fn.shadowFunction!;
+    const live = resourceProps(template, e.function).Environment.Variables;
+    expect(live).toMatchObject({ SHADOW_FUNCTION_NAME: { Ref: expect.stringMatching(/ShadowFunctionLiveAlias/) }, SHADOW_SAMPLING_PERCENT: '5' });
+    expect(live.SHADOW_MODEL_S3_URI).toBeUndefined();
+    const candidate = resourceProps(template, shadowFn.function).Environment.Variables;
+    expect(candidate).toMatchObject({
+      SHADOW_CANDIDATE: 'true',
+      SHADOW_AGREEMENT: 'argmax',
+      DATA_CAPTURE_FIREHOSE_STREAM: ref(fn.dataCapture!.deliveryStream),
+      MODEL_NAME: 'demo',
+    });
+    expect(candidate.MODEL_S3_URI).toBeDefined();
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: ref(shadowFn.function), MaximumRetryAttempts: 0 });
+    const invoke = roleStatements(template, e.role).find((st) => [st.Action].flat().includes('lambda:InvokeFunction'));
+    expect(JSON.stringify(invoke?.Resource)).toContain(ref(shadowFn.alias).Ref);
+    expect(roleStatements(template, shadowFn.role).some((st) => [st.Action].flat().includes('firehose:PutRecord'))).toBe(true);
+    // The dashboard graphs the shadow function's metrics.
+    const body = JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(body).toContain('ShadowAgreement');
+    expect(fn.metricShadowAgreement().dimensions).toEqual(shadowFn.metricShadowAgreement().dimensions);
+  });
+
+  it('has no unacknowledged cdk-nag finding', () => {
+    const { app } = endpoint({ shadow: { model: ModelSource.fromAsset(DEMO_MODEL_FILE), mode: ShadowMode.SHADOW_FUNCTION }, monitoring: {} });
+    expect(nagFindings(app)).toEqual([]);
   });
 });
 
