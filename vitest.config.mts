@@ -21,6 +21,7 @@ const SLOW = [
   'test/lib/hooks/handler-hooks.test.ts',
   'test/lib/batch/batch-state-machine.test.ts',
   'test/lib/local/batch-command.test.ts',
+  'test/lib/local/serve-capture.test.ts',
   'test/lib/local/serve-hooks.test.ts',
   'test/lib/local/serve-repository.test.ts',
   'test/lib/local/serve-workers.test.ts',

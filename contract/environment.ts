@@ -219,6 +219,82 @@ export const ENV = {
    */
   MODEL_REPOSITORY_REFRESH_MS: 'MODEL_REPOSITORY_REFRESH_MS',
   /**
+   * Name of the Amazon Data Firehose stream that capture records go to (the `dataCapture` prop): the
+   * handler puts one record per sampled request after the answer is sent. With DATA_CAPTURE_DIR
+   * unset too, nothing is captured.
+   * @default - no capture to Firehose
+   */
+  DATA_CAPTURE_FIREHOSE_STREAM: 'DATA_CAPTURE_FIREHOSE_STREAM',
+  /**
+   * A local folder that capture records are appended to, one JSON Lines file per hour under
+   * `yyyy/mm/dd/hh/` (what `serve --data-capture DIR` sets).
+   * @default - no capture to a folder
+   */
+  DATA_CAPTURE_DIR: 'DATA_CAPTURE_DIR',
+  /**
+   * The share of infer requests captured, in percent (0 to 100, fractions allowed). Requests that a
+   * shadow runs on are captured whatever it says.
+   * @default 100
+   */
+  DATA_CAPTURE_SAMPLING_PERCENT: 'DATA_CAPTURE_SAMPLING_PERCENT',
+  /**
+   * What is captured: `Input`, `Output` or `InputAndOutput`.
+   * @default `InputAndOutput`
+   */
+  DATA_CAPTURE_MODE: 'DATA_CAPTURE_MODE',
+  /**
+   * Local path of the shadow (candidate) model's .onnx file: it runs on a sampled copy of the infer
+   * requests after the live answer is sent, and its answers are compared with the live ones and
+   * captured beside them. One of this and SHADOW_MODEL_S3_URI turns the shadow on.
+   * @default - no shadow
+   */
+  SHADOW_MODEL_PATH: 'SHADOW_MODEL_PATH',
+  /**
+   * `s3://bucket/key` of the shadow model's .onnx file, fetched under MODEL_CACHE_DIR at cold start.
+   * @default - no shadow
+   */
+  SHADOW_MODEL_S3_URI: 'SHADOW_MODEL_S3_URI',
+  /**
+   * A pinned S3 object version of SHADOW_MODEL_S3_URI.
+   * @default - the latest version
+   */
+  SHADOW_MODEL_S3_VERSION_ID: 'SHADOW_MODEL_S3_VERSION_ID',
+  /**
+   * The shadow model's version, as its capture records name it.
+   * @default `shadow`
+   */
+  SHADOW_MODEL_VERSION: 'SHADOW_MODEL_VERSION',
+  /**
+   * The share of infer requests the shadow runs on, in percent (0 to 100, fractions allowed).
+   * @default 100
+   */
+  SHADOW_SAMPLING_PERCENT: 'SHADOW_SAMPLING_PERCENT',
+  /**
+   * How the shadow's answer is compared with the live one: `tolerance` (every float within
+   * SHADOW_TOLERANCE, other values equal) or `argmax` (the largest value of each row of every float
+   * output at the same index, for classifiers).
+   * @default `tolerance`
+   */
+  SHADOW_AGREEMENT: 'SHADOW_AGREEMENT',
+  /**
+   * The tolerance of float outputs: `|a - b| <= tolerance * max(1, |a|, |b|)`.
+   * @default 0.0001
+   */
+  SHADOW_TOLERANCE: 'SHADOW_TOLERANCE',
+  /**
+   * The shadow function the live function invokes asynchronously after each shadowed answer
+   * (`ShadowMode.SHADOW_FUNCTION`), with the request, the live answer and its capture record,
+   * instead of running a shadow model itself.
+   * @default - no shadow function
+   */
+  SHADOW_FUNCTION_NAME: 'SHADOW_FUNCTION_NAME',
+  /**
+   * `true` on a shadow function: its model is the candidate, and it takes the live function's
+   * shadow events (compares, counts and writes the capture record) besides ordinary requests.
+   * @default `false`
+   */
+  SHADOW_CANDIDATE: 'SHADOW_CANDIDATE',
+  /**
    * Powertools' service name of the logs and metrics: a metric dimension. The constructs set one
    * unique to each function.
    * @default `cdk-serverless-inference`

@@ -29,6 +29,18 @@ export const METRIC = {
   BATCH_ITEMS: 'BatchItems',
   /** Items of Distributed Map batches the model refused (written to the job's failures). Count. */
   BATCH_ITEMS_FAILED: 'BatchItemsFailed',
+  /** 1 per capture record written (data capture, or a shadowed request). Count. */
+  CAPTURED: 'Captured',
+  /** 1 per capture record that could not be written and was dropped (the answer was sent). Count. */
+  CAPTURE_FAILED: 'CaptureFailed',
+  /** 1 when the shadow model's answer agreed with the live one, 0 when not: its average is the share that agreed. None. */
+  SHADOW_AGREEMENT: 'ShadowAgreement',
+  /** 1 per shadow run that failed (not loaded, refused the request, threw, or ran out of time); the caller never sees it. Count. */
+  SHADOW_FAILED: 'ShadowFailed',
+  /** Time of the shadow model's `session.run`. Milliseconds. */
+  SHADOW_INFERENCE_MS: 'ShadowInferenceMs',
+  /** The shadow model's inference time over the live model's, per shadowed request. None. */
+  SHADOW_LATENCY_RATIO: 'ShadowLatencyRatio',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

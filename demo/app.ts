@@ -5,6 +5,7 @@ import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { AsyncDemoStack } from './async-demo-stack';
 import { BatchDemoStack } from './batch-demo-stack';
+import { CaptureDemoStack } from './capture-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 import { ModelRepositoryDemoStack } from './model-repository-stack';
 
@@ -21,6 +22,8 @@ new ModelRepositoryDemoStack(app, 'CdkServerlessInferenceModelRepositoryDemo');
 new AsyncDemoStack(app, 'CdkServerlessInferenceAsyncDemo');
 // Batch inference on a Step Functions Distributed Map, with the demo model.
 new BatchDemoStack(app, 'CdkServerlessInferenceBatchDemo');
+// Data capture and a shadow model (demo/capture-stack.ts).
+new CaptureDemoStack(app, 'CdkServerlessInferenceCaptureDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);

@@ -16,6 +16,8 @@ export * from './function/inference-function';
 export * from './hooks/handler-hooks';
 export * from './compute/inference-compute';
 export { DynamicBatchingOptions } from './compute/dynamic-batching';
+export { CaptureMode, DataCapture, type DataCaptureOptions, type DataCaptureProps } from './capture/data-capture';
+export { ShadowAgreement, ShadowMode, type ShadowOptions } from './capture/shadow';
 export * from './api/inference-api';
 export * from './api/inference-function-url';
 export * from './operations/warmer';

@@ -11,8 +11,26 @@ const ROOT = path.resolve(__dirname, '..');
  * once. `.` is the part's own top-level files (entry points and the index).
  */
 const FLOORS: Record<string, readonly string[]> = {
-  lib: ['private', 'testing', 'runtime', 'model', 'sagemaker', 'hooks', 'packaging', 'compute', 'function', 'api', 'operations', 'batch', 'local', 'endpoints', 'async', '.'],
-  'handlers/core': ['protocol', 'config', 'http', 'model', 'batching', 'hooks', 'backends', 'repository', 'async', 'batch', '.'],
+  lib: [
+    'private',
+    'testing',
+    'runtime',
+    'model',
+    'sagemaker',
+    'hooks',
+    'packaging',
+    'compute',
+    'capture',
+    'function',
+    'api',
+    'operations',
+    'batch',
+    'local',
+    'endpoints',
+    'async',
+    '.',
+  ],
+  'handlers/core': ['protocol', 'config', 'http', 'model', 'batching', 'hooks', 'backends', 'capture', 'shadow', 'repository', 'async', 'batch', '.'],
 };
 
 /** What every folder may import besides its own part: the contract below both sides. */

@@ -8,7 +8,8 @@ import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../
 import { READINESS_STATUS, ROUTES, SERVER_NAME } from '../../contract/routes';
 import { METRIC } from '../../contract/metrics';
 import type { WarmupResponse } from '../../contract/warmup';
-import type { BackendModel, InferenceBackend } from './backends/backend';
+import type { BackendModel, BackendRequest, InferenceBackend } from './backends/backend';
+import type { AnswerObserver, Observation } from './capture/observer';
 import type { ServiceConfig } from './config/config';
 import { InferenceError, badRequest, isInferenceError, unprocessable } from './protocol/errors';
 import { BoundedCompressor, CompressedJsonSink } from './http/compression';
@@ -47,12 +48,16 @@ interface InferAnswer {
   readonly json?: string;
   readonly context: HookContext;
   readonly request: unknown;
+  /** What the backend was asked and answered, for an observer. */
+  readonly backend: { readonly request: BackendRequest; readonly response: unknown; readonly inferenceMs: number };
 }
 
 /** The `afterResponse` hook's call, once the answer is sent. */
 interface AfterResponse {
   readonly response: unknown;
   readonly context: AfterResponseContext;
+  /** The observer's work after the answer (data capture, the shadow). */
+  readonly observation?: Observation;
 }
 
 /**
@@ -82,6 +87,8 @@ export class InferenceService<M extends BackendModel> {
     private readonly backend: InferenceBackend<M>,
     private readonly telemetry: Telemetry,
     private readonly hooks: InferenceHooks<unknown>,
+    /** Sees each infer answer before it is sent, and works once it is (data capture, the shadow). */
+    private readonly observer?: AnswerObserver,
   ) {
     if (config.async) {
       this.asyncInference = new AsyncInference(config.async, config.modelName, config.maxBodyBytes, {
@@ -163,9 +170,14 @@ export class InferenceService<M extends BackendModel> {
    * is logged and counted; the answer is already sent (or, buffered, already decided).
    */
   private async afterResponse(after: AfterResponse, context: InvocationContext | undefined): Promise<void> {
+    const remaining = context?.getRemainingTimeInMillis?.();
+    const deadline = remaining === undefined ? undefined : Date.now() + Math.max(0, remaining - AFTER_RESPONSE_MARGIN_MS);
+    await Promise.all([this.afterResponseHook(after, remaining), after.observation?.run(deadline).catch(() => undefined)]);
+  }
+
+  private async afterResponseHook(after: AfterResponse, remaining: number | undefined): Promise<void> {
     const hook = this.hooks.afterResponse;
     if (!hook) return;
-    const remaining = context?.getRemainingTimeInMillis?.();
     let timer: NodeJS.Timeout | undefined;
     const budget =
       remaining === undefined
@@ -249,9 +261,9 @@ export class InferenceService<M extends BackendModel> {
   }
 
   /** The `afterResponse` call of a successful answer, if there is such a hook. */
-  private afterCall(answer: InferAnswer, statusCode: number): AfterResponse | undefined {
-    if (!this.hooks.afterResponse) return undefined;
-    return { response: answer.value, context: { ...answer.context, request: answer.request, statusCode } };
+  private afterCall(answer: InferAnswer, statusCode: number, observation?: Observation): AfterResponse | undefined {
+    if (!this.hooks.afterResponse && !observation) return undefined;
+    return { response: answer.value, context: { ...answer.context, request: answer.request, statusCode }, observation };
   }
 
   private async http(request: HttpRequest, requestId: string): Promise<Outcome> {
@@ -282,13 +294,17 @@ export class InferenceService<M extends BackendModel> {
             ...this.backend.metadata(await this.model()),
           });
         case ROUTES.INFER.kind: {
+          const started = performance.now();
+          const receivedAt = new Date();
           const body = readJsonBody(request, this.config.maxBodyBytes, this.backend.binaryTensorData);
           // Only the infer answer is compressed: it is the one that can be large, and the one
           // Triton's client asks compressed (it reads its other answers, and errors, uncompressed).
           const coding = acceptedCoding(request.headers['accept-encoding']);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary, coding !== undefined);
           const response = answer.json !== undefined ? this.passOn(answer.json, coding) : this.answer(answer.value, coding);
-          return { http: response, after: this.afterCall(answer, 200) };
+          const observation = this.observer?.observe({ requestId, request, response, live: answer.backend, latencyMs: performance.now() - started, receivedAt });
+          if (observation) Object.assign(response.headers, observation.headers);
+          return { http: response, after: this.afterCall(answer, 200, observation) };
         }
       }
     } catch (e) {
@@ -314,10 +330,11 @@ export class InferenceService<M extends BackendModel> {
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (result.batchRequests !== undefined) this.telemetry.record(METRIC.BATCH_REQUESTS, result.batchRequests);
+    const backend = { request, response: result.response, inferenceMs: result.inferenceMs };
     if (!this.hooks.postprocess) {
-      return { value: result.response, json: result.json, context, request: body };
+      return { value: result.response, json: result.json, context, request: body, backend };
     }
-    return { value: await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body })), context, request: body };
+    return { value: await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body })), context, request: body, backend };
   }
 
   private async model(): Promise<M> {

@@ -5,6 +5,8 @@ import type { InferenceHooks } from './hooks/hooks';
 import { ModelRuntime } from './model/model-runtime';
 import { OnnxBackend } from './backends/onnx-backend';
 import { createTelemetry } from './telemetry';
+import { observerOf } from './shadow/observer-of';
+import { withShadowEvents } from './shadow-entry';
 
 export interface InferenceHandlerOptions {
   /** Pre- and post-processing around inference. @default - none */
@@ -33,12 +35,15 @@ export async function createInferenceHandler(options: InferenceHandlerOptions = 
 /** createInferenceHandler's handler in both forms: buffered, and for response streaming. */
 export async function createInferenceEntry(options: InferenceHandlerOptions = {}): Promise<InferenceEntry> {
   let config: HandlerConfig;
+  let observer: ReturnType<typeof observerOf> | undefined;
   try {
     config = readConfig(options.env ?? process.env);
+    observer = observerOf(config, options.env ?? process.env);
   } catch (e) {
     return misconfiguredEntry(e as Error);
   }
   const telemetry = createTelemetry(config);
+  const observation = observer?.(telemetry);
   const runtime = new ModelRuntime(config, {
     onLoaded: (m) => {
       if (m.source.precompiledRefused !== undefined) {
@@ -55,5 +60,9 @@ export async function createInferenceEntry(options: InferenceHandlerOptions = {}
   const loading = runtime.ensureLoaded().catch(() => undefined);
   // The timer must not keep a process alive on its own (tests, `serve`); Lambda's runtime does not care.
   await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
-  return new InferenceService(config, new OnnxBackend(config, runtime), telemetry, options.hooks ?? {});
+  // A shadow model loads once the live one has, so that the two never compete at cold start.
+  if (observation?.preload) void loading.then(observation.preload);
+  const backend = new OnnxBackend(config, runtime);
+  const service = new InferenceService(config, backend, telemetry, options.hooks ?? {}, observation?.observer);
+  return observation?.candidate ? withShadowEvents(service, observation.candidate(backend), telemetry) : service;
 }

@@ -32,6 +32,12 @@ const UNITS: Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]> = 
   [METRIC.MODEL_REQUEST_FAILED]: MetricUnit.Count,
   [METRIC.BATCH_ITEMS]: MetricUnit.Count,
   [METRIC.BATCH_ITEMS_FAILED]: MetricUnit.Count,
+  [METRIC.CAPTURED]: MetricUnit.Count,
+  [METRIC.CAPTURE_FAILED]: MetricUnit.Count,
+  [METRIC.SHADOW_AGREEMENT]: MetricUnit.NoUnit,
+  [METRIC.SHADOW_FAILED]: MetricUnit.Count,
+  [METRIC.SHADOW_INFERENCE_MS]: MetricUnit.Milliseconds,
+  [METRIC.SHADOW_LATENCY_RATIO]: MetricUnit.NoUnit,
 };
 
 /** Powertools' Metrics, with its own verdict on whether it is disabled (protected there) made readable. */

@@ -25,6 +25,9 @@ import { inferenceHandlerDir } from '../private/package-paths';
 import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances } from '../compute/managed-instances';
 import { modelVersionFromIdentity } from '../private/model-version';
 import { STAGING_EXCLUDE, treeSize } from '../private/staging';
+import { DataCapture, type DataCaptureOptions } from '../capture/data-capture';
+import { bindShadow, ShadowMode, type ShadowOptions, shadowComparison, shadowSampling } from '../capture/shadow';
+import { S3ModelPackaging } from '../packaging/s3-model-packaging';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
 export interface LambdaFunctionOptions {
@@ -177,6 +180,24 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
    * @default - none: each request runs alone
    */
   readonly batching?: DynamicBatchingOptions;
+
+  /**
+   * Capture a sampled share of requests and answers to S3 (through Amazon Data Firehose, under
+   * hourly prefixes, KMS-encrypted, with a lifecycle rule and a Glue table for Athena) once each
+   * answer is sent. Needs response streaming (the API's `responseTransferMode: STREAM`). See
+   * docs/data-capture.md.
+   * @default - no capture
+   */
+  readonly dataCapture?: DataCaptureOptions;
+
+  /**
+   * Run a candidate model on a sampled copy of live requests once each answer is sent, compare its
+   * answers with the live ones (the `ShadowAgreement`, `ShadowFailed` and `ShadowLatencyRatio`
+   * metrics) and capture both. The caller never sees it. Needs response streaming; creates data
+   * capture (at 0 % of its own) when `dataCapture` is not given. See docs/data-capture.md.
+   * @default - no shadow
+   */
+  readonly shadow?: ShadowOptions;
 }
 
 /** Scaling of provisioned concurrency. */
@@ -291,6 +312,21 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   /** Whether the function answers through response streaming. */
   public readonly responseStreaming: boolean;
 
+  /**
+   * Data capture's stream, bucket, key, Glue table and alarm, with `dataCapture` or `shadow`.
+   * @default - none
+   */
+  public readonly dataCapture?: DataCapture;
+
+  /** Whether a shadow model runs beside the live one. */
+  public readonly shadowEnabled: boolean;
+
+  /**
+   * The shadow function, with `shadow.mode: ShadowMode.SHADOW_FUNCTION`: its metrics are the shadow's.
+   * @default - none
+   */
+  public readonly shadowFunction?: InferenceFunction;
+
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
   private readonly serviceName: string;
 
@@ -332,6 +368,51 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
           "set the endpoint's api.responseTransferMode to apigw.ResponseTransferMode.STREAM (or responseStreaming on an InferenceFunction of your own)",
       );
     }
+    if ((props.dataCapture || props.shadow) && !this.responseStreaming) {
+      throw validationError(
+        this,
+        `${props.dataCapture ? 'dataCapture' : 'shadow'} runs after the answer is sent, and only a streamed answer lets the function go on after it: ` +
+          "set the endpoint's api.responseTransferMode to apigw.ResponseTransferMode.STREAM (or responseStreaming on an InferenceFunction of your own)",
+      );
+    }
+    this.shadowEnabled = props.shadow !== undefined;
+    const shadowFunctionMode = props.shadow?.mode === ShadowMode.SHADOW_FUNCTION;
+    const shadow = props.shadow && !shadowFunctionMode ? bindShadow(this, this.role, props.shadow) : undefined;
+    if (props.dataCapture || props.shadow) {
+      this.dataCapture = new DataCapture(this, 'DataCapture', {
+        ...(props.dataCapture ?? { samplingPercentage: 0 }),
+        modelName: this.modelName,
+        failureMetric: this.metric(METRIC.CAPTURE_FAILED, { statistic: 'Sum' }),
+      });
+      this.dataCapture.grantPut(this.role);
+    }
+    let shadowFunctionEnvironment: { [name: string]: string } = {};
+    if (props.shadow && shadowFunctionMode && this.dataCapture) {
+      // The candidate in a function of its own, served from S3 as an S3ModelEndpoint serves a
+      // model, which takes the live function's shadow events and writes their records.
+      this.shadowFunction = new InferenceFunction(this, 'ShadowFunction', {
+        packaging: new S3ModelPackaging({ model: props.shadow.model }),
+        modelName: this.modelName,
+        modelVersion: props.shadow.modelVersion,
+        description: `Shadow (candidate) of model '${this.modelName}', invoked by ${this.node.path}`,
+        architecture: props.architecture,
+        runtime: props.runtime,
+        memorySize: props.memorySize,
+        timeout: props.timeout,
+        logRetention: props.logRetention,
+        environment: { ...this.dataCapture.environment, ...shadowComparison(this, props.shadow), [ENV.SHADOW_CANDIDATE]: 'true' },
+      });
+      this.dataCapture.grantPut(this.shadowFunction.role);
+      // A lost shadow run is counted by the live function or the shadow function, never retried.
+      this.shadowFunction.alias.configureAsyncInvoke({ retryAttempts: 0 });
+      this.shadowFunction.alias.grantInvoke(this.role);
+      acknowledge(
+        this.shadowFunction,
+        ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination'],
+        'The shadow function is invoked asynchronously with a copy of a request already answered: a failed run is logged and counted (ShadowFailed) and dropped, by design.',
+      );
+      shadowFunctionEnvironment = { [ENV.SHADOW_FUNCTION_NAME]: this.shadowFunction.alias.functionArn, [ENV.SHADOW_SAMPLING_PERCENT]: String(shadowSampling(this, props.shadow)) };
+    }
     const packaging = props.packaging.bind(this, {
       role: this.role,
       modelName: this.modelName,
@@ -356,13 +437,14 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     }
 
     let ephemeralStorageSize = props.ephemeralStorageSize;
-    const tmpBytes = packaging.tmpSize?.toBytes();
+    // A shadow model is fetched to /tmp and held in memory beside the live one.
+    const tmpBytes = plus(packaging.tmpSize?.toBytes(), shadow?.sizeBytes);
     if (ephemeralStorageSize) {
       validateEphemeralStorage(this, ephemeralStorageSize, tmpBytes);
     } else if (tmpBytes !== undefined) {
       ephemeralStorageSize = ephemeralStorageForModel(this, tmpBytes);
     }
-    const modelBytes = packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes();
+    const modelBytes = plus(packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes(), shadow?.sizeBytes);
     if (managed) {
       checkManagedInstancesFit(this, managed, memorySize, modelBytes, packaging);
     } else {
@@ -406,6 +488,9 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
         ...(hooks ? { [ENV.HOOKS_MODULE]: HOOKS_MODULE_FILE, ...(hooks.sourceMap ? { NODE_OPTIONS: '--enable-source-maps' } : {}) } : {}),
         ...(this.responseStreaming ? { [ENV.RESPONSE_STREAMING]: '1' } : {}),
         ...dynamicBatchingEnvironment(this, props.batching, managed),
+        ...this.dataCapture?.environment,
+        ...shadow?.environment,
+        ...shadowFunctionEnvironment,
         ...packaging.environment,
         ...props.environment,
       },
@@ -506,6 +591,31 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     return this.metric(METRIC.AFTER_RESPONSE_FAILED, { statistic: 'Sum', ...props });
   }
 
+  /** Capture records the handler could not write and dropped (the answers were sent). */
+  public metricCaptureFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.CAPTURE_FAILED, { statistic: 'Sum', ...props });
+  }
+
+  /** Capture records written. */
+  public metricCaptured(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRIC.CAPTURED, { statistic: 'Sum', ...props });
+  }
+
+  /** The share of shadowed requests whose shadow answer agreed with the live one (0 to 1, the average by default). */
+  public metricShadowAgreement(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return (this.shadowFunction ?? this).metric(METRIC.SHADOW_AGREEMENT, { statistic: 'Average', ...props });
+  }
+
+  /** Shadow runs that failed (not loaded, refused the request, threw, out of time); the callers never saw them. */
+  public metricShadowFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return (this.shadowFunction ?? this).metric(METRIC.SHADOW_FAILED, { statistic: 'Sum', ...props });
+  }
+
+  /** The shadow model's inference time over the live model's, the average by default. */
+  public metricShadowLatencyRatio(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return (this.shadowFunction ?? this).metric(METRIC.SHADOW_LATENCY_RATIO, { statistic: 'Average', ...props });
+  }
+
   private scaleProvisionedConcurrency(scaling: ProvisionedConcurrencyScaling, provisioned: number | undefined): void {
     if (provisioned === undefined) {
       throw validationError(this, 'provisionedConcurrencyScaling scales provisionedConcurrency: set provisionedConcurrency too (the starting capacity)');
@@ -550,6 +660,11 @@ function modelInitWait(props: InferenceFunctionOptions, timeout: Duration): Dura
  * onnxruntime holds the whole model in memory, plus its working buffers and Node.js itself: a
  * function with less than about 1.5 times the model and 256 MiB runs out of memory at cold start.
  */
+/** Two sizes added up; one alone when the other is unknown. */
+function plus(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : a + b;
+}
+
 function warnIfModelOutgrowsMemory(scope: Construct, memoryMiB: number, modelBytes: number | undefined): void {
   if (modelBytes === undefined || Token.isUnresolved(memoryMiB)) return;
   const neededMiB = Math.ceil((modelBytes * 1.5) / (1024 * 1024) + 256);

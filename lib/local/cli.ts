@@ -36,6 +36,7 @@ const NO_RETRY =
   "serve stops: it loads the model once, before it listens, and does not retry (the retries the handler's log speaks of are a deployed function's); fix the cause and start it again";
 
 const USAGE = `Usage: cdk-serverless-inference serve --model ./model.onnx [--port 8080] [--name model] [--host 127.0.0.1] [--hooks FILE] [--mount PATH=DIR]
+                                       [--data-capture DIR] [--shadow-model PATH]
                                        [--workers N] [--concurrency C] [--queue Q] [--batch-size B] [--batch-delay MS]
                                        [--log-level INFO]
        cdk-serverless-inference serve --model-repository DIR [--memory-budget MIB] [--disk-budget MIB] [--warm-models a,b] [...]
@@ -75,6 +76,15 @@ Options:
                    served streaming, as deployed with response streaming (afterResponse runs once the
                    client has the whole answer)
   --handler FILE   a bundled entry file of your own instead of the library's handler
+  --data-capture DIR
+                   write a capture record of every infer request and its answer (SageMaker Data
+                   Capture's JSON Lines, as an endpoint's \`dataCapture\` writes them to S3) to
+                   DIR/yyyy/mm/dd/hh/*.jsonl once the answer is sent; ${ENV.DATA_CAPTURE_SAMPLING_PERCENT}
+                   and ${ENV.DATA_CAPTURE_MODE} apply when set. Served streaming, as deployed
+  --shadow-model PATH
+                   a candidate .onnx file run on every infer request once the answer is sent, as an
+                   endpoint's \`shadow\` runs it: its answer is compared with the live one
+                   (${ENV.SHADOW_AGREEMENT}, ${ENV.SHADOW_TOLERANCE}) and recorded beside it with --data-capture
   --mount PATH=DIR a local folder standing in for a path of the function, as an endpoint sets
                    ${ENV.MODEL_PATH}: --model /opt/models/m.onnx --mount /opt=./layer (a model layer),
                    --mount /mnt/models=./efs (the EFS mount), --mount /var/task=./code (bundled)
@@ -119,6 +129,8 @@ function parseServeOptions(args: string[]) {
       host: { type: 'string' },
       handler: { type: 'string' },
       hooks: { type: 'string' },
+      'data-capture': { type: 'string' },
+      'shadow-model': { type: 'string' },
       mount: { type: 'string', multiple: true },
       workers: { type: 'string' },
       concurrency: { type: 'string' },
@@ -239,6 +251,23 @@ export async function main(argv: string[]): Promise<number | undefined> {
   if (workerArgs) {
     // As an endpoint on Managed Instances sizes it: workers × threads within the CPUs.
     process.env[ENV.ORT_INTRA_OP_THREADS] ??= String(Math.max(1, Math.floor(os.availableParallelism() / workerArgs.workers)));
+  }
+
+  if (args['data-capture'] !== undefined) {
+    process.env[ENV.DATA_CAPTURE_DIR] = path.resolve(args['data-capture']);
+    process.env[ENV.RESPONSE_STREAMING] ??= '1';
+    console.log(`Capturing requests and answers to ${process.env[ENV.DATA_CAPTURE_DIR]}/yyyy/mm/dd/hh/`);
+  }
+  if (args['shadow-model'] !== undefined) {
+    const shadow = path.resolve(args['shadow-model']);
+    if (!fs.existsSync(shadow)) {
+      console.error(`--shadow-model: ${shadow} does not exist`);
+      return 1;
+    }
+    process.env[ENV.SHADOW_MODEL_PATH] = shadow;
+    delete process.env[ENV.SHADOW_MODEL_S3_URI];
+    process.env[ENV.SHADOW_MODEL_VERSION] ??= localModelVersion(shadow) ?? 'shadow';
+    process.env[ENV.RESPONSE_STREAMING] ??= '1';
   }
 
   let handlerFile = args.handler;

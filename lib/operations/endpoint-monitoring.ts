@@ -200,6 +200,9 @@ export class EndpointMonitoring extends Construct {
         );
       }
 
+      // Data capture's own alarm goes where the endpoint's alarms go.
+      if (fn?.dataCapture) this.alarms.CaptureFailures = fn.dataCapture.failureAlarm;
+
       let alarmActions = props.alarmActions;
       if (!alarmActions) {
         if (props.alarmTopic) {
@@ -259,6 +262,22 @@ export class EndpointMonitoring extends Construct {
             'Backend latency as API Gateway saw it (ms)',
             percentiles((o) => e.metricIntegrationLatency(o)),
           ),
+        );
+      }
+      if (fn?.dataCapture) {
+        const agreement = new cloudwatch.MathExpression({
+          label: 'agreed (%)',
+          expression: '100 * agreement',
+          usingMetrics: { agreement: fn.metricShadowAgreement() },
+        });
+        this.dashboard.addWidgets(
+          graph('Data capture', [fn.metricCaptured({ label: 'captured' })], [fn.metricCaptureFailures({ label: 'failed, dropped' })]),
+          ...(fn.shadowEnabled
+            ? [
+                graph('Shadow: answers that agreed with the live ones (%)', [agreement], [fn.metricShadowFailures({ label: 'shadow errors' })]),
+                graph('Shadow: inference time over the live model’s', [fn.metricShadowLatencyRatio({ label: 'latency ratio (average)' })]),
+              ]
+            : []),
         );
       }
       const alarms = Object.values(this.alarms);
