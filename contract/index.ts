@@ -14,4 +14,5 @@ export * from './model-copy';
 export * from './pre-traffic-check';
 export * from './routes';
 export * from './sagemaker';
+export * from './variants';
 export * from './warmup';

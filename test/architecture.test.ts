@@ -12,7 +12,7 @@ const ROOT = path.resolve(__dirname, '..');
  */
 const FLOORS: Record<string, readonly string[]> = {
   lib: ['private', 'testing', 'runtime', 'model', 'sagemaker', 'hooks', 'packaging', 'compute', 'function', 'api', 'operations', 'local', 'endpoints', '.'],
-  'handlers/core': ['protocol', 'config', 'http', 'model', 'hooks', 'backends', '.'],
+  'handlers/core': ['protocol', 'config', 'http', 'model', 'hooks', 'backends', 'variants', '.'],
 };
 
 /** What every folder may import besides its own part: the contract below both sides. */

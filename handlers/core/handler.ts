@@ -43,6 +43,8 @@ interface InferAnswer {
   readonly json?: string;
   readonly context: HookContext;
   readonly request: unknown;
+  /** The backend's headers for the HTTP answer. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** The `afterResponse` hook's call, once the answer is sent. */
@@ -233,7 +235,8 @@ export class InferenceService<M extends BackendModel> {
           const coding = acceptedCoding(request.headers['accept-encoding']);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary, coding !== undefined);
           const response = answer.json !== undefined ? this.passOn(answer.json, coding) : this.answer(answer.value, coding);
-          return { http: response, after: this.afterCall(answer, 200) };
+          const http = answer.headers ? { ...response, headers: { ...response.headers, ...answer.headers } } : response;
+          return { http, after: this.afterCall(answer, 200) };
         }
       }
     } catch (e) {
@@ -259,9 +262,10 @@ export class InferenceService<M extends BackendModel> {
     const result = await this.backend.infer(model, request);
     this.telemetry.record(METRIC.INFERENCE_MS, result.inferenceMs);
     if (!this.hooks.postprocess) {
-      return { value: result.response, json: result.json, context, request: body };
+      return { value: result.response, json: result.json, context, request: body, headers: result.headers };
     }
-    return { value: await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body })), context, request: body };
+    const value = await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body }));
+    return { value, context, request: body, headers: result.headers };
   }
 
   private async model(): Promise<M> {

@@ -5,6 +5,8 @@ import type { InferenceHooks } from './hooks/hooks';
 import { ModelRuntime } from './model/model-runtime';
 import { OnnxBackend } from './backends/onnx-backend';
 import { createTelemetry } from './telemetry';
+import { type VariantsConfig, readVariantsConfig } from './variants/variant-config';
+import { createVariantBackend } from './variants/variants';
 
 export interface InferenceHandlerOptions {
   /** Pre- and post-processing around inference. @default - none */
@@ -39,6 +41,17 @@ export async function createInferenceEntry(options: InferenceHandlerOptions = {}
     return misconfiguredEntry(e as Error);
   }
   const telemetry = createTelemetry(config);
+  let variants: VariantsConfig | undefined;
+  try {
+    variants = readVariantsConfig(options.env ?? process.env);
+  } catch (e) {
+    return misconfiguredEntry(e as Error);
+  }
+  if (variants) {
+    const { backend, loading } = createVariantBackend(config, variants, telemetry);
+    await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
+    return new InferenceService(config, backend, telemetry, options.hooks ?? {});
+  }
   const runtime = new ModelRuntime(config, {
     onLoaded: (m) => {
       if (m.source.precompiledRefused !== undefined) {

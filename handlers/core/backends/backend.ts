@@ -73,4 +73,6 @@ export interface BackendResult {
   readonly inferenceMs: number;
   /** The response's JSON text as the model sent it; the HTTP answer carries it unchanged unless `postprocess` runs. */
   readonly json?: string;
+  /** Headers the HTTP answer carries besides its own (the variant that answered). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
