@@ -11,7 +11,7 @@ const ROOT = path.resolve(__dirname, '..');
  * once. `.` is the part's own top-level files (entry points and the index).
  */
 const FLOORS: Record<string, readonly string[]> = {
-  lib: ['private', 'testing', 'runtime', 'model', 'sagemaker', 'hooks', 'packaging', 'compute', 'function', 'api', 'operations', 'local', 'endpoints', '.'],
+  lib: ['private', 'testing', 'runtime', 'model', 'sagemaker', 'hooks', 'packaging', 'variants', 'compute', 'function', 'api', 'operations', 'local', 'endpoints', '.'],
   'handlers/core': ['protocol', 'config', 'http', 'model', 'hooks', 'backends', 'variants', '.'],
 };
 

@@ -24,6 +24,8 @@ import { inferenceHandlerDir } from '../private/package-paths';
 import { checkManagedInstancesFit, runOnManagedInstances, sizeManagedInstances } from '../compute/managed-instances';
 import { modelVersionFromIdentity } from '../private/model-version';
 import { STAGING_EXCLUDE, treeSize } from '../private/staging';
+import type { ModelVariantsOptions } from '../variants/model-variants';
+import { bindVariants } from '../variants/bind-variants';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
 export interface LambdaFunctionOptions {
@@ -166,6 +168,14 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
    * @default InferenceCompute.onDemand()
    */
   readonly compute?: InferenceCompute;
+
+  /**
+   * A/B variants: other model versions served beside the endpoint's own by the same function, each
+   * request answered by one of them by weight, sticky by a header if you name one. The answer says
+   * which (`X-Inference-Variant`, `parameters.variant`) and each variant has its own metrics.
+   * @default - one model, no variants
+   */
+  readonly variants?: ModelVariantsOptions;
 }
 
 /** Scaling of provisioned concurrency. */
@@ -280,6 +290,12 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   /** Whether the function answers through response streaming. */
   public readonly responseStreaming: boolean;
 
+  /**
+   * The names of the A/B variants the function serves, the primary's first, with `variants`.
+   * @default - none
+   */
+  public readonly variantNames?: string[];
+
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
   private readonly serviceName: string;
 
@@ -321,7 +337,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
           "set the endpoint's api.responseTransferMode to apigw.ResponseTransferMode.STREAM (or responseStreaming on an InferenceFunction of your own)",
       );
     }
-    const packaging = props.packaging.bind(this, {
+    const bindOptions = {
       role: this.role,
       modelName: this.modelName,
       architecture,
@@ -329,7 +345,11 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       hooks,
       precompileModel: props.precompileModel,
       graphOptimizationLevel: props.graphOptimizationLevel,
-    });
+    };
+    const primary = props.packaging.bind(this, bindOptions);
+    const variants = props.variants ? bindVariants(this, primary, props.variants, bindOptions) : undefined;
+    const packaging = variants?.packaging ?? primary;
+    this.variantNames = variants?.names;
     const handlerDir = packaging.code ? undefined : handlerWithHooks(this, inferenceHandlerDir(), hooks);
     this.modelInfo = packaging.modelInfo;
     // A new model is a new version in the API unless the user names versions.
@@ -351,7 +371,9 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     } else if (tmpBytes !== undefined) {
       ephemeralStorageSize = ephemeralStorageForModel(this, tmpBytes);
     }
-    const modelBytes = packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes();
+    const primaryBytes = packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes();
+    // Every instance loads every variant.
+    const modelBytes = primaryBytes === undefined ? undefined : primaryBytes + (variants?.extraModelBytes ?? 0);
     if (managed) {
       checkManagedInstancesFit(this, managed, memorySize, modelBytes, packaging);
     } else {
