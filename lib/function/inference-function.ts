@@ -11,6 +11,7 @@ import { AFTER_RESPONSE_HOOK, HOOKS_MODULE_FILE } from '../../contract/hooks';
 import type { HandlerHooks } from '../hooks/handler-hooks';
 import { handlerWithHooks } from '../hooks/handler-code';
 import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE } from '../../contract/metrics';
+import { VARIANT_METRIC, VARIANT_METRIC_DIMENSION } from '../../contract/variants';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 import type { InferenceCompute } from '../compute/inference-compute';
 import { OnnxRuntimeLayer } from '../runtime/onnxruntime-layer';
@@ -514,6 +515,38 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   /** `afterResponse` hooks that threw or were given up at the function's timeout (the answers were sent). */
   public metricAfterResponseFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metric(METRIC.AFTER_RESPONSE_FAILED, { statistic: 'Sum', ...props });
+  }
+
+  /**
+   * A figure of one A/B variant (`VariantRequests`, `VariantErrors`, `VariantInferenceMs`), by its
+   * `variant` dimension, over 5 minutes: the function must have `variants`, and `variantName` be one.
+   */
+  public metricVariant(variantName: string, metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    if (!this.variantNames?.includes(variantName)) {
+      throw validationError(
+        this,
+        `metricVariant: '${variantName}' is not a variant of this function (${this.variantNames ? `its variants are ${this.variantNames.join(', ')}` : 'it has no variants'})`,
+      );
+    }
+    return this.metric(metricName, {
+      ...props,
+      dimensionsMap: { [METRIC_DIMENSION.SERVICE]: this.serviceName, [METRIC_DIMENSION.MODEL]: this.modelName, [VARIANT_METRIC_DIMENSION]: variantName },
+    });
+  }
+
+  /** Infer requests one A/B variant answered or failed, summed. */
+  public metricVariantRequests(variantName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricVariant(variantName, VARIANT_METRIC.REQUESTS, { statistic: 'Sum', ...props });
+  }
+
+  /** Infer requests one A/B variant failed (its model refused the values, 422, or failed, 5xx), summed. */
+  public metricVariantErrors(variantName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricVariant(variantName, VARIANT_METRIC.ERRORS, { statistic: 'Sum', ...props });
+  }
+
+  /** Time of one A/B variant's `session.run`, in milliseconds, p99 by default. */
+  public metricVariantInferenceTime(variantName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricVariant(variantName, VARIANT_METRIC.INFERENCE_MS, { statistic: 'p99', ...props });
   }
 
   private scaleProvisionedConcurrency(scaling: ProvisionedConcurrencyScaling, provisioned: number | undefined): void {

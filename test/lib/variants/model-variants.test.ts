@@ -174,3 +174,40 @@ describe('variants with a gradual rollout', () => {
     expect(e.constructPath).toBe('Stack/E');
   });
 });
+
+describe('variant metrics', () => {
+  const make = () => {
+    const { stack } = newStack();
+    const endpoint = new LayerModelEndpoint(stack, 'E', {
+      model: demo(),
+      monitoring: {},
+      variants: { primaryName: 'control', primaryWeight: 1, variants: [{ name: 'candidate', weight: 1, packaging: new LayerModelPackaging({ model: candidate() }) }] },
+    });
+    return { stack, endpoint };
+  };
+
+  it("reads each variant's figures by the variant dimension the handler writes", () => {
+    const { stack, endpoint } = make();
+    const m = stack.resolve(endpoint.inferenceFunction.metricVariantErrors('candidate').toMetricConfig().metricStat);
+    expect(m.metricName).toBe('VariantErrors');
+    expect(m.namespace).toBe('CdkServerlessInference');
+    expect(Object.fromEntries(m.dimensions.map((d: any) => [d.name, d.value]))).toMatchObject({ model: 'model', variant: 'candidate' });
+    expect(endpoint.inferenceFunction.metricVariantInferenceTime('control').statistic).toBe('p99');
+    expect(thrown(() => endpoint.inferenceFunction.metricVariantRequests('other')).message).toMatch(
+      /'other' is not a variant of this function \(its variants are control, candidate\)/,
+    );
+  });
+
+  it('puts a row of the variants side by side on the dashboard', () => {
+    const { stack } = make();
+    const body = JSON.stringify(Template.fromStack(stack).findResources('AWS::CloudWatch::Dashboard'));
+    for (const title of ['Requests by variant', 'Error rate by variant (%)', 'Inference time by variant (ms, p99)']) expect(body).toContain(title);
+    for (const name of ['control', 'candidate']) expect(body).toContain(`\\"variant\\",\\"${name}\\"`);
+  });
+
+  it('leaves the dashboard of an endpoint without variants as it was', () => {
+    const { stack } = newStack();
+    new LayerModelEndpoint(stack, 'E', { model: demo(), monitoring: {} });
+    expect(JSON.stringify(Template.fromStack(stack).findResources('AWS::CloudWatch::Dashboard'))).not.toContain('by variant');
+  });
+});
