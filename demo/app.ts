@@ -4,6 +4,7 @@
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
+import { VariantsDemoStack } from './variants-stack';
 
 const app = new App();
 new DemoStack(app, 'CdkServerlessInferenceDemo');
@@ -12,6 +13,7 @@ for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
     new DemoStack(app, `CdkServerlessInference${packaging}Demo`, { packaging });
   }
 }
+new VariantsDemoStack(app, 'CdkServerlessInferenceVariantsDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);

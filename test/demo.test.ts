@@ -44,7 +44,7 @@ describe('the quick start demo', () => {
     const r = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['demo/run.ts', '--once'], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
     const output = `${r.stdout}\n${r.stderr}`;
     expect(r.status, output).toBe(0);
-    expect(output).toMatch(/8 stacks, cdk-nag clean: .*CdkServerlessInferenceDemo/);
+    expect(output).toMatch(/9 stacks, cdk-nag clean: .*CdkServerlessInferenceDemo/);
     expect(output).toMatch(/HTTP 200: label = \d, probabilities = \[[\d., ]+\]/);
     // The version the deployed endpoint reports (the model's content hash, set at synth), not `1`.
     expect(output).toContain(`model version ${modelVersionFromIdentity(modelFingerprint(DEMO_MODEL_FILE))}\n`);
