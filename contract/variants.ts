@@ -34,7 +34,10 @@ export const VARIANT_HEADER = {
   TARGET: 'X-Inference-Target-Variant',
 } as const;
 
-/** The key of the infer answer's `parameters` that names the variant that answered. */
+/**
+ * The key of the infer answer's `parameters` that names the variant that answered; in a request's
+ * `parameters`, the variant to answer it (for direct invocations, which have no headers).
+ */
 export const VARIANT_PARAMETER = 'variant';
 
 /** The per-variant embedded metrics, in the handler's namespace, with the `variant` dimension besides `service` and `model`. */

@@ -70,7 +70,7 @@ export class VariantBackend implements InferenceBackend<VariantModels> {
   }
 
   async infer(set: VariantModels, request: BackendRequest): Promise<BackendResult> {
-    const i = this.router.assign(request.headers);
+    const i = this.router.assign(request.headers, request.body);
     const name = this.variants[i].name;
     let result: BackendResult;
     try {

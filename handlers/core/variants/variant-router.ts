@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { VARIANT_HEADER } from '../../../contract/variants';
+import { VARIANT_HEADER, VARIANT_PARAMETER } from '../../../contract/variants';
 import { badRequest } from '../protocol/errors';
 
 /** What the router needs of a variant. */
@@ -17,7 +17,8 @@ export interface RoutedVariant {
  * slice's edge passes its point: with two variants, raising one's weight moves keys onto it and
  * none away from it, so a ramp from 10 % to 50 % keeps the first 10 % where they were. A request without the
  * header (or with an empty one) gets a random point, as every request does without a sticky header.
- * A caller may name the variant itself with X-Inference-Target-Variant.
+ * A caller may name the variant itself: X-Inference-Target-Variant, or, for a direct invocation
+ * (which has no headers), the request's `parameters.variant`.
  */
 export class VariantRouter {
   private readonly bounds: number[];
@@ -37,15 +38,23 @@ export class VariantRouter {
     });
   }
 
-  /** The index of the variant that answers a request with these headers (names in lower case). */
-  assign(headers: Readonly<Record<string, string>> | undefined): number {
-    const target = headers?.[this.targetHeader];
-    if (target !== undefined && target !== '') {
-      const i = this.variants.findIndex((v) => v.name === target);
+  /**
+   * The index of the variant that answers a request with these headers (names in lower case) and
+   * this body: the variant the X-Inference-Target-Variant header or, for a direct invocation that
+   * has no headers, the body's `parameters.variant` names; else the sticky or random choice.
+   */
+  assign(headers: Readonly<Record<string, string>> | undefined, body?: unknown): number {
+    const header = headers?.[this.targetHeader];
+    const parameter = (body as { parameters?: { [VARIANT_PARAMETER]?: unknown } } | null | undefined)?.parameters?.[VARIANT_PARAMETER];
+    if (parameter !== undefined && typeof parameter !== 'string') {
+      throw badRequest(`parameters.${VARIANT_PARAMETER} must be the name of a variant, got: ${String(JSON.stringify(parameter)).slice(0, 64)}`);
+    }
+    const target =
+      header !== undefined && header !== '' ? { name: header, from: VARIANT_HEADER.TARGET } : parameter ? { name: parameter, from: `parameters.${VARIANT_PARAMETER}` } : undefined;
+    if (target) {
+      const i = this.variants.findIndex((v) => v.name === target.name);
       if (i < 0) {
-        throw badRequest(
-          `${VARIANT_HEADER.TARGET} names no variant of this model: '${target.slice(0, 64)}'; its variants are ${this.variants.map((v) => `'${v.name}'`).join(', ')}`,
-        );
+        throw badRequest(`${target.from} names no variant of this model: '${target.name.slice(0, 64)}'; its variants are ${this.variants.map((v) => `'${v.name}'`).join(', ')}`);
       }
       return i;
     }

@@ -82,6 +82,20 @@ describe('variants chosen by a sticky header', () => {
     expect(r.body.error).toMatch(/X-Inference-Target-Variant names no variant of this model: 'c'; its variants are 'a', 'b'/);
   });
 
+  it("lets a direct invocation, which has no headers, name the variant in the request's parameters", async () => {
+    for (const v of ['a', 'b']) {
+      const answer = await handler({ ...request, parameters: { variant: v } });
+      expect(answer.parameters).toEqual({ variant: v });
+      expect(answer.model_version).toBe(v === 'a' ? 'va' : 'vb');
+      expect(answer.outputs[0].data[0]).toBeCloseTo(reference[v], 5);
+    }
+    await expect(handler({ ...request, parameters: { variant: 'c' } })).rejects.toThrow(/\[400\] parameters\.variant names no variant of this model: 'c'/);
+    await expect(handler({ ...request, parameters: { variant: 7 } })).rejects.toThrow(/\[400\] parameters\.variant must be the name of a variant, got: 7/);
+    // Over HTTP too; the header wins over the parameter.
+    const r = await infer(handler, { ...request, parameters: { variant: 'b' } }, 'model', { headers: { 'X-Inference-Target-Variant': 'a' } });
+    expect(servedBy(r)).toBe('a');
+  });
+
   it("reports the first variant's metadata and is ready once both are loaded", async () => {
     const meta = await call(handler, restEvent('GET', '/v2/models/model'));
     expect(meta.body.inputs).toEqual([{ name: 'features', datatype: 'FP32', shape: [-1, 8] }]);
