@@ -43,6 +43,10 @@ describe('serve with variants', () => {
     return { variant: res.headers.get('x-inference-variant')!, body: (await res.json()) as any };
   };
 
+  it('says which variants it serves, and how they are chosen', () => {
+    expect(server.output()).toContain('variants: control 50 %, candidate 50 %, sticky by X-User-Id');
+  });
+
   it("answers each user from one variant, with that variant's model and not the other's", async () => {
     const first: Record<string, string> = {};
     for (let round = 0; round < 2; round++) {
