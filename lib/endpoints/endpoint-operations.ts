@@ -67,6 +67,7 @@ export function createEndpointOperations(
           version: fn.function.currentVersion,
           endpoint,
           endpointAlarms: Object.values(monitoring?.alarms ?? {}),
+          variantNames: fn.variantNames,
         })
       : undefined;
   return { warmer, monitoring, rollout };
@@ -74,15 +75,14 @@ export function createEndpointOperations(
 
 /**
  * A rollout moves the alias to each new version, every variant in it: CodeDeploy canaries the whole
- * set. Its pre-traffic check invokes the new version once, which loads every variant (a variant
- * that cannot load fails it) and answers from one chosen at random: one expected answer cannot
- * hold for variants that are different models.
+ * set, and its pre-traffic check sends the sample to each variant. One expected answer cannot hold
+ * for variants that are different models.
  */
 function checkRolloutWithVariants(endpoint: InferenceEndpointBase, rollout: GradualRolloutOptions): void {
   if (rollout.expectedAnswer !== undefined) {
     throw validationError(
       endpoint,
-      "rollout.expectedAnswer cannot be used with variants: the pre-traffic check's sample is answered by one variant chosen at random, and the variants are different models. " +
+      'rollout.expectedAnswer cannot be used with variants: the pre-traffic check sends the sample to every variant, and the variants are different models that answer it differently. ' +
         'Keep sampleRequest and expectedOutputs (every variant must have those outputs), and compare the variants by their metrics',
     );
   }

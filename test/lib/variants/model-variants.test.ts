@@ -2,6 +2,8 @@
  * The `variants` prop: what a function with A/B variants synthesizes, and each misuse refused at
  * synth naming the construct, the prop and the limit.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Size, type Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -10,7 +12,7 @@ import { DEMO_MODEL_FILE } from '../../../fixtures/demo-model';
 import { BundledModelPackaging, LayerModelEndpoint, LayerModelPackaging, ModelSource, type ModelVariantsOptions, S3ModelEndpoint, S3ModelPackaging } from '../../../lib';
 import { mlpModel } from '../../../tools/onnx';
 import { writeModel } from '../../support/handler';
-import { newStack, ref, resourceProps, thrown } from '../../support/stacks';
+import { assetFolder, newStack, ref, resourceProps, thrown } from '../../support/stacks';
 
 /** A second version of the demo model: the same inputs, other weights. */
 const candidateFile = writeModel(mlpModel({ inputs: 4, hidden: 16, classes: 3, seed: 7, label: true }).bytes, 'candidate.onnx');
@@ -158,19 +160,26 @@ describe('variants with a gradual rollout', () => {
   const sampleRequest = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.5, -1.2, 3.3, 0.7] }] };
   const variants = (): ModelVariantsOptions => ({ primaryWeight: 1, variants: [{ name: 'b', weight: 1, packaging: new LayerModelPackaging({ model: candidate() }) }] });
 
-  it('rolls the whole set out as one version, checked with the sample and its outputs', () => {
-    const { stack } = newStack();
+  it('rolls the whole set out as one version, its check sending the sample to each variant', () => {
+    const { app, stack } = newStack();
     const endpoint = new LayerModelEndpoint(stack, 'E', { model: demo(), variants: variants(), rollout: { sampleRequest, expectedOutputs: ['probabilities', 'label'] } });
-    expect(endpoint.rollout).toBeDefined();
-    Template.fromStack(stack).resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 1);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 1);
+    const check = resourceProps(template, endpoint.rollout!.preTrafficCheck!);
+    const files = JSON.parse(check.Environment.Variables.VARIANT_SAMPLE_FILES);
+    expect(Object.keys(files)).toEqual(['primary', 'b']);
+    const code = assetFolder(app, check.Code.S3Key);
+    for (const [name, file] of Object.entries(files)) {
+      expect(JSON.parse(fs.readFileSync(path.join(code, file as string), 'utf8'))).toEqual({ ...sampleRequest, parameters: { variant: name } });
+    }
   });
 
-  it('refuses rollout.expectedAnswer, which one variant chosen at random cannot be held to', () => {
+  it('refuses rollout.expectedAnswer, which different models cannot all be held to', () => {
     const { stack } = newStack();
     const e = thrown(
       () => new LayerModelEndpoint(stack, 'E', { model: demo(), variants: variants(), rollout: { sampleRequest, expectedAnswer: { outputs: [{ name: 'label', data: [1] }] } } }),
     );
-    expect(e.message).toMatch(/rollout\.expectedAnswer cannot be used with variants: the pre-traffic check's sample is answered by one variant chosen at random/);
+    expect(e.message).toMatch(/rollout\.expectedAnswer cannot be used with variants: the pre-traffic check sends the sample to every variant/);
     expect(e.constructPath).toBe('Stack/E');
   });
 });
