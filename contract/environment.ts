@@ -126,6 +126,23 @@ export const ENV = {
    * @default 2
    */
   BATCH_MAX_QUEUE_DELAY_MS: 'BATCH_MAX_QUEUE_DELAY_MS',
+  /**
+   * A/B variants: a JSON array of `{"name", "weight", "version"?, "env"?}` (contract/variants.ts),
+   * two or more. The handler loads every variant's model side by side and answers each infer
+   * request with one, chosen by weight, naming it in the `X-Inference-Variant` header and the
+   * answer's `parameters.variant`. A variant without `env` serves MODEL_PATH or MODEL_S3_URI; one
+   * with it names its own model with those variables. A bad value makes every request a 500 whose
+   * cause is in the log.
+   * @default - one model, no variants
+   */
+  MODEL_VARIANTS: 'MODEL_VARIANTS',
+  /**
+   * With MODEL_VARIANTS: the request header (a user id, say) whose value decides the variant, the
+   * same for every request that carries the same value, on every instance and version while the
+   * variants' names, order and weights stay. Requests without it are assigned at random by weight.
+   * @default - every request assigned at random by weight
+   */
+  MODEL_VARIANT_HEADER: 'MODEL_VARIANT_HEADER',
   /** Name of the SageMaker endpoint a SageMaker proxy function invokes. Required there, unused elsewhere. */
   SAGEMAKER_ENDPOINT_NAME: 'SAGEMAKER_ENDPOINT_NAME',
   /**

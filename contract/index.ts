@@ -15,5 +15,6 @@ export * from './pre-traffic-check';
 export * from './repository';
 export * from './routes';
 export * from './sagemaker';
+export * from './variants';
 export * from './warmup';
 export * from './async-inference';

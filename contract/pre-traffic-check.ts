@@ -35,6 +35,12 @@ export const PRE_TRAFFIC_ENV = {
   ANSWER_TOLERANCE: 'ANSWER_TOLERANCE',
   /** Optional budget for the invocation of the new version, retry included, in milliseconds. */
   CHECK_TIMEOUT_MS: 'CHECK_TIMEOUT_MS',
+  /**
+   * For a function with A/B variants: a JSON object of variant name → file (relative to the
+   * function's code) holding the sample request with that variant in its `parameters.variant`. The
+   * check sends each, so that every variant answers the sample, and names the variant that fails.
+   */
+  VARIANT_SAMPLE_FILES: 'VARIANT_SAMPLE_FILES',
 } as const;
 
 export const DEFAULT_CHECK_TIMEOUT_MS = 60_000;

@@ -8,6 +8,7 @@ import { BatchDemoStack } from './batch-demo-stack';
 import { CaptureDemoStack } from './capture-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
 import { ModelRepositoryDemoStack } from './model-repository-stack';
+import { VariantsDemoStack } from './variants-stack';
 
 const app = new App();
 new DemoStack(app, 'CdkServerlessInferenceDemo');
@@ -24,6 +25,7 @@ new AsyncDemoStack(app, 'CdkServerlessInferenceAsyncDemo');
 new BatchDemoStack(app, 'CdkServerlessInferenceBatchDemo');
 // Data capture and a shadow model (demo/capture-stack.ts).
 new CaptureDemoStack(app, 'CdkServerlessInferenceCaptureDemo');
+new VariantsDemoStack(app, 'CdkServerlessInferenceVariantsDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
 const findings = [new AwsSolutionsChecks(app), new ServerlessChecks(app)].flatMap((pack) => pack.validateScope(app).violations);

@@ -35,6 +35,7 @@ export * from './model/model-source';
 export * from './packaging/model-layer';
 export * from './runtime/onnxruntime-layer';
 export * from './sagemaker/sagemaker-endpoint';
+export * from './variants/model-variants';
 
 // The model's signature, read at synth.
 export * from './model/onnx-model';

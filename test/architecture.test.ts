@@ -19,6 +19,7 @@ const FLOORS: Record<string, readonly string[]> = {
     'sagemaker',
     'hooks',
     'packaging',
+    'variants',
     'compute',
     'capture',
     'function',
@@ -30,7 +31,7 @@ const FLOORS: Record<string, readonly string[]> = {
     'async',
     '.',
   ],
-  'handlers/core': ['protocol', 'config', 'http', 'model', 'batching', 'hooks', 'backends', 'capture', 'shadow', 'repository', 'async', 'batch', '.'],
+  'handlers/core': ['protocol', 'config', 'http', 'model', 'batching', 'hooks', 'backends', 'variants', 'capture', 'shadow', 'repository', 'async', 'batch', '.'],
 };
 
 /** What every folder may import besides its own part: the contract below both sides. */

@@ -49,6 +49,7 @@ describe('the quick start demo', () => {
     expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceAsyncDemo/);
     expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceBatchDemo/);
     expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceCaptureDemo/);
+    expect(output).toMatch(/9 stacks, cdk-nag clean: .*CdkServerlessInferenceDemo/);
     expect(output).toMatch(/HTTP 200: label = \d, probabilities = \[[\d., ]+\]/);
     // The version the deployed endpoint reports (the model's content hash, set at synth), not `1`.
     expect(output).toContain(`model version ${modelVersionFromIdentity(modelFingerprint(DEMO_MODEL_FILE))}\n`);

@@ -8,6 +8,7 @@ import { BINARY_TENSOR_CONTENT_TYPE, INFERENCE_HEADER_CONTENT_LENGTH } from '../
 import { READINESS_STATUS, ROUTES, SERVER_NAME } from '../../contract/routes';
 import { METRIC } from '../../contract/metrics';
 import type { WarmupResponse } from '../../contract/warmup';
+import { VARIANT_HEADER } from '../../contract/variants';
 import type { BackendModel, BackendRequest, InferenceBackend } from './backends/backend';
 import type { AnswerObserver, Observation } from './capture/observer';
 import type { ServiceConfig } from './config/config';
@@ -50,6 +51,8 @@ interface InferAnswer {
   readonly request: unknown;
   /** What the backend was asked and answered, for an observer. */
   readonly backend: { readonly request: BackendRequest; readonly response: unknown; readonly inferenceMs: number };
+  /** The backend's headers for the HTTP answer. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** The `afterResponse` hook's call, once the answer is sent. */
@@ -302,9 +305,11 @@ export class InferenceService<M extends BackendModel> {
           const coding = acceptedCoding(request.headers['accept-encoding']);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary, coding !== undefined);
           const response = answer.json !== undefined ? this.passOn(answer.json, coding) : this.answer(answer.value, coding);
-          const observation = this.observer?.observe({ requestId, request, response, live: answer.backend, latencyMs: performance.now() - started, receivedAt });
-          if (observation) Object.assign(response.headers, observation.headers);
-          return { http: response, after: this.afterCall(answer, 200, observation) };
+          const http = answer.headers ? { ...response, headers: { ...response.headers, ...answer.headers } } : response;
+          const variant = answer.headers?.[VARIANT_HEADER.SERVED_BY];
+          const observation = this.observer?.observe({ requestId, request, response: http, live: answer.backend, latencyMs: performance.now() - started, receivedAt, variant });
+          if (observation) Object.assign(http.headers, observation.headers);
+          return { http, after: this.afterCall(answer, 200, observation) };
         }
       }
     } catch (e) {
@@ -332,9 +337,10 @@ export class InferenceService<M extends BackendModel> {
     if (result.batchRequests !== undefined) this.telemetry.record(METRIC.BATCH_REQUESTS, result.batchRequests);
     const backend = { request, response: result.response, inferenceMs: result.inferenceMs };
     if (!this.hooks.postprocess) {
-      return { value: result.response, json: result.json, context, request: body, backend };
+      return { value: result.response, json: result.json, context, request: body, backend, headers: result.headers };
     }
-    return { value: await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body })), context, request: body, backend };
+    const value = await runHook('postprocess', () => this.hooks.postprocess!(result.response, { ...context, request: body }));
+    return { value, context, request: body, backend, headers: result.headers };
   }
 
   private async model(): Promise<M> {

@@ -7,6 +7,8 @@ import { OnnxBackend } from './backends/onnx-backend';
 import { createTelemetry } from './telemetry';
 import { observerOf } from './shadow/observer-of';
 import { withShadowEvents } from './shadow-entry';
+import { type VariantsConfig, readVariantsConfig } from './variants/variant-config';
+import { createVariantBackend } from './variants/variants';
 
 export interface InferenceHandlerOptions {
   /** Pre- and post-processing around inference. @default - none */
@@ -44,6 +46,18 @@ export async function createInferenceEntry(options: InferenceHandlerOptions = {}
   }
   const telemetry = createTelemetry(config);
   const observation = observer?.(telemetry);
+  let variants: VariantsConfig | undefined;
+  try {
+    variants = readVariantsConfig(options.env ?? process.env);
+  } catch (e) {
+    return misconfiguredEntry(e as Error);
+  }
+  if (variants) {
+    const { backend, loading } = createVariantBackend(config, variants, telemetry);
+    await Promise.race([loading, sleep(config.initWaitMs, { unref: true })]);
+    if (observation?.preload) void loading.then(observation.preload);
+    return new InferenceService(config, backend, telemetry, options.hooks ?? {}, observation?.observer);
+  }
   const runtime = new ModelRuntime(config, {
     onLoaded: (m) => {
       if (m.source.precompiledRefused !== undefined) {

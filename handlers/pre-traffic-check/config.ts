@@ -27,6 +27,8 @@ export interface PreTrafficConfig {
   readonly expectedAnswer?: ExpectedAnswer;
   readonly tolerance: number;
   readonly checkTimeoutMs: number;
+  /** With A/B variants: the sample for each variant (naming it in `parameters.variant`), sent instead of `sampleRequest`. */
+  readonly variantSamples?: ReadonlyArray<{ readonly variant: string; readonly text: string }>;
 }
 
 export type ConfigResult = { readonly ok: true; readonly config: PreTrafficConfig } | { readonly ok: false; readonly problems: string[] };
@@ -58,8 +60,10 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
   const tolerance = readTolerance(env[ENV.ANSWER_TOLERANCE], problems);
   const checkTimeoutMs = readTimeout(env[ENV.CHECK_TIMEOUT_MS], problems);
 
+  const variantSamples = readVariantSamples(env, problems);
+
   if (problems.length > 0 || !sample || request === undefined) return { ok: false, problems };
-  return { ok: true, config: { targetVersionArn, sampleRequest: request.text, sample, expectedOutputs, expectedAnswer, tolerance, checkTimeoutMs } };
+  return { ok: true, config: { targetVersionArn, sampleRequest: request.text, sample, expectedOutputs, expectedAnswer, tolerance, checkTimeoutMs, variantSamples } };
 }
 
 /** A JSON text given in the variable `name` itself, or in the file `fileName` names; `undefined` when neither (or unreadable). */
@@ -188,4 +192,31 @@ function readTimeout(text: string | undefined, problems: string[]): number {
 
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** VARIANT_SAMPLE_FILES: each variant's sample, read from its file beside the code. */
+function readVariantSamples(env: NodeJS.ProcessEnv, problems: string[]): Array<{ variant: string; text: string }> | undefined {
+  const raw = env[ENV.VARIANT_SAMPLE_FILES];
+  if (raw === undefined || raw === '') return undefined;
+  let files: unknown;
+  try {
+    files = JSON.parse(raw);
+  } catch (e) {
+    problems.push(`${ENV.VARIANT_SAMPLE_FILES} is not valid JSON: ${(e as Error).message}`);
+    return undefined;
+  }
+  if (!isObject(files) || Object.keys(files).length === 0 || Object.values(files).some((f) => typeof f !== 'string' || f === '')) {
+    problems.push(`${ENV.VARIANT_SAMPLE_FILES} must be a JSON object of variant names to file names, got: ${raw}`);
+    return undefined;
+  }
+  const samples: Array<{ variant: string; text: string }> = [];
+  for (const [variant, file] of Object.entries(files as Record<string, string>)) {
+    const at = path.resolve(codeDir(env), file);
+    try {
+      samples.push({ variant, text: readFileSync(at, 'utf8') });
+    } catch (e) {
+      problems.push(`${ENV.VARIANT_SAMPLE_FILES}: cannot read the sample of variant '${variant}' at ${at}: ${(e as Error).message}`);
+    }
+  }
+  return samples;
 }

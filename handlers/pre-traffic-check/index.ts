@@ -104,6 +104,7 @@ async function check(env: NodeJS.ProcessEnv, context: HookContext | undefined): 
   if (!read.ok) return { problems: read.problems.map((p) => `configuration: ${p}`) };
   const config = read.config;
   const budgetMs = invokeBudget(config.checkTimeoutMs, context);
+  if (config.variantSamples) return checkVariants(config, config.variantSamples, budgetMs);
   let answer: InvokeAnswer;
   try {
     answer = await invokeTarget(config, budgetMs);
@@ -112,6 +113,35 @@ async function check(env: NodeJS.ProcessEnv, context: HookContext | undefined): 
   }
   const result = checkAnswer(config, answer);
   return { config, budgetMs, problems: result.problems, answer: result.summary };
+}
+
+/**
+ * A function with A/B variants: the sample goes to each variant in turn (it names the variant in
+ * its parameters), within one budget, and every problem names its variant. The first invocation
+ * loads every variant, so the later ones are quick.
+ */
+async function checkVariants(config: PreTrafficConfig, samples: NonNullable<PreTrafficConfig['variantSamples']>, budgetMs: number): Promise<Outcome> {
+  const deadline = Date.now() + budgetMs;
+  const problems: string[] = [];
+  let summary: AnswerSummary | undefined;
+  for (const { variant, text } of samples) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      problems.push(`variant '${variant}': not checked, the budget of ${budgetMs} ms was spent on the variants before it`);
+      continue;
+    }
+    let answer: InvokeAnswer;
+    try {
+      answer = await invokeTarget({ ...config, sampleRequest: text }, left);
+    } catch (e) {
+      problems.push(`variant '${variant}': the invocation of ${config.targetVersionArn} failed: ${messageOf(e)}`);
+      continue;
+    }
+    const result = checkAnswer(config, answer);
+    summary ??= result.summary;
+    problems.push(...result.problems.map((p) => `variant '${variant}': ${p}`));
+  }
+  return { config, budgetMs, problems, answer: summary };
 }
 
 /** The configured budget, shortened when the function's own timeout would not leave time to report. */

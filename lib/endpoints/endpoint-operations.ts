@@ -5,6 +5,8 @@ import { EndpointMonitoring } from '../operations/endpoint-monitoring';
 import { GradualRollout } from '../operations/gradual-rollout';
 import { Warmer } from '../operations/warmer';
 import { validationError } from '../private/errors';
+import type { GradualRolloutOptions } from '../operations/gradual-rollout';
+import type { ModelVariantsOptions } from '../variants/model-variants';
 
 /** The warmer, alarms, dashboard and rollout around an inference function, as `options` ask. */
 export interface EndpointOperations {
@@ -20,8 +22,9 @@ export interface EndpointOperations {
 export function createEndpointOperations(
   endpoint: InferenceEndpointBase,
   fn: InferenceFunction | undefined,
-  options: InferenceEndpointOptions & { readonly provisionedConcurrency?: number; readonly reservedConcurrentExecutions?: number },
+  options: InferenceEndpointOptions & { readonly provisionedConcurrency?: number; readonly reservedConcurrentExecutions?: number; readonly variants?: ModelVariantsOptions },
 ): EndpointOperations {
+  if (options.variants && options.rollout) checkRolloutWithVariants(endpoint, options.rollout);
   if (!fn) {
     for (const prop of ['rollout', 'warmer', 'warmerOptions'] as const) {
       if (options[prop]) throw validationError(endpoint, `${prop} needs an inference function, and this endpoint has none`);
@@ -64,7 +67,23 @@ export function createEndpointOperations(
           version: fn.function.currentVersion,
           endpoint,
           endpointAlarms: Object.values(monitoring?.alarms ?? {}),
+          variantNames: fn.variantNames,
         })
       : undefined;
   return { warmer, monitoring, rollout };
+}
+
+/**
+ * A rollout moves the alias to each new version, every variant in it: CodeDeploy canaries the whole
+ * set, and its pre-traffic check sends the sample to each variant. One expected answer cannot hold
+ * for variants that are different models.
+ */
+function checkRolloutWithVariants(endpoint: InferenceEndpointBase, rollout: GradualRolloutOptions): void {
+  if (rollout.expectedAnswer !== undefined) {
+    throw validationError(
+      endpoint,
+      'rollout.expectedAnswer cannot be used with variants: the pre-traffic check sends the sample to every variant, and the variants are different models that answer it differently. ' +
+        'Keep sampleRequest and expectedOutputs (every variant must have those outputs), and compare the variants by their metrics',
+    );
+  }
 }

@@ -11,6 +11,7 @@ import { AFTER_RESPONSE_HOOK, HOOKS_MODULE_FILE } from '../../contract/hooks';
 import type { HandlerHooks } from '../hooks/handler-hooks';
 import { handlerWithHooks } from '../hooks/handler-code';
 import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE } from '../../contract/metrics';
+import { VARIANT_METRIC, VARIANT_METRIC_DIMENSION } from '../../contract/variants';
 import type { OnnxModelInfo } from '../model/onnx-model-info';
 import type { InferenceCompute } from '../compute/inference-compute';
 import { type DynamicBatchingOptions, dynamicBatchingEnvironment } from '../compute/dynamic-batching';
@@ -28,6 +29,8 @@ import { STAGING_EXCLUDE, treeSize } from '../private/staging';
 import { DataCapture, type DataCaptureOptions } from '../capture/data-capture';
 import { bindShadow, ShadowMode, type ShadowOptions, shadowComparison, shadowSampling } from '../capture/shadow';
 import { S3ModelPackaging } from '../packaging/s3-model-packaging';
+import type { ModelVariantsOptions } from '../variants/model-variants';
+import { bindVariants } from '../variants/bind-variants';
 
 /** What every function behind an endpoint lets its users choose, whatever it runs. */
 export interface LambdaFunctionOptions {
@@ -198,6 +201,14 @@ export interface InferenceFunctionOptions extends LambdaFunctionOptions {
    * @default - no shadow
    */
   readonly shadow?: ShadowOptions;
+
+  /**
+   * A/B variants: other model versions served beside the endpoint's own by the same function, each
+   * request answered by one of them by weight, sticky by a header if you name one. The answer says
+   * which (`X-Inference-Variant`, `parameters.variant`) and each variant has its own metrics.
+   * @default - one model, no variants
+   */
+  readonly variants?: ModelVariantsOptions;
 }
 
 /** Scaling of provisioned concurrency. */
@@ -327,6 +338,12 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
    */
   public readonly shadowFunction?: InferenceFunction;
 
+  /**
+   * The names of the A/B variants the function serves, the primary's first, with `variants`.
+   * @default - none
+   */
+  public readonly variantNames?: string[];
+
   /** Service name of the handler's logs and embedded metrics (a metric dimension). */
   private readonly serviceName: string;
 
@@ -413,7 +430,7 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       );
       shadowFunctionEnvironment = { [ENV.SHADOW_FUNCTION_NAME]: this.shadowFunction.alias.functionArn, [ENV.SHADOW_SAMPLING_PERCENT]: String(shadowSampling(this, props.shadow)) };
     }
-    const packaging = props.packaging.bind(this, {
+    const bindOptions = {
       role: this.role,
       modelName: this.modelName,
       architecture,
@@ -421,7 +438,11 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
       hooks,
       precompileModel: props.precompileModel,
       graphOptimizationLevel: props.graphOptimizationLevel,
-    });
+    };
+    const primary = props.packaging.bind(this, bindOptions);
+    const variants = props.variants ? bindVariants(this, primary, props.variants, bindOptions) : undefined;
+    const packaging = variants?.packaging ?? primary;
+    this.variantNames = variants?.names;
     const handlerDir = packaging.code ? undefined : handlerWithHooks(this, inferenceHandlerDir(), hooks);
     this.modelInfo = packaging.modelInfo;
     // A new model is a new version in the API unless the user names versions.
@@ -444,7 +465,9 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
     } else if (tmpBytes !== undefined) {
       ephemeralStorageSize = ephemeralStorageForModel(this, tmpBytes);
     }
-    const modelBytes = plus(packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes(), shadow?.sizeBytes);
+    const primaryBytes = packaging.modelInfo?.sizeBytes ?? packaging.modelSize?.toBytes();
+    // Every instance loads every variant, and a shadow model beside them.
+    const modelBytes = plus(primaryBytes === undefined ? undefined : primaryBytes + (variants?.extraModelBytes ?? 0), shadow?.sizeBytes);
     if (managed) {
       checkManagedInstancesFit(this, managed, memorySize, modelBytes, packaging);
     } else {
@@ -614,6 +637,38 @@ export class InferenceFunction extends Construct implements iam.IGrantable {
   /** The shadow model's inference time over the live model's, the average by default. */
   public metricShadowLatencyRatio(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return (this.shadowFunction ?? this).metric(METRIC.SHADOW_LATENCY_RATIO, { statistic: 'Average', ...props });
+  }
+
+  /**
+   * A figure of one A/B variant (`VariantRequests`, `VariantErrors`, `VariantInferenceMs`), by its
+   * `variant` dimension, over 5 minutes: the function must have `variants`, and `variantName` be one.
+   */
+  public metricVariant(variantName: string, metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    if (!this.variantNames?.includes(variantName)) {
+      throw validationError(
+        this,
+        `metricVariant: '${variantName}' is not a variant of this function (${this.variantNames ? `its variants are ${this.variantNames.join(', ')}` : 'it has no variants'})`,
+      );
+    }
+    return this.metric(metricName, {
+      ...props,
+      dimensionsMap: { [METRIC_DIMENSION.SERVICE]: this.serviceName, [METRIC_DIMENSION.MODEL]: this.modelName, [VARIANT_METRIC_DIMENSION]: variantName },
+    });
+  }
+
+  /** Infer requests one A/B variant answered or failed, summed. */
+  public metricVariantRequests(variantName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricVariant(variantName, VARIANT_METRIC.REQUESTS, { statistic: 'Sum', ...props });
+  }
+
+  /** Infer requests one A/B variant failed (its model refused the values, 422, or failed, 5xx), summed. */
+  public metricVariantErrors(variantName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricVariant(variantName, VARIANT_METRIC.ERRORS, { statistic: 'Sum', ...props });
+  }
+
+  /** Time of one A/B variant's `session.run`, in milliseconds, p99 by default. */
+  public metricVariantInferenceTime(variantName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricVariant(variantName, VARIANT_METRIC.INFERENCE_MS, { statistic: 'p99', ...props });
   }
 
   private scaleProvisionedConcurrency(scaling: ProvisionedConcurrencyScaling, provisioned: number | undefined): void {

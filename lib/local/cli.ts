@@ -341,7 +341,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
           : '') +
         (batching
           ? `\n  dynamic batching: up to ${plural(batching.size, 'row')} per run, waiting up to ${process.env[ENV.BATCH_MAX_QUEUE_DELAY_MS] ?? DEFAULT_BATCH_MAX_QUEUE_DELAY_MS} ms`
-          : ''),
+          : '') +
+        variantsLine(),
     );
     console.log(`  curl -s ${server.url}/v2/models/${name}`);
     console.log(`  curl -s -X POST ${server.url}/v2/models/${name}/infer -H 'Content-Type: application/json' -d '{"inputs": [...]}'`);
@@ -510,4 +511,14 @@ export function workerSettings(
 
 function plural(n: number, what: string): string {
   return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** The A/B variants `serve` serves (MODEL_VARIANTS, which the handler has read and checked), as a line under the URL. */
+function variantsLine(): string {
+  const raw = process.env[ENV.MODEL_VARIANTS];
+  if (!raw) return '';
+  const variants = JSON.parse(raw) as Array<{ name: string; weight: number }>;
+  const total = variants.reduce((sum, v) => sum + v.weight, 0);
+  const header = process.env[ENV.MODEL_VARIANT_HEADER];
+  return `\n  variants: ${variants.map((v) => `${v.name} ${Math.round((1000 * v.weight) / total) / 10} %`).join(', ')}, ${header ? `sticky by ${header}` : 'drawn at random per request'}`;
 }

@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import type { IEndpointMetrics } from './endpoint-metrics';
 import type { InferenceFunction } from '../function/inference-function';
 import * as metricMath from '../private/metric-math';
+import { variantWidgets } from './variant-widgets';
 
 /** Thresholds of the endpoint's alarms. */
 export interface EndpointAlarmThresholds {
@@ -280,6 +281,7 @@ export class EndpointMonitoring extends Construct {
             : []),
         );
       }
+      if (fn?.variantNames) this.dashboard.addWidgets(...variantWidgets(fn, fn.variantNames));
       const alarms = Object.values(this.alarms);
       if (alarms.length > 0) {
         this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: 24, height: 3 }));

@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import type { IEndpointMetrics } from './endpoint-metrics';
 import { LAMBDA_MAX_PAYLOAD_BYTES } from '../../contract/defaults';
 import { HOOK_TIMEOUT_HEADROOM_MS, PRE_TRAFFIC_ENV, PRE_TRAFFIC_FILES } from '../../contract/pre-traffic-check';
+import { VARIANT_PARAMETER } from '../../contract/variants';
 import { acknowledge, invokeAnyVersionFinding } from '../private/acknowledge';
 import { createHelperFunction } from '../private/helper-function';
 import { validationError } from '../private/errors';
@@ -96,6 +97,12 @@ export interface GradualRolloutProps extends GradualRolloutOptions {
    * @default - none
    */
   readonly endpointAlarms?: cloudwatch.IAlarm[];
+  /**
+   * The function's A/B variants: the pre-traffic check sends the sample to each, naming it in the
+   * sample's `parameters.variant`.
+   * @default - no variants: the sample is sent once
+   */
+  readonly variantNames?: string[];
 }
 
 /**
@@ -232,6 +239,14 @@ export class GradualRollout extends Construct {
       throw validationError(this, `rollout.answerTolerance must be a number >= 0, got: ${tolerance}`);
     }
     const files: Record<string, string> = { [PRE_TRAFFIC_FILES.SAMPLE_REQUEST]: sample };
+    // One sample per variant, each naming its variant, so that every variant answers it.
+    const variantFiles: Record<string, string> = {};
+    (props.variantNames ?? []).forEach((name, i) => {
+      const request = props.sampleRequest as { parameters?: { [key: string]: unknown } };
+      const file = `sample-request.variant-${i}.json`;
+      files[file] = literalJson(this, 'sampleRequest', { ...request, parameters: { ...request.parameters, [VARIANT_PARAMETER]: name } });
+      variantFiles[name] = file;
+    });
     if (props.expectedAnswer !== undefined) files[PRE_TRAFFIC_FILES.EXPECTED_ANSWER] = literalJson(this, 'expectedAnswer', props.expectedAnswer);
 
     const { function: check } = createHelperFunction(this, {
@@ -251,6 +266,7 @@ export class GradualRollout extends Construct {
         ...(props.expectedOutputs ? { [PRE_TRAFFIC_ENV.EXPECTED_OUTPUTS]: JSON.stringify(props.expectedOutputs) } : {}),
         ...(props.expectedAnswer !== undefined ? { [PRE_TRAFFIC_ENV.EXPECTED_ANSWER_FILE]: PRE_TRAFFIC_FILES.EXPECTED_ANSWER } : {}),
         ...(tolerance !== undefined ? { [PRE_TRAFFIC_ENV.ANSWER_TOLERANCE]: String(tolerance) } : {}),
+        ...(props.variantNames ? { [PRE_TRAFFIC_ENV.VARIANT_SAMPLE_FILES]: JSON.stringify(variantFiles) } : {}),
       },
       whyNoFailureCapture: 'CodeDeploy invokes the check once per deployment and fails the deployment when it does not report; there is nothing to retry or trace.',
       grant: (role) => props.version.grantInvoke(role),

@@ -41,6 +41,7 @@ const CONFIG_VARS = [
   'EXPECTED_ANSWER_FILE',
   'ANSWER_TOLERANCE',
   'CHECK_TIMEOUT_MS',
+  'VARIANT_SAMPLE_FILES',
   'LAMBDA_TASK_ROOT',
 ];
 
@@ -308,6 +309,41 @@ describe('a broken version fails the deployment, against the real handler', () =
   it('when it cannot load its model', async () => {
     const r = await run({ TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE }, newVersion({ MODEL_PATH: '/nonexistent/model.onnx' }));
     expectFailedFor(r, /the function failed \(Unhandled\): InferenceServerError: \[503\] model 'iris' is not available: the model file does not exist or cannot be read/);
+  });
+
+  describe('with A/B variants, the sample goes to each variant, as the construct writes it', () => {
+    /** The samples beside the check's code, each naming its variant, and the version serving both variants. */
+    function variants(second: Uint8Array): { env: Record<string, string>; version: LocalFunction } {
+      const code = fs.mkdtempSync(path.join(process.env.CSI_TEST_TMP ?? ROOT, 'csi-variant-samples-'));
+      const files: Record<string, string> = {};
+      for (const name of ['iris', 'other']) {
+        const sample = JSON.parse(OIP_SAMPLE);
+        files[name] = `sample-${name}.json`;
+        fs.writeFileSync(path.join(code, files[name]), JSON.stringify({ ...sample, parameters: { ...sample.parameters, variant: name } }));
+      }
+      const version = newVersion({
+        MODEL_PATH: writeModel(IRIS.bytes),
+        MODEL_VARIANTS: JSON.stringify([
+          { name: 'iris', weight: 99 },
+          { name: 'other', weight: 1, env: { MODEL_PATH: writeModel(second) } },
+        ]),
+      });
+      return { env: { TARGET_VERSION_ARN: TARGET, SAMPLE_REQUEST: OIP_SAMPLE, VARIANT_SAMPLE_FILES: JSON.stringify(files), LAMBDA_TASK_ROOT: code }, version };
+    }
+
+    it('fails the deployment for the variant that answers only NaN, whatever its share, and names it', async () => {
+      const { env, version } = variants(NAN_MODEL);
+      const r = await run(env, version);
+      expectFailedFor(r, /^variant 'other': output 0 \('scores'\): 4 of 4 values are NaN or infinite/);
+      expect(r.result!.problems.some((p) => p.startsWith("variant 'iris'"))).toBe(false);
+    });
+
+    it('passes when every variant answers well', async () => {
+      const { env, version } = variants(mlpModel({ inputs: 4, hidden: 8, classes: 3, seed: 12, label: true }).bytes);
+      const r = await run({ ...env, EXPECTED_OUTPUTS: '["probabilities","label"]' }, version);
+      expect(r.result).toEqual({ status: 'Succeeded', problems: [] });
+      expectOneReport('Succeeded');
+    });
   });
 
   describe('when its hook answers 200 with', () => {

@@ -75,4 +75,6 @@ export interface BackendResult {
   readonly json?: string;
   /** With dynamic batching: how many requests the run that answered this one took (1: it ran alone). */
   readonly batchRequests?: number;
+  /** Headers the HTTP answer carries besides its own (the variant that answered). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
