@@ -6,33 +6,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-// @ts-expect-error -- autocannon 8 ships no type declarations; the part used here is typed below.
-import autocannonUntyped from 'autocannon';
 import { logisticRegressionModel, mlpModel, mulberry32, writeMatMulModel } from '../tools/onnx';
 import { ms, summarize, times } from './lib/stats';
+import { autocannon } from './lib/autocannon';
 import type { Bench, BenchContext, BenchOutput } from './lib/types';
-
-interface AutocannonResult {
-  readonly duration: number;
-  readonly '2xx': number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly timeouts: number;
-}
-
-interface AutocannonRun extends PromiseLike<AutocannonResult> {
-  on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseMs: number) => void): this;
-}
-
-const autocannon = autocannonUntyped as (options: {
-  url: string;
-  method: 'POST';
-  headers: Record<string, string>;
-  body: string | Buffer;
-  connections: number;
-  duration: number;
-  overallRate?: number;
-}) => AutocannonRun;
 
 const CLIENTS = 64;
 const WORKERS = 2;

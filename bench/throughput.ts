@@ -5,36 +5,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-// @ts-expect-error -- autocannon 8 ships no type declarations; the part used here is typed below.
-import autocannonUntyped from 'autocannon';
 import { mlpModel, mulberry32 } from '../tools/onnx';
 import { startChild } from './lib/child';
 import { handlerOrtOptionsEnv } from './lib/session-options';
 import { ms, summarize, times, type Summary } from './lib/stats';
+import { autocannon } from './lib/autocannon';
 import type { Bench, BenchContext, BenchOutput } from './lib/types';
-
-interface AutocannonResult {
-  /** Seconds. */
-  readonly duration: number;
-  readonly '2xx': number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly timeouts: number;
-}
-
-/** The run in progress: a promise of its result, and an emitter of each response. */
-interface AutocannonRun extends PromiseLike<AutocannonResult> {
-  on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseMs: number) => void): this;
-}
-
-const autocannon = autocannonUntyped as (options: {
-  url: string;
-  method: 'POST';
-  headers: Record<string, string>;
-  body: string;
-  connections: number;
-  duration: number;
-}) => AutocannonRun;
 
 const SERVERS = ['bare', 'handler'] as const;
 type Server = (typeof SERVERS)[number];
