@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { ASYNC_DEFAULTS, ASYNC_PREFIX, ASYNC_ROUTE_SEGMENT, ASYNC_UPLOADS_SEGMENT } from '../../contract/async-inference';
 import { ENV } from '../../contract/environment';
 import type { ModelEndpoint } from '../endpoints/model-endpoint';
+import { ModelRepositoryEndpoint } from '../endpoints/model-repository-endpoint';
 import { acknowledge, wildcardResourceFinding } from '../private/acknowledge';
 import { validationError } from '../private/errors';
 import { AsyncNotifications } from './async-notifications';
@@ -113,6 +114,10 @@ export class AsyncInference extends Construct {
   constructor(scope: Construct, id: string, props: AsyncInferenceProps) {
     super(scope, id);
     this.endpoint = props.endpoint;
+    if (props.endpoint instanceof ModelRepositoryEndpoint) {
+      // The repository's handler answers the API's events per model; it takes no queue's events.
+      throw validationError(this, 'AsyncInference: endpoint is a ModelRepositoryEndpoint, which does not take queued requests; attach it to an endpoint of one model');
+    }
     const maxConcurrency = props.maxConcurrency ?? 10;
     const batchSize = props.batchSize ?? 1;
     const maxReceiveCount = props.maxReceiveCount ?? ASYNC_DEFAULTS.MAX_RECEIVE_COUNT;

@@ -7,6 +7,7 @@ import { METRIC, METRIC_DIMENSION, METRICS_NAMESPACE } from '../../contract/metr
 import { ModelRepositoryPackaging, type ModelRepositoryPackagingProps } from '../packaging/model-repository-packaging';
 import type { IInferenceEndpoint } from './inference-endpoint';
 import { ModelEndpoint, type ModelEndpointOptions } from './model-endpoint';
+import { validationError } from '../private/errors';
 
 /** Props of a `ModelRepositoryEndpoint`: every endpoint's options, the repository and its budgets. */
 export interface ModelRepositoryEndpointProps extends ModelEndpointOptions, ModelRepositoryPackagingProps {}
@@ -58,6 +59,15 @@ export class ModelRepositoryEndpoint extends ModelEndpoint implements IModelRepo
   constructor(scope: Construct, id: string, props: ModelRepositoryEndpointProps = {}) {
     const packaging = new ModelRepositoryPackaging(props);
     super(scope, id, { ...props, modelName: props.modelName ?? 'repository', packaging });
+    // The repository's handler serves each model with its own session; it runs no variants, capture or shadow.
+    for (const prop of ['variants', 'dataCapture', 'shadow'] as const) {
+      if (props[prop] !== undefined) {
+        throw validationError(
+          this,
+          `${prop} is not supported by a model repository: it serves one model of the repository per request; serve that model with an endpoint of its own for ${prop}`,
+        );
+      }
+    }
     this.bucket = packaging.bucket;
     this.prefix = packaging.prefix;
     if (this.monitoring?.dashboard) {

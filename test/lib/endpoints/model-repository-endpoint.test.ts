@@ -1,11 +1,12 @@
 import { Size } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { describe, expect, it } from 'vitest';
-import { ModelRepositoryEndpoint, type ModelRepositoryEndpointProps } from '../../../lib';
+import { AsyncInference, ModelRepositoryEndpoint, type ModelRepositoryEndpointProps } from '../../../lib';
 import { nagFindings, newStack, resourceProps, roleStatements, thrown } from '../../support/stacks';
 
 function setup(props: ModelRepositoryEndpointProps = {}) {
@@ -103,6 +104,16 @@ describe('ModelRepositoryEndpoint', () => {
     expect(fn.Environment.Variables.MODEL_REPOSITORY_PATH).toBe('/mnt/models');
     expect(fn.FileSystemConfigs[0].LocalMountPath).toBe('/mnt/models');
     expect(endpoint.bucket).toBeUndefined();
+  });
+
+  it('refuses data capture, a shadow and variants, which its handler does not run, and an async queue', () => {
+    const stream = { responseTransferMode: apigw.ResponseTransferMode.STREAM };
+    const e = thrown(() => setup({ api: stream, dataCapture: {} }));
+    expect(e.message).toMatch(/dataCapture is not supported by a model repository/);
+    expect(e.constructPath).toBe('Stack/Models');
+    const { stack } = newStack();
+    const models = new ModelRepositoryEndpoint(stack, 'Models');
+    expect(thrown(() => new AsyncInference(stack, 'Async', { endpoint: models })).message).toMatch(/AsyncInference: endpoint is a ModelRepositoryEndpoint/);
   });
 
   it('refuses misused props, naming the construct, the prop and the limit', () => {
