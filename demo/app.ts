@@ -25,6 +25,7 @@ new AsyncDemoStack(app, 'CdkServerlessInferenceAsyncDemo');
 new BatchDemoStack(app, 'CdkServerlessInferenceBatchDemo');
 // Data capture and a shadow model (demo/capture-stack.ts).
 new CaptureDemoStack(app, 'CdkServerlessInferenceCaptureDemo');
+// A/B variants of the demo model and a candidate, sticky by user (demo/variants-stack.ts).
 new VariantsDemoStack(app, 'CdkServerlessInferenceVariantsDemo');
 
 // cdk-nag 3 as a synth-time gate: any unacknowledged finding fails the synth.
