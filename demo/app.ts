@@ -3,10 +3,9 @@
 // same model with each of the library's other packagings (`npx cdk deploy <stack>`).
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
-import { AsyncDemoStack } from './async-demo-stack';
-import { BatchDemoStack } from './batch-demo-stack';
 import { CaptureDemoStack } from './capture-stack';
 import { DEMO_ENDPOINTS, type DemoPackaging, DemoStack } from './demo-stack';
+import { JobsDemoStack } from './jobs-demo-stack';
 import { ModelRepositoryDemoStack } from './model-repository-stack';
 import { VariantsDemoStack } from './variants-stack';
 
@@ -19,10 +18,9 @@ for (const packaging of Object.keys(DEMO_ENDPOINTS) as DemoPackaging[]) {
 }
 // Many models behind one endpoint: a model repository in S3.
 new ModelRepositoryDemoStack(app, 'CdkServerlessInferenceModelRepositoryDemo');
-// Asynchronous inference on an SQS queue, on the demo model in S3.
-new AsyncDemoStack(app, 'CdkServerlessInferenceAsyncDemo');
-// Batch inference on a Step Functions Distributed Map, with the demo model.
-new BatchDemoStack(app, 'CdkServerlessInferenceBatchDemo');
+// Batch inference on a Step Functions Distributed Map and asynchronous inference on an SQS queue,
+// both on the demo model's function (demo/jobs-demo-stack.ts).
+new JobsDemoStack(app, 'CdkServerlessInferenceJobsDemo');
 // Data capture and a shadow model (demo/capture-stack.ts).
 new CaptureDemoStack(app, 'CdkServerlessInferenceCaptureDemo');
 // A/B variants of the demo model and a candidate, sticky by user (demo/variants-stack.ts).

@@ -44,11 +44,10 @@ describe('the quick start demo', () => {
     const r = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['demo/run.ts', '--once'], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
     const output = `${r.stdout}\n${r.stderr}`;
     expect(r.status, output).toBe(0);
-    // The endpoints' eight, and one each for the repository, async, batch, capture and variants.
-    expect(output).toMatch(/13 stacks, cdk-nag clean: .*CdkServerlessInferenceDemo/);
+    // The endpoints' eight, and one each for the repository, batch and async jobs, capture and variants.
+    expect(output).toMatch(/12 stacks, cdk-nag clean: .*CdkServerlessInferenceDemo/);
     expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceModelRepositoryDemo/);
-    expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceAsyncDemo/);
-    expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceBatchDemo/);
+    expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceJobsDemo/);
     expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceCaptureDemo/);
     expect(output).toMatch(/cdk-nag clean: .*CdkServerlessInferenceVariantsDemo/);
     expect(output).toMatch(/HTTP 200: label = \d, probabilities = \[[\d., ]+\]/);
