@@ -6,7 +6,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { infer, restEvent, call } from '../../../../fixtures/events';
 import { logisticRegressionModel } from '../../../../tools/onnx';
-import { type Handler, createHandler, writeModel } from '../../../support/handler';
+import { readCaptureDir } from '../../../support/capture';
+import { type Handler, createHandler, tempDir, writeModel } from '../../../support/handler';
 import { logged } from '../../../support/logs';
 
 const a = logisticRegressionModel({ features: 8, seed: 3 });
@@ -199,5 +200,26 @@ describe('variants that cannot serve', () => {
     expect(result.status).toBe(500);
     expect(result.body.error).toMatch(/misconfigured/);
     expect(JSON.stringify(logs)).toMatch(message);
+  });
+});
+
+describe('variants with data capture', () => {
+  it("names in each capture record the variant that answered, and that variant's version", async () => {
+    const dir = tempDir();
+    const handler = await createHandler(variantsEnv([1, 1], { MODEL_VARIANT_HEADER: 'X-User-Id', DATA_CAPTURE_DIR: dir }));
+    const served: string[] = [];
+    for (let user = 0; user < 12; user++) {
+      served.push(servedBy(await infer(handler, request, 'model', { headers: { 'X-User-Id': `user-${user}` } })));
+    }
+    // Both variants answered some users, so the records must tell them apart.
+    expect(new Set(served)).toEqual(new Set(['a', 'b']));
+    const records = readCaptureDir(dir).map((r) => r.record);
+    expect(records).toHaveLength(served.length);
+    const byInput = records.map((r) => ({ variant: r.eventMetadata.variant, output: JSON.parse(r.captureData.endpointOutput.data) }));
+    for (const { variant, output } of byInput) {
+      expect(output.parameters).toEqual({ variant });
+      expect(output.model_version).toBe(variant === 'a' ? 'va' : 'vb');
+    }
+    expect(byInput.map((r) => r.variant).sort()).toEqual([...served].sort());
   });
 });
