@@ -305,11 +305,12 @@ export class InferenceService<M extends BackendModel> {
           const coding = acceptedCoding(request.headers['accept-encoding']);
           const answer = await this.infer(body.value, body.text, requestId, request, body.binary, coding !== undefined);
           const response = answer.json !== undefined ? this.passOn(answer.json, coding) : this.answer(answer.value, coding);
-          const http = answer.headers ? { ...response, headers: { ...response.headers, ...answer.headers } } : response;
+          // Headers added in place: a binary answer keeps its bytes beside it for a response stream.
+          if (answer.headers) Object.assign(response.headers, answer.headers);
           const variant = answer.headers?.[VARIANT_HEADER.SERVED_BY];
-          const observation = this.observer?.observe({ requestId, request, response: http, live: answer.backend, latencyMs: performance.now() - started, receivedAt, variant });
-          if (observation) Object.assign(http.headers, observation.headers);
-          return { http, after: this.afterCall(answer, 200, observation) };
+          const observation = this.observer?.observe({ requestId, request, response, live: answer.backend, latencyMs: performance.now() - started, receivedAt, variant });
+          if (observation) Object.assign(response.headers, observation.headers);
+          return { http: response, after: this.afterCall(answer, 200, observation) };
         }
       }
     } catch (e) {
