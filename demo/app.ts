@@ -21,7 +21,7 @@ new ModelRepositoryDemoStack(app, 'CdkServerlessInferenceModelRepositoryDemo');
 // Batch inference on a Step Functions Distributed Map and asynchronous inference on an SQS queue,
 // both on the demo model's function (demo/jobs-demo-stack.ts).
 new JobsDemoStack(app, 'CdkServerlessInferenceJobsDemo');
-// Data capture and a shadow model (demo/capture-stack.ts).
+// A/B variants, data capture and a shadow on one endpoint (demo/capture-stack.ts).
 new CaptureDemoStack(app, 'CdkServerlessInferenceCaptureDemo');
 // A/B variants of the demo model and a candidate, sticky by user (demo/variants-stack.ts).
 new VariantsDemoStack(app, 'CdkServerlessInferenceVariantsDemo');
