@@ -5,13 +5,12 @@
  * `ShadowFailed`, `ShadowInferenceMs`, `ShadowLatencyRatio`) and writes the completed capture record.
  */
 import { SHADOW_EVENT_KEY } from '../../../contract/capture';
-import { METRIC } from '../../../contract/metrics';
 import type { InferenceBackend } from '../backends/backend';
-import { capturedJson } from '../capture/capture-record';
-import { type DataCapture, round } from '../capture/data-capture';
+import type { DataCapture } from '../capture/data-capture';
 import type { ObserverTelemetry } from '../capture/observer';
 import type { ShadowConfig } from '../config/observation-config';
 import { compareWithFlat } from './agreement';
+import { type ShadowOutcome, failedShadow, measuredShadow } from './shadow';
 import type { ShadowEvent } from './remote-shadow';
 
 /** The shadow event in a Lambda event, if it is one. */
@@ -32,30 +31,16 @@ export class ShadowCandidate {
   /** Runs one shadow event; never throws (there is no one to answer: the invocation is asynchronous). */
   async handle(event: ShadowEvent, deadline: number | undefined): Promise<{ agreed?: boolean }> {
     const meta = event.record.eventMetadata;
-    let shadow: NonNullable<typeof meta.shadow>;
-    let output: ReturnType<typeof capturedJson> | undefined;
+    let outcome: ShadowOutcome;
     try {
       const model = await this.backend.load();
       const result = await this.backend.infer(model, { body: event.request.body, binary: event.request.binary ? Buffer.from(event.request.binary, 'base64') : undefined });
       const agreement = compareWithFlat(event.live, result.response, { kind: this.rule.agreement, tolerance: this.rule.tolerance });
-      const ratio = event.liveInferenceMs > 0 ? result.inferenceMs / event.liveInferenceMs : undefined;
-      this.telemetry.record(METRIC.SHADOW_AGREEMENT, agreement.agreed ? 1 : 0);
-      this.telemetry.record(METRIC.SHADOW_INFERENCE_MS, result.inferenceMs);
-      if (ratio !== undefined) this.telemetry.record(METRIC.SHADOW_LATENCY_RATIO, ratio);
-      output = capturedJson(result.response, 'OUTPUT');
-      shadow = {
-        modelVersion: this.modelVersion,
-        inferenceMs: round(result.inferenceMs),
-        ...(ratio !== undefined ? { latencyRatio: round(ratio) } : {}),
-        agreed: agreement.agreed,
-        ...(agreement.detail ? { detail: agreement.detail } : {}),
-      };
+      outcome = measuredShadow(result, agreement, event.liveInferenceMs, this.modelVersion, this.telemetry);
     } catch (e) {
-      const message = (e as Error)?.message ?? String(e);
-      this.telemetry.logger.warn('the shadow model failed; the caller had the live answer', { requestId: meta.requestId, shadowVersion: this.modelVersion, error: message });
-      this.telemetry.record(METRIC.SHADOW_FAILED, 1);
-      shadow = { modelVersion: this.modelVersion, failed: true, detail: message };
+      outcome = failedShadow(e, meta.requestId, this.modelVersion, this.telemetry);
     }
+    const { output, metadata: shadow } = outcome;
     const record = {
       ...event.record,
       captureData: { ...event.record.captureData, ...(output && event.record.captureData.endpointOutput ? { shadowOutput: output } : {}) },

@@ -10,7 +10,7 @@ import { type CapturedPayload, type ShadowMetadata, capturedJson } from '../capt
 import { round, sample } from '../capture/data-capture';
 import type { ObserverTelemetry } from '../capture/observer';
 import type { ShadowConfig } from '../config/observation-config';
-import { compareAnswers } from './agreement';
+import { type Agreement, compareAnswers } from './agreement';
 
 /** What a shadow run recorded: its answer (for the capture record) and how it compared. */
 export interface ShadowOutcome {
@@ -47,27 +47,46 @@ export class Shadow {
         deadline,
       );
       const agreement = compareAnswers(live.response, result.response, { kind: this.config.agreement, tolerance: this.config.tolerance });
-      const ratio = live.inferenceMs > 0 ? result.inferenceMs / live.inferenceMs : undefined;
-      this.telemetry.record(METRIC.SHADOW_AGREEMENT, agreement.agreed ? 1 : 0);
-      this.telemetry.record(METRIC.SHADOW_INFERENCE_MS, result.inferenceMs);
-      if (ratio !== undefined) this.telemetry.record(METRIC.SHADOW_LATENCY_RATIO, ratio);
-      return {
-        output: capturedJson(result.response, 'OUTPUT'),
-        metadata: {
-          modelVersion,
-          inferenceMs: round(result.inferenceMs),
-          ...(ratio !== undefined ? { latencyRatio: round(ratio) } : {}),
-          agreed: agreement.agreed,
-          ...(agreement.detail ? { detail: agreement.detail } : {}),
-        },
-      };
+      return measuredShadow(result, agreement, live.inferenceMs, modelVersion, this.telemetry);
     } catch (e) {
-      const message = (e as Error)?.message ?? String(e);
-      this.telemetry.logger.warn('the shadow model failed; the caller had the live answer', { requestId, shadowVersion: modelVersion, error: message });
-      this.telemetry.record(METRIC.SHADOW_FAILED, 1);
-      return { metadata: { modelVersion, failed: true, detail: message } };
+      return failedShadow(e, requestId, modelVersion, this.telemetry);
     }
   }
+}
+
+/**
+ * A shadow run that answered, here or in a shadow function: its metrics recorded, and what its
+ * capture record says of it (its answer, whether it agreed, its time against the live model's).
+ */
+export function measuredShadow(
+  result: { readonly response: unknown; readonly inferenceMs: number },
+  agreement: Agreement,
+  liveInferenceMs: number,
+  modelVersion: string,
+  telemetry: ObserverTelemetry,
+): ShadowOutcome {
+  const ratio = liveInferenceMs > 0 ? result.inferenceMs / liveInferenceMs : undefined;
+  telemetry.record(METRIC.SHADOW_AGREEMENT, agreement.agreed ? 1 : 0);
+  telemetry.record(METRIC.SHADOW_INFERENCE_MS, result.inferenceMs);
+  if (ratio !== undefined) telemetry.record(METRIC.SHADOW_LATENCY_RATIO, ratio);
+  return {
+    output: capturedJson(result.response, 'OUTPUT'),
+    metadata: {
+      modelVersion,
+      inferenceMs: round(result.inferenceMs),
+      ...(ratio !== undefined ? { latencyRatio: round(ratio) } : {}),
+      agreed: agreement.agreed,
+      ...(agreement.detail ? { detail: agreement.detail } : {}),
+    },
+  };
+}
+
+/** A shadow run that failed: logged and counted (the caller had the live answer), and recorded as failed. */
+export function failedShadow(e: unknown, requestId: string | undefined, modelVersion: string, telemetry: ObserverTelemetry): ShadowOutcome {
+  const message = (e as Error)?.message ?? String(e);
+  telemetry.logger.warn('the shadow model failed; the caller had the live answer', { requestId, shadowVersion: modelVersion, error: message });
+  telemetry.record(METRIC.SHADOW_FAILED, 1);
+  return { metadata: { modelVersion, failed: true, detail: message } };
 }
 
 function withDeadline<T>(work: Promise<T>, deadline: number | undefined): Promise<T> {
