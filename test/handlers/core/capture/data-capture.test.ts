@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { infer, restEvent } from '../../../../fixtures/events';
 import { startLocalFirehose, type LocalFirehose } from '../../../../tools/local-firehose';
 import { mlpModel } from '../../../../tools/onnx';
+import { setEnvironment } from '../../../support/environment';
 import { hourOf, readCaptureDir } from '../../../support/capture';
 import { type Handler, createHandler, tempDir, writeModel } from '../../../support/handler';
 import { logged, withLogLevel } from '../../../support/logs';
@@ -168,20 +169,14 @@ describe('data capture to a folder', () => {
 
 describe('data capture to Firehose (the real AWS SDK, a local stand-in)', () => {
   let firehose: LocalFirehose;
-  const saved: Record<string, string | undefined> = {};
+  let restoreEnvironment: () => void;
 
   beforeAll(async () => {
     firehose = await startLocalFirehose();
-    for (const [k, v] of Object.entries(firehose.env())) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnvironment = setEnvironment(firehose.env());
   });
   afterAll(async () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnvironment();
     await firehose.stop();
   });
 

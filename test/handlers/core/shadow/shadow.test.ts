@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { infer, restEvent } from '../../../../fixtures/events';
 import { type LocalLambda, lambdaServiceError, startLocalLambda } from '../../../../tools/local-lambda';
 import { temperatureSoftmaxModel } from '../../../../tools/onnx';
+import { setEnvironment } from '../../../support/environment';
 import { readCaptureDir } from '../../../support/capture';
 import { type Handler, createHandler, tempDir, writeModel } from '../../../support/handler';
 import { logged, withLogLevel } from '../../../support/logs';
@@ -175,19 +176,13 @@ describe('a shadow model', () => {
 
 describe('a shadow function (ShadowMode.SHADOW_FUNCTION), invoked asynchronously with the real AWS SDK on a local Lambda stand-in', () => {
   let lambda: LocalLambda;
-  const saved: Record<string, string | undefined> = {};
+  let restoreEnvironment: () => void;
   beforeAll(async () => {
     lambda = await startLocalLambda();
-    for (const [k, v] of Object.entries(lambda.env())) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnvironment = setEnvironment(lambda.env());
   });
   afterAll(async () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnvironment();
     await lambda.stop();
   });
 
