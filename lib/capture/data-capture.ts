@@ -8,6 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { CAPTURE_HOUR_FORMAT, CAPTURE_MODE } from '../../contract/capture';
 import { ENV } from '../../contract/environment';
+import { createAccessLogsBucket } from '../private/access-logs-bucket';
 import { acknowledge, wildcardResourceFinding } from '../private/acknowledge';
 import { validationError } from '../private/errors';
 
@@ -236,15 +237,7 @@ export class DataCapture extends Construct {
   }
 
   private createBucket(retention: Duration): s3.Bucket {
-    const accessLogs = new s3.Bucket(this, 'AccessLogsBucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-      removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
-    });
-    acknowledge(accessLogs, ['AwsSolutions-S1'], 'This is the access log bucket of the capture bucket; logging it into itself would loop.');
+    const accessLogs = createAccessLogsBucket(this, 'capture bucket');
     return new s3.Bucket(this, 'Bucket', {
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.encryptionKey,

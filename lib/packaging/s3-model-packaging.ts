@@ -8,6 +8,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
 import { ENV } from '../../contract/environment';
 import type { ModelSource } from '../model/model-source';
+import { createAccessLogsBucket } from '../private/access-logs-bucket';
 import { acknowledge } from '../private/acknowledge';
 import { BoundOnce } from '../private/bound-once';
 import { validationError } from '../private/errors';
@@ -219,19 +220,7 @@ const AWS_CUSTOM_RESOURCE_PROVIDER_ID = 'AWS679f53fac002430cb0da5b7982bd2287';
 
 /** The model bucket an endpoint creates (and its access log bucket, unless one is given): ids `ModelBucket`, `AccessLogsBucket`. */
 export function createModelBucket(scope: Construct, accessLogs: s3.IBucket | undefined): s3.Bucket {
-  const serverAccessLogsBucket =
-    accessLogs ??
-    new s3.Bucket(scope, 'AccessLogsBucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-      removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
-    });
-  if (!accessLogs) {
-    acknowledge(serverAccessLogsBucket, ['AwsSolutions-S1'], 'This is the access log bucket of the model bucket; logging it into itself would loop.');
-  }
+  const serverAccessLogsBucket = accessLogs ?? createAccessLogsBucket(scope, 'model bucket');
   return new s3.Bucket(scope, 'ModelBucket', {
     encryption: s3.BucketEncryption.S3_MANAGED,
     enforceSSL: true,
